@@ -1,0 +1,137 @@
+"""The :class:`Actor` base class that applications subclass, with the context an actor reaches through ``self``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from runtime import ActorBase, ActorRef, Mailbox, Restart, Strategy, Timers
+
+if TYPE_CHECKING:
+    from runtime import ActorSystem, Cell
+
+__all__ = ["Actor"]
+
+
+class Actor(ActorBase):
+    """Subclass this and define ``async def receive(self, message)``.
+
+    An actor has a private mailbox and handles one message at a time, in arrival order per sender. ``receive``'s
+    return value answers an ask (``return Reply.error(exc)`` makes the ask raise ``exc`` without failing the
+    actor); for a tell it is ignored. ``__init__`` takes the application's own arguments and needs no
+    ``super().__init__()`` call.
+
+    Optional async hooks: ``on_start()`` (before the first message; spawn children here), ``on_stop()`` (after
+    the last, once the children are stopped) and ``on_restart(error)`` (on the fresh instance after a restart;
+    by default it calls ``on_start()``). A restart builds a fresh instance from the same factory and arguments:
+    the state is reset; the ref and the mailbox are kept.
+
+    Inside an actor, ``self`` gives its context: :attr:`ref`, :attr:`sender`, :attr:`system`, :attr:`parent`,
+    :attr:`children`, :meth:`spawn`, :meth:`stop`, :meth:`watch`/:meth:`unwatch`, :attr:`timers`,
+    :meth:`stash`/:meth:`unstash_all`, :meth:`become`/:meth:`unbecome` and :meth:`defer_reply`. All but
+    ``spawn`` are plain calls.
+    """
+
+    @property
+    def _context(self) -> Cell:
+        cell = self._cell
+        if cell is None:
+            raise RuntimeError(
+                f"{type(self).__qualname__} is not running in an actor system; create actors with "
+                f"'await system.spawn({type(self).__qualname__}, ...)' and use self.ref, self.spawn(), ... "
+                "inside their methods")
+        return cell
+
+    @property
+    def ref(self) -> ActorRef:
+        """This actor's own ref (the same across restarts)."""
+        return self._context.ref
+
+    @property
+    def sender(self) -> ActorRef | None:
+        """Who sent the current message: the telling actor's ref, ``None`` for a tell from outside any actor.
+
+        During an ask it is a reply ref: telling it answers the ask.
+        """
+        return self._context.sender
+
+    @property
+    def system(self) -> ActorSystem:
+        """The system this actor runs in."""
+        return self._context.system
+
+    @property
+    def parent(self) -> ActorRef | None:
+        """The supervising parent's ref; ``None`` for a top-level actor."""
+        parent = self._context.parent
+        return None if parent is None or parent.parent is None else parent.ref
+
+    @property
+    def children(self) -> list[ActorRef]:
+        """The live children, in start order."""
+        return [child.ref for child in self._context.children]
+
+    @property
+    def timers(self) -> Timers:
+        """Lifecycle-bound timers: ``start_single``, ``start_periodic``, ``cancel`` (cancelled on restart and stop)."""
+        return self._context.timers
+
+    async def spawn(self, factory: Callable[..., Any], *args: Any, name: str | None = None,
+                    mailbox: Mailbox | None = None, restart: Restart | str = "transient",
+                    supervision: Strategy | None = None, **kwargs: Any) -> ActorRef:
+        """Start a child supervised by this actor; same options and errors as ``system.spawn``."""
+        return await self._context.spawn_child(factory, args, kwargs, name=name, mailbox=mailbox,
+                                               restart=restart, strategy=supervision)
+
+    def stop(self) -> None:
+        """Stop this actor once the current message is handled; messages still queued become dead letters."""
+        self._context.request_stop(None, "self")
+
+    def watch(self, ref: ActorRef) -> None:
+        """Receive ``Terminated(ref, reason)`` when ``ref`` stops for good (at once if it already has)."""
+        if not isinstance(ref, ActorRef):
+            raise TypeError(f"watch() takes an ActorRef, not {ref!r}")
+        self._context.watch(ref)
+
+    def unwatch(self, ref: ActorRef) -> None:
+        """Stop watching ``ref``; a ``Terminated`` for it that is already queued is discarded."""
+        if not isinstance(ref, ActorRef):
+            raise TypeError(f"unwatch() takes an ActorRef, not {ref!r}")
+        self._context.unwatch(ref)
+
+    def stash(self) -> None:
+        """Set the current message aside (with its pending ask) until :meth:`unstash_all`.
+
+        A restart clears the stash (its messages become dead letters) unless it was unstashed first.
+        """
+        self._context.stash()
+
+    def unstash_all(self) -> None:
+        """Put the stashed messages back, in order, ahead of everything queued after them."""
+        self._context.unstash_all()
+
+    def become(self, handler: Callable[[Any], Awaitable[Any]]) -> None:
+        """Handle the next messages with ``handler`` (an ``async def handler(message)``) until :meth:`unbecome`.
+
+        A restart restores ``receive``.
+        """
+        self._context.become(handler)
+
+    def unbecome(self) -> None:
+        """Go back to handling messages with ``receive``."""
+        self._context.unbecome()
+
+    def defer_reply(self) -> ActorRef:
+        """Answer the current ask later: returns a reply ref (``tell(value)`` / ``fail(exc)``).
+
+        The return value of ``receive`` then no longer answers the ask. If the actor stops or restarts before
+        answering, the ask raises instead of hanging.
+        """
+        return self._context.defer_reply()
+
+    def __repr__(self) -> str:
+        cell = self._cell
+        where = "not spawned" if cell is None else repr(cell.path)
+        return f"<{type(self).__qualname__} {where}>"
+
+

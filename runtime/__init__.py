@@ -1,0 +1,49 @@
+"""The engine under ``actors``: mailboxes, cells, the dispatcher, supervision, futures, timers and figures.
+
+Applications import :mod:`actors`; this package is the layer it is written against. It never imports
+``actors``.
+"""
+
+from ._cell import ActorBase as ActorBase
+from ._cell import Cell as Cell
+from ._dispatcher import current_cell as current_cell
+from ._events import EventStream as EventStream
+from ._exceptions import ActorError as ActorError
+from ._exceptions import ActorFailed as ActorFailed
+from ._exceptions import ActorStopped as ActorStopped
+from ._exceptions import AskTimeout as AskTimeout
+from ._exceptions import MailboxFull as MailboxFull
+from ._exceptions import NameTaken as NameTaken
+from ._exceptions import NotAuthorized as NotAuthorized
+from ._exceptions import SerializationError as SerializationError
+from ._exceptions import Unroutable as Unroutable
+from ._figures import ActorStatistics as ActorStatistics
+from ._figures import Metrics as Metrics
+from ._figures import SystemStatistics as SystemStatistics
+from ._futures import Future as Future
+from ._futures import FutureCancelled as FutureCancelled
+from ._mailbox import Mailbox as Mailbox
+from ._messages import DeadLetter as DeadLetter
+from ._messages import LifecycleEvent as LifecycleEvent
+from ._messages import PoisonPill as PoisonPill
+from ._messages import Reply as Reply
+from ._messages import Terminated as Terminated
+from ._ref import ActorRef as ActorRef
+from ._ref import ReplyRef as ReplyRef
+from ._supervision import Backoff as Backoff
+from ._supervision import Directive as Directive
+from ._supervision import OneForAll as OneForAll
+from ._supervision import OneForOne as OneForOne
+from ._supervision import Restart as Restart
+from ._supervision import RestForOne as RestForOne
+from ._supervision import Strategy as Strategy
+from ._system import ActorSystem as ActorSystem
+from ._timers import Timers as Timers
+
+__all__ = [
+    "ActorBase", "ActorError", "ActorFailed", "ActorRef", "ActorStatistics", "ActorStopped", "ActorSystem",
+    "AskTimeout", "Backoff", "Cell", "DeadLetter", "Directive", "EventStream", "Future", "FutureCancelled",
+    "LifecycleEvent", "Mailbox", "MailboxFull", "Metrics", "NameTaken", "NotAuthorized", "OneForAll",
+    "OneForOne", "PoisonPill", "Reply", "ReplyRef", "RestForOne", "Restart", "SerializationError", "Strategy",
+    "SystemStatistics", "Terminated", "Timers", "Unroutable", "current_cell",
+]

@@ -1,0 +1,174 @@
+"""Queue figures for every actor: arrival rate λ, service rate μ, utilization ρ, mean length L and mean wait W.
+
+The per-message cost is a counter increment. No clock is read per message: one message in ``sample_every`` is
+stamped when it is queued, and its wait and handling time are measured from that stamp. The mailbox length is
+sampled by the system's metrics tick at a fixed period, which gives the time average L independently of the wait
+samples, so Little's law (L = λW) is a real check on the figures rather than an identity.
+
+Figures cover a sliding window made of buckets; a bucket older than the window is dropped whole.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+
+import attrs
+
+__all__ = ["ActorStatistics", "Figures", "Metrics", "SystemStatistics"]
+
+
+@attrs.frozen
+class Metrics:
+    """How the runtime measures queues: ``ActorSystem(metrics=Metrics(window=60.0))``."""
+
+    window: float = 60.0
+    """Seconds of trio's clock that rates and means cover."""
+    buckets: int = 12
+    """How many pieces the window is kept in; the window slides by one piece at a time."""
+    tick: float = 0.25
+    """Seconds between two samples of every measured mailbox's length."""
+    sample_every: int = 16
+    """One message in this many is timestamped to measure waits and handling times (a power of two)."""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.window > 0 or not self.tick > 0:
+            raise ValueError(f"Metrics window={self.window!r} and tick={self.tick!r} must be positive")
+        if isinstance(self.buckets, bool) or not isinstance(self.buckets, int) or self.buckets < 1:
+            raise ValueError(f"Metrics buckets={self.buckets!r} must be an integer of 1 or more")
+        n = self.sample_every
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n & (n - 1):
+            raise ValueError(f"Metrics sample_every={n!r} must be a power of two (1, 2, 4, ...)")
+
+
+@attrs.frozen
+class ActorStatistics:
+    """One actor's figures at one moment (see ``system.statistics()``)."""
+
+    arrivals: int
+    """Messages queued for it since it was spawned."""
+    handled: int
+    """Messages whose handling finished without an exception."""
+    failed: int
+    """Messages whose handling raised."""
+    restarts: int
+    """Times it was restarted."""
+    mailbox_length: int
+    """Messages queued now (not counting the one being handled)."""
+    peak_mailbox_length: int
+    """The longest its mailbox has been."""
+    arrival_rate: float
+    """λ: messages queued per second over the window."""
+    service_rate: float
+    """μ: messages handled per busy second (1 / mean handling time) over the window; 0 if none measured."""
+    utilization: float
+    """ρ = λ / μ; 0 when μ is unknown."""
+    mean_queue_length: float
+    """L: time-averaged mailbox length over the window."""
+    mean_wait: float
+    """W: mean seconds from enqueue to start of handling over the window."""
+    handling_time_p50: float = 0.0
+    """Median handling time of the sampled recent messages, in seconds."""
+    handling_time_p90: float = 0.0
+    """90th percentile handling time, in seconds."""
+    handling_time_p99: float = 0.0
+    """99th percentile handling time, in seconds."""
+    state: str = "running"
+    """``"starting"``, ``"running"``, ``"suspended"``, ``"restarting"``, ``"stopping"`` or ``"stopped"``."""
+    children: Mapping[str, int] = attrs.field(factory=dict)
+    """Its children counted by state."""
+    restarts_in_window: int = 0
+    """Restarts its supervisor counted against the restart intensity, within the strategy's window."""
+
+
+@attrs.frozen
+class SystemStatistics:
+    """The whole system's figures: ``system.statistics()``."""
+
+    dead_letters: int
+    """Messages that could not be delivered, since the system started."""
+    actors: Mapping[str, ActorStatistics]
+    """Each live actor's path mapped to its figures."""
+    pending_asks: int = 0
+    """Requests still waiting for an answer."""
+
+
+class _Bucket:
+    __slots__ = ("arrivals0", "len_n", "len_sum", "service_n", "service_sum", "start", "wait_n", "wait_sum")
+
+    def __init__(self, start: float, arrivals0: int) -> None:
+        self.start = start
+        self.arrivals0 = arrivals0
+        self.len_sum = 0
+        self.len_n = 0
+        self.wait_sum = 0.0
+        self.wait_n = 0
+        self.service_sum = 0.0
+        self.service_n = 0
+
+
+class Figures:
+    """The sampled measurements of one actor, kept in window buckets. Created when it is first sent a message."""
+
+    __slots__ = ("_buckets", "_span", "_window", "recent_service")
+
+    def __init__(self, now: float, arrivals: int, metrics: Metrics) -> None:
+        self._window = metrics.window
+        self._span = metrics.window / metrics.buckets
+        self._buckets: deque[_Bucket] = deque([_Bucket(now, arrivals)])
+        self.recent_service: deque[float] = deque(maxlen=256)
+
+    def _current(self, now: float, arrivals: int) -> _Bucket:
+        buckets = self._buckets
+        last = buckets[-1]
+        if now - last.start >= self._span:
+            last = _Bucket(now, arrivals)
+            buckets.append(last)
+            while now - buckets[0].start > self._window + self._span:
+                buckets.popleft()
+        return last
+
+    def sample_length(self, now: float, length: int, arrivals: int) -> None:
+        """Record the mailbox length seen by one metrics tick."""
+        bucket = self._current(now, arrivals)
+        bucket.len_sum += length
+        bucket.len_n += 1
+
+    def add_wait(self, now: float, arrivals: int, wait: float) -> None:
+        """Record the wait of one sampled message, measured when its handling starts."""
+        bucket = self._current(now, arrivals)
+        bucket.wait_sum += wait
+        bucket.wait_n += 1
+
+    def add_service(self, now: float, arrivals: int, seconds: float) -> None:
+        """Record the handling time of one sampled message."""
+        bucket = self._current(now, arrivals)
+        bucket.service_sum += seconds
+        bucket.service_n += 1
+        self.recent_service.append(seconds)
+
+    def rates(self, now: float, arrivals: int) -> tuple[float, float, float, float, float]:
+        """``(λ, μ, ρ, L, W)`` over the window ending at ``now``."""
+        buckets = [b for b in self._buckets if now - b.start <= self._window + self._span]
+        if not buckets:
+            return 0.0, 0.0, 0.0, 0.0, 0.0
+        first = buckets[0]
+        span = now - first.start
+        lam = (arrivals - first.arrivals0) / span if span > 0 else 0.0
+        service_sum = sum(b.service_sum for b in buckets)
+        service_n = sum(b.service_n for b in buckets)
+        mu = service_n / service_sum if service_sum > 0 else 0.0
+        rho = lam / mu if mu > 0 else 0.0
+        len_n = sum(b.len_n for b in buckets)
+        mean_len = sum(b.len_sum for b in buckets) / len_n if len_n else 0.0
+        wait_n = sum(b.wait_n for b in buckets)
+        mean_wait = sum(b.wait_sum for b in buckets) / wait_n if wait_n else 0.0
+        return lam, mu, rho, mean_len, mean_wait
+
+    def percentiles(self) -> tuple[float, float, float]:
+        """Handling-time p50, p90 and p99 of the recent sampled messages."""
+        data = sorted(self.recent_service)
+        if not data:
+            return 0.0, 0.0, 0.0
+        last = len(data) - 1
+        return tuple(data[min(last, int(q * len(data)))] for q in (0.5, 0.9, 0.99))  # type: ignore[return-value]

@@ -1,0 +1,209 @@
+"""Futures for request/response, and the correlation table that holds the pending ones.
+
+A :class:`Future` is resolved at most once; the first answer wins and later ones become dead letters. It needs no
+channel: waiting parks the task directly and resolving reschedules it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import outcome
+import trio
+
+from ._exceptions import ActorError
+
+if TYPE_CHECKING:
+    from ._ref import ActorRef
+
+__all__ = ["Correlations", "Future", "FutureCancelled"]
+
+logger = logging.getLogger("actors")
+
+T = TypeVar("T")
+
+_PENDING, _VALUE, _ERROR = 0, 1, 2
+
+
+class FutureCancelled(ActorError):
+    """The future was cancelled with :meth:`Future.cancel` before it was answered."""
+
+
+class _Owner(Protocol):
+    """What a future needs from the system that made it."""
+
+    def dead_letter(self, message: object, sender: ActorRef | None, recipient: ActorRef | None,
+                    reason: str) -> None: ...
+
+
+class Correlations:
+    """The table of pending requests: correlation ID -> :class:`Future`.
+
+    IDs are integers from a counter. A future leaves the table as soon as it is resolved, cancelled or
+    abandoned, so the table's length is the number of requests still waiting for an answer.
+    """
+
+    __slots__ = ("_next", "_pending")
+
+    def __init__(self) -> None:
+        self._pending: dict[int, Future[Any]] = {}
+        self._next = 0
+
+    def new_id(self) -> int:
+        """Return a fresh correlation ID."""
+        self._next += 1
+        return self._next
+
+    def add(self, future: Future[Any]) -> None:
+        """Register ``future`` under its correlation ID."""
+        self._pending[future.correlation_id] = future
+
+    def get(self, correlation_id: int) -> Future[Any] | None:
+        """Return the pending future with this ID, or ``None`` if it is gone."""
+        return self._pending.get(correlation_id)
+
+    def discard(self, correlation_id: int) -> None:
+        """Forget the future with this ID, if it is still there."""
+        self._pending.pop(correlation_id, None)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __repr__(self) -> str:
+        return f"<Correlations pending={len(self._pending)}>"
+
+
+class Future(Generic[T]):
+    """The eventual answer to a request, identified by :attr:`correlation_id`.
+
+    ``await future`` waits for it (cancelling the wait leaves the future pending for others); ``result()`` and
+    ``exception()`` read it once it is done; ``add_done_callback(fn)`` calls ``fn(future)`` in the system's trio
+    thread when it resolves (at once if it already has). An exception raised by a callback is logged with its
+    traceback on the ``"actors"`` logger and does not stop the other callbacks.
+    """
+
+    __slots__ = ("_callbacks", "_owner", "_request", "_state", "_table", "_target", "_value", "_waiters",
+                 "correlation_id")
+
+    def __init__(self, correlation_id: int, *, owner: _Owner | None = None,
+                 table: Correlations | None = None, target: ActorRef | None = None,
+                 request: object = None) -> None:
+        self.correlation_id = correlation_id
+        """The request's correlation ID: unique within its system."""
+        self._state = _PENDING
+        self._value: Any = None
+        self._waiters: list[trio.lowlevel.Task] | None = None
+        self._callbacks: list[Callable[[Future[T]], object]] | None = None
+        self._owner = owner
+        self._table = table
+        self._target = target
+        self._request = request
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def done(self) -> bool:
+        """Whether the future has a result or an exception (cancelled counts as done)."""
+        return self._state != _PENDING
+
+    def result(self) -> T:
+        """Return the result, or raise the exception the future resolved with.
+
+        Raises :class:`RuntimeError` if it is not done yet: ``await`` it instead.
+        """
+        if self._state == _VALUE:
+            return self._value  # type: ignore[no-any-return]
+        if self._state == _ERROR:
+            raise self._value
+        raise RuntimeError(f"{self!r} is not done yet; await it instead of calling result()")
+
+    def exception(self) -> BaseException | None:
+        """Return the exception the future resolved with, ``None`` if it has a value.
+
+        Raises :class:`RuntimeError` if it is not done yet.
+        """
+        if self._state == _PENDING:
+            raise RuntimeError(f"{self!r} is not done yet; await it instead of calling exception()")
+        return self._value if self._state == _ERROR else None
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> T:
+        if self._state == _PENDING:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            if self._state == _PENDING:
+                task = trio.lowlevel.current_task()
+                if self._waiters is None:
+                    self._waiters = [task]
+                else:
+                    self._waiters.append(task)
+
+                def abort(_: Any) -> trio.lowlevel.Abort:
+                    if self._waiters is not None and task in self._waiters:
+                        self._waiters.remove(task)
+                    return trio.lowlevel.Abort.SUCCEEDED
+
+                await trio.lowlevel.wait_task_rescheduled(abort)
+                return self.result()
+        await trio.lowlevel.checkpoint()
+        return self.result()
+
+    # -- resolving ----------------------------------------------------------------------------------------
+
+    def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
+        """Call ``fn(self)`` once the future is done; at once if it already is."""
+        if self._state != _PENDING:
+            self._run_callback(fn)
+        elif self._callbacks is None:
+            self._callbacks = [fn]
+        else:
+            self._callbacks.append(fn)
+
+    def cancel(self) -> bool:
+        """Give up on the answer: waiters raise :class:`FutureCancelled`; a later reply is a dead letter.
+
+        Returns ``False`` if the future was already done.
+        """
+        return self._resolve(_ERROR, FutureCancelled(f"{self!r} was cancelled"))
+
+    def set_result(self, value: T) -> bool:
+        """Resolve with ``value``. Returns ``False`` (and records a dead letter) if already done."""
+        return self._resolve(_VALUE, value)
+
+    def set_exception(self, exception: BaseException) -> bool:
+        """Resolve with ``exception``. Returns ``False`` (and records a dead letter) if already done."""
+        return self._resolve(_ERROR, exception)
+
+    def _resolve(self, state: int, value: Any) -> bool:
+        if self._state != _PENDING:
+            if not isinstance(value, FutureCancelled) and self._owner is not None:
+                self._owner.dead_letter(value, None, self._target, "late reply")
+            return False
+        self._state = state
+        self._value = value
+        if self._table is not None:
+            self._table.discard(self.correlation_id)
+        waiters = self._waiters
+        if waiters is not None:
+            self._waiters = None
+            for task in waiters:
+                trio.lowlevel.reschedule(task, outcome.Value(None))
+        callbacks = self._callbacks
+        if callbacks is not None:
+            self._callbacks = None
+            for fn in callbacks:
+                self._run_callback(fn)
+        return True
+
+    def _run_callback(self, fn: Callable[[Future[T]], object]) -> None:
+        try:
+            fn(self)
+        except Exception:
+            logger.exception("done-callback %r of %r raised", fn, self)
+
+    def __repr__(self) -> str:
+        state = ("pending", "done", "failed")[self._state]
+        target = f" to {self._target!r}" if self._target is not None else ""
+        return f"<Future #{self.correlation_id}{target} {state}>"

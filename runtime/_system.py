@@ -1,0 +1,271 @@
+"""The actor system: the root of the supervision tree, the nursery every runner lives in, and the registry."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from ._cell import STOPPING, ActorBase, Cell
+from ._dispatcher import Dispatcher, current_cell
+from ._events import EventStream
+from ._exceptions import ActorFailed
+from ._figures import Figures, Metrics, SystemStatistics
+from ._futures import Correlations, Future
+from ._mailbox import UNBOUNDED, Mailbox
+from ._messages import DeadLetter, LifecycleEvent, LifecycleKind
+from ._ref import ActorRef
+from ._supervision import OneForOne, Restart, Strategy
+from ._timers import TimerService
+
+__all__ = ["ActorSystem"]
+
+logger = logging.getLogger("actors")
+logger.addHandler(logging.NullHandler())
+
+_SPAWN_OPTIONS = ("name", "mailbox", "restart", "supervision")
+
+
+class _Guardian(ActorBase):
+    """The root actor: it has no behaviour of its own; its children are the top-level actors."""
+
+    async def receive(self, message: Any) -> None:
+        raise TypeError(f"the root of the actor tree takes no messages; got {message!r}")
+
+
+class ActorSystem:
+    """An actor system: ``async with ActorSystem() as system:`` opens it in the current trio task.
+
+    The top-level actors are children of a root guardian that supervises them with ``supervision`` (default
+    ``OneForOne(max_restarts=3, within=5.0)``). Leaving the block stops everything gracefully: children before
+    parents, siblings in reverse start order, ``on_stop`` hooks included, within ``shutdown_timeout`` seconds
+    (after which what is left is cancelled). A failure escalated past the top cancels the block's body, shuts the
+    tree down in order, and leaves the ``async with`` as :class:`~runtime.ActorFailed` whose ``.cause`` is the
+    original exception.
+    """
+
+    def __init__(self, name: str = "app", *, supervision: Strategy | None = None,
+                 metrics: Metrics | None = None, mailbox: Mailbox | None = None,
+                 shutdown_timeout: float = 10.0, batch: int = 128, seed: int | None = None) -> None:
+        if supervision is not None and not isinstance(supervision, Strategy):
+            raise TypeError(f"supervision={supervision!r} must be a strategy such as OneForOne()")
+        if batch < 1:
+            raise ValueError(f"batch={batch!r} must be a positive integer")
+        self.name = name
+        """The system's name."""
+        self.default_strategy: Strategy = supervision or OneForOne()
+        self.metrics = metrics or Metrics()
+        """How queue figures are measured."""
+        self.default_mailbox = mailbox or UNBOUNDED
+        self.sample_mask = self.metrics.sample_every - 1
+        self.shutdown_timeout = shutdown_timeout
+        self.events = EventStream()
+        """The event stream: dead letters and lifecycle events."""
+        self.correlations = Correlations()
+        self.timer_service = TimerService()
+        self.random: Callable[[], float] = random.Random(seed).random
+        self.auto_names = 0
+        self._batch = batch
+        self._dead_letters = 0
+        self._timer_generation = 0
+        self._measured: set[Cell] = set()
+        self._measure_wakeup: trio.Event | None = None
+        self._failure: ActorFailed | None = None
+        self._running = False
+        self._nursery: trio.Nursery | None = None
+        self._nursery_cm: Any = None
+        self._body_scope: trio.CancelScope | None = None
+        self.dispatcher: Dispatcher = None  # type: ignore[assignment]
+        self.now: Callable[[], float] = trio.current_time
+        self._guardian: Cell | None = None
+
+    # -- the context manager ---------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> ActorSystem:
+        if self._running or self._guardian is not None:
+            raise RuntimeError(f"{self!r} can be entered only once")
+        self.now = trio.lowlevel.current_clock().current_time
+        self._nursery_cm = trio.open_nursery()
+        nursery = self._nursery = await self._nursery_cm.__aenter__()
+        self.dispatcher = Dispatcher(nursery, batch=self._batch)
+        guardian = self._guardian = Cell(self, None, "", _Guardian, (), {}, mailbox=UNBOUNDED,
+                                         restart=Restart.PERMANENT, strategy=self.default_strategy)
+        guardian._build()
+        guardian.state = 1
+        nursery.start_soon(self.timer_service.run)
+        nursery.start_soon(self._measure_loop)
+        self._running = True
+        self._body_scope = trio.CancelScope()
+        self._body_scope.__enter__()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: Any) -> bool:
+        assert self._body_scope is not None
+        assert self._nursery is not None
+        suppressed = self._body_scope.__exit__(exc_type, exc, tb)
+        if suppressed:
+            exc_type = exc = tb = None
+        try:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + self.shutdown_timeout
+                await self.guardian.terminate(None)
+            if scope.cancelled_caught:
+                logger.error("actor system %r did not shut down within %ss; cancelling what is left",
+                             self.name, self.shutdown_timeout)
+        finally:
+            self._running = False
+            self._nursery.cancel_scope.cancel()
+            await self._nursery_cm.__aexit__(None, None, None)
+        if self._failure is not None:
+            if exc is not None and not isinstance(exc, trio.Cancelled):
+                raise self._failure from exc
+            raise self._failure
+        return bool(suppressed)
+
+    def fail(self, cell: Cell, error: BaseException) -> None:
+        """A failure escalated past the top: remember it and cancel the body so that the system shuts down."""
+        if self._failure is None:
+            where = "the root" if cell is self._guardian else repr(cell.path)
+            self._failure = ActorFailed(
+                f"actor system {self.name!r} failed: {error!r} escalated past {where}", error)
+            logger.error("actor system %r failed", self.name, exc_info=error)
+        if self._body_scope is not None:
+            self._body_scope.cancel()
+
+    # -- public operations -----------------------------------------------------------------------------------
+
+    async def spawn(self, factory: Callable[..., Any], *args: Any, name: str | None = None,
+                    mailbox: Mailbox | None = None, restart: Restart | str = "transient",
+                    supervision: Strategy | None = None, **kwargs: Any) -> ActorRef:
+        """Start a top-level actor and return its ref once its ``on_start`` has finished.
+
+        ``factory`` is an Actor subclass or any callable returning an Actor; ``args`` and keyword arguments
+        other than the spawn options go to it. Spawn options: ``name`` (unique among siblings; raises
+        :class:`~runtime.NameTaken`), ``mailbox`` (a :class:`Mailbox`), ``restart`` (``"transient"`` by
+        default, ``"permanent"``, ``"temporary"``) and ``supervision`` (the strategy the actor applies to its
+        own children). Raises :class:`TypeError` for a factory that is not callable or does not return an
+        Actor, and :class:`~runtime.ActorFailed` if the factory or ``on_start`` raises (nothing is registered
+        then). A cancellation point; it yields to other tasks only while ``on_start`` blocks.
+        """
+        return await self.guardian.spawn_child(factory, args, kwargs, name=name, mailbox=mailbox,
+                                                restart=restart, strategy=supervision)
+
+    def lookup(self, name: str) -> ActorRef | None:
+        """The live actor at ``name`` (a path such as ``"parent/child"`` for nested actors), else ``None``."""
+        cell: Cell | None = self.guardian
+        for part in name.split("/"):
+            children = None if cell is None else cell._children
+            cell = None if children is None else children.get(part)
+        return None if cell is None or cell.state >= STOPPING else cell.ref
+
+    async def stop(self, ref: ActorRef) -> None:
+        """Stop ``ref`` and wait until it and its children have stopped; its name is free again on return.
+
+        Overtakes the messages already queued, which become dead letters. Stopping a stopped actor is a no-op.
+        Cancelling the wait does not cancel the stop.
+        """
+        if not isinstance(ref, ActorRef):
+            raise TypeError(f"stop() takes an ActorRef, not {ref!r}")
+        cell = ref._cell
+        current = current_cell.get()
+        probe = current
+        while probe is not None:
+            if probe is cell:
+                raise RuntimeError(f"{ref!r} cannot wait for its own stop from inside itself or a descendant; "
+                                   "call self.stop() in the actor instead")
+            probe = probe.parent
+        await trio.lowlevel.checkpoint_if_cancelled()
+        cell.request_stop(None, "external")
+        await cell.wait_stopped()
+
+    def statistics(self) -> SystemStatistics:
+        """A frozen snapshot: dead letters, pending asks, and every live actor's figures by path."""
+        actors: dict[str, Any] = {}
+        stack = list(reversed(self._guardian.children)) if self._guardian is not None else []
+        while stack:
+            cell = stack.pop()
+            actors[cell.path] = cell.statistics()
+            stack.extend(reversed(cell.children))
+        return SystemStatistics(dead_letters=self._dead_letters, actors=actors,
+                                pending_asks=len(self.correlations))
+
+    @property
+    def top_level(self) -> list[ActorRef]:
+        """The live top-level actors, in start order."""
+        return [cell.ref for cell in self.guardian.children]
+
+    def __repr__(self) -> str:
+        state = "running" if self._running else "closed"
+        count = 0 if self._guardian is None else len(self._guardian.children)
+        return f"<ActorSystem {self.name!r} {state} top_level={count} dead_letters={self._dead_letters}>"
+
+    # -- services for cells ----------------------------------------------------------------------------------
+
+    @property
+    def guardian(self) -> Cell:
+        """The root cell; raises :class:`RuntimeError` outside ``async with``."""
+        guardian = self._guardian
+        if guardian is None or not self._running:
+            raise RuntimeError(f"{self!r} is not running; use it inside 'async with ActorSystem() as system:'")
+        return guardian
+
+    def dead_letter(self, message: object, sender: ActorRef | None, recipient: ActorRef | None,
+                    reason: str) -> None:
+        """Count an undeliverable message and publish it as a :class:`DeadLetter`."""
+        self._dead_letters += 1
+        if self.events and not isinstance(message, DeadLetter):
+            self.events.publish(DeadLetter(message, sender, recipient, reason))
+
+    def lifecycle(self, ref: ActorRef, kind: LifecycleKind, error: BaseException | None) -> None:
+        """Publish a :class:`LifecycleEvent` if anyone listens."""
+        if self.events and ref._cell is not self._guardian:
+            self.events.publish(LifecycleEvent(ref, kind, error))
+
+    def next_timer_generation(self) -> int:
+        """A number that tells one start of a timer from every other."""
+        self._timer_generation += 1
+        return self._timer_generation
+
+    def expire_at(self, future: Future[Any], timeout: float) -> None:
+        """Fail ``future`` with :class:`AskTimeout` after ``timeout`` seconds unless answered first."""
+        from ._exceptions import AskTimeout
+
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
+
+        def expire() -> None:
+            if not future.done():
+                future.set_exception(AskTimeout(f"{future!r} got no answer within {timeout}s"))
+
+        self.timer_service.call_at(trio.current_time() + timeout, expire)
+
+    def measure(self, cell: Cell) -> None:
+        """Start keeping figures for ``cell`` (when it is first scheduled)."""
+        cell._figures = Figures(self.now(), cell._arrivals, self.metrics)
+        self._measured.add(cell)
+        if self._measure_wakeup is not None:
+            self._measure_wakeup.set()
+
+    def forget(self, cell: Cell) -> None:
+        """Stop keeping figures for a stopped cell."""
+        self._measured.discard(cell)
+
+    async def _measure_loop(self) -> None:
+        """Sample every measured mailbox's length once per metrics tick (the time average behind L)."""
+        tick = self.metrics.tick
+        measured = self._measured
+        while True:
+            if not measured:
+                self._measure_wakeup = trio.Event()
+                await self._measure_wakeup.wait()
+                self._measure_wakeup = None
+            await trio.sleep(tick)
+            now = self.now()
+            for cell in measured:
+                q = cell._queue
+                cell._figures.sample_length(now, 0 if q is None else len(q), cell._arrivals)
+

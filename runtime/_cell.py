@@ -22,11 +22,11 @@ from ._exceptions import ActorFailed, ActorStopped, MailboxFull, NameTaken
 from ._futures import Future
 from ._mailbox import Envelope, Mailbox, MailboxQueue
 from ._messages import PoisonPill, Reply, Terminated
+from ._ref import ActorRef, ReplyRef
 from ._supervision import Directive, Restart, RestartWindow, Strategy, should_restart
 from ._timers import TimerTick
 
 if TYPE_CHECKING:
-    from ._ref import ActorRef
     from ._system import ActorSystem
     from ._timers import Timers
 
@@ -82,7 +82,7 @@ class Cell(MailboxQueue):
 
     __slots__ = (
         "_args", "_children", "_deferred", "_env", "_factory", "_failed", "_figures", "_handled", "_handler",
-        "_kwargs", "_mask", "_open_replies", "_restarts", "_scope", "_stash",
+        "_kwargs", "_mask", "_open_replies", "_restarts", "_scope", "_slow", "_stash",
         "_term_waiters", "_timers", "_watchers", "_watching", "backoff_count", "instance", "last_restart",
         "name", "parent", "ref", "restart", "scheduled", "state", "strategy", "system", "window",
     )
@@ -90,8 +90,6 @@ class Cell(MailboxQueue):
     def __init__(self, system: ActorSystem, parent: Cell | None, name: str, factory: Callable[..., Any],
                  args: tuple[Any, ...], kwargs: dict[str, Any], *, mailbox: Mailbox, restart: Restart,
                  strategy: Strategy | None) -> None:
-        from ._ref import ActorRef
-
         super().__init__(mailbox)
         self.system = system
         self.parent = parent
@@ -122,6 +120,7 @@ class Cell(MailboxQueue):
         self._restarts = 0
         self._figures: Any = None
         self._mask = system.sample_mask
+        self._slow = True
         self.backoff_count = 0
         self.last_restart = -math.inf
 
@@ -148,6 +147,16 @@ class Cell(MailboxQueue):
 
     def put(self, message: Any, sender: Cell | None, reply: Any) -> None:
         """Queue a user message; never blocks. A stopped actor turns it into a dead letter."""
+        if self._slow:
+            self._put_slow(message, sender, reply)
+            return
+        n = self._arrivals = self._arrivals + 1
+        self._queue.append((message, sender, reply, None if n & self._mask else self.system.now()))  # type: ignore[union-attr]
+        if not self.scheduled:
+            self.schedule()
+
+    def _put_slow(self, message: Any, sender: Cell | None, reply: Any) -> None:
+        """``put`` for a stopping actor, a bounded mailbox, or the first message."""
         if self.state >= STOPPING:
             self._undeliverable(message, sender, reply, "stopped")
             return
@@ -155,6 +164,7 @@ class Cell(MailboxQueue):
         if q is None:
             q = self._new_queue()
         cap = self._capacity
+        self._slow = cap is not None
         if cap is not None and len(q) >= cap and not self._overflowed(message, sender, reply, q, cap):
             return
         n = self._arrivals = self._arrivals + 1
@@ -210,55 +220,68 @@ class Cell(MailboxQueue):
     # -- the loop --------------------------------------------------------------------------------------------
 
     async def run(self, budget: int) -> int:
-        """Handle up to ``budget`` messages, system messages first; return how many were taken (at least 1)."""
-        if self.state == STARTING:
+        """Handle up to ``budget`` messages, system messages first; return how many were taken (at least 1).
+
+        This is the per-message path: everything in the loop body runs once per message, so it keeps to local
+        variables and one check of the system lane; rarer work (system messages, runtime-marked messages,
+        failures, sampled figures) leaves the straight line.
+        """
+        state = self.state
+        if state == STARTING or (state != RUNNING and not self._sysq):
             return 1
         taken = 0
-        handled = 0
+        skipped = 0
         q = self._queue
-        figures = self._figures
+        if q and len(q) > self._peak:
+            self._peak = len(q)
+        bounded = self._capacity is not None
+        future = Future
+        poison = PoisonPill
         while taken < budget:
             if self._sysq:
                 taken += 1
+                skipped += 1
                 await self._system_message(self._sysq.popleft())
+                if self.state != RUNNING and not self._sysq:
+                    break
                 q = self._queue
                 continue
-            if self.state != RUNNING or not q:
+            if not q:
                 break
             env = q.popleft()
             message, _, reply, stamp = env
             taken += 1
-            if self._putters:
+            if bounded and self._putters:
                 self._wake_putter()
-            if reply is not None and reply.__class__ is not Future:
+            if reply is not None and reply.__class__ is not future:
                 message = self._unwrap(message, reply)
                 if message is _DROP:
+                    skipped += 1
                     continue
                 reply = None
                 env = (message, env[1], None, stamp)
-            if message.__class__ is PoisonPill:
+            if message.__class__ is poison:
+                skipped += 1
                 self.request_stop(None, "self")
                 continue
             self._env = env
             if stamp is not None:
                 started = self.system.now()
-                figures.add_wait(started, self._arrivals, started - stamp)
+                self._figures.add_wait(started, self._arrivals, started - stamp)
             try:
                 result = await self._handler(message)  # type: ignore[misc]
             except Exception as exc:
+                skipped += 1
                 self._failed += 1
                 self._deferred = False
                 await self._fail(exc, message, reply)
-                continue
+                break
             if reply is not None:
                 self._answer(reply, result)
-            elif self._deferred:
-                self._deferred = False
-            handled += 1
             if stamp is not None:
                 now = self.system.now()
-                figures.add_service(now, self._arrivals, now - started)
-        self._handled += handled
+                self._figures.add_service(now, self._arrivals, now - started)
+        self._handled += taken - skipped
         self._env = None
         return taken or 1
 
@@ -310,16 +333,12 @@ class Cell(MailboxQueue):
             return None
         reply = env[2]
         if reply.__class__ is Future and not self._deferred:
-            from ._ref import ReplyRef
-
             return ReplyRef(self, reply)
         sender = env[1]
         return None if sender is None else sender.ref
 
     def defer_reply(self) -> ActorRef:
         """Take over answering the current ask: the return value no longer answers it."""
-        from ._ref import ReplyRef
-
         reply = self._current_env("defer_reply()")[2]
         if reply.__class__ is not Future:
             raise RuntimeError(f"{self.ref!r}: defer_reply() needs an ask being handled; this message was told")
@@ -335,12 +354,13 @@ class Cell(MailboxQueue):
     def stash(self) -> None:
         """Keep the current message (and its pending ask, if any) aside until :meth:`unstash_all`."""
         env = self._current_env("stash()")
-        if self._deferred:
+        if self._deferred or (self._stash and self._stash[-1] is env):
             raise RuntimeError(f"{self.ref!r}: the current message was already stashed or its reply deferred")
         if self._stash is None:
             self._stash = []
         self._stash.append(env)
-        self._deferred = True
+        if env[2] is not None:
+            self._deferred = True
 
     def unstash_all(self) -> None:
         """Put the stashed messages back, in order, ahead of everything queued after them."""
@@ -417,7 +437,6 @@ class Cell(MailboxQueue):
                           name: str | None, mailbox: Mailbox | None, restart: Restart | str,
                           strategy: Strategy | None) -> ActorRef:
         """Create, register and start a child; returns once its ``on_start`` has finished."""
-        global _constructing
         await trio.lowlevel.checkpoint_if_cancelled()
         if not callable(factory):
             raise TypeError(f"spawn() needs an Actor subclass or a callable returning an Actor, not {factory!r}")
@@ -435,6 +454,11 @@ class Cell(MailboxQueue):
         if self._children is None:
             self._children = {}
         self._children[name] = cell
+        if type(cell.instance).on_start is ActorBase.on_start:
+            cell.state = RUNNING
+            if self.system.events:
+                self.system.lifecycle(cell.ref, "started", None)
+            return cell.ref
         try:
             await cell._start_hook(None)
         except BaseException:
@@ -495,6 +519,7 @@ class Cell(MailboxQueue):
         with trio.CancelScope(shield=True):
             await self._stop_children()
         self.state = STOPPED
+        self._slow = True
         self._drain_dead(ActorStopped(f"{self.ref!r} failed to start"))
 
     # -- system messages -------------------------------------------------------------------------------------
@@ -702,6 +727,7 @@ class Cell(MailboxQueue):
             return
         was = self.state
         self.state = STOPPING
+        self._slow = True
         if self._timers is not None:
             self._timers.cancel_all()
         await self._stop_children()

@@ -34,7 +34,7 @@ class Dispatcher:
 
     __slots__ = ("_batch", "_idle", "_max_idle", "_nursery", "_ready", "_runners", "_waking")
 
-    def __init__(self, nursery: trio.Nursery, *, batch: int = 128, max_idle: int = 16) -> None:
+    def __init__(self, nursery: trio.Nursery, *, batch: int = 256, max_idle: int = 16) -> None:
         self._nursery = nursery
         self._ready: deque[Cell] = deque()
         self._idle: list[trio.lowlevel.Task] = []

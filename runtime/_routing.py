@@ -497,14 +497,11 @@ class TopicTable(_Table[D]):
         frontier: list[_Node[D]] = [self._root]
         for index in range(last + 1):
             following: list[_Node[D]] = []
-            follow = following.append
             word = words[index] if index < last else ""
             expanded_hashes: set[_Node[D]] | None = None  # the memo, created on first use
             stack = frontier
-            pop = stack.pop
-            push = stack.append
             while stack:
-                node = pop()
+                node = stack.pop()
                 if node.is_hash:
                     if expanded_hashes is None:
                         expanded_hashes = {node}
@@ -514,18 +511,18 @@ class TopicTable(_Table[D]):
                         expanded_hashes.add(node)
                 steps += 1
                 if node.hash_child is not None:
-                    push(node.hash_child)  # '#' matching zero words: same index.
+                    stack.append(node.hash_child)  # '#' matching zero words: same index.
                 if index == last:
                     if node.destinations:
                         found.update(node.destinations)
                     continue
                 child = node.literals.get(word)
                 if child is not None:
-                    follow(child)
+                    following.append(child)
                 if node.star is not None:
-                    follow(node.star)
+                    following.append(node.star)
                 if node.is_hash:
-                    follow(node)  # '#' absorbing one more word.
+                    following.append(node)  # '#' absorbing one more word.
             if not following:
                 break
             frontier = following

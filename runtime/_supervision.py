@@ -57,13 +57,16 @@ class Restart(enum.Enum):
     @classmethod
     def coerce(cls, value: Restart | str) -> Restart:
         """Accept a :class:`Restart` or its string value; raise ``ValueError`` naming anything else."""
-        if isinstance(value, Restart):
+        if value.__class__ is Restart:
             return value
-        try:
-            return cls(value)
-        except ValueError:
+        restart = _RESTARTS.get(value) if isinstance(value, str) else None
+        if restart is None:
             valid = ", ".join(repr(r.value) for r in cls)
-            raise ValueError(f"restart={value!r} is not a restart type; use one of {valid}") from None
+            raise ValueError(f"restart={value!r} is not a restart type; use one of {valid}")
+        return restart
+
+
+_RESTARTS = {r.value: r for r in Restart}
 
 
 def default_decider(error: BaseException) -> Directive:

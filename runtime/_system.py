@@ -49,7 +49,7 @@ class ActorSystem:
 
     def __init__(self, name: str = "app", *, supervision: Strategy | None = None,
                  metrics: Metrics | None = None, mailbox: Mailbox | None = None,
-                 shutdown_timeout: float = 10.0, batch: int = 128, seed: int | None = None) -> None:
+                 shutdown_timeout: float = 10.0, batch: int = 256, seed: int | None = None) -> None:
         if supervision is not None and not isinstance(supervision, Strategy):
             raise TypeError(f"supervision={supervision!r} must be a strategy such as OneForOne()")
         if batch < 1:

@@ -1,0 +1,127 @@
+"""Smoke test of the benchmark harness: every workload, on the trio floor and on the runtime, at tiny sizes.
+
+The figures themselves are not checked (timings in a test are noise), only that each one was measured and is a
+finite positive number, that the ratios and targets were computed, and that the results survive JSON. The
+runtime side needs :mod:`actors`; until it imports, its cases fail with the harness's one-line reason.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+import pytest
+
+from benchmarks import _harness
+
+TINY = _harness.Sizes(
+    pingpong=20,
+    counting=100,
+    fan_in_producers=3,
+    fan_in_per_producer=10,
+    ask_latency=20,
+    # Enough actors for their memory to show in RSS (page-granular) on both sides; still well under a second.
+    spawn_small=2_000,
+    spawn_large=3_000,
+    ring_members=5,
+    ring_hops=50,
+)
+WORKLOAD_NAMES = [workload.name for workload in _harness.WORKLOADS]
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, Any]:
+    """One run of every workload on both sides (routing excluded: it is another module's business)."""
+    table = io.StringIO()
+    outcome = _harness.run(
+        only=WORKLOAD_NAMES,
+        repeat=1,
+        sizes=TINY,
+        deadline=60.0,
+        stream=table,
+        progress=io.StringIO(),
+    )
+    outcome["_table"] = table.getvalue()
+    return outcome
+
+
+@pytest.mark.parametrize("side", _harness.SIDES)
+@pytest.mark.parametrize("name", WORKLOAD_NAMES)
+def test_workload_figures_are_positive_numbers(results: dict[str, Any], name: str, side: str) -> None:
+    result = results["workloads"][name]
+    assert side not in result["errors"], result["errors"][side]
+    workload = next(w for w in _harness.WORKLOADS if w.name == name)
+    figures = result[side]
+    assert set(figures) == {figure.key for figure in workload.figures}
+    for key, value in figures.items():
+        assert isinstance(value, float), (key, value)
+        assert math.isfinite(value), (key, value)
+        assert value > 0, (key, value)
+
+
+@pytest.mark.parametrize("name", WORKLOAD_NAMES)
+def test_ratios_and_targets_are_computed(results: dict[str, Any], name: str) -> None:
+    result = results["workloads"][name]
+    assert not result["errors"], result["errors"]
+    for key, ratio in result["ratios"].items():
+        assert ratio == pytest.approx(result["core"][key] / result["floor"][key])
+    assert result["targets"]
+    for target in result["targets"]:
+        assert isinstance(target["value"], float)
+        assert isinstance(target["met"], bool)
+
+
+def test_results_round_trip_through_json_and_print_a_row_per_workload(results: dict[str, Any]) -> None:
+    assert json.loads(json.dumps(results)) == results
+    assert results["machine"]["trio"]
+    assert results["settings"]["sizes"]["pingpong"] == TINY.pingpong
+    table = results["_table"]
+    for name in WORKLOAD_NAMES:
+        assert name in table
+
+
+def test_runtime_side_is_available(results: dict[str, Any]) -> None:
+    assert results["core_error"] is None
+    assert results["ok"]
+
+
+def test_select_expands_groups_and_rejects_unknown_names() -> None:
+    chosen, with_routing = _harness.select(["spawn", "counting"])
+    assert [w.name for w in chosen] == ["counting", "spawn_10k", "spawn_100k"]
+    assert not with_routing
+    assert _harness.select(["routing"]) == ([], True)
+    with pytest.raises(ValueError, match="'nope'"):
+        _harness.select(["nope"])
+
+
+def test_best_keeps_each_figure_in_its_own_direction() -> None:
+    figures = (_harness.Figure("rate", "rate/s"), _harness.Figure("cost", "µs", higher_is_better=False))
+    samples = [{"rate": 1.0, "cost": 5.0}, {"rate": 3.0, "cost": 7.0}, {"rate": 2.0, "cost": 4.0}]
+    assert _harness.best(figures, samples) == {"rate": 3.0, "cost": 4.0}
+
+
+def test_percentile_is_nearest_rank() -> None:
+    samples = [float(n) for n in range(1, 101)]
+    assert _harness.percentile(samples, 50) == 50.0
+    assert _harness.percentile(samples, 99) == 99.0
+    assert _harness.percentile([3.0], 99) == 3.0
+
+
+def test_targets_compare_in_their_direction() -> None:
+    at_least = _harness.Target("rate", at_least=True, threshold=10.0)
+    at_most = _harness.Target("bytes", at_least=False, threshold=1024, of_ratio=False, unit=" B")
+    assert at_least.met(10.0)
+    assert not at_least.met(9.9)
+    assert at_most.met(1024)
+    assert not at_most.met(1025)
+    assert at_most.describe() == "≤ 1024 B"
+
+
+def test_scaled_sizes_keep_the_shape() -> None:
+    quick = _harness.FULL_SIZES.scaled(20)
+    assert quick.pingpong == 1_000
+    assert quick.fan_in_producers == _harness.FULL_SIZES.fan_in_producers
+    assert quick.ring_members == _harness.FULL_SIZES.ring_members
+    assert _harness.FULL_SIZES.scaled(10**9).counting == 1

@@ -232,8 +232,7 @@ class Cell(MailboxQueue):
         taken = 0
         skipped = 0
         q = self._queue
-        if q and len(q) > self._peak:
-            self._peak = len(q)
+        peak = self._peak
         bounded = self._capacity is not None
         future = Future
         poison = PoisonPill
@@ -246,8 +245,13 @@ class Cell(MailboxQueue):
                     break
                 q = self._queue
                 continue
-            if not q:
+            if q is None:
                 break
+            length = len(q)
+            if not length:
+                break
+            if length > peak:
+                peak = length
             env = q.popleft()
             message, _, reply, stamp = env
             taken += 1
@@ -283,6 +287,8 @@ class Cell(MailboxQueue):
                 self._figures.add_service(now, self._arrivals, now - started)
         self._handled += taken - skipped
         self._env = None
+        if peak > self._peak:
+            self._peak = peak
         return taken or 1
 
     def _answer(self, reply: Future[Any], result: Any) -> None:
@@ -821,7 +827,7 @@ class Cell(MailboxQueue):
 
         now = self.system.now()
         figures = self._figures
-        if figures is not None:
+        if figures:
             lam, mu, rho, mean_len, mean_wait = figures.rates(now, self._arrivals)
             p50, p90, p99 = figures.percentiles()
         else:

@@ -30,6 +30,9 @@ class Metrics:
     """Seconds between two samples of every measured mailbox's length."""
     sample_every: int = 16
     """One message in this many is timestamped to measure waits and handling times (a power of two)."""
+    enabled: bool = True
+    """``False`` keeps only the counters (arrivals, handled, failed, restarts, lengths): no timestamps, no ticks,
+    so rates and means read 0. For measuring what the figures cost."""
 
     def __attrs_post_init__(self) -> None:
         if not self.window > 0 or not self.tick > 0:

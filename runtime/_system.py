@@ -60,7 +60,7 @@ class ActorSystem:
         self.metrics = metrics or Metrics()
         """How queue figures are measured."""
         self.default_mailbox = mailbox or UNBOUNDED
-        self.sample_mask = self.metrics.sample_every - 1
+        self.sample_mask = self.metrics.sample_every - 1 if self.metrics.enabled else -1
         self.shutdown_timeout = shutdown_timeout
         self.events = EventStream()
         """The event stream: dead letters and lifecycle events."""
@@ -245,6 +245,9 @@ class ActorSystem:
 
     def measure(self, cell: Cell) -> None:
         """Start keeping figures for ``cell`` (when it is first scheduled)."""
+        if not self.metrics.enabled:
+            cell._figures = False
+            return
         cell._figures = Figures(self.now(), cell._arrivals, self.metrics)
         self._measured.add(cell)
         if self._measure_wakeup is not None:

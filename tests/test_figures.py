@@ -1,0 +1,109 @@
+"""Queue figures: counters, λ, μ, ρ, L and W, checked against queueing theory under virtual time."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from actors import Actor, ActorSystem, Metrics
+
+
+class Server(Actor):
+    """Serves each job by sleeping for its service time on trio's clock."""
+
+    async def receive(self, message: Any) -> Any:
+        await trio.sleep(message)
+
+
+async def test_little_law_holds_on_an_mm1_queue(autojump_clock: trio.testing.MockClock) -> None:
+    arrival_rate, service_rate, horizon = 2.0, 4.0, 4000.0
+    rng = random.Random(20261123)
+    metrics = Metrics(window=horizon, buckets=40, tick=0.25, sample_every=4)
+    async with ActorSystem(metrics=metrics) as system:
+        server = await system.spawn(Server, name="server")
+        start = trio.current_time()
+        while trio.current_time() - start < horizon:
+            await trio.sleep(rng.expovariate(arrival_rate))
+            server.tell(rng.expovariate(service_rate))
+        stats = system.statistics().actors["server"]
+    lam, mu, length, wait = stats.arrival_rate, stats.service_rate, stats.mean_queue_length, stats.mean_wait
+    assert lam == pytest.approx(arrival_rate, rel=0.05)
+    assert mu == pytest.approx(service_rate, rel=0.10)
+    assert stats.utilization == pytest.approx(lam / mu)
+    rho = arrival_rate / service_rate
+    # M/M/1, counting the waiting line only (the message being handled is not in the mailbox): Lq = ρ²/(1-ρ)
+    assert length == pytest.approx(rho**2 / (1 - rho), rel=0.25)
+    # Little's law on the reported figures: L (sampled lengths) against λ·W (sampled waits), measured apart
+    assert length == pytest.approx(lam * wait, rel=0.10)
+    assert stats.handling_time_p50 == pytest.approx(0.693 / service_rate, rel=0.25)  # median of Exp(μ)
+    assert stats.handling_time_p50 <= stats.handling_time_p90 <= stats.handling_time_p99
+
+
+async def test_counters_and_peak(autojump_clock: trio.testing.MockClock) -> None:
+    class Gate(Actor):
+        def __init__(self) -> None:
+            self.open = trio.Event()
+            self.seen = 0
+
+        async def receive(self, message: Any) -> Any:
+            if message == "wait":
+                await self.open.wait()
+            elif message == "boom":
+                raise ValueError("boom")
+            elif message == "open":  # pragma: no cover - sent through the instance below
+                self.open.set()
+            self.seen += 1
+            return self.seen
+
+    async with ActorSystem() as system:
+        gate = await system.spawn(Gate, name="gate")
+        gate.tell("wait")
+        await trio.testing.wait_all_tasks_blocked()
+        for _ in range(5):
+            gate.tell("x")
+        gate.tell("boom")
+        stats = system.statistics().actors["gate"]
+        assert (stats.arrivals, stats.mailbox_length, stats.handled) == (7, 6, 0)
+        gate._cell.instance.open.set()
+        await trio.testing.wait_all_tasks_blocked()
+        stats = system.statistics().actors["gate"]
+        assert (stats.handled, stats.failed, stats.mailbox_length, stats.peak_mailbox_length) == (6, 1, 0, 6)
+        assert stats.restarts == 1
+
+
+async def test_rates_cover_a_sliding_window(autojump_clock: trio.testing.MockClock) -> None:
+    class Sink(Actor):
+        async def receive(self, message: Any) -> None:
+            return None
+
+    async with ActorSystem(metrics=Metrics(window=10.0, buckets=10)) as system:
+        sink = await system.spawn(Sink, name="sink")
+        for _ in range(100):  # 10 per second for 10 s
+            sink.tell(None)
+            await trio.sleep(0.1)
+        assert system.statistics().actors["sink"].arrival_rate == pytest.approx(10.0, rel=0.15)
+        await trio.sleep(30.0)  # nothing arrives for longer than the window
+        assert system.statistics().actors["sink"].arrival_rate == pytest.approx(0.0, abs=0.5)
+
+
+async def test_figures_can_be_switched_off_leaving_the_counters(autojump_clock: trio.testing.MockClock) -> None:
+    async with ActorSystem(metrics=Metrics(enabled=False)) as system:
+        server = await system.spawn(Server, name="server")
+        for _ in range(50):
+            server.tell(0.01)
+        await trio.sleep(5.0)
+        stats = system.statistics().actors["server"]
+        assert stats.handled == 50
+        assert (stats.arrival_rate, stats.mean_wait, stats.mean_queue_length) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"window": 0}, {"tick": -1.0}, {"buckets": 0}, {"sample_every": 3}, {"sample_every": 0}])
+def test_bad_metrics_arguments(kwargs: dict[str, Any]) -> None:
+    name, value = next(iter(kwargs.items()))
+    with pytest.raises(ValueError, match=f"{name}={value!r}"):
+        Metrics(**kwargs)

@@ -416,21 +416,22 @@ WORKLOADS: tuple[Workload, ...] = (
     ),
 )
 
-ROUTING = "routing"
-"""Selects the optional routing benchmarks of ``benchmarks/routing.py``."""
+EXTRAS = ("routing", "exchange", "supervision", "figures")
+"""Runtime-only benchmark modules (``benchmarks/<name>.py``), each with ``run(quick) -> dict[str, float]``:
+routing tables, the exchange and queue actors, restarts under failure, and the cost of the queue figures."""
 
 
 def selectable_names() -> list[str]:
-    """Every name ``--only`` accepts: the workloads, their groups, and ``routing``."""
+    """Every name ``--only`` accepts: the workloads, their groups, and the extras."""
     names = [workload.name for workload in WORKLOADS]
     groups = {workload.group for workload in WORKLOADS if workload.group is not None}
-    return [*names, *sorted(groups), ROUTING]
+    return [*names, *sorted(groups), *EXTRAS]
 
 
-def select(only: Iterable[str] | None) -> tuple[list[Workload], bool]:
-    """The workloads selected by ``only`` (all when None) in their usual order, and whether routing is."""
+def select(only: Iterable[str] | None) -> tuple[list[Workload], list[str]]:
+    """The workloads selected by ``only`` (all when None) in their usual order, and the extras selected."""
     if only is None:
-        return list(WORKLOADS), True
+        return list(WORKLOADS), list(EXTRAS)
     wanted = set(only)
     unknown = sorted(wanted - set(selectable_names()))
     if unknown:
@@ -438,7 +439,7 @@ def select(only: Iterable[str] | None) -> tuple[list[Workload], bool]:
             f"unknown benchmark {', '.join(map(repr, unknown))}; choose from {', '.join(selectable_names())}"
         )
     chosen = [w for w in WORKLOADS if w.name in wanted or (w.group is not None and w.group in wanted)]
-    return chosen, ROUTING in wanted
+    return chosen, [name for name in EXTRAS if name in wanted]
 
 
 def best(figures: Sequence[Figure], samples: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -528,15 +529,15 @@ def _workload_result(
     }
 
 
-def _run_routing(quick: bool) -> dict[str, Any] | None:
-    """Figures of ``benchmarks/routing.py``'s ``run(quick)``; None when that module does not exist."""
-    if importlib.util.find_spec(f"{__package__}.routing") is None:
+def _run_extra(name: str, quick: bool) -> dict[str, Any] | None:
+    """Figures of ``benchmarks/<name>.py``'s ``run(quick)``; None when that module does not exist."""
+    if importlib.util.find_spec(f"{__package__}.{name}") is None:
         return None
     try:
-        module: ModuleType = importlib.import_module(f"{__package__}.routing")
+        module: ModuleType = importlib.import_module(f"{__package__}.{name}")
         figures = module.run(quick)
         return {"figures": {str(key): float(value) for key, value in figures.items()}, "error": None}
-    except Exception as exc:  # the other engineer's module may be mid-edit; report it on one line
+    except Exception as exc:  # a failed extra is reported on one line; the others still run
         return {"figures": None, "error": one_line(exc)}
 
 
@@ -553,7 +554,7 @@ def run(
     """Run the benchmarks, print their tables and return the results as a JSON-ready dict.
 
     ``quick`` uses :data:`QUICK_SIZES` (about 1/20 of the work) unless ``sizes`` is given; ``only`` names
-    workloads, groups (``"spawn"``) or ``"routing"`` (see :func:`selectable_names`); each workload runs
+    workloads, groups (``"spawn"``) or extras (see :func:`selectable_names`); each workload runs
     ``repeat`` times per side and the best figure is kept. A sample taking longer than ``deadline`` seconds
     fails. Tables go to ``stream`` (default stdout), one line per finished workload to ``progress`` (default
     stderr).
@@ -566,7 +567,7 @@ def run(
         raise ValueError(f"repeat must be at least 1, got {repeat}")
     stream = sys.stdout if stream is None else stream
     progress = sys.stderr if progress is None else progress
-    workloads, with_routing = select(only)
+    workloads, extras = select(only)
     sizes = sizes if sizes is not None else (QUICK_SIZES if quick else FULL_SIZES)
     core_error = _check_core() if workloads else None
     sides = SIDES if core_error is None else ("floor",)
@@ -581,7 +582,7 @@ def run(
         "settings": {"quick": quick, "repeat": repeat, "deadline_s": deadline, "sizes": attrs.asdict(sizes)},
         "core_error": core_error,
         "workloads": {},
-        "routing": None,
+        "extras": {},
     }
     for workload in workloads:
         figures, errors = _measure_workload(workload, sides, sizes, repeat, deadline)
@@ -590,10 +591,13 @@ def run(
         result = _workload_result(workload, sizes, figures, errors)
         results["workloads"][workload.name] = result
         print(_progress_line(workload, result), file=progress, flush=True)
-    if with_routing:
-        results["routing"] = _run_routing(quick)
+    for name in extras:
+        extra = _run_extra(name, quick)
+        if extra is not None:
+            results["extras"][name] = extra
+            print(f"{name}: {'done' if extra['error'] is None else extra['error']}", file=progress, flush=True)
     results["ok"] = core_error is None and not any(r["errors"] for r in results["workloads"].values())
-    if results["routing"] is not None and results["routing"]["error"] is not None:
+    if any(extra["error"] is not None for extra in results["extras"].values()):
         results["ok"] = False
 
     _print_tables(results, workloads, stream)
@@ -690,18 +694,17 @@ def _print_tables(results: Mapping[str, Any], workloads: Sequence[Workload], str
     if errors:
         lines += ["", "errors:", *(f"  {error}" for error in errors)]
 
-    routing = results["routing"]
-    if routing is not None:
-        if workloads:
+    for name, extra in results["extras"].items():
+        if lines:
             lines.append("")
-        if routing["error"] is not None:
-            lines.append(f"routing benchmarks failed: {routing['error']}")
-        elif routing["figures"]:
-            routing_rows = [["routing", "value"]]
-            routing_rows += [[name, _format_any(value)] for name, value in routing["figures"].items()]
-            lines += _render(routing_rows, right_aligned={1})
+        if extra["error"] is not None:
+            lines.append(f"{name} benchmarks failed: {extra['error']}")
+        elif extra["figures"]:
+            extra_rows = [[name, "value"]]
+            extra_rows += [[figure, _format_any(value)] for figure, value in extra["figures"].items()]
+            lines += _render(extra_rows, right_aligned={1})
         else:
-            lines.append("routing benchmarks reported no figures")
+            lines.append(f"{name} benchmarks reported no figures")
 
     text = "\n".join(lines) + "\n"
     try:

@@ -271,7 +271,6 @@ class Cell(MailboxQueue):
             self._env = env
             if stamp is not None:
                 started = self.system.now()
-                self._figures.add_wait(started, self._arrivals, started - stamp)
             try:
                 result = await self._handler(message)  # type: ignore[misc]
             except Exception as exc:
@@ -283,8 +282,7 @@ class Cell(MailboxQueue):
             if reply is not None:
                 self._answer(reply, result)
             if stamp is not None:
-                now = self.system.now()
-                self._figures.add_service(now, self._arrivals, now - started)
+                self._figures.add_sample(stamp, started, self.system.now(), self._arrivals)
         self._handled += taken - skipped
         self._env = None
         if peak > self._peak:

@@ -28,7 +28,7 @@ class Metrics:
     """How many pieces the window is kept in; the window slides by one piece at a time."""
     tick: float = 0.25
     """Seconds between two samples of every measured mailbox's length."""
-    sample_every: int = 16
+    sample_every: int = 32
     """One message in this many is timestamped to measure waits and handling times (a power of two)."""
     enabled: bool = True
     """``False`` keeps only the counters (arrivals, handled, failed, restarts, lengths): no timestamps, no ticks,
@@ -137,15 +137,15 @@ class Figures:
         bucket.len_sum += length
         bucket.len_n += 1
 
-    def add_wait(self, now: float, arrivals: int, wait: float) -> None:
-        """Record the wait of one sampled message, measured when its handling starts."""
-        bucket = self._current(now, arrivals)
-        bucket.wait_sum += wait
-        bucket.wait_n += 1
+    def add_sample(self, queued: float, started: float, finished: float, arrivals: int) -> None:
+        """Record one sampled message: its wait (queued to started) and its handling time (started to finished).
 
-    def add_service(self, now: float, arrivals: int, seconds: float) -> None:
-        """Record the handling time of one sampled message."""
-        bucket = self._current(now, arrivals)
+        A sampled message whose handling raised is not recorded.
+        """
+        bucket = self._current(finished, arrivals)
+        bucket.wait_sum += started - queued
+        bucket.wait_n += 1
+        seconds = finished - started
         bucket.service_sum += seconds
         bucket.service_n += 1
         self.recent_service.append(seconds)

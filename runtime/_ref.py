@@ -97,9 +97,9 @@ class ActorRef:
         correlations = system.correlations
         future: Future[Any] = Future(correlations.new_id(), owner=system, table=correlations, target=self,
                                      request=message)
-        correlations.add(future)
         if timeout is not None:
-            system.expire_at(future, timeout)
+            system.expire_at(future, timeout)  # validates the timeout before anything is registered
+        correlations.add(future)
         try:
             cell.put(message, _current(), future)
         except BaseException:

@@ -239,7 +239,9 @@ class ActorSystem:
 
         def expire() -> None:
             if not future.done():
-                future.set_exception(AskTimeout(f"{future!r} got no answer within {timeout}s"))
+                future.set_exception(AskTimeout(
+                    f"{future._target!r} did not answer {future._request!r} within {timeout}s"
+                    f" (request #{future.correlation_id})"))
 
         self.timer_service.call_at(trio.current_time() + timeout, expire)
 

@@ -88,10 +88,10 @@ def test_runtime_side_is_available(results: dict[str, Any]) -> None:
 
 
 def test_select_expands_groups_and_rejects_unknown_names() -> None:
-    chosen, with_routing = _harness.select(["spawn", "counting"])
+    chosen, extras = _harness.select(["spawn", "counting"])
     assert [w.name for w in chosen] == ["counting", "spawn_10k", "spawn_100k"]
-    assert not with_routing
-    assert _harness.select(["routing"]) == ([], True)
+    assert extras == []
+    assert _harness.select(["routing", "figures"]) == ([], ["routing", "figures"])
     with pytest.raises(ValueError, match="'nope'"):
         _harness.select(["nope"])
 

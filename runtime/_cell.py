@@ -231,7 +231,7 @@ class Cell(MailboxQueue):
             return 1
         taken = 0
         skipped = 0
-        q = self._queue
+        q = self._queue or ()
         peak = self._peak
         bounded = self._capacity is not None
         future = Future
@@ -243,16 +243,14 @@ class Cell(MailboxQueue):
                 await self._system_message(self._sysq.popleft())
                 if self.state != RUNNING and not self._sysq:
                     break
-                q = self._queue
+                q = self._queue or ()
                 continue
-            if q is None:
-                break
             length = len(q)
             if not length:
                 break
             if length > peak:
                 peak = length
-            env = q.popleft()
+            env = q.popleft()  # type: ignore[union-attr]
             message, _, reply, stamp = env
             taken += 1
             if bounded and self._putters:
@@ -292,13 +290,13 @@ class Cell(MailboxQueue):
     def _answer(self, reply: Future[Any], result: Any) -> None:
         if self._deferred:
             self._deferred = False
-        elif reply.done():
+        elif reply._state:  # answered already, through self.sender
             if result is not None:
                 self.system.dead_letter(result, self.ref, None, "late reply")
         elif result.__class__ is Reply:
-            reply.set_exception(result.exception)
+            reply._resolve(2, result.exception)
         else:
-            reply.set_result(result)
+            reply._resolve(1, result)
 
     def _unwrap(self, message: Any, mark: Any) -> Any:
         """Open a runtime-marked message: drop a stale timer tick or an unwatched ``Terminated``."""

@@ -47,7 +47,12 @@ class Dispatcher:
         """Queue ``cell`` to run. The caller has marked it scheduled, so it is queued at most once."""
         self._ready.append(cell)
         if not self._waking:
-            self._wake()
+            self._waking = True
+            if self._idle:
+                trio.lowlevel.reschedule(self._idle.pop(), outcome.Value(None))
+            else:
+                self._runners += 1
+                self._nursery.start_soon(self._runner)
 
     def _wake(self) -> None:
         self._waking = True
@@ -70,6 +75,11 @@ class Dispatcher:
         set_current = current_cell.set
         budget = batch
         self._waking = False
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            idle.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
         try:
             while True:
                 if ready:
@@ -91,11 +101,6 @@ class Dispatcher:
                         return
                     set_current(None)
                     idle.append(task)
-
-                    def abort(_: Any) -> trio.lowlevel.Abort:
-                        idle.remove(task)
-                        return trio.lowlevel.Abort.SUCCEEDED
-
                     await trio.lowlevel.wait_task_rescheduled(abort)
                     self._waking = False
                     budget = batch

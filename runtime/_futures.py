@@ -84,12 +84,10 @@ class Future(Generic[T]):
     traceback on the ``"actors"`` logger and does not stop the other callbacks.
     """
 
-    __slots__ = ("_callbacks", "_owner", "_request", "_state", "_table", "_target", "_value", "_waiters",
-                 "correlation_id")
+    __slots__ = ("_callbacks", "_owner", "_state", "_table", "_target", "_value", "_waiters", "correlation_id")
 
-    def __init__(self, correlation_id: int, *, owner: _Owner | None = None,
-                 table: Correlations | None = None, target: ActorRef | None = None,
-                 request: object = None) -> None:
+    def __init__(self, correlation_id: int, owner: _Owner | None = None, table: Correlations | None = None,
+                 target: ActorRef | None = None) -> None:
         self.correlation_id = correlation_id
         """The request's correlation ID: unique within its system."""
         self._state = _PENDING
@@ -99,7 +97,6 @@ class Future(Generic[T]):
         self._owner = owner
         self._table = table
         self._target = target
-        self._request = request
 
     # -- reading ------------------------------------------------------------------------------------------
 
@@ -149,6 +146,11 @@ class Future(Generic[T]):
                 return self.result()
         await trio.lowlevel.checkpoint()
         return self.result()
+
+    def _abandon(self, _: Any) -> trio.lowlevel.Abort:
+        """The abort function of a single waiter that owns the future (an ask): it just stops waiting."""
+        self._waiters = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     # -- resolving ----------------------------------------------------------------------------------------
 

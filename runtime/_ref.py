@@ -72,7 +72,9 @@ class ActorRef:
         Always a checkpoint. Cancelling the wait leaves the message unsent. Raises :class:`ActorStopped` if the
         actor stops while we wait.
         """
-        await trio.lowlevel.checkpoint_if_cancelled()
+        # Yield first: the check for room and the put below must have no checkpoint between them, or
+        # another sender could take the room and the put would apply the overflow policy after all.
+        await trio.lowlevel.checkpoint()
         cell = self._cell
         cap = cell._capacity
         if cap is not None and cell._queue is not None and len(cell._queue) >= cap:
@@ -80,8 +82,6 @@ class ActorRef:
                 await _wait_for_room(cell)
             if self.is_stopped:
                 raise ActorStopped(f"{self!r} stopped while {message!r} waited for room in its mailbox")
-        else:
-            await trio.lowlevel.cancel_shielded_checkpoint()
         cell.put(message, _current(), None)
 
     def request(self, message: Any, *, timeout: float | None = None) -> Future[Any]:
@@ -92,13 +92,19 @@ class ActorRef:
         resolves it; so do the actor failing (:class:`~runtime.ActorFailed`) or stopping first
         (:class:`~runtime.ActorStopped`).
         """
+        system = self._cell.system
+        if timeout is not None:
+            timeout = system.check_timeout(timeout)
+        future = self._send_request(message)
+        if timeout is not None and not future._state:
+            system.expire_at(future, timeout, message)
+        return future
+
+    def _send_request(self, message: Any) -> Future[Any]:
         cell = self._cell
         system = cell.system
         correlations = system.correlations
-        future: Future[Any] = Future(correlations.new_id(), owner=system, table=correlations, target=self,
-                                     request=message)
-        if timeout is not None:
-            system.expire_at(future, timeout)  # validates the timeout before anything is registered
+        future: Future[Any] = Future(correlations.new_id(), system, correlations, self)
         correlations.add(future)
         try:
             cell.put(message, _current(), future)
@@ -116,21 +122,15 @@ class ActorRef:
         stopped before answering, and whatever the actor answered with ``Reply.error(exc)``.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        future = self.request(message)
-        if future.done():
+        future = self._send_request(message)
+        if future._state:  # refused at once: a stopped actor or a full mailbox
             await trio.lowlevel.cancel_shielded_checkpoint()
             return future.result()
-        task = trio.lowlevel.current_task()
-        future._waiters = [task]
-
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            future._waiters = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
+        future._waiters = [trio.lowlevel.current_task()]
         try:
-            await trio.lowlevel.wait_task_rescheduled(abort)
+            await trio.lowlevel.wait_task_rescheduled(future._abandon)
         finally:
-            if not future.done():
+            if not future._state:
                 future.cancel()
         return future.result()
 

@@ -36,10 +36,23 @@ from runtime import Terminated as Terminated
 from runtime import Unroutable as Unroutable
 
 from ._actor import Actor as Actor
+from ._pool import Broadcast as Broadcast
+from ._pool import GetRoutees as GetRoutees
+from ._pool import Pool as Pool
+from ._pool import Resize as Resize
+from ._supervisor import ChildSpec as ChildSpec
+from ._supervisor import CountChildren as CountChildren
+from ._supervisor import DynamicSupervisor as DynamicSupervisor
+from ._supervisor import StartChild as StartChild
+from ._supervisor import StopChild as StopChild
+from ._supervisor import Supervisor as Supervisor
+from ._supervisor import WhichChildren as WhichChildren
 
 __all__ = [
     "Actor", "ActorError", "ActorFailed", "ActorRef", "ActorStatistics", "ActorStopped", "ActorSystem",
-    "AskTimeout", "Backoff", "DeadLetter", "Directive", "Future", "FutureCancelled", "LifecycleEvent", "Mailbox",
-    "MailboxFull", "Metrics", "NameTaken", "NotAuthorized", "OneForAll", "OneForOne", "PoisonPill", "Reply",
-    "RestForOne", "Restart", "SerializationError", "Strategy", "SystemStatistics", "Terminated", "Unroutable",
+    "AskTimeout", "Backoff", "Broadcast", "ChildSpec", "CountChildren", "DeadLetter", "Directive",
+    "DynamicSupervisor", "Future", "FutureCancelled", "GetRoutees", "LifecycleEvent", "Mailbox", "MailboxFull",
+    "Metrics", "NameTaken", "NotAuthorized", "OneForAll", "OneForOne", "PoisonPill", "Pool", "Reply", "Resize",
+    "RestForOne", "Restart", "SerializationError", "StartChild", "StopChild", "Strategy", "Supervisor",
+    "SystemStatistics", "Terminated", "Unroutable", "WhichChildren",
 ]

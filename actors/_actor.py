@@ -99,6 +99,16 @@ class Actor(ActorBase):
             raise TypeError(f"unwatch() takes an ActorRef, not {ref!r}")
         self._context.unwatch(ref)
 
+    def forward(self, ref: ActorRef, message: Any) -> None:
+        """Send ``message`` on to ``ref`` keeping the current sender, and the pending ask if there is one.
+
+        ``ref`` sees the original sender as its ``self.sender`` and its answer goes straight to the asker, so a
+        router can hand work on without waiting for it. This actor's return value then answers nothing.
+        """
+        if not isinstance(ref, ActorRef):
+            raise TypeError(f"forward() takes an ActorRef, not {ref!r}")
+        self._context.forward(ref, message)
+
     def stash(self) -> None:
         """Set the current message aside (with its pending ask) until :meth:`unstash_all`.
 

@@ -265,6 +265,8 @@ class Cell(MailboxQueue):
             if message.__class__ is poison:
                 skipped += 1
                 self.request_stop(None, "self")
+                if reply is not None:
+                    reply._resolve(1, None)  # the pill is accepted: the actor stops after it
                 continue
             self._env = env
             if stamp is not None:
@@ -279,6 +281,8 @@ class Cell(MailboxQueue):
                 break
             if reply is not None:
                 self._answer(reply, result)
+            elif result is not None and result.__class__ is Reply:
+                self._refused(message, env[1], result)
             if stamp is not None:
                 self._figures.add_sample(stamp, started, self.system.now(), self._arrivals)
         self._handled += taken - skipped
@@ -297,6 +301,11 @@ class Cell(MailboxQueue):
             reply._resolve(2, result.exception)
         else:
             reply._resolve(1, result)
+
+    def _refused(self, message: Any, sender: Cell | None, reply: Reply) -> None:
+        """A told message answered with ``Reply.error``: nobody waits for the error, so it is a dead letter."""
+        self.system.dead_letter(message, None if sender is None else sender.ref, self.ref,
+                                f"refused: {reply.exception!r}")
 
     def _unwrap(self, message: Any, mark: Any) -> Any:
         """Open a runtime-marked message: drop a stale timer tick or an unwatched ``Terminated``."""
@@ -352,6 +361,18 @@ class Cell(MailboxQueue):
         self._open_replies.add(reply)
         reply.add_done_callback(self._open_replies.discard)
         return ReplyRef(self, reply)
+
+    def forward(self, target: ActorRef, message: Any) -> None:
+        """Send ``message`` to ``target`` as if the current message's sender had sent it, ask included.
+
+        The target's ``self.sender`` is the original sender; if the current message is an ask, the target's
+        answer answers it, and this actor's return value no longer does.
+        """
+        env = self._current_env("forward()")
+        reply = env[2] if env[2].__class__ is Future and not self._deferred else None
+        target._cell.put(message, env[1], reply)  # a full "fail" mailbox raises here, leaving the ask ours
+        if reply is not None:
+            self._deferred = True
 
     def stash(self) -> None:
         """Keep the current message (and its pending ask, if any) aside until :meth:`unstash_all`."""
@@ -523,6 +544,7 @@ class Cell(MailboxQueue):
         self.state = STOPPED
         self._slow = True
         self._drain_dead(ActorStopped(f"{self.ref!r} failed to start"))
+        self.system.forget(self)  # a message told during on_start made the system measure this cell
 
     # -- system messages -------------------------------------------------------------------------------------
 
@@ -638,7 +660,11 @@ class Cell(MailboxQueue):
             sibling.put_system(("halt", error, done))
             await done.wait()
         if delay:
-            await trio.sleep(delay)
+            with trio.CancelScope() as self._scope:
+                await trio.sleep(delay)
+            self._scope = None
+            if self._stop_pending():
+                return
         for sibling in affected:
             if sibling.state != RESTARTING:
                 continue
@@ -671,12 +697,20 @@ class Cell(MailboxQueue):
             with trio.CancelScope() as self._scope:
                 await trio.sleep(delay)
             self._scope = None
-            if self._sysq and any(item[0] == "stop" for item in self._sysq):
+            if self._stop_pending():
                 return
         await self._new_incarnation(error)
 
+    def _stop_pending(self) -> bool:
+        """Whether a stop request waits in the system lane (it cut a backoff short)."""
+        return bool(self._sysq) and any(item[0] == "stop" for item in self._sysq)  # type: ignore[union-attr]
+
     async def _stop_incarnation(self, error: BaseException | None) -> None:
-        """End the current instance: timers, children (reverse start order), ``on_stop``, stash, replies."""
+        """End the current instance: timers, children (reverse start order), ``on_stop``, stash, replies.
+
+        The fresh instance starts with a fresh restart-intensity window for its own children, as in OTP.
+        """
+        self.window = None
         if self._timers is not None:
             self._timers.cancel_all()
         await self._stop_children()
@@ -746,7 +780,8 @@ class Cell(MailboxQueue):
             self._watchers = None
             terminated = Terminated(self.ref, reason)
             for watcher in watchers:
-                watcher.put(terminated, None, WATCH_MARK)
+                if watcher.state < STOPPING:  # a watcher that is stopping itself has no use for it
+                    watcher.put(terminated, None, WATCH_MARK)
         if self._watching:
             for target in self._watching:
                 if target._watchers is not None:
@@ -828,14 +863,17 @@ class Cell(MailboxQueue):
             p50, p90, p99 = figures.percentiles()
         else:
             lam = mu = rho = mean_len = mean_wait = p50 = p90 = p99 = 0.0
+        length = self.mailbox_length
         by_state: dict[str, int] = {}
         for child in self.children:
             state = STATE_NAMES[child.state]
             by_state[state] = by_state.get(state, 0) + 1
         return ActorStatistics(
             arrivals=self._arrivals, handled=self._handled, failed=self._failed, restarts=self._restarts,
-            mailbox_length=self.mailbox_length, peak_mailbox_length=self._peak, arrival_rate=lam,
-            service_rate=mu, utilization=rho, mean_queue_length=mean_len, mean_wait=mean_wait,
+            # The run loop updates the peak as it takes messages: while the actor is busy, the queue may be
+            # longer than any length seen so far.
+            mailbox_length=length, peak_mailbox_length=max(self._peak, length), arrival_rate=lam, service_rate=mu,
+            utilization=rho, mean_queue_length=mean_len, mean_wait=mean_wait,
             handling_time_p50=p50, handling_time_p90=p90, handling_time_p99=p99,
             state=STATE_NAMES[self.state], children=by_state,
             restarts_in_window=0 if self.window is None else self.window.count(now),

@@ -76,7 +76,8 @@ class Reply:
 
     ``return Reply.error(ValueError("no such item"))`` from ``receive`` (or ``reply.fail(exc)`` on a deferred
     reply) makes the asker's ``await ref.ask(...)`` raise that exception. The actor keeps running with its state;
-    a refused request is not a failure.
+    a refused request is not a failure. Returned for a told message, nobody waits for the error, so the message
+    becomes a :class:`DeadLetter` whose reason names the exception: a refusal is never silent.
     """
 
     exception: BaseException

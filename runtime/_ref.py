@@ -43,6 +43,11 @@ class ActorRef:
         return self._cell.path
 
     @property
+    def mailbox_length(self) -> int:
+        """Messages queued for the actor now, not counting the one it is handling."""
+        return self._cell.mailbox_length
+
+    @property
     def is_stopped(self) -> bool:
         """Whether the actor has stopped for good."""
         from ._cell import STOPPED

@@ -89,7 +89,12 @@ class ActorSystem:
             raise RuntimeError(f"{self!r} can be entered only once")
         self.now = trio.lowlevel.current_clock().current_time
         self._nursery_cm = trio.open_nursery()
-        nursery = self._nursery = await self._nursery_cm.__aenter__()
+        host = await self._nursery_cm.__aenter__()
+        try:
+            nursery = self._nursery = await host.start(self._host)
+        except BaseException as exc:
+            await self._nursery_cm.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         self.dispatcher = Dispatcher(nursery, batch=self._batch)
         guardian = self._guardian = Cell(self, None, "", _Guardian, (), {}, mailbox=UNBOUNDED,
                                          restart=Restart.PERMANENT, strategy=self.default_strategy)
@@ -125,6 +130,18 @@ class ActorSystem:
                 raise self._failure from exc
             raise self._failure
         return bool(suppressed)
+
+    async def _host(self, *, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the nursery of the runners, the timer service and the figures, shielded from the caller.
+
+        Actors' hooks run in runner tasks: if those inherited a cancellation of the scope around
+        ``async with ActorSystem()``, leaving the block that way would skip ``on_stop`` hooks. Only
+        ``__aexit__`` cancels this nursery, once the tree has stopped or its shutdown ran out of time.
+        """
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as nursery:
+                task_status.started(nursery)
+                await trio.sleep_forever()
 
     def fail(self, cell: Cell, error: BaseException) -> None:
         """A failure escalated past the top: remember it and cancel the body so that the system shuts down."""

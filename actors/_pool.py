@@ -1,0 +1,452 @@
+"""Router pools: one actor in front of a set of identical child actors (its routees).
+
+The routing decisions are plain synchronous objects (:class:`RoundRobin`, :class:`RandomRouting`,
+:class:`SmallestMailbox`, :class:`ConsistentHash` over a :class:`HashRing`) that return the routee a message goes
+to; the :class:`Pool` actor owns one of them and does the sending. So the rules are testable without a scheduler.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Generic, Literal, TypeVar
+
+import attrs
+
+from runtime import ActorRef, ActorStopped, Future, MailboxFull, PoisonPill, Reply, ReplyRef, Terminated
+
+from ._actor import Actor
+
+__all__ = ["ROUTINGS", "Broadcast", "GetRoutees", "Pool", "Resize", "Routing"]
+
+T = TypeVar("T")
+
+Routing = Literal["round_robin", "random", "smallest_mailbox", "consistent_hash", "broadcast"]
+"""The type of a :class:`Pool`'s ``routing`` option."""
+ROUTINGS: Final = ("round_robin", "random", "smallest_mailbox", "consistent_hash", "broadcast")
+"""The routing logics a :class:`Pool` knows."""
+
+
+# -- messages ------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Broadcast:
+    """Send ``message`` to every routee of a pool, whatever its routing: ``pool.tell(Broadcast(Reload()))``.
+
+    ``Broadcast(PoisonPill())`` stops every routee once it has handled what is queued before it; the pool stops
+    after its last routee. An ask of a broadcast answers the list of the routees' answers, in routee order (it
+    raises the first failure instead, if any routee failed).
+    """
+
+    message: Any
+    """What every routee receives."""
+
+
+@attrs.frozen
+class Resize:
+    """Grow or shrink a pool to ``size`` routees (at least 1); an ask answers the new list of routees.
+
+    New routees are started (and the ask answered) before the next message is routed. Shrinking removes the most
+    recently started routees from the routing at once and stops them gracefully: each handles what is already
+    queued for it, then stops.
+    """
+
+    size: int
+    """The number of routees wanted."""
+
+
+@attrs.frozen
+class GetRoutees:
+    """Ask a pool for its routees: the answer is a list of their refs, in start order.
+
+    Management messages are handled in order with routed ones, so the answer reflects every earlier change.
+    """
+
+
+# -- routing decisions ---------------------------------------------------------------------------------------
+
+
+class RoundRobin(Generic[T]):
+    """Each routee in turn: n messages to n routees go one to each."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def select(self, message: object, routees: Sequence[T]) -> T:
+        """The routee for ``message``; ``routees`` is not empty."""
+        index = self._next % len(routees)
+        self._next = index + 1
+        return routees[index]
+
+
+class RandomRouting(Generic[T]):
+    """A routee chosen uniformly at random by ``rng`` (uniform floats in [0, 1); the system's seeded one)."""
+
+    def __init__(self, rng: Callable[[], float]) -> None:
+        self._rng = rng
+
+    def select(self, message: object, routees: Sequence[T]) -> T:
+        """The routee for ``message``; ``routees`` is not empty."""
+        return routees[min(int(self._rng() * len(routees)), len(routees) - 1)]
+
+
+class SmallestMailbox(Generic[T]):
+    """The routee with the fewest queued messages (``length(routee)``); ties are spread round-robin."""
+
+    def __init__(self, length: Callable[[T], int]) -> None:
+        self._length = length
+        self._start = 0
+
+    def select(self, message: object, routees: Sequence[T]) -> T:
+        """The routee for ``message``; ``routees`` is not empty."""
+        count = len(routees)
+        start = self._start % count
+        self._start = start + 1
+        best = routees[start]
+        best_length = self._length(best)
+        for offset in range(1, count):
+            if best_length == 0:
+                break
+            routee = routees[(start + offset) % count]
+            length = self._length(routee)
+            if length < best_length:
+                best, best_length = routee, length
+        return best
+
+
+def key_bytes(key: object) -> bytes:
+    """The bytes a consistent-hash key is hashed from: ``str`` as UTF-8, ``bytes`` as is, ``int`` in decimal.
+
+    Raises :class:`TypeError` naming any other value: only these have a representation that is the same in
+    every process (Python's ``hash()`` of a ``str`` is not).
+    """
+    if isinstance(key, str):
+        return key.encode("utf-8", "surrogatepass")
+    if isinstance(key, bytes | bytearray):
+        return bytes(key)
+    if isinstance(key, int):
+        return str(int(key)).encode("ascii")
+    raise TypeError(f"consistent-hash key {key!r} must be a str, bytes or int; make key= return one")
+
+
+def _point(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+class HashRing:
+    """A consistent-hash ring: each node owns ``virtual_nodes`` points of a 64-bit circle.
+
+    A key belongs to the node owning the first point at or after the key's hash (wrapping round). The hash is
+    BLAKE2b, so the ring is the same in every process and every run. Adding a node moves only the keys that the new
+    node takes over; removing one moves only its own keys.
+    """
+
+    def __init__(self, virtual_nodes: int = 100) -> None:
+        if isinstance(virtual_nodes, bool) or not isinstance(virtual_nodes, int) or virtual_nodes < 1:
+            raise ValueError(f"virtual_nodes={virtual_nodes!r} must be an integer of 1 or more")
+        self.virtual_nodes = virtual_nodes
+        """Points per node: more spread the keys more evenly."""
+        self._ring: list[tuple[int, str]] = []
+        self._points: list[int] = []
+        self._nodes: set[str] = set()
+
+    def add(self, node: str) -> None:
+        """Put ``node`` on the ring (no-op if it is there)."""
+        if node in self._nodes:
+            return
+        self._nodes.add(node)
+        prefix = node.encode("utf-8", "surrogatepass") + b"\x00"
+        self._ring.extend((_point(prefix + str(i).encode("ascii")), node) for i in range(self.virtual_nodes))
+        self._reindex()
+
+    def remove(self, node: str) -> None:
+        """Take ``node`` off the ring (no-op if it is not there)."""
+        if node not in self._nodes:
+            return
+        self._nodes.discard(node)
+        self._ring = [entry for entry in self._ring if entry[1] != node]
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self._ring.sort()
+        self._points = [point for point, _ in self._ring]
+
+    def lookup(self, key: bytes) -> str:
+        """The node that owns ``key``; raises :class:`LookupError` on an empty ring."""
+        if not self._ring:
+            raise LookupError("the hash ring has no nodes")
+        index = bisect.bisect_left(self._points, _point(key))
+        return self._ring[index % len(self._ring)][1]
+
+    @property
+    def nodes(self) -> frozenset[str]:
+        """The nodes on the ring."""
+        return frozenset(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __repr__(self) -> str:
+        return f"<HashRing nodes={len(self._nodes)} virtual_nodes={self.virtual_nodes}>"
+
+
+class ConsistentHash(Generic[T]):
+    """The routee that owns ``key(message)`` on a :class:`HashRing` of the routees' ``node_id``.
+
+    The same key goes to the same routee while the set of routees is stable. Raises what ``key`` raises, and
+    :class:`TypeError` for a key that is not a ``str``, ``bytes`` or ``int``.
+    """
+
+    def __init__(self, key: Callable[[Any], object], node_id: Callable[[T], str], virtual_nodes: int = 100) -> None:
+        self._key = key
+        self._node_id = node_id
+        self._ring = HashRing(virtual_nodes)
+        self._by_node: dict[str, T] = {}
+
+    def select(self, message: object, routees: Sequence[T]) -> T:
+        """The routee for ``message``: one of those last given to :meth:`changed`, which is not empty."""
+        return self._by_node[self._ring.lookup(key_bytes(self._key(message)))]
+
+    def changed(self, routees: Sequence[T]) -> None:
+        """Make the ring hold exactly ``routees``; call it whenever they change."""
+        by_node = {self._node_id(routee): routee for routee in routees}
+        for node in self._ring.nodes - by_node.keys():
+            self._ring.remove(node)
+        for node in by_node:
+            self._ring.add(node)
+        self._by_node = by_node
+
+
+# -- forwarding ----------------------------------------------------------------------------------------------
+
+
+def _mailbox_length(ref: ActorRef) -> int:
+    return ref.mailbox_length
+
+
+def _relay(reply: ReplyRef, future: Future[Any]) -> None:
+    """Answer the original ask with what the routee answered (or raised)."""
+    error = future.exception()
+    if error is None:
+        reply.tell(future.result())
+    else:
+        reply.fail(error)
+
+
+class _Gather:
+    """Collects every routee's answer to a broadcast ask, then answers the list (or the first failure)."""
+
+    def __init__(self, reply: ReplyRef, count: int) -> None:
+        self._reply = reply
+        self._results: list[Any] = [None] * count
+        self._errors: list[BaseException | None] = [None] * count
+        self._pending = count
+
+    def done(self, index: int, future: Future[Any]) -> None:
+        """Record routee ``index``'s answer (a future's done-callback)."""
+        error = future.exception()
+        self.settle(index, None if error is not None else future.result(), error)
+
+    def settle(self, index: int, result: Any, error: BaseException | None) -> None:
+        """Record routee ``index``'s answer; once all are in, answer the ask."""
+        self._results[index] = result
+        self._errors[index] = error
+        self._pending -= 1
+        if self._pending:
+            return
+        first = next((error for error in self._errors if error is not None), None)
+        if first is None:
+            self._reply.tell(self._results)
+        else:
+            self._reply.fail(first)
+
+
+# -- the actor -----------------------------------------------------------------------------------------------
+
+
+class Pool(Actor):
+    """A router actor whose routees are its children: ``await system.spawn(Pool, Worker, *args, size=4)``.
+
+    ``Pool(factory, *args, size, routing="round_robin", key=None, virtual_nodes=100, **kwargs)`` starts ``size``
+    routees ``factory(*args, **kwargs)`` (named ``routee-1``, ``routee-2``, ...) and routes every other message to
+    them, keeping the original sender: a routee's ``self.sender`` is whoever told the pool, and an ask to the pool
+    is answered (or failed) by the routee that handled it. ``routing`` is one of :data:`ROUTINGS`:
+
+    - ``"round_robin"``: each routee in turn;
+    - ``"random"``: uniformly at random (``ActorSystem(seed=...)`` makes it reproducible);
+    - ``"smallest_mailbox"``: the routee with the fewest queued messages;
+    - ``"consistent_hash"``: by ``key(message)`` (a ``str``, ``bytes`` or ``int``) on a hash ring with
+      ``virtual_nodes`` points per routee: the same key reaches the same routee while the routees stay the same;
+    - ``"broadcast"``: every message to every routee (as if wrapped in :class:`Broadcast`).
+
+    Management messages, handled by the pool itself and never routed: :class:`Resize`, :class:`GetRoutees`,
+    :class:`Broadcast` (its payload goes to every routee) and the ``Terminated`` of its routees. ``PoisonPill``
+    acts on the pool itself (it stops with its routees); ``Broadcast(PoisonPill())`` reaches the routees.
+
+    The routees are supervised with the pool's ``supervision=`` spawn option (default: the system's default
+    strategy) and are ``"transient"``: a failed routee is restarted behind the same ref, keeping its mailbox; a
+    routee that stops is removed from the routing, and when the last one has stopped the pool stops too. A
+    restarted pool starts ``size`` fresh routees. A message that cannot be routed (its key function raised, a full
+    routee mailbox whose policy is ``"fail"``) is refused: an ask raises the error, a tell becomes a dead letter;
+    the pool keeps running.
+
+    A routee whose constructor takes a keyword named like an option of the pool or of ``spawn`` (``size``,
+    ``routing``, ``key``, ``virtual_nodes``, ``name``, ...) gets it through the factory:
+    ``spawn(Pool, functools.partial(Worker, size=10), size=4)``.
+    """
+
+    def __init__(self, factory: Callable[..., Any], /, *args: Any, size: int,
+                 routing: Routing = "round_robin", key: Callable[[Any], object] | None = None,
+                 virtual_nodes: int = 100, **kwargs: Any) -> None:
+        if not callable(factory):
+            raise TypeError(f"Pool needs an Actor subclass or a callable returning an Actor, not {factory!r}")
+        _check_size(size)
+        if routing not in ROUTINGS:
+            raise ValueError(f"routing={routing!r} is not a routing logic; use one of "
+                             f"{', '.join(map(repr, ROUTINGS))}")
+        if routing == "consistent_hash" and key is None:
+            raise ValueError("routing='consistent_hash' needs key=, a function from a message to its hash key")
+        if key is not None and not callable(key):
+            raise TypeError(f"key={key!r} must be a function from a message to its hash key")
+        self.routing: Routing = routing
+        """The routing logic's name."""
+        self._factory = factory
+        self._args = args
+        self._kwargs = kwargs
+        self._size = size
+        self._routees: list[ActorRef] = []
+        self._started = 0
+        self._logic: RoundRobin[ActorRef] | RandomRouting[ActorRef] | SmallestMailbox[ActorRef] | \
+            ConsistentHash[ActorRef] | None
+        if routing == "round_robin":
+            self._logic = RoundRobin()
+        elif routing == "random":
+            self._logic = RandomRouting(self.system.random)
+        elif routing == "smallest_mailbox":
+            self._logic = SmallestMailbox(_mailbox_length)
+        elif routing == "consistent_hash":
+            assert key is not None
+            self._logic = ConsistentHash(key, _routee_name, virtual_nodes)
+        else:
+            self._logic = None
+
+    @property
+    def routees(self) -> list[ActorRef]:
+        """The routees, in start order."""
+        return list(self._routees)
+
+    async def on_start(self) -> None:
+        """Start the routees."""
+        await self._grow(self._size)
+
+    async def _grow(self, size: int) -> None:
+        while len(self._routees) < size:
+            self._started += 1
+            ref = await self.spawn(self._factory, *self._args, name=f"routee-{self._started}",
+                                   restart="transient", **self._kwargs)
+            self.watch(ref)
+            self._routees.append(ref)
+            self._changed()
+
+    def _changed(self) -> None:
+        if isinstance(self._logic, ConsistentHash):
+            self._logic.changed(self._routees)
+
+    async def receive(self, message: Any) -> Any:
+        """Route ``message``, or handle it if it is a management message."""
+        if isinstance(message, Terminated):
+            return self._removed(message.ref)
+        if isinstance(message, GetRoutees):
+            return self.routees
+        if isinstance(message, Resize):
+            return await self._resize(message)
+        if not self._routees:
+            return Reply.error(ActorStopped(f"{self.ref!r} has no routees left; {message!r} was not routed"))
+        if isinstance(message, Broadcast):
+            return self._broadcast(message.message)
+        if self._logic is None:
+            return self._broadcast(message)
+        try:
+            routee = self._logic.select(message, self._routees)
+        except Exception as exc:
+            return Reply.error(exc)
+        self._forward(routee, message)
+        return None
+
+    def _removed(self, ref: ActorRef) -> None:
+        if ref not in self._routees:
+            return
+        self._routees.remove(ref)
+        self._changed()
+        if not self._routees:
+            self.stop()
+
+    async def _resize(self, message: Resize) -> Any:
+        try:
+            _check_size(message.size)
+        except ValueError as exc:
+            return Reply.error(exc)
+        if message.size < len(self._routees):
+            removed = self._routees[message.size:]
+            del self._routees[message.size:]
+            self._changed()
+            for ref in reversed(removed):
+                ref.tell(PoisonPill())
+        else:
+            try:
+                await self._grow(message.size)
+            except Exception as exc:
+                return Reply.error(exc)
+        return self.routees
+
+    def _forward(self, routee: ActorRef, message: object) -> None:
+        try:
+            self.forward(routee, message)
+        except MailboxFull as exc:
+            sender = self.sender
+            if isinstance(sender, ReplyRef):
+                sender.fail(exc)
+            else:
+                self._overflowed(message, sender, routee)
+
+    def _broadcast(self, message: object) -> None:
+        routees = self._routees
+        sender = self.sender
+        if not isinstance(sender, ReplyRef) or isinstance(message, PoisonPill):
+            # Told (or a PoisonPill, which each routee takes; an ask of it is answered by the first routee).
+            for routee in routees:
+                try:
+                    self.forward(routee, message)
+                except MailboxFull:
+                    self._overflowed(message, None if isinstance(sender, ReplyRef) else sender, routee)
+            return
+        reply = self.defer_reply()
+        assert isinstance(reply, ReplyRef)
+        gather = _Gather(reply, len(routees))
+        for index, routee in enumerate(routees):
+            try:
+                future = routee.request(message)
+            except MailboxFull as exc:
+                gather.settle(index, None, exc)
+            else:
+                future.add_done_callback(functools.partial(gather.done, index))
+
+    def _overflowed(self, message: object, sender: ActorRef | None, routee: ActorRef) -> None:
+        """A told message met a routee's full mailbox: the teller cannot get the error, so it is a dead letter."""
+        self.system.dead_letter(message, sender, routee, "overflow")
+
+    def __repr__(self) -> str:
+        where = "not spawned" if self._cell is None else repr(self._cell.path)
+        return f"<Pool {where} {self.routing} routees={len(self._routees)}>"
+
+
+def _routee_name(ref: ActorRef) -> str:
+    return ref.name
+
+
+def _check_size(size: object) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"pool size={size!r} must be an integer of 1 or more")

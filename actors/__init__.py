@@ -36,10 +36,27 @@ from runtime import Terminated as Terminated
 from runtime import Unroutable as Unroutable
 
 from ._actor import Actor as Actor
+from ._amqp import Ack as Ack
+from ._amqp import Bind as Bind
+from ._amqp import Delivery as Delivery
+from ._amqp import Get as Get
+from ._amqp import GetStatistics as GetStatistics
+from ._amqp import Nack as Nack
+from ._amqp import Publish as Publish
+from ._amqp import PublishBatch as PublishBatch
+from ._amqp import Reject as Reject
+from ._amqp import Returned as Returned
+from ._amqp import Subscribe as Subscribe
+from ._amqp import Unbind as Unbind
+from ._amqp import Unsubscribe as Unsubscribe
+from ._exchange import Exchange as Exchange
+from ._exchange import ExchangeStatistics as ExchangeStatistics
 from ._pool import Broadcast as Broadcast
 from ._pool import GetRoutees as GetRoutees
 from ._pool import Pool as Pool
 from ._pool import Resize as Resize
+from ._queue import Queue as Queue
+from ._queue import QueueStatistics as QueueStatistics
 from ._supervisor import ChildSpec as ChildSpec
 from ._supervisor import CountChildren as CountChildren
 from ._supervisor import DynamicSupervisor as DynamicSupervisor
@@ -47,12 +64,16 @@ from ._supervisor import StartChild as StartChild
 from ._supervisor import StopChild as StopChild
 from ._supervisor import Supervisor as Supervisor
 from ._supervisor import WhichChildren as WhichChildren
+from ._transaction import Transaction as Transaction
+from ._transaction import transaction as transaction
 
 __all__ = [
-    "Actor", "ActorError", "ActorFailed", "ActorRef", "ActorStatistics", "ActorStopped", "ActorSystem",
-    "AskTimeout", "Backoff", "Broadcast", "ChildSpec", "CountChildren", "DeadLetter", "Directive",
-    "DynamicSupervisor", "Future", "FutureCancelled", "GetRoutees", "LifecycleEvent", "Mailbox", "MailboxFull",
-    "Metrics", "NameTaken", "NotAuthorized", "OneForAll", "OneForOne", "PoisonPill", "Pool", "Reply", "Resize",
-    "RestForOne", "Restart", "SerializationError", "StartChild", "StopChild", "Strategy", "Supervisor",
-    "SystemStatistics", "Terminated", "Unroutable", "WhichChildren",
+    "Ack", "Actor", "ActorError", "ActorFailed", "ActorRef", "ActorStatistics", "ActorStopped", "ActorSystem",
+    "AskTimeout", "Backoff", "Bind", "Broadcast", "ChildSpec", "CountChildren", "DeadLetter", "Delivery",
+    "Directive", "DynamicSupervisor", "Exchange", "ExchangeStatistics", "Future", "FutureCancelled", "Get",
+    "GetRoutees", "GetStatistics", "LifecycleEvent", "Mailbox", "MailboxFull", "Metrics", "Nack", "NameTaken",
+    "NotAuthorized", "OneForAll", "OneForOne", "PoisonPill", "Pool", "Publish", "PublishBatch", "Queue",
+    "QueueStatistics", "Reject", "Reply", "Resize", "RestForOne", "Restart", "Returned", "SerializationError",
+    "StartChild", "StopChild", "Strategy", "Subscribe", "Supervisor", "SystemStatistics", "Terminated",
+    "Transaction", "Unbind", "Unroutable", "Unsubscribe", "WhichChildren", "transaction",
 ]

@@ -30,6 +30,11 @@ from ._messages import Reply as Reply
 from ._messages import Terminated as Terminated
 from ._ref import ActorRef as ActorRef
 from ._ref import ReplyRef as ReplyRef
+from ._routing import EXCHANGE_KINDS as EXCHANGE_KINDS
+from ._routing import RoutingTable as RoutingTable
+from ._routing import make_table as make_table
+from ._routing import split_words as split_words
+from ._routing import validate_key as validate_key
 from ._supervision import Backoff as Backoff
 from ._supervision import Directive as Directive
 from ._supervision import OneForAll as OneForAll
@@ -41,9 +46,44 @@ from ._system import ActorSystem as ActorSystem
 from ._timers import Timers as Timers
 
 __all__ = [
-    "ActorBase", "ActorError", "ActorFailed", "ActorRef", "ActorStatistics", "ActorStopped", "ActorSystem",
-    "AskTimeout", "Backoff", "Cell", "DeadLetter", "Directive", "EventStream", "Future", "FutureCancelled",
-    "LifecycleEvent", "Mailbox", "MailboxFull", "Metrics", "NameTaken", "NotAuthorized", "OneForAll",
-    "OneForOne", "PoisonPill", "Reply", "ReplyRef", "RestForOne", "Restart", "SerializationError", "Strategy",
-    "SystemStatistics", "Terminated", "Timers", "Unroutable", "current_cell",
+    "EXCHANGE_KINDS",
+    "ActorBase",
+    "ActorError",
+    "ActorFailed",
+    "ActorRef",
+    "ActorStatistics",
+    "ActorStopped",
+    "ActorSystem",
+    "AskTimeout",
+    "Backoff",
+    "Cell",
+    "DeadLetter",
+    "Directive",
+    "EventStream",
+    "Future",
+    "FutureCancelled",
+    "LifecycleEvent",
+    "Mailbox",
+    "MailboxFull",
+    "Metrics",
+    "NameTaken",
+    "NotAuthorized",
+    "OneForAll",
+    "OneForOne",
+    "PoisonPill",
+    "Reply",
+    "ReplyRef",
+    "RestForOne",
+    "Restart",
+    "RoutingTable",
+    "SerializationError",
+    "Strategy",
+    "SystemStatistics",
+    "Terminated",
+    "Timers",
+    "Unroutable",
+    "current_cell",
+    "make_table",
+    "split_words",
+    "validate_key",
 ]

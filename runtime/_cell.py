@@ -20,6 +20,7 @@ import trio
 from ._dispatcher import current_cell
 from ._exceptions import ActorFailed, ActorStopped, MailboxFull, NameTaken
 from ._futures import Future
+from ._lifecycle import RESTARTING, RUNNING, STARTING, STATE_NAMES, STOPPED, STOPPING, SUSPENDED
 from ._mailbox import Envelope, Mailbox, MailboxQueue
 from ._messages import PoisonPill, Reply, Terminated
 from ._ref import ActorRef, ReplyRef
@@ -34,8 +35,6 @@ __all__ = ["ActorBase", "Cell"]
 
 logger = logging.getLogger("actors")
 
-STARTING, RUNNING, SUSPENDED, RESTARTING, STOPPING, STOPPED = range(6)
-STATE_NAMES = ("starting", "running", "suspended", "restarting", "stopping", "stopped")
 
 _constructing: Any = None  # the cell whose factory is running (set only synchronously around the call)
 

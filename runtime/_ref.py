@@ -10,6 +10,7 @@ import trio
 from ._dispatcher import current_cell
 from ._exceptions import ActorError, ActorStopped, SerializationError
 from ._futures import Future
+from ._lifecycle import STOPPED
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -50,8 +51,6 @@ class ActorRef:
     @property
     def is_stopped(self) -> bool:
         """Whether the actor has stopped for good."""
-        from ._cell import STOPPED
-
         return self._cell.state == STOPPED
 
     def tell(self, message: Any) -> None:

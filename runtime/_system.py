@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
-from ._cell import STOPPING, ActorBase, Cell
+from ._cell import ActorBase, Cell
 from ._dispatcher import Dispatcher, current_cell
 from ._events import EventStream
 from ._exceptions import ActorFailed
 from ._figures import Figures, Metrics, SystemStatistics
 from ._futures import Correlations, Future
+from ._lifecycle import RUNNING, STOPPING
 from ._mailbox import UNBOUNDED, Mailbox
 from ._messages import DeadLetter, LifecycleEvent, LifecycleKind
 from ._ref import ActorRef
@@ -22,6 +23,8 @@ from ._supervision import OneForOne, Restart, Strategy
 from ._timers import TimerService
 
 __all__ = ["ActorSystem"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("actors")
 logger.addHandler(logging.NullHandler())
@@ -72,6 +75,7 @@ class ActorSystem:
         self._dead_letters = 0
         self._timer_generation = 0
         self._measured: set[Cell] = set()
+        self._extensions: dict[object, Any] = {}
         self._measure_wakeup: trio.Event | None = None
         self._failure: ActorFailed | None = None
         self._running = False
@@ -90,16 +94,18 @@ class ActorSystem:
         self.now = trio.lowlevel.current_clock().current_time
         self._nursery_cm = trio.open_nursery()
         host = await self._nursery_cm.__aenter__()
-        try:
-            nursery = self._nursery = await host.start(self._host)
-        except BaseException as exc:
-            await self._nursery_cm.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
+        # Not host.start(): in an already cancelled caller, start() would wait for the shielded host to exit.
+        ready = trio.Event()
+        host.start_soon(self._host, ready)
+        with trio.CancelScope(shield=True):
+            await ready.wait()
+        nursery = self._nursery
+        assert nursery is not None
         self.dispatcher = Dispatcher(nursery, batch=self._batch)
         guardian = self._guardian = Cell(self, None, "", _Guardian, (), {}, mailbox=UNBOUNDED,
                                          restart=Restart.PERMANENT, strategy=self.default_strategy)
         guardian._build()
-        guardian.state = 1
+        guardian.state = RUNNING
         nursery.start_soon(self.timer_service.run)
         nursery.start_soon(self._measure_loop)
         self._running = True
@@ -131,16 +137,17 @@ class ActorSystem:
             raise self._failure
         return bool(suppressed)
 
-    async def _host(self, *, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _host(self, ready: trio.Event) -> None:
         """Own the nursery of the runners, the timer service and the figures, shielded from the caller.
 
         Actors' hooks run in runner tasks: if those inherited a cancellation of the scope around
         ``async with ActorSystem()``, leaving the block that way would skip ``on_stop`` hooks. Only
         ``__aexit__`` cancels this nursery, once the tree has stopped or its shutdown ran out of time.
         """
-        with trio.CancelScope(shield=True):
+        with trio.CancelScope(shield=True):  # before the first checkpoint: a cancelled caller cannot reach us
             async with trio.open_nursery() as nursery:
-                task_status.started(nursery)
+                self._nursery = nursery
+                ready.set()
                 await trio.sleep_forever()
 
     def fail(self, cell: Cell, error: BaseException) -> None:
@@ -209,6 +216,18 @@ class ActorSystem:
             stack.extend(reversed(cell.children))
         return SystemStatistics(dead_letters=self._dead_letters, actors=actors,
                                 pending_asks=len(self.correlations))
+
+    def extension(self, key: object, factory: Callable[[], T]) -> T:
+        """Per-system state for code built on the runtime, made by ``factory()`` on first use under ``key``.
+
+        The built-in exchanges and queues keep their shared directory here, so that state lives on the system
+        and goes away with it.
+        """
+        try:
+            return self._extensions[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._extensions[key] = factory()
+            return value
 
     @property
     def top_level(self) -> list[ActorRef]:

@@ -1,0 +1,271 @@
+"""Prometheus metrics of a running actor system: a collector over ``system.statistics()`` and a trio server.
+
+:class:`StatisticsCollector` turns one :class:`~runtime.SystemStatistics` snapshot into Prometheus metric
+families, read afresh on every scrape: per actor (labelled ``actor="<path>"``) the counters of arrivals,
+handled and failed messages and restarts, the mailbox length and its peak, the queue figures λ, μ, ρ, L and W,
+the handling-time quantiles and the state; for the whole system the dead letters, the pending asks and the
+number of live actors. It lives in a :class:`~prometheus_client.CollectorRegistry` of its own, never in
+prometheus_client's process-global default registry.
+
+:func:`serve_metrics` serves that registry over HTTP from inside trio. ``system.statistics()`` reads the actors'
+state without locks, so it must run in the system's trio thread: the server is a small trio task (one request
+per connection, then close) rather than prometheus_client's threaded server, and it renders the page with
+prometheus_client's own encoders (``text/plain`` 0.0.4, or OpenMetrics when the scraper asks for it).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import trio
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import CollectorRegistry
+
+from runtime import ActorStatistics, ActorSystem, SystemStatistics
+
+__all__ = ["StatisticsCollector", "metrics_registry", "serve_metrics"]
+
+logger = logging.getLogger("actors")
+
+# Sample names as they appear on the page (counters carry their ``_total`` suffix); ``actors top`` reads them.
+ARRIVALS = "actors_arrivals_total"
+HANDLED = "actors_handled_total"
+FAILED = "actors_failed_total"
+RESTARTS = "actors_restarts_total"
+MAILBOX_LENGTH = "actors_mailbox_length"
+PEAK_MAILBOX_LENGTH = "actors_mailbox_peak_length"
+ARRIVAL_RATE = "actors_arrival_rate"
+SERVICE_RATE = "actors_service_rate"
+UTILIZATION = "actors_utilization"
+MEAN_QUEUE_LENGTH = "actors_mean_queue_length"
+MEAN_WAIT = "actors_mean_wait_seconds"
+RESTARTS_IN_WINDOW = "actors_restarts_in_window"
+HANDLING_TIME = "actors_handling_time_seconds"
+STATE = "actors_state"
+DEAD_LETTERS = "actors_dead_letters_total"
+PENDING_ASKS = "actors_pending_asks"
+LIVE_ACTORS = "actors_live_actors"
+SYSTEM_INFO = "actors_system_info"
+
+STATES = ("starting", "running", "suspended", "restarting", "stopping", "stopped")
+"""Every state an actor reports; ``actors_state`` has one series per state, 1 for the current one."""
+
+_PER_ACTOR: tuple[tuple[str, str, str, Callable[[ActorStatistics], float]], ...] = (
+    # (family name, type, help, reader); counter family names drop the ``_total`` the page shows.
+    ("actors_arrivals", "counter", "Messages queued for the actor since it was spawned.", lambda s: s.arrivals),
+    ("actors_handled", "counter", "Messages whose handling finished without an exception.", lambda s: s.handled),
+    ("actors_failed", "counter", "Messages whose handling raised.", lambda s: s.failed),
+    ("actors_restarts", "counter", "Times the actor was restarted.", lambda s: s.restarts),
+    (MAILBOX_LENGTH, "gauge", "Messages queued now, not counting the one being handled.",
+     lambda s: s.mailbox_length),
+    (PEAK_MAILBOX_LENGTH, "gauge", "The longest the mailbox has been.", lambda s: s.peak_mailbox_length),
+    (ARRIVAL_RATE, "gauge", "λ: messages queued per second over the metrics window.", lambda s: s.arrival_rate),
+    (SERVICE_RATE, "gauge", "μ: messages handled per busy second over the window; 0 until measured.",
+     lambda s: s.service_rate),
+    (UTILIZATION, "gauge", "ρ = λ/μ over the window; 0 while μ is unknown, 1 or more when saturated.",
+     lambda s: s.utilization),
+    (MEAN_QUEUE_LENGTH, "gauge", "L: time-averaged mailbox length over the window.",
+     lambda s: s.mean_queue_length),
+    (MEAN_WAIT, "gauge", "W: mean seconds from enqueue to start of handling over the window.",
+     lambda s: s.mean_wait),
+    (RESTARTS_IN_WINDOW, "gauge", "Restarts counted against the supervisor's restart intensity right now.",
+     lambda s: s.restarts_in_window),
+)
+
+_QUANTILES: tuple[tuple[str, Callable[[ActorStatistics], float]], ...] = (
+    ("0.5", lambda s: s.handling_time_p50),
+    ("0.9", lambda s: s.handling_time_p90),
+    ("0.99", lambda s: s.handling_time_p99),
+)
+
+
+class StatisticsCollector:
+    """A prometheus_client collector that calls ``read()`` on every scrape and reports what it returns.
+
+    ``read`` is usually ``system.statistics``; it is called in whatever thread scrapes the registry, so scrape
+    in the system's trio thread (as :func:`serve_metrics` does), or pass a ``read`` that hops into it, e.g.
+    ``lambda: trio.from_thread.run_sync(system.statistics, trio_token=token)`` from a server thread.
+    ``system`` names the system in ``actors_system_info``.
+    """
+
+    def __init__(self, read: Callable[[], SystemStatistics], *, system: str = "app") -> None:
+        self._read = read
+        self._system = system
+
+    def describe(self) -> list[Metric]:
+        """The metric families without samples, so that a registry can refuse clashing names up front."""
+        return list(self._families(None))
+
+    def collect(self) -> list[Metric]:
+        """The metric families filled from one fresh snapshot."""
+        return list(self._families(self._read()))
+
+    def _families(self, stats: SystemStatistics | None) -> Iterator[Metric]:
+        actors = () if stats is None else tuple(stats.actors.items())
+        for name, kind, documentation, read in _PER_ACTOR:
+            family: CounterMetricFamily | GaugeMetricFamily
+            if kind == "counter":
+                family = CounterMetricFamily(name, documentation, labels=("actor",))
+            else:
+                family = GaugeMetricFamily(name, documentation, labels=("actor",))
+            for path, figures in actors:
+                family.add_metric((path,), read(figures))
+            yield family
+
+        handling = GaugeMetricFamily(
+            HANDLING_TIME, "Handling time of the recently sampled messages, by quantile, in seconds.",
+            labels=("actor", "quantile"))
+        for path, figures in actors:
+            for quantile, read in _QUANTILES:
+                handling.add_metric((path, quantile), read(figures))
+        yield handling
+
+        state = GaugeMetricFamily(STATE, "1 for the state the actor is in, 0 for the others.",
+                                  labels=("actor", "state"))
+        for path, figures in actors:
+            known = STATES if figures.state in STATES else (*STATES, figures.state)
+            for name in known:
+                state.add_metric((path, name), 1.0 if name == figures.state else 0.0)
+        yield state
+
+        dead = CounterMetricFamily("actors_dead_letters", "Messages that could not be delivered.")
+        pending = GaugeMetricFamily(PENDING_ASKS, "Requests still waiting for an answer.")
+        live = GaugeMetricFamily(LIVE_ACTORS, "Live actors in the system.")
+        info = InfoMetricFamily("actors_system", "The actor system these figures describe.", labels=("system",))
+        if stats is not None:
+            dead.add_metric((), stats.dead_letters)
+            pending.add_metric((), stats.pending_asks)
+            live.add_metric((), len(actors))
+            info.add_metric((self._system,), {})
+        yield from (dead, pending, live, info)
+
+    def __repr__(self) -> str:
+        return f"<StatisticsCollector system={self._system!r}>"
+
+
+def metrics_registry(system: ActorSystem) -> CollectorRegistry:
+    """A registry of its own holding a :class:`StatisticsCollector` over ``system``.
+
+    Scraping it calls ``system.statistics()``, so scrape it only in the system's trio thread.
+    """
+    registry = CollectorRegistry()
+    registry.register(StatisticsCollector(system.statistics, system=system.name))
+    return registry
+
+
+# -- the HTTP server ------------------------------------------------------------------------------------------
+
+_MAX_HEAD = 16 * 1024
+"""Bytes of request line and headers we accept; a scrape request is a few hundred."""
+_REQUEST_SECONDS = 10.0
+"""How long one connection may take to send its request and receive the answer."""
+_LINGER_SECONDS = 1.0
+"""How long we keep reading after the answer, so that the client sees it rather than a reset."""
+_MAX_DISCARD = 1024 * 1024
+"""Bytes we read and discard after the answer at most."""
+_END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            431: "Request Header Fields Too Large", 500: "Internal Server Error"}
+
+
+async def serve_metrics(system: ActorSystem, host: str = "127.0.0.1", port: int = 0, *,
+                        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> NoReturn:
+    """Serve ``system``'s metrics at ``http://host:port/metrics`` until cancelled.
+
+    Use it with ``url = await nursery.start(serve_metrics, system, "127.0.0.1", 9464)``: ``start`` returns the
+    URL once the port is bound (``port=0`` picks a free one), and raises :class:`OSError` naming the address if
+    it cannot be bound (a port in use, an unknown host). Each scrape calls ``system.statistics()`` in this trio
+    thread. Cancelling it closes the listening socket and the open connections.
+    """
+    registry = metrics_registry(system)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OSError(exc.errno, f"cannot serve metrics on {host}:{port}: {reason}") from exc
+    task_status.started(_url(listeners[0]))
+    await trio.serve_listeners(partial(_handle, registry), listeners)
+    raise AssertionError("trio.serve_listeners returned")  # pragma: no cover - it only ever raises
+
+
+def _url(listener: trio.SocketListener) -> str:
+    address: tuple[Any, ...] = listener.socket.getsockname()
+    host, port = address[0], address[1]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/metrics"
+
+
+async def _handle(registry: CollectorRegistry, stream: trio.SocketStream) -> None:
+    """Answer one request on ``stream`` and close it."""
+    async with stream:
+        with trio.move_on_after(_REQUEST_SECONDS):
+            try:
+                head = await _read_head(stream)
+                if head is None:
+                    return
+                await stream.send_all(_respond(registry, head))
+                # Closing with unread bytes (a request body, an oversized header) would reset the connection
+                # and could destroy the answer in flight: say we are done, then discard what is left.
+                await stream.send_eof()
+                with trio.move_on_after(_LINGER_SECONDS):
+                    discarded = 0
+                    while discarded < _MAX_DISCARD and (chunk := await stream.receive_some(65536)):
+                        discarded += len(chunk)
+            except trio.BrokenResourceError:
+                # The scraper hung up before the answer was sent: there is no one left to tell.
+                return
+
+
+async def _read_head(stream: trio.SocketStream) -> bytes | None:
+    """The request line and headers; ``b""`` if they are too long; ``None`` if the client closed first."""
+    data = b""
+    while (end := _END_OF_HEAD.search(data)) is None:
+        if len(data) > _MAX_HEAD:
+            return b""
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            return None
+        data += chunk
+    return data[:end.start()]
+
+
+def _respond(registry: CollectorRegistry, head: bytes) -> bytes:
+    """The complete HTTP response to a request whose line and headers are ``head``."""
+    if not head:
+        return _response(431, "request line and headers too long\n")
+    request_line, *header_lines = head.decode("latin-1").splitlines()
+    parts = request_line.split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        return _response(400, f"not an HTTP request line: {request_line[:100]!r}\n")
+    method, target, _ = parts
+    if method not in ("GET", "HEAD"):
+        return _response(405, f"{method} is not allowed; use GET\n", extra={"Allow": "GET, HEAD"})
+    if urlsplit(target).path != "/metrics":
+        return _response(404, f"nothing at {target[:100]}; the metrics are at /metrics\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    encoder, content_type = choose_encoder(headers.get("accept", ""))
+    try:
+        body = encoder(registry)
+    except Exception as exc:
+        logger.exception("rendering the metrics page failed")
+        return _response(500, f"cannot render the metrics: {exc!r}\n")
+    return _response(200, body, content_type=content_type, head_only=method == "HEAD")
+
+
+def _response(status: int, body: str | bytes, *, content_type: str = "text/plain; charset=utf-8",
+              extra: dict[str, str] | None = None, head_only: bool = False) -> bytes:
+    payload = body.encode() if isinstance(body, str) else body
+    headers = {"Content-Type": content_type, "Content-Length": str(len(payload)), "Connection": "close",
+               **(extra or {})}
+    lines = [f"HTTP/1.1 {status} {_REASONS[status]}", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+    return "\r\n".join(lines).encode("latin-1") + (b"" if head_only else payload)

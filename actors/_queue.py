@@ -1,0 +1,922 @@
+"""The :class:`Queue` actor: buffers messages for consumers, with acks, prefetch, TTL, length limits and
+dead-lettering by RabbitMQ's rules, optionally stored in SQLite."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import pickle
+import sqlite3
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import attrs
+import trio
+
+from runtime import ActorRef, LifecycleEvent, MailboxFull, ReplyRef, SerializationError, Terminated, validate_key
+
+from ._actor import Actor
+from ._amqp import (
+    Ack,
+    Delivery,
+    Directory,
+    Enqueue,
+    EnqueueBatch,
+    Get,
+    GetStatistics,
+    Headers,
+    Nack,
+    Publish,
+    PublishBatch,
+    Reject,
+    Subscribe,
+    Unsubscribe,
+    check_ref,
+    check_ttl,
+    directory,
+    plan_batch,
+    publish_error,
+    refuse,
+    send,
+    send_batch,
+    show,
+)
+
+__all__ = ["Queue", "QueueStatistics"]
+
+logger = logging.getLogger("actors")
+
+Overflow = Literal["drop_head", "reject_publish"]
+_OVERFLOWS: Final = ("drop_head", "reject_publish")
+DeathReason = Literal["rejected", "expired", "maxlen", "delivery_limit"]
+
+
+@attrs.frozen
+class QueueStatistics:
+    """A snapshot of a queue, from ``await queue.ask(GetStatistics())``.
+
+    Every message a queue accepted is, at any moment, exactly one of ready, unacked, acked or dead-lettered:
+    ``published == ready + unacked + acked + dead_lettered`` (counted since the queue's current incarnation
+    started; a durable queue's restored messages count as published).
+    """
+
+    ready: int
+    """Messages waiting to be delivered."""
+    unacked: int
+    """Messages delivered and not settled yet."""
+    consumers: int
+    """Subscribed consumers."""
+    published: int
+    """Messages accepted into the queue."""
+    delivered: int
+    """Deliveries made (to consumers and through ``Get``), redeliveries included."""
+    acked: int
+    """Messages acknowledged, explicitly or by an ``auto_ack`` consumer or ``Get``."""
+    redelivered: int
+    """Deliveries of messages that had been delivered before."""
+    dead_lettered: int
+    """Messages removed as dead letters (rejected, expired, over the length limit, over the delivery limit),
+    republished to the dead-letter exchange if there is one."""
+    refused: int = 0
+    """Publishes refused because the queue was full (``overflow="reject_publish"``); not in ``published``."""
+
+
+class _Message:
+    """A message in the queue: what was published, where it stands, and how often it came back."""
+
+    __slots__ = ("body", "exchange", "expires_at", "headers", "persistent", "redelivered", "returns",
+                 "routing_key", "seq", "ttl")
+
+    def __init__(self, seq: int, exchange: str, routing_key: str, body: Any, headers: Headers | None,
+                 persistent: bool, ttl: float | None, expires_at: float | None) -> None:
+        self.seq = seq
+        """Its position: requeued messages go back in seq order."""
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.body = body
+        self.headers = headers
+        self.persistent = persistent
+        self.ttl = ttl
+        """The per-message TTL it was published with (for ``x-death``'s ``original-expiration``)."""
+        self.expires_at = expires_at
+        """When it expires on trio's clock, ``None`` for never."""
+        self.returns = 0
+        """How many times it came back unsettled (nacked with requeue, or its consumer stopped or failed)."""
+        self.redelivered = False
+
+
+class _Consumer:
+    """A consumer's settings and the delivery tags it holds."""
+
+    __slots__ = ("auto_ack", "in_free", "prefetch", "ref", "subscribed", "tags")
+
+    def __init__(self, ref: ActorRef) -> None:
+        self.ref = ref
+        self.prefetch = 0
+        self.auto_ack = False
+        self.subscribed = False
+        self.in_free = False
+        """Whether it is in the queue's round-robin of consumers with room."""
+        self.tags: set[int] = set()
+
+    def has_room(self) -> bool:
+        return self.auto_ack or not self.prefetch or len(self.tags) < self.prefetch
+
+
+@attrs.frozen
+class _Expire:
+    """The queue's expiry timer went off: drop the expired messages at the head."""
+
+
+_EXPIRE: Final = _Expire()
+
+
+class Queue(Actor):
+    """A buffering actor: ``await system.spawn(Queue, name="jobs", max_length=..., ...)``.
+
+    It takes :class:`~actors.Publish` sent to it directly (the routing key is kept, not used; the exchange
+    name is ``""``) and what the exchanges it is bound to route to it; an ask answers 1 once the message is
+    accepted (and stored, for a durable queue) or 0 if the queue refused it. Consumers attach with
+    :class:`~actors.Subscribe` and receive :class:`~actors.Delivery` messages round-robin, each holding at most
+    ``prefetch`` unsettled; :class:`~actors.Get` takes one message. A delivery is settled with ``ack()``,
+    ``nack(requeue=True)`` or ``reject()``: a requeued message goes back to its original place and comes
+    again with ``redelivered=True``; the unsettled deliveries of a consumer that stops or fails are requeued
+    for the others (at-least-once: the failed consumer may still handle the ones left in its mailbox, but
+    their acks are refused, so each message is acked once). Settling an unknown or already settled tag is
+    refused: an ask raises :class:`ValueError`, a tell becomes a dead letter, and the queue goes on.
+
+    Keywords:
+
+    - ``max_length``: the most ready messages; beyond it ``overflow="drop_head"`` (default) dead-letters the
+      oldest (reason ``maxlen``) and ``"reject_publish"`` refuses the new publish (its confirm counts 0).
+    - ``message_ttl``: seconds a message may wait; a publish's own ``ttl`` can shorten it. Expired messages
+      are dead-lettered (``expired``) when they reach the head of the queue, as RabbitMQ does, on trio's clock.
+    - ``dead_letter_exchange`` (an exchange ref) and ``dead_letter_routing_key`` (default: the message's own):
+      where dead letters are republished, with RabbitMQ's ``x-death`` and ``x-first-death-*`` headers. Without
+      one, dead letters are dropped (and published on the event stream as ``DeadLetter``).
+    - ``delivery_limit``: a message returned more than this many times is dead-lettered (``delivery_limit``).
+    - ``durable=True`` with ``storage=`` a path: every message is stored in SQLite (WAL mode, on a worker
+      thread) before its publish is confirmed, and the queue restores them when it starts again (after a
+      restart, or when spawned again with the same storage). ``storage`` is the database file, or an existing
+      directory in which the file is ``<queue name>.sqlite3``. Bodies and headers must be picklable.
+
+    Ask :class:`~actors.GetStatistics` for :meth:`statistics`. Leave a queue's mailbox unbounded (the default):
+    it must not refuse its consumers' acks nor its store's answers.
+    """
+
+    def __init__(self, *, max_length: int | None = None, overflow: Overflow = "drop_head",
+                 message_ttl: float | None = None, dead_letter_exchange: ActorRef | None = None,
+                 dead_letter_routing_key: str | None = None, delivery_limit: int | None = None,
+                 durable: bool = False, storage: str | os.PathLike[str] | None = None) -> None:
+        self._max_length = _check_count("max_length", max_length)
+        if overflow not in _OVERFLOWS:
+            raise ValueError(f"overflow={show(overflow)} is not a policy; use 'drop_head' or 'reject_publish'")
+        self._reject_publish = overflow == "reject_publish"
+        self._message_ttl = check_ttl("message_ttl", message_ttl)
+        self._dlx = check_ref("dead_letter_exchange", dead_letter_exchange, optional=True)
+        if dead_letter_routing_key is not None:
+            validate_key(dead_letter_routing_key, what="dead_letter_routing_key")
+            if self._dlx is None:
+                raise ValueError(f"dead_letter_routing_key={dead_letter_routing_key!r} needs a "
+                                 "dead_letter_exchange too")
+        self._dl_key = dead_letter_routing_key
+        self._delivery_limit = _check_count("delivery_limit", delivery_limit)
+        if durable.__class__ is not bool:
+            raise ValueError(f"durable={show(durable)} must be True or False")
+        if durable and not isinstance(storage, str | os.PathLike):
+            raise ValueError(f"durable=True needs storage= the path of its SQLite database (a file, or a "
+                             f"directory for '<queue name>.sqlite3'), not {show(storage)}")
+        self._durable = durable
+        self._storage = storage
+
+        self._ready: deque[_Message] = deque()
+        """Messages never delivered, in seq order (appended at the tail)."""
+        self._requeued: list[tuple[int, _Message]] = []
+        """A heap of returned messages by seq; each was once at the head, so it comes before all of _ready."""
+        self._unacked: dict[int, tuple[_Message, _Consumer | None]] = {}
+        self._consumers: dict[ActorRef, _Consumer] = {}
+        self._free: deque[_Consumer] = deque()
+        """The round-robin: subscribed consumers with room (``in_free``), the next one first."""
+        self._events = False
+        """Whether we listen to lifecycle events (to notice consumers that fail)."""
+        self._seq = 0
+        self._tag = 0
+        self._armed: float | None = None
+        """The deadline the expiry timer is set for."""
+        self._name = ""
+        self._directory = Directory()  # replaced by the system's in on_start
+        self._published = self._delivered = self._acked = self._redelivered = 0
+        self._dead_lettered = self._refused = 0
+        # Durable queues: pending writes, and the confirms that wait for them.
+        self._store: ActorRef | None = None
+        self._inserts: list[tuple[Any, ...]] = []
+        self._updates: list[tuple[int, int, int]] = []
+        self._deletes: list[tuple[int]] = []
+        self._confirms: list[tuple[ReplyRef, int]] = []
+        self._flushing = False
+
+    async def on_start(self) -> None:
+        self._name = self.ref.name
+        self._directory = directory(self.system)
+        incarnation = self._directory.register(self.ref, "queue")
+        self._tag = incarnation << 32  # a restarted queue never reuses its predecessor's tags
+        if self._durable:
+            assert self._storage is not None
+            self._store = await self.spawn(_Store, os.fspath(self._storage), self._name, name="storage")
+            rows = await self._store.ask(_LOAD)
+            self._restore(rows)
+
+    # -- messages ------------------------------------------------------------------------------------------
+
+    async def receive(self, message: Any) -> Any:
+        """Handle one message; see the class docstring."""
+        result = self._handle(message)
+        if self._durable and not self._flushing:
+            self._flush()
+        return result
+
+    def _handle(self, message: Any) -> Any:
+        cls = message.__class__
+        if cls is Enqueue:
+            error = _enqueue_error(message)
+            if error is not None:
+                return refuse(self, message, error)
+            return self._enqueue(message.exchange, message.publish, message)
+        if cls is Ack:
+            return self._ack(message)
+        if cls is Publish:
+            error = publish_error(message)
+            if error is not None:
+                return refuse(self, message, error)
+            return self._enqueue("", message, message)
+        if cls is Nack or cls is Reject:
+            return self._settle(message)
+        if cls is EnqueueBatch:
+            entries: object = message.entries
+            if not isinstance(entries, tuple | list):
+                return refuse(self, message, ValueError(f"EnqueueBatch entries {show(entries)} must be a tuple"))
+            for entry in entries:
+                error = _enqueue_error(entry)
+                if error is not None:
+                    return refuse(self, message, error)
+            return self._enqueue_batch(message)
+        if cls is Get:
+            return self._get(message)
+        if cls is Subscribe:
+            return self._subscribe(message)
+        if cls is Unsubscribe:
+            return self._unsubscribe(message)
+        if cls is Terminated:
+            self._consumer_lost(message.ref, stopped=True)
+            return None
+        if cls is LifecycleEvent:
+            if message.kind == "failed" and message.ref in self._consumers:
+                self._consumer_lost(message.ref, stopped=False)
+            return None
+        if cls is _Expire:
+            self._armed = None
+            self._expire_head()
+            self._dispatch()
+            return None
+        if cls is _Flushed:
+            return self._flushed(message)
+        if cls is PublishBatch:
+            try:
+                plan = plan_batch(self._directory, message)
+            except ValueError as exc:
+                return refuse(self, message, exc)
+            return send_batch(self, self._directory, plan)
+        if cls is GetStatistics:
+            return self.statistics()
+        return refuse(self, message, ValueError(
+            f"{self!r} does not understand {show(message)}; send it Publish, Get, Subscribe, Unsubscribe, "
+            "Ack, Nack, Reject or GetStatistics"))
+
+    # -- enqueueing ----------------------------------------------------------------------------------------
+
+    def _enqueue(self, exchange: str, publish: Publish, message: object) -> Any:
+        """Accept one message (answer 1), or refuse it when full with reject_publish (answer 0)."""
+        if self._full():
+            self._refused += 1
+            if not isinstance(self.sender, ReplyRef):
+                self.system.dead_letter(message, self.sender, self.ref,
+                                        f"refused: {self!r} is full (max_length={self._max_length}, "
+                                        "overflow='reject_publish')")
+            return 0
+        if not self._durable:
+            self._place(self._admit(exchange, publish))
+            return 1
+        try:
+            payload = _payload(publish)
+        except Exception as exc:
+            return refuse(self, message, SerializationError(
+                f"{self!r} is durable and cannot store {show(publish)}: {exc!r}"))
+        msg = self._admit(exchange, publish)
+        self._inserts.append(_row(msg, payload))
+        sender = self.sender
+        self._place(msg)
+        if isinstance(sender, ReplyRef):
+            self._defer_confirm(1)
+            return None
+        return 1
+
+    def _enqueue_batch(self, batch: EnqueueBatch) -> Any:
+        """A transaction's share for this queue: enqueue every message in this one step.
+
+        A durable queue stores the messages it can pickle; one it cannot is kept in memory only (logged): the
+        batch was validated and routed already, and refusing part of it would break its all-or-nothing.
+        """
+        accepted = 0
+        durable = self._durable
+        for entry in batch.entries:
+            publish = entry.publish
+            if self._full():
+                self._refused += 1
+                continue
+            msg = self._admit(entry.exchange, publish)
+            if durable:
+                try:
+                    self._inserts.append(_row(msg, _payload(publish)))
+                except Exception:
+                    logger.exception("%r cannot store %r; it is kept in memory only", self, publish)
+            self._place(msg)
+            accepted += 1
+        if durable and accepted and isinstance(self.sender, ReplyRef):
+            self._defer_confirm(accepted)
+            return None
+        return accepted
+
+    def _defer_confirm(self, count: int) -> None:
+        """Answer the current ask with ``count`` once the pending writes are stored."""
+        reply = self.defer_reply()
+        assert isinstance(reply, ReplyRef)
+        self._confirms.append((reply, count))
+
+    def _full(self) -> bool:
+        """Whether a new publish is to be refused (``reject_publish`` and as many ready as ``max_length``)."""
+        return self._reject_publish and self._max_length is not None and self._ready_count() >= self._max_length
+
+    def _admit(self, exchange: str, publish: Publish) -> _Message:
+        self._seq += 1
+        self._published += 1
+        ttl = publish.ttl
+        effective = self._message_ttl
+        if ttl is not None and (effective is None or ttl < effective):
+            effective = ttl
+        expires_at = None if effective is None else trio.current_time() + effective
+        return _Message(self._seq, exchange, publish.routing_key, publish.body, publish.headers,
+                        publish.persistent, ttl, expires_at)
+
+    def _place(self, msg: _Message) -> None:
+        """Deliver a new message at once if a consumer waits, else queue it (then apply the length limit)."""
+        if self._free and not self._ready and not self._requeued:
+            consumer = self._next_free()
+            if consumer is not None:
+                self._deliver(msg, consumer)  # on arrival: not subject to expiry, even with a TTL of 0
+                return
+        self._ready.append(msg)
+        limit = self._max_length
+        if limit is not None:
+            while self._ready_count() > limit:
+                self._dead_letter(self._pop_head(), "maxlen")
+        self._dispatch()
+
+    def _restore(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        now = trio.current_time()
+        for seq, exchange, routing_key, payload, persistent, ttl, returns, redelivered in rows:
+            body, headers = pickle.loads(payload)
+            effective = self._message_ttl
+            if ttl is not None and (effective is None or ttl < effective):
+                effective = ttl
+            msg = _Message(seq, exchange, routing_key, body, headers, bool(persistent), ttl,
+                           None if effective is None else now + effective)
+            msg.returns = returns
+            msg.redelivered = bool(redelivered)
+            self._ready.append(msg)
+            self._seq = max(self._seq, seq)
+            self._published += 1
+        self._dispatch()
+
+    # -- the head of the queue -----------------------------------------------------------------------------
+
+    def _ready_count(self) -> int:
+        return len(self._ready) + len(self._requeued)
+
+    def _head(self) -> _Message | None:
+        if self._requeued:
+            return self._requeued[0][1]
+        if self._ready:
+            return self._ready[0]
+        return None
+
+    def _pop_head(self) -> _Message:
+        if self._requeued:
+            return heapq.heappop(self._requeued)[1]
+        return self._ready.popleft()
+
+    def _next_ready(self) -> _Message | None:
+        """Take the next deliverable message, dead-lettering the expired ones found at the head."""
+        while True:
+            if self._requeued:
+                msg = self._requeued[0][1]
+            elif self._ready:
+                msg = self._ready[0]
+            else:
+                return None
+            if msg.expires_at is not None and msg.expires_at <= trio.current_time():
+                self._pop_head()
+                self._dead_letter(msg, "expired")
+                continue
+            return self._pop_head()
+
+    def _expire_head(self) -> None:
+        now = trio.current_time()
+        while True:
+            head = self._head()
+            if head is None or head.expires_at is None or head.expires_at > now:
+                return
+            self._pop_head()
+            self._dead_letter(head, "expired")
+
+    def _arm_expiry(self) -> None:
+        """Set the expiry timer for the head's deadline, unless it is set for that or earlier already."""
+        head = self._head()
+        if head is None or head.expires_at is None:
+            return
+        armed = self._armed
+        if armed is not None and armed <= head.expires_at:
+            return
+        self._armed = head.expires_at
+        self.timers.start_single("expire", max(0.0, head.expires_at - trio.current_time()), _EXPIRE)
+
+    # -- delivering ----------------------------------------------------------------------------------------
+
+    def _next_free(self) -> _Consumer | None:
+        """Take the next consumer of the round-robin that can receive (skipping cancelled ones).
+
+        A consumer that stopped stays in the round-robin until its ``Terminated`` is handled; what it is sent
+        meanwhile becomes a runtime dead letter and is requeued with the rest of what it held.
+        """
+        free = self._free
+        while free:
+            consumer = free.popleft()
+            consumer.in_free = False
+            if consumer.subscribed:
+                return consumer
+        return None
+
+    def _refill(self, consumer: _Consumer) -> None:
+        """Put ``consumer`` back in the round-robin if it is subscribed and has room."""
+        if consumer.subscribed and not consumer.in_free and consumer.has_room():
+            consumer.in_free = True
+            self._free.append(consumer)
+
+    def _dispatch(self) -> None:
+        """Deliver ready messages to consumers with room, round-robin; then re-arm the expiry timer."""
+        while self._free and (self._ready or self._requeued):
+            consumer = self._next_free()
+            if consumer is None:
+                break
+            msg = self._next_ready()
+            if msg is None:
+                self._refill(consumer)
+                break
+            self._deliver(msg, consumer)
+        self._arm_expiry()
+
+    def _deliver(self, msg: _Message, consumer: _Consumer) -> None:
+        tag = self._tag = self._tag + 1
+        try:
+            consumer.ref.tell(Delivery(msg.exchange, msg.routing_key, msg.body, msg.headers, msg.redelivered, tag,
+                                       queue=self.ref))
+        except MailboxFull:
+            # A bounded mailbox that refuses: the message stays first in line, and the consumer is left out of
+            # the round-robin until it settles something (its prefetch should be below its mailbox capacity).
+            logger.warning("%r: consumer %r has a full mailbox; delivery postponed", self, consumer.ref)
+            heapq.heappush(self._requeued, (msg.seq, msg))
+            return
+        self._delivered += 1
+        if msg.redelivered:
+            self._redelivered += 1
+        if consumer.auto_ack:
+            self._acked += 1
+            self._forget(msg)
+        else:
+            self._unacked[tag] = (msg, consumer)
+            consumer.tags.add(tag)
+        if consumer.has_room():
+            consumer.in_free = True
+            self._free.append(consumer)
+
+    def _get(self, message: Get) -> Any:
+        auto_ack: object = message.auto_ack
+        if auto_ack.__class__ is not bool:
+            return refuse(self, message, ValueError(f"Get auto_ack={show(auto_ack)} must be True or False"))
+        msg = self._next_ready()
+        if msg is None:
+            self._arm_expiry()
+            return None
+        tag = self._tag = self._tag + 1
+        self._delivered += 1
+        if msg.redelivered:
+            self._redelivered += 1
+        if auto_ack:
+            self._acked += 1
+            self._forget(msg)
+        else:
+            self._unacked[tag] = (msg, None)
+        self._arm_expiry()
+        return Delivery(msg.exchange, msg.routing_key, msg.body, msg.headers, msg.redelivered, tag,
+                        queue=self.ref)
+
+    # -- settling ------------------------------------------------------------------------------------------
+
+    def _take_unacked(self, message: Ack | Nack | Reject) -> tuple[_Message, _Consumer | None] | None:
+        tag = message.delivery_tag
+        entry = self._unacked.pop(tag, None) if tag.__class__ is int else None
+        if entry is None:
+            return None
+        consumer = entry[1]
+        if consumer is not None:
+            consumer.tags.discard(tag)
+            if consumer.subscribed:
+                self._refill(consumer)
+            elif not consumer.tags:
+                self._drop_consumer(consumer)
+        return entry
+
+    def _unknown_tag(self, message: Ack | Nack | Reject) -> Any:
+        error = ValueError(
+            f"delivery tag {show(message.delivery_tag)} is not outstanding on {self!r}: already settled, never "
+            f"delivered, or requeued when its consumer stopped or failed; {message!r} was ignored")
+        logger.warning("%s", error)
+        return refuse(self, message, error)
+
+    def _ack(self, message: Ack) -> Any:
+        entry = self._take_unacked(message)
+        if entry is None:
+            return self._unknown_tag(message)
+        self._acked += 1
+        self._forget(entry[0])
+        self._dispatch()
+        return None
+
+    def _settle(self, message: Nack | Reject) -> Any:
+        entry = self._take_unacked(message)
+        if entry is None:
+            return self._unknown_tag(message)
+        msg = entry[0]
+        if isinstance(message, Nack) and message.requeue:
+            self._return(msg)
+        else:
+            self._dead_letter(msg, "rejected")
+        self._dispatch()
+        return None
+
+    def _return(self, msg: _Message) -> None:
+        """Put an unsettled message back at its original place, or dead-letter it past the delivery limit."""
+        msg.returns += 1
+        if self._delivery_limit is not None and msg.returns > self._delivery_limit:
+            self._dead_letter(msg, "delivery_limit")
+            return
+        msg.redelivered = True
+        heapq.heappush(self._requeued, (msg.seq, msg))
+        if self._durable:
+            self._updates.append((msg.returns, 1, msg.seq))
+
+    # -- consumers -----------------------------------------------------------------------------------------
+
+    def _subscribe(self, message: Subscribe) -> Any:
+        prefetch = message.prefetch
+        try:
+            ref = check_ref("Subscribe consumer", message.consumer)
+            if prefetch.__class__ is not int or prefetch < 0:
+                raise ValueError(f"Subscribe prefetch={show(prefetch)} must be an int, 0 (no limit) or more")
+            if message.auto_ack.__class__ is not bool:
+                raise ValueError(f"Subscribe auto_ack={show(message.auto_ack)} must be True or False")
+        except ValueError as exc:
+            return refuse(self, message, exc)
+        assert ref is not None
+        consumer = self._consumers.get(ref)
+        if consumer is None:
+            consumer = self._consumers[ref] = _Consumer(ref)
+            if ref != self.ref:
+                self.watch(ref)
+        consumer.prefetch = prefetch
+        consumer.auto_ack = message.auto_ack
+        consumer.subscribed = True
+        self._refill(consumer)
+        self._listen()
+        self._dispatch()
+        return None
+
+    def _unsubscribe(self, message: Unsubscribe) -> Any:
+        try:
+            ref = check_ref("Unsubscribe consumer", message.consumer)
+        except ValueError as exc:
+            return refuse(self, message, exc)
+        consumer = self._consumers.get(ref)  # type: ignore[arg-type]
+        if consumer is not None:
+            consumer.subscribed = False
+            if not consumer.tags:
+                self._drop_consumer(consumer)
+        return None
+
+    def _drop_consumer(self, consumer: _Consumer) -> None:
+        """Forget a consumer that is unsubscribed and holds nothing (it stays in ``_free`` until skipped)."""
+        consumer.subscribed = False
+        if self._consumers.pop(consumer.ref, None) is not None and consumer.ref != self.ref:
+            self.unwatch(consumer.ref)
+        self._listen()
+
+    def _consumer_lost(self, ref: ActorRef, *, stopped: bool) -> None:
+        """A consumer stopped or failed: requeue what it held (in order) for the others."""
+        consumer = self._consumers.get(ref)
+        if consumer is None:
+            return
+        tags = sorted(consumer.tags)
+        consumer.tags = set()
+        for tag in tags:
+            self._return(self._unacked.pop(tag)[0])
+        if stopped:
+            consumer.subscribed = False
+            del self._consumers[ref]
+            self._listen()
+        else:
+            self._refill(consumer)
+        self._dispatch()
+
+    def _listen(self) -> None:
+        """Listen to lifecycle events exactly while there are consumers (to notice the ones that fail)."""
+        wanted = bool(self._consumers)
+        if wanted != self._events:
+            self._events = wanted
+            if wanted:
+                self.system.events.subscribe(self.ref, LifecycleEvent)
+            else:
+                self.system.events.unsubscribe(self.ref, LifecycleEvent)
+
+    # -- dead letters --------------------------------------------------------------------------------------
+
+    def _dead_letter(self, msg: _Message, reason: DeathReason) -> None:
+        """Remove ``msg`` for ``reason`` and republish it to the dead-letter exchange, if any (at most once)."""
+        self._dead_lettered += 1
+        self._forget(msg)
+        dlx = self._dlx
+        if dlx is None:
+            self.system.dead_letter(Publish(msg.routing_key, msg.body, msg.headers), None, self.ref,
+                                    f"dead-lettered ({reason}); {self!r} has no dead_letter_exchange")
+            return
+        headers = _died(msg, self._name, reason)
+        key = msg.routing_key if self._dl_key is None else self._dl_key
+        publish = Publish(key, msg.body, headers, persistent=msg.persistent)
+        dir_ = self._directory
+        kinds = dir_.kinds
+        kind = kinds.get(dlx)
+        if dlx.is_stopped:
+            finals: set[ActorRef] = set()
+        elif kind == "exchange":
+            router = dir_.exchange(dlx)
+            finals = set() if router is None else router.resolve(key, headers)
+        else:
+            finals = {dlx}
+        exchange = dlx.name if kind == "exchange" else ""
+        deaths = headers["x-death"]
+        finals = {final for final in finals if kinds.get(final) != "queue" or not _is_cycle(final.name, deaths)}
+        if not finals:
+            self.system.dead_letter(publish, self.ref, dlx, f"dead letter ({reason}) from {self!r} reached no "
+                                                            "queue or actor")
+            return
+        enqueue = Enqueue(exchange, publish)
+        for final in finals:
+            send(self, final, enqueue if kinds.get(final) == "queue" else Delivery(exchange, key, msg.body, headers))
+
+    # -- durability ----------------------------------------------------------------------------------------
+
+    def _forget(self, msg: _Message) -> None:
+        """The message left the queue for good: delete it from storage."""
+        if self._durable:
+            self._deletes.append((msg.seq,))
+
+    def _flush(self) -> None:
+        """Send the pending writes to the store, if any; their confirms go out once it has written them."""
+        if not (self._inserts or self._updates or self._deletes):
+            return
+        assert self._store is not None
+        write = _Write(self._inserts, self._updates, self._deletes)
+        confirms = self._confirms
+        self._inserts, self._updates, self._deletes, self._confirms = [], [], [], []
+        self._flushing = True
+        ref = self.ref
+        future = self._store.request(write)
+        future.add_done_callback(lambda done: ref.tell(_Flushed(done.exception(), confirms)))
+
+    def _flushed(self, message: _Flushed) -> None:
+        self._flushing = False
+        error = message.error
+        if error is not None:
+            logger.error("%r could not store messages: %r", self, error)
+        for reply, count in message.confirms:
+            if error is None:
+                reply.tell(count)
+            else:
+                reply.fail(error)
+
+    # -- figures -------------------------------------------------------------------------------------------
+
+    def statistics(self) -> QueueStatistics:
+        """A frozen snapshot of this queue's figures."""
+        return QueueStatistics(
+            ready=self._ready_count(), unacked=len(self._unacked),
+            consumers=sum(1 for consumer in self._consumers.values() if consumer.subscribed),
+            published=self._published, delivered=self._delivered, acked=self._acked,
+            redelivered=self._redelivered, dead_lettered=self._dead_lettered, refused=self._refused)
+
+    def __repr__(self) -> str:
+        consumers = sum(1 for consumer in self._consumers.values() if consumer.subscribed)
+        return (f"<Queue {self._name or 'not started'!r} ready={self._ready_count()} "
+                f"unacked={len(self._unacked)} consumers={consumers}>")
+
+
+def _enqueue_error(message: object) -> ValueError | None:
+    """The :class:`ValueError` that refuses an :class:`Enqueue`, or ``None`` if it is well formed."""
+    if message.__class__ is not Enqueue:
+        return ValueError(f"{show(message)} is not an Enqueue")
+    assert isinstance(message, Enqueue)
+    exchange: object = message.exchange
+    if exchange.__class__ is not str:
+        return ValueError(f"Enqueue exchange {show(exchange)} must be the name of an exchange (a str)")
+    return publish_error(message.publish, "Enqueue publish")
+
+
+def _payload(publish: Publish) -> bytes:
+    return pickle.dumps((publish.body, publish.headers), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _row(msg: _Message, payload: bytes) -> tuple[Any, ...]:
+    return (msg.seq, msg.exchange, msg.routing_key, payload, int(msg.persistent), msg.ttl, 0, 0)
+
+
+def _check_count(what: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or value.__class__ is bool or value < 0:
+        raise ValueError(f"{what}={show(value)} must be None or an int, 0 or more")
+    return value
+
+
+# --- x-death ----------------------------------------------------------------------------------------------
+
+
+def _died(msg: _Message, queue: str, reason: str) -> dict[str, Any]:
+    """The headers of ``msg`` dead-lettered from ``queue`` for ``reason``, by RabbitMQ's rules.
+
+    ``x-death`` lists one entry per (queue, reason), most recent first: a repeat increments ``count`` and moves
+    the entry to the front. ``x-first-death-*`` are set once. Nothing of the old headers is changed in place.
+    """
+    headers = dict(msg.headers) if msg.headers else {}
+    old = headers.get("x-death")
+    deaths = [dict(entry) for entry in old if isinstance(entry, Mapping)] if isinstance(old, list | tuple) else []
+    for index, entry in enumerate(deaths):
+        if entry.get("queue") == queue and entry.get("reason") == reason:
+            del deaths[index]
+            count = entry.get("count")
+            entry["count"] = count + 1 if isinstance(count, int) else 1
+            deaths.insert(0, entry)
+            break
+    else:
+        entry = {"count": 1, "reason": reason, "queue": queue, "exchange": msg.exchange,
+                 "routing-keys": [msg.routing_key]}
+        if msg.ttl is not None:
+            entry["original-expiration"] = msg.ttl
+        deaths.insert(0, entry)
+    headers["x-death"] = deaths
+    headers.setdefault("x-first-death-reason", reason)
+    headers.setdefault("x-first-death-queue", queue)
+    headers.setdefault("x-first-death-exchange", msg.exchange)
+    return headers
+
+
+def _is_cycle(queue: str, deaths: list[dict[str, Any]]) -> bool:
+    """Whether dead-lettering into ``queue`` closes a cycle with no rejection in it (RabbitMQ drops those).
+
+    ``deaths`` is the new ``x-death``, most recent first (the death being dealt with included, so a rejection
+    now is never a cycle): it is a cycle if ``queue`` died before and none of the deaths since then, that one
+    included, was a rejection.
+    """
+    for entry in deaths:
+        if entry.get("reason") == "rejected":
+            return False
+        if entry.get("queue") == queue:
+            return True
+    return False
+
+
+# --- Storage ----------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Load:
+    """Ask the store for every stored message, in seq order."""
+
+
+_LOAD: Final = _Load()
+
+
+@attrs.frozen
+class _Write:
+    """Apply pending writes in one transaction: inserts, then updates, then deletes."""
+
+    inserts: list[tuple[Any, ...]]
+    updates: list[tuple[int, int, int]]
+    deletes: list[tuple[int]]
+
+
+@attrs.frozen
+class _Flushed:
+    """The store finished a write (``error`` is ``None``) or failed it; answer the confirms that waited."""
+
+    error: BaseException | None
+    confirms: list[tuple[ReplyRef, int]]
+
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY,
+    exchange TEXT NOT NULL,
+    routing_key TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    persistent INTEGER NOT NULL,
+    ttl REAL,
+    returns INTEGER NOT NULL,
+    redelivered INTEGER NOT NULL
+)
+"""
+
+
+def _open(storage: str, queue: str) -> sqlite3.Connection:
+    path = Path(storage)
+    if path.is_dir():
+        path = path / f"{queue}.sqlite3"
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute(_SCHEMA)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _load(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    return db.execute("SELECT seq, exchange, routing_key, payload, persistent, ttl, returns, redelivered "
+                      "FROM messages ORDER BY seq").fetchall()
+
+
+def _write(db: sqlite3.Connection, write: _Write) -> None:
+    db.execute("BEGIN")
+    try:
+        if write.inserts:
+            db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", write.inserts)
+        if write.updates:
+            db.executemany("UPDATE messages SET returns = ?, redelivered = ? WHERE seq = ?", write.updates)
+        if write.deletes:
+            db.executemany("DELETE FROM messages WHERE seq = ?", write.deletes)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+class _Store(Actor):
+    """A durable queue's child that owns its SQLite connection and runs every call on a worker thread.
+
+    One call at a time (it is an actor), so the connection is never used by two threads at once; the queue
+    sends it its writes in batches (group commit), so a busy queue makes few transactions.
+    """
+
+    def __init__(self, storage: str, queue: str) -> None:
+        self._storage = storage
+        self._queue = queue
+        self._db: sqlite3.Connection | None = None
+
+    async def on_start(self) -> None:
+        self._db = await trio.to_thread.run_sync(_open, self._storage, self._queue)
+
+    async def on_stop(self) -> None:
+        if self._db is not None:
+            await trio.to_thread.run_sync(self._db.close)
+            self._db = None
+
+    async def receive(self, message: Any) -> Any:
+        assert self._db is not None
+        if message.__class__ is _Write:
+            await trio.to_thread.run_sync(_write, self._db, message)
+            return None
+        if message.__class__ is _Load:
+            return await trio.to_thread.run_sync(_load, self._db)
+        raise TypeError(f"{self!r} takes only its queue's writes, not {message!r}")

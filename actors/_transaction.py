@@ -1,0 +1,91 @@
+"""Transactions: publish a batch of messages all together, or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import trio
+
+from runtime import ActorRef, ActorSystem
+
+from ._amqp import Publish, PublishBatch, check_ref, directory, publish_error
+
+__all__ = ["Transaction", "transaction"]
+
+
+class Transaction:
+    """A batch of publishes that takes effect when its ``async with`` block ends normally.
+
+    ``tx.publish(...)`` only records the message: nothing is published before the block ends. On a normal exit
+    the whole batch goes, as one :class:`~actors.PublishBatch` message, to the first exchange it names (or the
+    first queue, if it names no exchange), which routes every message in one handler step and hands each queue
+    its share in one message: a queue enqueues its share in one step, so none of its consumers sees part of
+    it. Leaving the block waits until every queue has confirmed (durable queues: stored); :attr:`routed` is
+    then the number of copies accepted. If the block raises (or is cancelled), nothing is published and the
+    error propagates.
+
+    Cancelling the wait at the end does not take back a batch that was already sent.
+    """
+
+    def __init__(self, system: ActorSystem) -> None:
+        if not isinstance(system, ActorSystem):
+            raise TypeError(f"transaction() takes an ActorSystem, not {system!r}")
+        self._system = system
+        self._entries: list[tuple[ActorRef, Publish]] = []
+        self._state = "new"
+        self.routed: int | None = None
+        """How many copies the queues and actors accepted, once the block has ended normally."""
+
+    def publish(self, exchange: ActorRef, routing_key: str, body: Any, headers: Mapping[str, Any] | None = None,
+                *, persistent: bool = False, ttl: float | None = None) -> None:
+        """Add a message for ``exchange`` (an ``Exchange`` or a ``Queue``) to the batch. A plain call.
+
+        Raises :class:`ValueError` at once for a bad key, headers or TTL, or a target that is not a running
+        exchange or queue; :class:`RuntimeError` outside the ``async with`` block.
+        """
+        if self._state != "open":
+            raise RuntimeError(f"{self!r}: publish() works only inside its 'async with' block")
+        target = check_ref("transaction target", exchange)
+        assert target is not None
+        if directory(self._system).kind(target) is None or target.is_stopped:
+            raise ValueError(f"transaction target {target!r} must be a running Exchange or Queue")
+        message = Publish(routing_key, body, headers, persistent=persistent, ttl=ttl)
+        error = publish_error(message)
+        if error is not None:
+            raise error
+        self._entries.append((target, message))
+
+    async def __aenter__(self) -> Transaction:
+        if self._state != "new":
+            raise RuntimeError(f"{self!r} can be entered only once")
+        await trio.lowlevel.checkpoint()
+        self._state = "open"
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        entries = self._entries
+        self._entries = []
+        if exc_type is not None:
+            self._state = "aborted"
+            return
+        self._state = "committed"
+        if not entries:
+            await trio.lowlevel.checkpoint()
+            self.routed = 0
+            return
+        kinds = directory(self._system).kinds
+        coordinator = next((target for target, _ in entries if kinds.get(target) == "exchange"), entries[0][0])
+        self.routed = await coordinator.ask(PublishBatch(tuple(entries)))
+
+    def __repr__(self) -> str:
+        return f"<Transaction {self._state} messages={len(self._entries)} system={self._system.name!r}>"
+
+
+def transaction(system: ActorSystem) -> Transaction:
+    """``async with transaction(system) as tx: tx.publish(exchange, routing_key, body)``: see :class:`Transaction`."""
+    return Transaction(system)
+
+

@@ -1,0 +1,554 @@
+"""The ``actors`` command line: ``run`` (targets, metrics, signals, exit statuses), ``top`` and ``bench``.
+
+Bad targets go through click's CliRunner in this process; everything that runs a service, handles signals or
+serves a port runs the real command in a subprocess. Those are the only tests here that wait in real time, and
+every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+import pytest
+from click.testing import CliRunner
+from prometheus_client import CollectorRegistry, generate_latest
+from rich.console import Console
+
+from actors import ActorStatistics, SystemStatistics
+from actors._metrics import StatisticsCollector
+from actors._top import Snapshot, TopError, parse_metrics, render, watch
+from actors.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+WAIT = 10.0
+"""Seconds any one wait on a subprocess may take before the test fails."""
+
+SERVICES = {
+    # A service that never finishes stopping: its on_stop hangs.
+    "hang_service": """
+        import trio
+        from actors import Actor
+
+        class Stuck(Actor):
+            async def receive(self, message):
+                pass
+
+            async def on_stop(self):
+                await trio.sleep_forever()
+
+        async def main(system):
+            await system.spawn(Stuck, name="stuck")
+    """,
+    # A top-level actor that fails 10 ms after every start: the 4th failure within 5 s exceeds the default
+    # restart intensity and escalates past the top of the tree.
+    "boom_service": """
+        from actors import Actor
+
+        class Boom(Actor):
+            async def on_start(self):
+                self.timers.start_single("boom", 0.01, "boom")
+
+            async def receive(self, message):
+                raise RuntimeError("boom")
+
+        def specs():
+            return [(Boom,)]
+    """,
+    # Top-level actors given as duck-typed specs, a tuple and a bare class, started in order.
+    "spec_service": """
+        import logging
+        from dataclasses import dataclass, field
+        from actors import Actor
+
+        log = logging.getLogger("spec_service")
+
+        @dataclass
+        class Spec:
+            factory: object
+            args: tuple = ()
+            kwargs: dict = field(default_factory=dict)
+            name: str | None = None
+            restart: str = "permanent"
+
+        class Named(Actor):
+            def __init__(self, label, *, greeting="hello"):
+                self.label = label
+                self.greeting = greeting
+
+            async def on_start(self):
+                log.info("started %s %s", self.label, self.greeting)
+
+            async def receive(self, message):
+                pass
+
+        class Plain(Actor):
+            async def on_start(self):
+                log.info("started plain")
+
+            async def receive(self, message):
+                pass
+
+        def specs():
+            return [Spec(Named, ("first",), {"greeting": "hi"}, name="first"), (Named, "second"), Plain]
+    """,
+    "crash_service": """
+        async def main(system):
+            raise RuntimeError("main crashed on purpose")
+    """,
+    "value_target": "VALUE = 42\n",
+    "broken_on_import": "raise RuntimeError('broken on import')\n",
+    "syntax_error": "def main(:\n",
+    "sync_targets": """
+        def returns_number():
+            return 42
+
+        def returns_bad_item():
+            return [1]
+
+        def takes_an_argument(x):
+            return []
+
+        def raises():
+            raise KeyError("no config")
+
+        async def main_without_system():
+            pass
+
+        class NotAnActor:
+            pass
+
+        def returns_a_non_actor():
+            return [NotAnActor]
+    """,
+}
+
+
+@pytest.fixture
+def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A directory of service modules, importable in this process and as the subprocesses' working directory."""
+    for name, source in SERVICES.items():
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    yield tmp_path
+    for name in SERVICES:
+        sys.modules.pop(name, None)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=WAIT) as response:
+        body: bytes = response.read()
+    return body.decode()
+
+
+def wait_for_page(url: str, process: subprocess.Popen[str]) -> str:
+    """Poll ``url`` until it answers (the service is up), within :data:`WAIT` seconds."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            return get(url)
+        except urllib.error.URLError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def actors(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m actors.cli ARGS`` to completion."""
+    return subprocess.run([sys.executable, "-m", "actors.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+class Running:
+    """``python -m actors.cli ARGS`` running in the background, its stderr collected line by line."""
+
+    def __init__(self, *args: str, cwd: Path = REPO) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "actors.cli", *args], cwd=cwd,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self._lines: list[str] = []
+        self._eof = False
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._eof = True
+            self._changed.notify_all()
+
+    def wait_for(self, text: str) -> str:
+        """The first stderr line containing ``text``, waiting up to :data:`WAIT` seconds for it."""
+        deadline = time.monotonic() + WAIT
+        with self._changed:
+            while True:
+                for line in self._lines:
+                    if text in line:
+                        return line
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._eof:
+                    raise AssertionError(f"no line with {text!r} on stderr:\n{''.join(self._lines)}")
+                self._changed.wait(remaining)
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self) -> tuple[int, str]:
+        """The exit status, within :data:`WAIT` seconds, and the whole of stderr."""
+        status = self.process.wait(WAIT)
+        self._reader.join(WAIT)
+        return status, "".join(self._lines)
+
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(WAIT)
+        self._reader.join(WAIT)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+# -- bad targets and command lines ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("target", "complaint"),
+    [
+        ("examples.service", "expected MODULE:FACTORY"),
+        (":main", "expected MODULE:FACTORY"),
+        ("examples.service:", "expected MODULE:FACTORY"),
+        ("no_such_module_here:main", "cannot import 'no_such_module_here': no module named 'no_such_module_here'"),
+        ("examples.no_such_service:main", "no module named 'examples.no_such_service'"),
+        ("broken_on_import:main", "cannot import 'broken_on_import': RuntimeError: broken on import"),
+        ("syntax_error:main", "cannot import 'syntax_error': SyntaxError"),
+        ("examples.service:nope", "'examples.service' has no attribute 'nope'"),
+        ("examples.service:main.nope", "'examples.service' has no attribute 'main.nope'"),
+        ("value_target:VALUE", "value_target:VALUE is 42 (a int), not a function"),
+        ("sync_targets:returns_number", "returned 42; expected a list of child specs"),
+        ("sync_targets:returns_bad_item", "returned 1 at position 0, which is not a child spec"),
+        ("sync_targets:takes_an_argument", "called with no arguments"),
+        ("sync_targets:raises", "sync_targets:raises() raised KeyError"),
+        ("sync_targets:main_without_system", "async def main(system)"),
+    ],
+)
+def test_bad_target_exits_2_with_one_line(services: Path, target: str, complaint: str) -> None:
+    result = CliRunner().invoke(main, ["run", target], catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    line = one_line(result.stderr)
+    assert line.startswith("actors run: error: ")
+    assert complaint in line
+    assert result.stdout == ""
+
+
+def test_debug_shows_the_traceback_of_a_bad_target(services: Path) -> None:
+    result = CliRunner().invoke(main, ["run", "--debug", "broken_on_import:main"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert "Traceback (most recent call last)" in result.stderr
+    assert 'broken_on_import.py", line 1' in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "actors run: error: cannot import 'broken_on_import': RuntimeError: broken on import")
+
+
+def test_bad_target_from_the_real_command(services: Path) -> None:
+    done = actors("run", "no_such_module_here:main", cwd=services)
+    assert done.returncode == 2
+    assert one_line(done.stderr) == (
+        "actors run: error: cannot import 'no_such_module_here': no module named 'no_such_module_here'")
+
+    script = Path(sys.executable).with_name("actors")
+    if script.exists():  # the console script declared in pyproject.toml
+        done = subprocess.run([str(script), "run", "value_target:VALUE"], cwd=services, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 2
+        assert "not a function" in one_line(done.stderr)
+
+
+def test_spec_whose_factory_is_not_an_actor_exits_2(services: Path) -> None:
+    done = actors("run", "sync_targets:returns_a_non_actor", cwd=services)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("actors run: error: sync_targets:returns_a_non_actor: cannot spawn NotAnActor")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["run"], ["run", "examples.service:main", "--metrics-port", "http"], ["run", "a:b", "--no-such-option"],
+     ["top"], ["top", "--url", "ftp://127.0.0.1/metrics"], ["top", "--url", "127.0.0.1:9464"], ["nonsense"]],
+)
+def test_bad_command_line_exits_2(argv: list[str]) -> None:
+    result = CliRunner().invoke(main, argv, catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    assert "Error" in result.stderr
+
+
+def test_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(main, ["--help"], catch_exceptions=False)
+    assert result.exit_code == 0
+    for command in ("run", "top", "bench"):
+        assert f"  {command} " in result.stdout
+
+
+# -- running a service ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_run_serves_metrics_and_stops_cleanly_on_a_signal(signum: int) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    with Running("run", "examples.service:main", "--metrics-port", str(port)) as service:
+        page = wait_for_page(url, service.process)
+        assert 'actors_arrivals_total{actor="ticker"}' in page
+        assert 'actors_state{actor="ticker/counter",state="running"} 1.0' in page
+        assert 'actors_system_info{system="service"} 1.0' in page
+        assert url in service.wait_for("metrics at")
+        service.signal(signum)
+        status, stderr = service.wait()
+    assert status == 0, stderr
+    assert f"received {signal.Signals(signum).name}: shutting down gracefully" in stderr
+    # The ticker's on_stop ran, after its child had stopped, and the system reported a clean stop.
+    assert "ticker stopping after" in stderr
+    assert stderr.strip().splitlines()[-1].endswith("system 'service' stopped cleanly")
+
+
+def test_top_once_shows_the_running_tree() -> None:
+    with Running("run", "examples.service:main", "--metrics-port", "0", "--name", "demo") as service:
+        url = service.wait_for("metrics at").split("metrics at ")[1].strip()
+        wait_for_page(url, service.process)
+        done = actors("top", "--once", "--url", url)
+        service.signal(signal.SIGTERM)
+        status, _ = service.wait()
+    assert status == 0
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    assert "system 'demo'" in lines[0]
+    ticker = next(line for line in lines if " ticker " in line)
+    counter = next(line for line in lines if "ticker/counter" in line)
+    assert "running" in ticker
+    assert "running" in counter
+    # The child is indented one level deeper than its parent.
+    assert counter.index("ticker/counter") == ticker.index("ticker") + 2
+    for header in ("actor", "state", "mailbox", "λ/s", "μ/s", "ρ", "W", "restarts"):
+        assert header in done.stdout
+
+
+def test_top_once_against_a_dead_url_exits_1_with_one_line() -> None:
+    url = f"http://127.0.0.1:{free_port()}/metrics"
+    done = actors("top", "--once", "--url", url)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert one_line(done.stderr).startswith(f"actors top: cannot reach {url}: ")
+
+
+def test_spec_list_starts_top_level_actors_in_order(services: Path) -> None:
+    with Running("run", "spec_service:specs", "--metrics-port", "0", cwd=services) as service:
+        url = service.wait_for("metrics at").split("metrics at ")[1].strip()
+        service.wait_for("top-level actors: 3")
+        page = get(url)
+        service.signal(signal.SIGTERM)
+        status, stderr = service.wait()
+    assert status == 0, stderr
+    assert 'actors_state{actor="first",state="running"} 1.0' in page
+    assert stderr.index("started first hi") < stderr.index("started second hello") < stderr.index("started plain")
+
+
+def test_metrics_port_in_use_exits_2_with_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = actors("run", "examples.service:main", "--metrics-port", str(port))
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert line == (f"actors run: error: cannot serve metrics on 127.0.0.1:{port}: Address already in use "
+                    "(choose another --metrics-port)")
+
+
+def test_escalated_failure_exits_1(services: Path) -> None:
+    with Running("run", "boom_service:specs", cwd=services) as service:
+        status, stderr = service.wait()
+    assert status == 1
+    assert "restart intensity 3 within 5.0s exceeded" in stderr
+    assert stderr.strip().splitlines()[-1].endswith(
+        "system 'boom_service' failed: actor system 'boom_service' failed: RuntimeError('boom') escalated past "
+        "the root")
+
+
+def test_crashing_main_exits_1_with_its_traceback(services: Path) -> None:
+    with Running("run", "crash_service:main", cwd=services) as service:
+        status, stderr = service.wait()
+    assert status == 1
+    assert "system 'crash_service' failed" in stderr
+    assert "Traceback" in stderr
+    assert "RuntimeError: main crashed on purpose" in stderr
+
+
+def test_second_signal_forces_the_shutdown(services: Path) -> None:
+    # The shutdown would wait 60 s for the stuck on_stop: only the second signal can end it within WAIT.
+    with Running("run", "hang_service:main", "--shutdown-timeout", "60", cwd=services) as service:
+        service.wait_for("running 'hang_service'")
+        service.signal(signal.SIGTERM)
+        service.wait_for("shutting down gracefully")
+        service.signal(signal.SIGINT)
+        status, stderr = service.wait()
+    assert status == 1
+    assert "received SIGINT again: forcing the shutdown" in stderr
+    assert stderr.strip().splitlines()[-1].endswith(
+        "system 'hang_service' did not stop cleanly: its shutdown was forced")
+
+
+def test_shutdown_running_out_of_time_exits_1(services: Path) -> None:
+    with Running("run", "hang_service:main", "--shutdown-timeout", "0.2", cwd=services) as service:
+        service.wait_for("running 'hang_service'")
+        service.signal(signal.SIGTERM)
+        status, stderr = service.wait()
+    assert status == 1
+    assert "did not shut down within 0.2s" in stderr
+    assert stderr.strip().splitlines()[-1].endswith(
+        "system 'hang_service' did not stop cleanly: its shutdown took longer than 0.2s")
+
+
+# -- top, in this process ------------------------------------------------------------------------------------
+
+def figures(*, mailbox: int = 0, utilization: float = 0.1, state: str = "running",
+            restarts: int = 0) -> ActorStatistics:
+    return ActorStatistics(arrivals=100, handled=90, failed=1, restarts=restarts, mailbox_length=mailbox,
+                           peak_mailbox_length=12, arrival_rate=25.0, service_rate=25.0 / utilization,
+                           utilization=utilization, mean_queue_length=1.5, mean_wait=0.0042, state=state)
+
+
+def page(stats: SystemStatistics) -> str:
+    registry = CollectorRegistry()
+    registry.register(StatisticsCollector(lambda: stats, system="shop"))
+    return generate_latest(registry).decode()
+
+
+def test_top_reads_the_exporters_page() -> None:
+    stats = SystemStatistics(dead_letters=3, pending_asks=2, actors={
+        "api": figures(restarts=2),
+        "api/worker": figures(mailbox=5, utilization=0.95, state="restarting"),
+        "db": figures(),
+    })
+    snapshot = parse_metrics(page(stats) + "# TYPE other_metric gauge\nother_metric 1.0\n")
+    assert snapshot.system == "shop"
+    assert (snapshot.dead_letters, snapshot.pending_asks) == (3, 2)
+    assert list(snapshot.actors) == ["api", "api/worker", "db"]
+    worker = snapshot.actors["api/worker"]
+    assert (worker.depth, worker.state, worker.mailbox_length, worker.restarts) == (1, "restarting", 5, 0)
+    assert (worker.arrival_rate, worker.utilization, worker.mean_wait) == (25.0, 0.95, 0.0042)
+    assert worker.service_rate == pytest.approx(25.0 / 0.95)
+    assert snapshot.actors["api"].restarts == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [("<html><body>Not here</body></html>\n", "not in the Prometheus text format"),
+     ("# TYPE up gauge\nup 1.0\n", "no actor metrics")],
+)
+def test_top_refuses_a_page_that_is_not_an_actor_systems(text: str, complaint: str) -> None:
+    with pytest.raises(TopError, match=complaint):
+        parse_metrics(text)
+
+
+def rendered(snapshot: Snapshot, previous: Snapshot | None = None) -> str:
+    console = Console(file=io.StringIO(), width=120, force_terminal=True, color_system="standard")
+    console.print(render(snapshot, previous))
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(output, str)
+    return output
+
+
+def line_with(output: str, text: str) -> str:
+    return next(line for line in output.splitlines() if text in line)
+
+
+def test_top_highlights_saturated_actors_and_growing_mailboxes() -> None:
+    before = parse_metrics(page(SystemStatistics(dead_letters=0, actors={
+        "calm": figures(mailbox=3), "hot": figures(mailbox=3, utilization=0.9)})))
+    after = parse_metrics(page(SystemStatistics(dead_letters=0, actors={
+        "calm": figures(mailbox=3), "hot": figures(mailbox=7, utilization=0.9), "new": figures(mailbox=9)})))
+
+    first = rendered(before)
+    assert "↑" not in first  # nothing to compare with yet
+    assert "0.90 !" in line_with(first, "hot")
+    assert "!" not in line_with(first, "calm")
+    assert "saturated (ρ ≥ 0.9)" in first
+
+    second = rendered(after, before)
+    hot = line_with(second, "hot")
+    assert "7 ↑" in hot
+    assert re.search(r"\x1b\[1;31m *0\.90 !", hot)  # bold red
+    assert re.search(r"\x1b\[1;33m *7 ↑", hot)  # bold yellow
+    assert "↑" not in line_with(second, "calm")  # same length as before
+    assert "↑" not in line_with(second, " new ")  # no earlier length to compare with
+    assert "mailbox growing" in second
+    assert "4.2ms" in line_with(second, "calm")
+
+
+def test_top_live_says_when_the_url_is_dead_and_keeps_trying() -> None:
+    url = f"http://127.0.0.1:{free_port()}/metrics"
+    console = Console(file=io.StringIO(), width=200, force_terminal=True)
+    watch(url, console, interval=0.01, refreshes=3)
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    assert f"cannot reach {url}: " in output
+    assert "retrying every 0.01s" in output
+
+
+# -- bench ---------------------------------------------------------------------------------------------------
+
+def test_bench_passes_its_options_to_the_harness(tmp_path: Path) -> None:
+    # A stand-in for the harness, found first because it is in the working directory.
+    fake = tmp_path / "benchmarks"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "__main__.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\nsys.exit(3)\n")
+    done = actors("bench", "--quick", "--only", "pingpong", "counting", "--repeat", "2", "--json", "out.json",
+                  cwd=tmp_path)
+    assert done.returncode == 3
+    assert json.loads(done.stdout) == ["--quick", "--only", "pingpong", "counting", "--repeat", "2",
+                                       "--json", "out.json"]
+    done = actors("bench", cwd=tmp_path)
+    assert json.loads(done.stdout) == []
+
+
+def test_bench_runs_the_real_harness(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    done = actors("bench", "--quick", "--only", "pingpong", "--repeat", "1", "--json", str(results))
+    assert done.returncode == 0, done.stderr
+    assert "pingpong" in done.stdout
+    assert "round trips/s" in done.stdout
+    assert json.loads(results.read_text())["workloads"]["pingpong"]["errors"] == {}

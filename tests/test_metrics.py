@@ -1,0 +1,290 @@
+"""The Prometheus exporter: the collector's page matches ``system.statistics()``, and the trio HTTP server."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+import trio
+import trio.testing
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from actors import Actor, ActorStatistics, ActorSystem, Metrics, SystemStatistics
+from actors._metrics import STATES, StatisticsCollector, metrics_registry, serve_metrics
+
+
+class Worker(Actor):
+    """Takes 10 ms of trio time per message and answers with what it was sent."""
+
+    async def receive(self, message: object) -> object:
+        await trio.sleep(0.01)
+        return message
+
+
+class Parent(Actor):
+    """A top-level actor with one child, so that the page has a nested path."""
+
+    async def on_start(self) -> None:
+        await self.spawn(Worker, name="child")
+
+    async def receive(self, message: object) -> None:
+        pass
+
+
+FIGURES: dict[str, Callable[[ActorStatistics], float]] = {
+    "actors_arrivals_total": lambda s: s.arrivals,
+    "actors_handled_total": lambda s: s.handled,
+    "actors_failed_total": lambda s: s.failed,
+    "actors_restarts_total": lambda s: s.restarts,
+    "actors_mailbox_length": lambda s: s.mailbox_length,
+    "actors_mailbox_peak_length": lambda s: s.peak_mailbox_length,
+    "actors_arrival_rate": lambda s: s.arrival_rate,
+    "actors_service_rate": lambda s: s.service_rate,
+    "actors_utilization": lambda s: s.utilization,
+    "actors_mean_queue_length": lambda s: s.mean_queue_length,
+    "actors_mean_wait_seconds": lambda s: s.mean_wait,
+    "actors_restarts_in_window": lambda s: s.restarts_in_window,
+}
+QUANTILES: dict[str, Callable[[ActorStatistics], float]] = {
+    "0.5": lambda s: s.handling_time_p50,
+    "0.9": lambda s: s.handling_time_p90,
+    "0.99": lambda s: s.handling_time_p99,
+}
+SYSTEM_SAMPLES = {"actors_dead_letters_total", "actors_pending_asks", "actors_live_actors", "actors_system_info"}
+
+
+def samples(page: str) -> Iterator[Sample]:
+    for family in text_string_to_metric_families(page):
+        yield from family.samples
+
+
+def check_page_matches(page: str, stats: SystemStatistics, system: str, *, values: bool = True) -> None:
+    """Every figure of ``stats`` is on ``page`` with its exact value (or just present), and nothing else is."""
+    expected: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for path, figures in stats.actors.items():
+        for name, read in FIGURES.items():
+            expected[name, frozenset({("actor", path)})] = float(read(figures))
+        for quantile, read in QUANTILES.items():
+            labels = {("actor", path), ("quantile", quantile)}
+            expected["actors_handling_time_seconds", frozenset(labels)] = read(figures)
+        for state in STATES:
+            labels = {("actor", path), ("state", state)}
+            expected["actors_state", frozenset(labels)] = 1.0 if state == figures.state else 0.0
+    expected["actors_dead_letters_total", frozenset()] = stats.dead_letters
+    expected["actors_pending_asks", frozenset()] = stats.pending_asks
+    expected["actors_live_actors", frozenset()] = len(stats.actors)
+    expected["actors_system_info", frozenset({("system", system)})] = 1.0
+
+    found = {(s.name, frozenset(s.labels.items())): s.value for s in samples(page)}
+    if values:
+        assert found == expected
+    else:
+        assert found.keys() == expected.keys()
+
+
+async def test_collector_page_matches_statistics(autojump_clock: trio.testing.MockClock) -> None:
+    metrics = Metrics(window=10.0, tick=0.05, sample_every=1)
+    async with ActorSystem("shop", metrics=metrics) as system:
+        parent = await system.spawn(Parent, name="parent")
+        worker = await system.spawn(Worker, name="worker")
+        for n in range(20):
+            worker.tell(n)
+        await trio.sleep(0.05)  # a few handled, the rest still queued
+        parent.tell("hello")
+        system.lookup("parent/child").tell("ping")  # type: ignore[union-attr]
+        await trio.sleep(0.03)
+        asking = trio.CancelScope()
+
+        async def ask_and_wait() -> None:
+            with asking:
+                await worker.ask("late")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask_and_wait)
+            await trio.testing.wait_all_tasks_blocked()
+            registry = metrics_registry(system)
+            # No checkpoint between the two reads: both describe the same instant of trio's clock.
+            stats = system.statistics()
+            page = generate_latest(registry).decode()
+            asking.cancel()
+
+        assert set(stats.actors) == {"parent", "parent/child", "worker"}
+        busy = stats.actors["worker"]
+        # The figures this test compares are real measurements, not all zeros.
+        assert busy.mailbox_length > 0
+        assert busy.arrival_rate > 0
+        assert busy.service_rate == pytest.approx(100.0)
+        assert busy.utilization > 0
+        assert busy.mean_wait > 0
+        assert busy.handling_time_p50 == pytest.approx(0.01)
+        assert stats.pending_asks == 1
+        check_page_matches(page, stats, "shop")
+        assert '# TYPE actors_arrivals_total counter' in page
+        assert '# TYPE actors_utilization gauge' in page
+
+        # Each scrape reads afresh: a new actor and the drained mailbox show on the next page.
+        await system.spawn(Worker, name="late")
+        await trio.sleep(1.0)
+        stats = system.statistics()
+        page = generate_latest(registry).decode()
+        check_page_matches(page, stats, "shop")
+        assert stats.actors["worker"].mailbox_length == 0
+        assert 'actors_mailbox_length{actor="late"} 0.0' in page
+
+
+async def test_collector_leaves_the_global_registry_alone() -> None:
+    async with ActorSystem("private") as system:
+        await system.spawn(Worker, name="w")
+        registry = metrics_registry(system)
+        assert "actors_arrivals_total" in generate_latest(registry).decode()
+    assert "actors_" not in generate_latest(REGISTRY).decode()
+
+
+def test_describe_needs_no_snapshot_and_guards_names() -> None:
+    def unreadable() -> SystemStatistics:
+        raise AssertionError("describe() must not read statistics")
+
+    collector = StatisticsCollector(unreadable, system="x")
+    names = {family.name for family in collector.describe()}
+    assert {"actors_arrivals", "actors_utilization", "actors_state", "actors_pending_asks"} <= names
+    assert all(not family.samples for family in collector.describe())
+
+    registry = CollectorRegistry()
+    Gauge("actors_pending_asks", "something else", registry=registry)
+    with pytest.raises(ValueError, match="actors_pending_asks"):
+        registry.register(collector)
+
+
+def test_collector_reports_an_unknown_state_too() -> None:
+    figures = ActorStatistics(arrivals=1, handled=1, failed=0, restarts=0, mailbox_length=0,
+                              peak_mailbox_length=1, arrival_rate=0.5, service_rate=2.0, utilization=0.25,
+                              mean_queue_length=0.0, mean_wait=0.0, state="hibernating")
+    stats = SystemStatistics(dead_letters=0, actors={"a": figures})
+    registry = CollectorRegistry()
+    registry.register(StatisticsCollector(lambda: stats, system="x"))
+    states = {s.labels["state"]: s.value for s in samples(generate_latest(registry).decode())
+              if s.name == "actors_state"}
+    assert states == {**dict.fromkeys(STATES, 0.0), "hibernating": 1.0}
+
+
+# -- the HTTP server ------------------------------------------------------------------------------------------
+
+async def http(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` to 127.0.0.1:``port`` and read the response until the server closes."""
+    with trio.fail_after(5):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(request)
+            data = b""
+            while chunk := await stream.receive_some(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+def port_of(url: str) -> int:
+    match = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/metrics", url)
+    assert match is not None, url
+    return int(match[1])
+
+
+async def test_serve_metrics_over_http() -> None:
+    async with ActorSystem("served") as system:
+        worker = await system.spawn(Worker, name="worker")
+        assert await worker.ask("hi") == "hi"
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(serve_metrics, system, "127.0.0.1", 0)
+            port = port_of(url)
+
+            status, headers, body = await http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert status == 200
+            assert headers["content-type"].startswith("text/plain; version=0.0.4")
+            assert int(headers["content-length"]) == len(body)
+            page = body.decode()
+            # Time has passed since the scrape, so the rates differ: check the series only.
+            check_page_matches(page, system.statistics(), "served", values=False)
+            assert 'actors_handled_total{actor="worker"} 1.0' in page
+
+            # The page follows the system: a new actor shows on the next scrape.
+            await system.spawn(Worker, name="second")
+            _, _, body = await http(port, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n")
+            assert 'actors_live_actors 2.0' in body.decode()
+
+            status, headers, body = await http(
+                port, b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text; version=1.0.0\r\n\r\n")
+            assert status == 200
+            assert headers["content-type"].startswith("application/openmetrics-text")
+            assert body.endswith(b"# EOF\n")
+
+            status, headers, body = await http(port, b"HEAD /metrics HTTP/1.1\r\n\r\n")
+            assert (status, body) == (200, b"")
+            assert int(headers["content-length"]) > 0
+
+            status, _, body = await http(port, b"GET /other HTTP/1.1\r\n\r\n")
+            assert status == 404
+            assert b"/metrics" in body
+            status, headers, _ = await http(port, b"POST /metrics HTTP/1.1\r\n\r\n")
+            assert (status, headers["allow"]) == (405, "GET, HEAD")
+            status, _, _ = await http(port, b"nonsense\r\n\r\n")
+            assert status == 400
+            status, _, _ = await http(port, b"GET /metrics HTTP/1.1\r\n" + b"X-Long: y\r\n" * 4000 + b"\r\n")
+            assert status == 431
+
+            # A client that hangs up without asking does not disturb the server.
+            with trio.fail_after(5):
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                await stream.send_all(b"GET /met")
+                await stream.aclose()
+            status, _, _ = await http(port, b"GET /metrics HTTP/1.1\r\n\r\n")
+            assert status == 200
+
+            nursery.cancel_scope.cancel()
+
+        # Cancelled: the port is closed.
+        with trio.fail_after(5), pytest.raises(OSError, match=rf"connect to 127\.0\.0\.1:{port}"):
+            await trio.open_tcp_stream("127.0.0.1", port)
+
+
+async def test_serve_metrics_reports_a_port_in_use() -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    try:
+        async with ActorSystem("busy") as system, trio.open_nursery() as nursery:
+            with pytest.raises(OSError, match=rf"cannot serve metrics on 127\.0\.0\.1:{port}: .*in use"):
+                await nursery.start(serve_metrics, system, "127.0.0.1", port)
+    finally:
+        await listeners[0].aclose()
+
+
+async def test_a_failing_render_answers_500() -> None:
+    def broken() -> SystemStatistics:
+        raise RuntimeError("figures unavailable")
+
+    registry = CollectorRegistry()
+    registry.register(StatisticsCollector(broken, system="x"))
+    from actors._metrics import _respond
+
+    response = _respond(registry, b"GET /metrics HTTP/1.1")
+    assert response.startswith(b"HTTP/1.1 500 ")
+    assert b"figures unavailable" in response
+
+
+def test_rates_are_finite_numbers_on_the_page() -> None:
+    figures = ActorStatistics(arrivals=3, handled=3, failed=0, restarts=0, mailbox_length=0,
+                              peak_mailbox_length=1, arrival_rate=1 / 3, service_rate=1e6, utilization=1 / 3e6,
+                              mean_queue_length=0.0, mean_wait=1e-7)
+    registry = CollectorRegistry()
+    registry.register(StatisticsCollector(lambda: SystemStatistics(dead_letters=0, actors={"a": figures})))
+    values = {s.name: s.value for s in samples(generate_latest(registry).decode()) if s.labels.get("actor") == "a"}
+    assert values["actors_arrival_rate"] == 1 / 3  # exact: the page carries the float's full repr
+    assert values["actors_mean_wait_seconds"] == 1e-7
+    assert all(math.isfinite(v) for v in values.values())

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import attrs
 
-from runtime import ActorRef, Future, MailboxFull, Reply, ReplyRef, validate_key
+from runtime import ActorRef, Future, MailboxFull, ReplyRef, validate_key
 
 from ._actor import Actor
 
@@ -44,7 +44,6 @@ __all__ = [
     "Unsubscribe",
     "directory",
     "publish_error",
-    "refuse",
     "send",
     "show",
 ]
@@ -312,17 +311,6 @@ def publish_error(publish: Publish, what: str = "Publish") -> ValueError | None:
     if persistent.__class__ is not bool:
         return ValueError(f"persistent={show(persistent)} must be True or False")
     return None
-
-
-def refuse(actor: Actor, message: object, error: Exception) -> Reply:
-    """Refuse ``message`` without failing: the ask raises ``error``; a tell becomes a dead letter.
-
-    Returns what ``receive`` should return (``Reply.error(error)``).
-    """
-    sender = actor.sender
-    if not isinstance(sender, ReplyRef):
-        actor.system.dead_letter(message, sender, actor.ref, f"refused: {error}")
-    return Reply.error(error)
 
 
 def send(actor: Actor, destination: ActorRef, message: object) -> bool:

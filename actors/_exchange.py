@@ -25,7 +25,6 @@ from ._amqp import (
     directory,
     plan_batch,
     publish_error,
-    refuse,
     send,
     send_batch,
     show,
@@ -124,11 +123,11 @@ class Exchange(Actor):
             try:
                 plan = plan_batch(self._directory, message)
             except ValueError as exc:
-                return refuse(self, message, exc)
+                return Reply.error(exc)
             return send_batch(self, self._directory, plan)
         if cls is GetStatistics:
             return self.statistics()
-        return refuse(self, message, ValueError(
+        return Reply.error(ValueError(
             f"{self!r} does not understand {show(message)}; send it Bind, Unbind, Publish, PublishBatch or "
             "GetStatistics"))
 
@@ -180,7 +179,7 @@ class Exchange(Actor):
     def _publish(self, publish: Publish) -> Any:
         error = publish_error(publish)
         if error is not None:
-            return refuse(self, publish, error)
+            return Reply.error(error)
         self._published += 1
         finals = self.resolve(publish.routing_key, publish.headers)
         sender = self.sender
@@ -234,7 +233,7 @@ class Exchange(Actor):
             check_ref("Bind destination", destination)
             new = self._table.bind(message.routing_key, message.arguments, destination)
         except ValueError as exc:
-            return refuse(self, message, exc)
+            return Reply.error(exc)
         if new:
             count = self._bound.get(destination, 0)
             if not count and destination != self.ref:
@@ -248,7 +247,7 @@ class Exchange(Actor):
             check_ref("Unbind destination", destination)
             removed = self._table.unbind(message.routing_key, message.arguments, destination)
         except ValueError as exc:
-            return refuse(self, message, exc)
+            return Reply.error(exc)
         if removed:
             count = self._bound[destination] - 1
             if count:

@@ -16,7 +16,16 @@ from typing import Any, Final, Literal
 import attrs
 import trio
 
-from runtime import ActorRef, LifecycleEvent, MailboxFull, ReplyRef, SerializationError, Terminated, validate_key
+from runtime import (
+    ActorRef,
+    LifecycleEvent,
+    MailboxFull,
+    Reply,
+    ReplyRef,
+    SerializationError,
+    Terminated,
+    validate_key,
+)
 
 from ._actor import Actor
 from ._amqp import (
@@ -39,7 +48,6 @@ from ._amqp import (
     directory,
     plan_batch,
     publish_error,
-    refuse,
     send,
     send_batch,
     show,
@@ -243,25 +251,25 @@ class Queue(Actor):
         if cls is Enqueue:
             error = _enqueue_error(message)
             if error is not None:
-                return refuse(self, message, error)
+                return Reply.error(error)
             return self._enqueue(message.exchange, message.publish, message)
         if cls is Ack:
             return self._ack(message)
         if cls is Publish:
             error = publish_error(message)
             if error is not None:
-                return refuse(self, message, error)
+                return Reply.error(error)
             return self._enqueue("", message, message)
         if cls is Nack or cls is Reject:
             return self._settle(message)
         if cls is EnqueueBatch:
             entries: object = message.entries
             if not isinstance(entries, tuple | list):
-                return refuse(self, message, ValueError(f"EnqueueBatch entries {show(entries)} must be a tuple"))
+                return Reply.error(ValueError(f"EnqueueBatch entries {show(entries)} must be a tuple"))
             for entry in entries:
                 error = _enqueue_error(entry)
                 if error is not None:
-                    return refuse(self, message, error)
+                    return Reply.error(error)
             return self._enqueue_batch(message)
         if cls is Get:
             return self._get(message)
@@ -287,11 +295,11 @@ class Queue(Actor):
             try:
                 plan = plan_batch(self._directory, message)
             except ValueError as exc:
-                return refuse(self, message, exc)
+                return Reply.error(exc)
             return send_batch(self, self._directory, plan)
         if cls is GetStatistics:
             return self.statistics()
-        return refuse(self, message, ValueError(
+        return Reply.error(ValueError(
             f"{self!r} does not understand {show(message)}; send it Publish, Get, Subscribe, Unsubscribe, "
             "Ack, Nack, Reject or GetStatistics"))
 
@@ -312,7 +320,7 @@ class Queue(Actor):
         try:
             payload = _payload(publish)
         except Exception as exc:
-            return refuse(self, message, SerializationError(
+            return Reply.error(SerializationError(
                 f"{self!r} is durable and cannot store {show(publish)}: {exc!r}"))
         msg = self._admit(exchange, publish)
         self._inserts.append(_row(msg, payload))
@@ -514,7 +522,7 @@ class Queue(Actor):
     def _get(self, message: Get) -> Any:
         auto_ack: object = message.auto_ack
         if auto_ack.__class__ is not bool:
-            return refuse(self, message, ValueError(f"Get auto_ack={show(auto_ack)} must be True or False"))
+            return Reply.error(ValueError(f"Get auto_ack={show(auto_ack)} must be True or False"))
         msg = self._next_ready()
         if msg is None:
             self._arm_expiry()
@@ -553,7 +561,7 @@ class Queue(Actor):
             f"delivery tag {show(message.delivery_tag)} is not outstanding on {self!r}: already settled, never "
             f"delivered, or requeued when its consumer stopped or failed; {message!r} was ignored")
         logger.warning("%s", error)
-        return refuse(self, message, error)
+        return Reply.error(error)
 
     def _ack(self, message: Ack) -> Any:
         entry = self._take_unacked(message)
@@ -598,7 +606,7 @@ class Queue(Actor):
             if message.auto_ack.__class__ is not bool:
                 raise ValueError(f"Subscribe auto_ack={show(message.auto_ack)} must be True or False")
         except ValueError as exc:
-            return refuse(self, message, exc)
+            return Reply.error(exc)
         assert ref is not None
         consumer = self._consumers.get(ref)
         if consumer is None:
@@ -617,7 +625,7 @@ class Queue(Actor):
         try:
             ref = check_ref("Unsubscribe consumer", message.consumer)
         except ValueError as exc:
-            return refuse(self, message, exc)
+            return Reply.error(exc)
         consumer = self._consumers.get(ref)  # type: ignore[arg-type]
         if consumer is not None:
             consumer.subscribed = False

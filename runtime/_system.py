@@ -309,6 +309,9 @@ class ActorSystem:
                 await self._measure_wakeup.wait()
                 self._measure_wakeup = None
             await trio.sleep(tick)
+            # Let the tasks woken together with us run first: a sample taken in the same scheduler batch as a
+            # burst of arrivals would see messages that are handled microseconds later, and overstate L.
+            await trio.lowlevel.checkpoint()
             now = self.now()
             for cell in measured:
                 q = cell._queue

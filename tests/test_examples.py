@@ -6,6 +6,8 @@ import importlib
 import pkgutil
 
 import pytest
+import trio
+import trio.testing
 
 import examples
 
@@ -13,7 +15,7 @@ EXAMPLES = sorted(info.name for info in pkgutil.iter_modules(examples.__path__) 
 
 
 def test_every_example_is_covered() -> None:
-    assert "hello" in EXAMPLES
+    assert {"hello", "demo", "service"} <= set(EXAMPLES)
 
 
 async def test_hello_prints_the_count(capsys: pytest.CaptureFixture[str]) -> None:
@@ -30,3 +32,20 @@ def test_example_has_a_documented_main(name: str) -> None:
     assert callable(getattr(module, "main", None)), f"examples/{name}.py needs a main()"
 
 
+
+
+async def test_the_demo_runs_the_whole_platform(autojump_clock: trio.testing.MockClock,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from examples import demo
+
+    result = await demo.main(3.0)
+    out = capsys.readouterr().out
+    assert result["routed"] > 1000  # about 300 orders a second, each routed when created and when paid
+    assert result["acked"] >= result["routed"] * 0.9
+    assert result["restarts"] >= 1  # the card processor timed out and the payment worker was restarted
+    assert result["redelivered"] >= 1  # what the failed worker had not acknowledged went to another
+    assert result["reasons"].get("rejected", 0) >= 1  # bad orders were rejected into the dead-letter queue
+    assert sum(result["reasons"].values()) == result["dead-lettered"]
+    assert "summary:" in out
+    assert "L = λW?" in out
+    assert " NO " not in out

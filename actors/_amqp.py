@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import attrs
 
-from runtime import ActorRef, Future, MailboxFull, ReplyRef, validate_key
+from runtime import ActorRef, Future, MailboxFull, Reply, ReplyRef, validate_key
 
 from ._actor import Actor
 
@@ -43,6 +43,7 @@ __all__ = [
     "Unbind",
     "Unsubscribe",
     "directory",
+    "publish_batch",
     "publish_error",
     "send",
     "show",
@@ -501,6 +502,15 @@ def plan_batch(dir_: Directory, batch: PublishBatch) -> dict[ActorRef, list[Enqu
             else:
                 share.append(enqueue)
     return plan
+
+
+def publish_batch(actor: Actor, dir_: Directory, batch: PublishBatch) -> Any:
+    """Handle a :class:`PublishBatch` received by an exchange or a queue: check it all, then route it all."""
+    try:
+        plan = plan_batch(dir_, batch)
+    except ValueError as exc:
+        return Reply.error(exc)
+    return send_batch(actor, dir_, plan)
 
 
 def send_batch(actor: Actor, dir_: Directory, plan: dict[ActorRef, list[Enqueue]]) -> Any:

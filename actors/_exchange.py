@@ -23,10 +23,9 @@ from ._amqp import (
     Unbind,
     check_ref,
     directory,
-    plan_batch,
+    publish_batch,
     publish_error,
     send,
-    send_batch,
     show,
 )
 
@@ -120,11 +119,7 @@ class Exchange(Actor):
             self._bound.pop(message.ref, None)
             return None
         if cls is PublishBatch:
-            try:
-                plan = plan_batch(self._directory, message)
-            except ValueError as exc:
-                return Reply.error(exc)
-            return send_batch(self, self._directory, plan)
+            return publish_batch(self, self._directory, message)
         if cls is GetStatistics:
             return self.statistics()
         return Reply.error(ValueError(

@@ -46,10 +46,9 @@ from ._amqp import (
     check_ref,
     check_ttl,
     directory,
-    plan_batch,
+    publish_batch,
     publish_error,
     send,
-    send_batch,
     show,
 )
 
@@ -292,11 +291,7 @@ class Queue(Actor):
         if cls is _Flushed:
             return self._flushed(message)
         if cls is PublishBatch:
-            try:
-                plan = plan_batch(self._directory, message)
-            except ValueError as exc:
-                return Reply.error(exc)
-            return send_batch(self, self._directory, plan)
+            return publish_batch(self, self._directory, message)
         if cls is GetStatistics:
             return self.statistics()
         return Reply.error(ValueError(

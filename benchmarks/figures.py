@@ -7,27 +7,17 @@ and the length ticks. ``figures_overhead_percent`` is how much slower counting i
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import trio
 
-from actors import Actor, ActorSystem, Metrics
+from actors import ActorSystem, Metrics
 
-
-class _Counter(Actor):
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def receive(self, message: Any) -> Any:
-        if message == "inc":
-            self.count += 1
-            return None
-        return self.count
+from .core import Counter
 
 
 async def _counting(messages: int, metrics: Metrics) -> float:
     async with ActorSystem(metrics=metrics) as system:
-        counter = await system.spawn(_Counter)
+        counter = await system.spawn(Counter)
         start = time.perf_counter()
         for _ in range(messages):
             counter.tell("inc")

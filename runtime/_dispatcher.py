@@ -47,12 +47,7 @@ class Dispatcher:
         """Queue ``cell`` to run. The caller has marked it scheduled, so it is queued at most once."""
         self._ready.append(cell)
         if not self._waking:
-            self._waking = True
-            if self._idle:
-                trio.lowlevel.reschedule(self._idle.pop(), outcome.Value(None))
-            else:
-                self._runners += 1
-                self._nursery.start_soon(self._runner)
+            self._wake()
 
     def _wake(self) -> None:
         self._waking = True

@@ -10,11 +10,13 @@ when it takes a system message. So an actor's hooks never run concurrently with 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import outcome
 import trio
 
 from ._dispatcher import current_cell
@@ -36,7 +38,8 @@ __all__ = ["ActorBase", "Cell"]
 logger = logging.getLogger("actors")
 
 
-_constructing: Any = None  # the cell whose factory is running (set only synchronously around the call)
+_constructing: contextvars.ContextVar[Cell | None] = contextvars.ContextVar("constructing", default=None)
+"""The cell whose factory is running: set synchronously around the call, read by ``ActorBase.__new__``."""
 
 
 class ActorBase:
@@ -50,7 +53,7 @@ class ActorBase:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         self = super().__new__(cls)
-        self._cell = _constructing
+        self._cell = _constructing.get()
         return self
 
     async def receive(self, message: Any) -> Any:
@@ -323,8 +326,6 @@ class Cell(MailboxQueue):
     def _wake_putter(self) -> None:
         putters = self._putters
         assert putters is not None
-        import outcome
-
         trio.lowlevel.reschedule(putters.popleft(), outcome.Value(None))
 
     # -- the actor's context ---------------------------------------------------------------------------------
@@ -491,16 +492,14 @@ class Cell(MailboxQueue):
 
     def _build(self) -> None:
         """Make a fresh instance from the factory; raises ``ActorFailed``/``TypeError`` as ``spawn`` documents."""
-        global _constructing
-        previous = _constructing
-        _constructing = self
+        token = _constructing.set(self)
         try:
             instance = self._factory(*self._args, **self._kwargs)
         except Exception as exc:
             raise ActorFailed(f"{self._factory!r} raised while building actor {self.path!r}: {exc!r}", exc) \
                 from exc
         finally:
-            _constructing = previous
+            _constructing.reset(token)
         if not isinstance(instance, ActorBase):
             raise TypeError(f"{self._factory!r} returned {instance!r}, which is not an Actor")
         instance._cell = self
@@ -790,8 +789,6 @@ class Cell(MailboxQueue):
         self.system.forget(self)
         waiters = self._term_waiters
         if waiters:
-            import outcome
-
             self._term_waiters = None
             for task in waiters:
                 trio.lowlevel.reschedule(task, outcome.Value(None))
@@ -819,8 +816,6 @@ class Cell(MailboxQueue):
                     item[2].set()
         putters = self._putters
         if putters:
-            import outcome
-
             self._putters = None
             for task in putters:
                 trio.lowlevel.reschedule(task, outcome.Value(None))

@@ -69,6 +69,7 @@ class Dispatcher:
         batch = self._batch
         set_current = current_cell.set
         budget = batch
+        cell: Cell | None = None
         self._waking = False
 
         def abort(_: Any) -> trio.lowlevel.Abort:
@@ -95,6 +96,7 @@ class Dispatcher:
                     if len(idle) >= self._max_idle:
                         return
                     set_current(None)
+                    cell = None  # an idle runner must not keep the last actor it ran alive
                     idle.append(task)
                     await trio.lowlevel.wait_task_rescheduled(abort)
                     self._waking = False

@@ -24,6 +24,8 @@ from actors import (
 )
 from actors.testing import Probe
 
+pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
+
 
 class Counter(Actor):
     def __init__(self, start: int = 0, *, step: int = 1) -> None:

@@ -28,6 +28,8 @@ from actors import (
 )
 from actors.testing import Probe
 
+pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
+
 
 class Echo(Actor):
     async def receive(self, message: Any) -> Any:

@@ -11,6 +11,8 @@ import trio.testing
 from actors import Actor, ActorError, ActorFailed, ActorRef, ActorSystem, DeadLetter
 from actors.testing import Probe
 
+pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
+
 
 class Door(Actor):
     """Closed: stashes everything but "open". Open: reports each message (and answers asks with it)."""

@@ -29,6 +29,8 @@ from actors import (
 )
 from actors.testing import Probe
 
+pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
+
 ERRORS = [ActorError, ActorFailed, ActorStopped, AskTimeout, FutureCancelled, MailboxFull, NameTaken,
           NotAuthorized, SerializationError, Unroutable]
 

@@ -11,6 +11,8 @@ import trio.testing
 from actors import Actor, ActorFailed, ActorRef, ActorSystem, DeadLetter, LifecycleEvent
 from actors.testing import Probe
 
+pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
+
 
 class Echo(Actor):
     async def receive(self, message: Any) -> Any:

@@ -12,6 +12,8 @@ import trio.testing
 from actors import Actor, ActorStopped, ActorSystem, DeadLetter, Mailbox, MailboxFull
 from actors.testing import Probe
 
+pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
+
 
 class Gate(Actor):
     """Blocks on an event while handling "wait" (so that messages queue up) and records what it handled."""

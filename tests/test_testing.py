@@ -12,6 +12,8 @@ import trio.testing
 from actors import Actor, ActorRef, ActorSystem, DeadLetter, PoisonPill, Reply, Terminated
 from actors.testing import Probe
 
+pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
+
 pytest_plugins = ["pytester"]
 
 

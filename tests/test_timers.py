@@ -11,6 +11,8 @@ import trio.testing
 from actors import Actor, ActorFailed, ActorRef, ActorSystem
 from actors.testing import Probe
 
+pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
+
 
 class Timed(Actor):
     """Runs timer commands and reports each other message with the time it arrived."""

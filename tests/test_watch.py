@@ -11,6 +11,8 @@ import trio.testing
 from actors import Actor, ActorFailed, ActorRef, ActorSystem, PoisonPill, Terminated
 from actors.testing import Probe
 
+pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
+
 
 class Talker(Actor):
     """Tells ``to`` every message it gets; "stop" stops it, "boom" fails it."""

@@ -141,7 +141,7 @@ class Actor(ActorBase):
 
     def __repr__(self) -> str:
         cell = self._cell
-        where = "not spawned" if cell is None else repr(cell.path)
+        where = "not spawned" if cell is None else cell.describe()
         return f"<{type(self).__qualname__} {where}>"
 
 

@@ -141,9 +141,14 @@ class Cell(MailboxQueue):
         """Live children, in start order."""
         return [] if self._children is None else list(self._children.values())
 
+    def describe(self) -> str:
+        """The state an actor's ``repr`` shows: lifecycle state, queue, children, restarts."""
+        restarts = f" restarts={self._restarts}" if self._restarts else ""
+        return (f"{self.path!r} {STATE_NAMES[self.state]} queued={self.mailbox_length}"
+                f" children={0 if self._children is None else len(self._children)}{restarts}")
+
     def __repr__(self) -> str:
-        return (f"<Cell {self.path!r} {STATE_NAMES[self.state]} queued={self.mailbox_length}"
-                f" children={0 if self._children is None else len(self._children)}>")
+        return f"<Cell {self.describe()}>"
 
     # -- enqueueing ------------------------------------------------------------------------------------------
 

@@ -491,5 +491,7 @@ async def test_supervision_state_is_inspectable(autojump_clock: trio.testing.Moc
         assert stats.actors["p"].children == {"running": 2}
         assert stats.actors["p"].restarts_in_window == 2
         assert stats.actors["p/a"].restarts == 2
+        assert repr(a._cell.instance) == "<Worker 'p/a' running queued=0 children=0 restarts=2>"
+        assert repr(parent._cell.instance) == "<Parent 'p' running queued=0 children=2>"
         await trio.sleep(11.0)
         assert system.statistics().actors["p"].restarts_in_window == 0

@@ -17,6 +17,7 @@ from runtime import DeadLetter as DeadLetter
 from runtime import Directive as Directive
 from runtime import Future as Future
 from runtime import FutureCancelled as FutureCancelled
+from runtime import Lease as Lease
 from runtime import LifecycleEvent as LifecycleEvent
 from runtime import Mailbox as Mailbox
 from runtime import MailboxFull as MailboxFull
@@ -71,7 +72,7 @@ __all__ = [
     "Ack", "Actor", "ActorError", "ActorFailed", "ActorRef", "ActorStatistics", "ActorStopped", "ActorSystem",
     "AskTimeout", "Backoff", "Bind", "Broadcast", "ChildSpec", "CountChildren", "DeadLetter", "Delivery",
     "Directive", "DynamicSupervisor", "Exchange", "ExchangeStatistics", "Future", "FutureCancelled", "Get",
-    "GetRoutees", "GetStatistics", "LifecycleEvent", "Mailbox", "MailboxFull", "Metrics", "Nack", "NameTaken",
+    "GetRoutees", "GetStatistics", "Lease", "LifecycleEvent", "Mailbox", "MailboxFull", "Metrics", "Nack", "NameTaken",
     "NotAuthorized", "OneForAll", "OneForOne", "PoisonPill", "Pool", "Publish", "PublishBatch", "Queue",
     "QueueStatistics", "Reject", "Reply", "Resize", "RestForOne", "Restart", "Returned", "SerializationError",
     "StartChild", "StopChild", "Strategy", "Subscribe", "Supervisor", "SystemStatistics", "Terminated",

@@ -18,6 +18,7 @@ import trio
 
 from runtime import (
     ActorRef,
+    Lease,
     LifecycleEvent,
     MailboxFull,
     Reply,
@@ -118,10 +119,13 @@ class _Message:
 class _Consumer:
     """A consumer's settings and the delivery tags it holds."""
 
-    __slots__ = ("auto_ack", "in_free", "prefetch", "ref", "subscribed", "tags")
+    __slots__ = ("auto_ack", "in_free", "lease", "prefetch", "ref", "subscribed", "tags")
 
     def __init__(self, ref: ActorRef) -> None:
         self.ref = ref
+        self.lease = Lease()
+        """Its deliveries are told under this lease: revoked when it fails, so that its restarted incarnation
+        does not handle again what the queue gave to others."""
         self.prefetch = 0
         self.auto_ack = False
         self.subscribed = False
@@ -493,8 +497,8 @@ class Queue(Actor):
     def _deliver(self, msg: _Message, consumer: _Consumer) -> None:
         tag = self._tag = self._tag + 1
         try:
-            consumer.ref.tell(Delivery(msg.exchange, msg.routing_key, msg.body, msg.headers, msg.redelivered, tag,
-                                       queue=self.ref))
+            consumer.lease.tell(consumer.ref, Delivery(msg.exchange, msg.routing_key, msg.body, msg.headers,
+                                                       msg.redelivered, tag, queue=self.ref))
         except MailboxFull:
             # A bounded mailbox that refuses: the message stays first in line, and the consumer is left out of
             # the round-robin until it settles something (its prefetch should be below its mailbox capacity).
@@ -649,6 +653,8 @@ class Queue(Actor):
             del self._consumers[ref]
             self._listen()
         else:
+            consumer.lease.revoke()  # what is still in its mailbox now belongs to the others
+            consumer.lease = Lease()
             self._refill(consumer)
         self._dispatch()
 

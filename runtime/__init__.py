@@ -22,6 +22,7 @@ from ._figures import Metrics as Metrics
 from ._figures import SystemStatistics as SystemStatistics
 from ._futures import Future as Future
 from ._futures import FutureCancelled as FutureCancelled
+from ._lease import Lease as Lease
 from ._mailbox import Mailbox as Mailbox
 from ._messages import DeadLetter as DeadLetter
 from ._messages import LifecycleEvent as LifecycleEvent
@@ -61,7 +62,7 @@ __all__ = [
     "Directive",
     "EventStream",
     "Future",
-    "FutureCancelled",
+    "FutureCancelled", "Lease",
     "LifecycleEvent",
     "Mailbox",
     "MailboxFull",

@@ -22,6 +22,7 @@ import trio
 from ._dispatcher import current_cell
 from ._exceptions import ActorFailed, ActorStopped, MailboxFull, NameTaken
 from ._futures import Future
+from ._lease import Lease
 from ._lifecycle import RESTARTING, RUNNING, STARTING, STATE_NAMES, STOPPED, STOPPING, SUSPENDED
 from ._mailbox import Envelope, Mailbox, MailboxQueue
 from ._messages import PoisonPill, Reply, Terminated
@@ -84,7 +85,7 @@ class Cell(MailboxQueue):
 
     __slots__ = (
         "_args", "_children", "_deferred", "_env", "_factory", "_failed", "_figures", "_handled", "_handler",
-        "_kwargs", "_mask", "_open_replies", "_restarts", "_scope", "_slow", "_stash",
+        "_kwargs", "_leases", "_mask", "_open_replies", "_restarts", "_scope", "_slow", "_stash",
         "_term_waiters", "_timers", "_watchers", "_watching", "backoff_count", "instance", "last_restart",
         "name", "parent", "ref", "restart", "scheduled", "state", "strategy", "system", "window",
     )
@@ -115,6 +116,7 @@ class Cell(MailboxQueue):
         self._env: Envelope | None = None
         self._deferred = False
         self._open_replies: set[Future[Any]] | None = None
+        self._leases: set[Lease] | None = None
         self._term_waiters: list[trio.lowlevel.Task] | None = None
         self._scope: trio.CancelScope | None = None
         self._handled = 0
@@ -201,6 +203,13 @@ class Cell(MailboxQueue):
             else:
                 reply.set_exception(ActorStopped(f"{self.ref!r} is stopped; {message!r} was not delivered"))
         self.system.dead_letter(message, None if sender is None else sender.ref, self.ref, reason)
+
+    def put_leased(self, message: Any, sender: Cell | None, lease: Lease) -> None:
+        """Queue ``message`` under ``lease``, which ends if this actor fails (see :class:`~runtime.Lease`)."""
+        if self._leases is None:
+            self._leases = set()
+        self._leases.add(lease)
+        self.put(message, sender, lease)
 
     def put_system(self, item: tuple[Any, ...]) -> None:
         """Queue a system message; it overtakes every user message."""
@@ -315,7 +324,10 @@ class Cell(MailboxQueue):
                                 f"refused: {reply.exception!r}")
 
     def _unwrap(self, message: Any, mark: Any) -> Any:
-        """Open a runtime-marked message: drop a stale timer tick or an unwatched ``Terminated``."""
+        """Open a runtime-marked message: drop a revoked lease's message, a stale timer tick or an unwatched
+        ``Terminated``."""
+        if mark.__class__ is Lease:
+            return _DROP if mark._revoked else message
         if mark is WATCH_MARK:
             watching = self._watching
             target = message.ref._cell
@@ -605,8 +617,17 @@ class Cell(MailboxQueue):
         self.report_failure(error)
 
     def report_failure(self, error: BaseException) -> None:
-        """Suspend this actor and hand ``error`` to its supervisor (the system, at the top)."""
+        """Suspend this actor and hand ``error`` to its supervisor (the system, at the top).
+
+        Every lease this actor was told messages under ends now: their senders take that work back, including
+        what they tell it under those leases before they hear of the failure.
+        """
         self.state = SUSPENDED
+        leases = self._leases
+        if leases:
+            self._leases = None
+            for lease in leases:
+                lease.revoke()
         self.system.lifecycle(self.ref, "failed", error)
         parent = self.parent
         if parent is None:
@@ -805,7 +826,7 @@ class Cell(MailboxQueue):
         if q:
             self._queue = None
             for message, sender, reply, _ in q:
-                if reply is WATCH_MARK or isinstance(reply, TimerTick):
+                if reply is WATCH_MARK or isinstance(reply, TimerTick) or (isinstance(reply, Lease) and reply.revoked):
                     continue
                 self._undeliverable(message, sender, reply, "stopped")
         stash = self._stash

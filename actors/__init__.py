@@ -18,6 +18,7 @@ from runtime import Directive as Directive
 from runtime import Future as Future
 from runtime import FutureCancelled as FutureCancelled
 from runtime import Lease as Lease
+from runtime import LeaseEnded as LeaseEnded
 from runtime import LifecycleEvent as LifecycleEvent
 from runtime import Mailbox as Mailbox
 from runtime import MailboxFull as MailboxFull
@@ -72,9 +73,9 @@ __all__ = [
     "Ack", "Actor", "ActorError", "ActorFailed", "ActorRef", "ActorStatistics", "ActorStopped", "ActorSystem",
     "AskTimeout", "Backoff", "Bind", "Broadcast", "ChildSpec", "CountChildren", "DeadLetter", "Delivery",
     "Directive", "DynamicSupervisor", "Exchange", "ExchangeStatistics", "Future", "FutureCancelled", "Get",
-    "GetRoutees", "GetStatistics", "Lease", "LifecycleEvent", "Mailbox", "MailboxFull", "Metrics", "Nack", "NameTaken",
-    "NotAuthorized", "OneForAll", "OneForOne", "PoisonPill", "Pool", "Publish", "PublishBatch", "Queue",
-    "QueueStatistics", "Reject", "Reply", "Resize", "RestForOne", "Restart", "Returned", "SerializationError",
-    "StartChild", "StopChild", "Strategy", "Subscribe", "Supervisor", "SystemStatistics", "Terminated",
-    "Transaction", "Unbind", "Unroutable", "Unsubscribe", "WhichChildren", "transaction",
+    "GetRoutees", "GetStatistics", "Lease", "LeaseEnded", "LifecycleEvent", "Mailbox", "MailboxFull", "Metrics",
+    "Nack", "NameTaken", "NotAuthorized", "OneForAll", "OneForOne", "PoisonPill", "Pool", "Publish", "PublishBatch",
+    "Queue", "QueueStatistics", "Reject", "Reply", "Resize", "RestForOne", "Restart", "Returned",
+    "SerializationError", "StartChild", "StopChild", "Strategy", "Subscribe", "Supervisor", "SystemStatistics",
+    "Terminated", "Transaction", "Unbind", "Unroutable", "Unsubscribe", "WhichChildren", "transaction",
 ]

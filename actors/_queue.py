@@ -19,7 +19,7 @@ import trio
 from runtime import (
     ActorRef,
     Lease,
-    LifecycleEvent,
+    LeaseEnded,
     MailboxFull,
     Reply,
     ReplyRef,
@@ -121,9 +121,9 @@ class _Consumer:
 
     __slots__ = ("auto_ack", "in_free", "lease", "prefetch", "ref", "subscribed", "tags")
 
-    def __init__(self, ref: ActorRef) -> None:
+    def __init__(self, ref: ActorRef, queue: ActorRef) -> None:
         self.ref = ref
-        self.lease = Lease()
+        self.lease = Lease(notify=queue)
         """Its deliveries are told under this lease: revoked when it fails, so that its restarted incarnation
         does not handle again what the queue gave to others."""
         self.prefetch = 0
@@ -211,8 +211,6 @@ class Queue(Actor):
         self._consumers: dict[ActorRef, _Consumer] = {}
         self._free: deque[_Consumer] = deque()
         """The round-robin: subscribed consumers with room (``in_free``), the next one first."""
-        self._events = False
-        """Whether we listen to lifecycle events (to notice consumers that fail)."""
         self._seq = 0
         self._tag = 0
         self._armed: float | None = None
@@ -283,9 +281,10 @@ class Queue(Actor):
         if cls is Terminated:
             self._consumer_lost(message.ref, stopped=True)
             return None
-        if cls is LifecycleEvent:
-            if message.kind == "failed" and message.ref in self._consumers:
-                self._consumer_lost(message.ref, stopped=False)
+        if cls is LeaseEnded:
+            consumer = self._consumers.get(message.recipient)
+            if consumer is not None and consumer.lease is message.lease:
+                self._consumer_lost(message.recipient, stopped=False)
             return None
         if cls is _Expire:
             self._armed = None
@@ -609,14 +608,13 @@ class Queue(Actor):
         assert ref is not None
         consumer = self._consumers.get(ref)
         if consumer is None:
-            consumer = self._consumers[ref] = _Consumer(ref)
+            consumer = self._consumers[ref] = _Consumer(ref, self.ref)
             if ref != self.ref:
                 self.watch(ref)
         consumer.prefetch = prefetch
         consumer.auto_ack = message.auto_ack
         consumer.subscribed = True
         self._refill(consumer)
-        self._listen()
         self._dispatch()
         return None
 
@@ -637,7 +635,6 @@ class Queue(Actor):
         consumer.subscribed = False
         if self._consumers.pop(consumer.ref, None) is not None and consumer.ref != self.ref:
             self.unwatch(consumer.ref)
-        self._listen()
 
     def _consumer_lost(self, ref: ActorRef, *, stopped: bool) -> None:
         """A consumer stopped or failed: requeue what it held (in order) for the others."""
@@ -651,22 +648,10 @@ class Queue(Actor):
         if stopped:
             consumer.subscribed = False
             del self._consumers[ref]
-            self._listen()
         else:
-            consumer.lease.revoke()  # what is still in its mailbox now belongs to the others
-            consumer.lease = Lease()
+            consumer.lease = Lease(notify=self.ref)  # the old one ended with the failure
             self._refill(consumer)
         self._dispatch()
-
-    def _listen(self) -> None:
-        """Listen to lifecycle events exactly while there are consumers (to notice the ones that fail)."""
-        wanted = bool(self._consumers)
-        if wanted != self._events:
-            self._events = wanted
-            if wanted:
-                self.system.events.subscribe(self.ref, LifecycleEvent)
-            else:
-                self.system.events.unsubscribe(self.ref, LifecycleEvent)
 
     # -- dead letters --------------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from ._figures import SystemStatistics as SystemStatistics
 from ._futures import Future as Future
 from ._futures import FutureCancelled as FutureCancelled
 from ._lease import Lease as Lease
+from ._lease import LeaseEnded as LeaseEnded
 from ._mailbox import Mailbox as Mailbox
 from ._messages import DeadLetter as DeadLetter
 from ._messages import LifecycleEvent as LifecycleEvent
@@ -62,7 +63,7 @@ __all__ = [
     "Directive",
     "EventStream",
     "Future",
-    "FutureCancelled", "Lease",
+    "FutureCancelled", "Lease", "LeaseEnded",
     "LifecycleEvent",
     "Mailbox",
     "MailboxFull",

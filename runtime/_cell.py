@@ -627,7 +627,7 @@ class Cell(MailboxQueue):
         if leases:
             self._leases = None
             for lease in leases:
-                lease.revoke()
+                lease.recipient_failed(self.ref, error)
         self.system.lifecycle(self.ref, "failed", error)
         parent = self.parent
         if parent is None:
@@ -820,7 +820,16 @@ class Cell(MailboxQueue):
                 trio.lowlevel.reschedule(task, outcome.Value(None))
 
     def _drain_dead(self, cause: ActorStopped) -> None:
-        """Turn everything still queued into dead letters, in order, and release whoever waits on us."""
+        """Turn everything still queued into dead letters, in order, and release whoever waits on us.
+
+        Leased messages are not dead letters: their leases end here, and their senders (who watch this actor if
+        they need to know) take them back.
+        """
+        leases = self._leases
+        if leases:
+            self._leases = None
+            for lease in leases:
+                lease.revoke()
         self._fail_open_replies(cause)
         q = self._queue
         if q:

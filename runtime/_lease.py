@@ -4,34 +4,51 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ._dispatcher import current_cell
 
 if TYPE_CHECKING:
     from ._ref import ActorRef
 
-__all__ = ["Lease"]
+__all__ = ["Lease", "LeaseEnded"]
+
+
+@attrs.frozen(eq=False)
+class LeaseEnded:
+    """Told to a lease's ``notify`` actor when a recipient of its messages failed, which ended the lease."""
+
+    lease: Lease
+    """The lease that ended."""
+    recipient: ActorRef
+    """The actor that failed; what it had not handled yet was dropped."""
+    error: BaseException
+    """Its failure."""
 
 
 class Lease:
     """Messages told under a lease are dropped unhandled if the lease ends before the recipient takes them.
 
-    A lease ends when its holder calls :meth:`revoke`, or when a recipient of its messages fails: at that moment
-    the messages still queued for that recipient are dropped. It is for a sender that hands work out and takes it
-    back when the worker fails: a queue tells a consumer its deliveries under one lease and, when it learns that
-    the consumer failed, redelivers them to others. The restarted consumer keeps its mailbox (a restart always
-    does) but never handles the deliveries that were taken back, so no work is done twice. An ended lease stays
-    ended; tell what follows under a new one. A message dropped this way is not a dead letter: its sender took it
-    back on purpose.
+    A lease ends when its holder calls :meth:`revoke`, or when a recipient of its messages fails or stops: the
+    messages still queued for that recipient, and those told to it under the lease afterwards, are dropped. On a
+    failure, the ``notify`` actor (if any) is told :class:`LeaseEnded`, in order with what else it is sent.
+
+    It is for a sender that hands work out and takes it back when the worker fails: a queue tells a consumer its
+    deliveries under one lease and, told that the lease ended, redelivers them to other consumers. The restarted
+    consumer keeps its mailbox (a restart always does) but never handles the deliveries that were taken back, so no
+    work is done twice. An ended lease stays ended; tell what follows under a new one. A message dropped this way
+    is not a dead letter: its sender took it back on purpose.
     """
 
-    __slots__ = ("_revoked",)
+    __slots__ = ("_notify", "_revoked")
 
-    def __init__(self) -> None:
+    def __init__(self, notify: ActorRef | None = None) -> None:
         self._revoked = False
+        self._notify = notify
 
     @property
     def revoked(self) -> bool:
-        """Whether :meth:`revoke` was called."""
+        """Whether the lease has ended."""
         return self._revoked
 
     def revoke(self) -> None:
@@ -42,5 +59,13 @@ class Lease:
         """Tell ``message`` to ``ref`` under this lease: like ``ref.tell``, overflow policy included."""
         ref._cell.put_leased(message, current_cell.get(), self)
 
+    def recipient_failed(self, recipient: ActorRef, error: BaseException) -> None:
+        """End the lease because ``recipient`` failed, and tell the ``notify`` actor (called by the runtime)."""
+        if self._revoked:
+            return
+        self._revoked = True
+        if self._notify is not None:
+            self._notify._cell.put(LeaseEnded(self, recipient, error), None, None)
+
     def __repr__(self) -> str:
-        return f"<Lease {'revoked' if self._revoked else 'active'}>"
+        return f"<Lease {'ended' if self._revoked else 'active'}>"

@@ -7,8 +7,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from actors import Actor, ActorSystem, OneForOne
-from actors import Lease
+from actors import Actor, ActorSystem, Lease, OneForOne
 
 
 class Recorder(Actor):
@@ -58,3 +57,38 @@ async def test_a_failure_ends_the_lease_even_for_what_is_told_after_it(
         await trio.testing.wait_all_tasks_blocked()
         assert seen == ["before", "under a new lease"]
         assert not fresh.revoked
+
+
+async def test_the_holder_is_told_when_a_recipient_failure_ends_the_lease(
+        autojump_clock: trio.testing.MockClock) -> None:
+    from actors import LeaseEnded
+    from actors.testing import Probe
+
+    seen: list[Any] = []
+    async with ActorSystem(supervision=OneForOne(max_restarts=10)) as system:
+        holder = await Probe.spawn(system)
+        worker = await system.spawn(Recorder, seen)
+        lease = Lease(notify=holder.ref)
+        lease.tell(worker, "work")
+        worker.tell("boom")
+        ended = await holder.expect(LeaseEnded)
+        assert ended.lease is lease
+        assert ended.recipient is worker
+        assert isinstance(ended.error, RuntimeError)
+        worker.tell("boom")  # a second failure: the lease has already ended, nobody is told again
+        await holder.expect_no_message(1.0)
+
+
+async def test_a_stop_ends_the_lease_without_dead_letters(autojump_clock: trio.testing.MockClock) -> None:
+    seen: list[Any] = []
+    async with ActorSystem() as system:
+        worker = await system.spawn(Recorder, seen)
+        lease = Lease()
+        worker.tell("block")
+        await trio.testing.wait_all_tasks_blocked()
+        lease.tell(worker, "leased")
+        worker.tell("plain")
+        await system.stop(worker)
+        assert lease.revoked
+        stats = system.statistics()
+        assert stats.dead_letters == 1  # "plain" only: the leased message went back to its sender

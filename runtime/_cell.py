@@ -301,6 +301,7 @@ class Cell(MailboxQueue):
                 self._refused(message, env[1], result)
             if stamp is not None:
                 self._figures.add_sample(stamp, started, self.system.now(), self._arrivals)
+                self._mask = self.system.sample_mask  # after a tick asked for this sample (see measure loop)
         self._handled += taken - skipped
         self._env = None
         if peak > self._peak:

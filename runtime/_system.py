@@ -300,7 +300,8 @@ class ActorSystem:
         self._measured.discard(cell)
 
     async def _measure_loop(self) -> None:
-        """Sample every measured mailbox's length once per metrics tick (the time average behind L)."""
+        """Sample every measured mailbox's length once per metrics tick (the time average behind L), and ask for a
+        timed sample of each one's next message."""
         tick = self.metrics.tick
         measured = self._measured
         while True:
@@ -316,4 +317,7 @@ class ActorSystem:
             for cell in measured:
                 q = cell._queue
                 cell._figures.sample_length(now, 0 if q is None else len(q), cell._arrivals)
+                # Also time the next message that arrives, so that an actor with few messages gets waits and
+                # handling times every tick; when is set by the clock, not by the queue, so W stays unbiased.
+                cell._mask = 0
 

@@ -107,3 +107,16 @@ def test_bad_metrics_arguments(kwargs: dict[str, Any]) -> None:
     name, value = next(iter(kwargs.items()))
     with pytest.raises(ValueError, match=f"{name}={value!r}"):
         Metrics(**kwargs)
+
+
+async def test_a_quiet_actor_still_gets_waits_and_handling_times(autojump_clock: trio.testing.MockClock) -> None:
+    async with ActorSystem() as system:  # the default: one message in 32 timed, plus one per tick
+        server = await system.spawn(Server, name="quiet")
+        for _ in range(20):  # one message a second: 20 messages, fewer than one in 32
+            server.tell(0.25)
+            await trio.sleep(1.0)
+        stats = system.statistics().actors["quiet"]
+    assert stats.service_rate == pytest.approx(4.0)  # handling takes 0.25 s
+    assert stats.handling_time_p50 == pytest.approx(0.25)
+    assert stats.mean_wait == pytest.approx(0.0, abs=1e-9)  # each arrives to an idle actor
+    assert stats.arrival_rate == pytest.approx(1.0, rel=0.1)

@@ -123,9 +123,13 @@ class ActorRef:
         Takes no timeout: wrap it in ``trio.fail_after``/``move_on_after``; cancelling it removes the pending
         request, and a reply that comes later becomes a dead letter. Raises :class:`~runtime.ActorFailed` (with
         ``.cause``) if the actor failed while handling it, :class:`~runtime.ActorStopped` if it is or becomes
-        stopped before answering, and whatever the actor answered with ``Reply.error(exc)``.
+        stopped before answering, and whatever the actor answered with ``Reply.error(exc)``. An actor asking
+        itself raises :class:`RuntimeError` at once: it could never answer.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
+        if _current() is self._cell:
+            raise RuntimeError(f"{self!r} asked itself {message!r}: it cannot answer while it waits, so the ask "
+                               "would never end; call the method directly, or tell and handle the answer later")
         future = self._send_request(message)
         if future._state:  # refused at once: a stopped actor or a full mailbox
             await trio.lowlevel.cancel_shielded_checkpoint()

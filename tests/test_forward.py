@@ -129,3 +129,16 @@ async def test_a_stopping_parent_gets_no_dead_letter_for_its_watched_children(ac
     parent = await actor_system.spawn(Parent)
     await actor_system.stop(parent)
     assert actor_system.statistics().dead_letters == 0
+
+
+async def test_an_actor_asking_itself_is_told_at_once_instead_of_hanging(actor_system: ActorSystem) -> None:
+    class Narcissus(Actor):
+        async def receive(self, message: Any) -> Any:
+            if message == "reflect":
+                return await self.ref.ask("mirror")
+            return message
+
+    narcissus = await actor_system.spawn(Narcissus)
+    with pytest.raises(Exception, match="asked itself 'mirror'") as info, trio.fail_after(5):
+        await narcissus.ask("reflect")
+    assert isinstance(info.value.__cause__, RuntimeError)

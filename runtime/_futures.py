@@ -60,6 +60,13 @@ class Correlations:
         """Register ``future`` under its correlation ID."""
         self._pending[future.correlation_id] = future
 
+    def new_future(self, owner: _Owner, target: ActorRef) -> Future[Any]:
+        """A pending future with a fresh correlation ID, registered: the start of every request."""
+        self._next = correlation_id = self._next + 1
+        future: Future[Any] = Future(correlation_id, owner, self, target)
+        self._pending[correlation_id] = future
+        return future
+
     def get(self, correlation_id: int) -> Future[Any] | None:
         """Return the pending future with this ID, or ``None`` if it is gone."""
         return self._pending.get(correlation_id)
@@ -186,7 +193,7 @@ class Future(Generic[T]):
         self._state = state
         self._value = value
         if self._table is not None:
-            self._table.discard(self.correlation_id)
+            self._table._pending.pop(self.correlation_id, None)
         waiters = self._waiters
         if waiters is not None:
             self._waiters = None

@@ -99,19 +99,17 @@ class ActorRef:
         system = self._cell.system
         if timeout is not None:
             timeout = system.check_timeout(timeout)
-        future = self._send_request(message)
+        future = self._send_request(message, _current())
         if timeout is not None and not future._state:
             system.expire_at(future, timeout, message)
         return future
 
-    def _send_request(self, message: Any) -> Future[Any]:
+    def _send_request(self, message: Any, sender: Cell | None) -> Future[Any]:
         cell = self._cell
         system = cell.system
-        correlations = system.correlations
-        future: Future[Any] = Future(correlations.new_id(), system, correlations, self)
-        correlations.add(future)
+        future = system.correlations.new_future(system, self)
         try:
-            cell.put(message, _current(), future)
+            cell.put(message, sender, future)
         except BaseException:
             future.cancel()
             raise
@@ -127,10 +125,11 @@ class ActorRef:
         itself raises :class:`RuntimeError` at once: it could never answer.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        if _current() is self._cell:
+        sender = _current()
+        if sender is self._cell:
             raise RuntimeError(f"{self!r} asked itself {message!r}: it cannot answer while it waits, so the ask "
                                "would never end; call the method directly, or tell and handle the answer later")
-        future = self._send_request(message)
+        future = self._send_request(message, sender)
         if future._state:  # refused at once: a stopped actor or a full mailbox
             await trio.lowlevel.cancel_shielded_checkpoint()
             return future.result()

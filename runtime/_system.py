@@ -310,8 +310,10 @@ class ActorSystem:
                 await self._measure_wakeup.wait()
                 self._measure_wakeup = None
             await trio.sleep(tick)
-            # Let the tasks woken together with us run first: a sample taken in the same scheduler batch as a
-            # burst of arrivals would see messages that are handled microseconds later, and overstate L.
+            # The tick wakes where trio's scheduler passes meet, which is also where actor-to-actor handoffs wait
+            # for their runner: sampling right there sees messages that are handled microseconds later, and
+            # overstates L for actors that are nearly always idle. Two passes let such chains settle first.
+            await trio.lowlevel.checkpoint()
             await trio.lowlevel.checkpoint()
             now = self.now()
             for cell in measured:

@@ -11,6 +11,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from helpers import Gate, all_tasks
 
 from actors import (
     Actor,
@@ -78,18 +79,6 @@ class Hooks(Actor):
         return message
 
 
-class Gate(Actor):
-    """Blocks on an event while handling "wait", so that a test can queue messages behind it."""
-
-    def __init__(self, gate: trio.Event, handled: list[object]) -> None:
-        self.gate = gate
-        self.handled = handled
-
-    async def receive(self, message: Any) -> Any:
-        if message == "wait":
-            await self.gate.wait()
-        self.handled.append(message)
-        return message
 
 
 # -- spawn, tell, ask ------------------------------------------------------------------------------------------
@@ -660,16 +649,6 @@ async def test_shutdown_children_before_parents_siblings_in_reverse_start_order(
     ]
 
 
-def _all_tasks() -> set[trio.lowlevel.Task]:
-    tasks = set()
-    stack = [trio.lowlevel.current_root_task()]
-    while stack:
-        task = stack.pop()
-        assert task is not None
-        tasks.add(task)
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return tasks
 
 
 class Ticker(Actor):
@@ -681,7 +660,7 @@ class Ticker(Actor):
 
 
 async def test_no_task_outlives_the_system(autojump_clock: trio.testing.MockClock) -> None:
-    before = _all_tasks()
+    before = all_tasks()
     async with ActorSystem() as system:
         gate = trio.Event()
         for _ in range(5):
@@ -689,11 +668,11 @@ async def test_no_task_outlives_the_system(autojump_clock: trio.testing.MockCloc
             ref.tell("wait")  # every actor busy: one runner task each
         await system.spawn(Ticker)
         await trio.testing.wait_all_tasks_blocked()
-        assert len(_all_tasks()) > len(before) + 5
+        assert len(all_tasks()) > len(before) + 5
         gate.set()
         ref.request("pending", timeout=100)
         await trio.sleep(3.5)
-    assert _all_tasks() == before
+    assert all_tasks() == before
     assert "closed" in repr(system)
 
 
@@ -733,7 +712,7 @@ async def test_cancelling_the_systems_block_still_shuts_down_gracefully(
 async def test_a_system_entered_in_a_cancelled_scope_still_opens_and_closes(
         autojump_clock: trio.testing.MockClock) -> None:
     log: list[tuple[str, str]] = []
-    before = _all_tasks()
+    before = all_tasks()
     with trio.fail_after(60):
         with trio.CancelScope() as scope:
             scope.cancel()
@@ -741,7 +720,7 @@ async def test_a_system_entered_in_a_cancelled_scope_still_opens_and_closes(
                 await system.spawn(Hooks, log, "a")  # raises Cancelled at its first checkpoint
     assert scope.cancelled_caught
     assert log == []
-    assert _all_tasks() == before
+    assert all_tasks() == before
 
 
 async def test_shutdown_that_runs_out_of_time_cancels_what_is_left(
@@ -754,13 +733,13 @@ async def test_shutdown_that_runs_out_of_time_cancels_what_is_left(
             return message  # pragma: no cover
 
     log: list[tuple[str, str]] = []
-    before = _all_tasks()
+    before = all_tasks()
     async with ActorSystem(name="stuck", shutdown_timeout=7) as system:
         await system.spawn(Hooks, log, "first")
         await system.spawn(Stuck)
     assert trio.current_time() == 7.0
     assert log == [("first", "start")]  # the stop never got past the stuck actor
-    assert _all_tasks() == before
+    assert all_tasks() == before
     assert any("did not shut down within 7" in record.getMessage() for record in caplog.records)
 
 

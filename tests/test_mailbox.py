@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from helpers import Gate
 
 from actors import Actor, ActorStopped, ActorSystem, DeadLetter, Mailbox, MailboxFull
 from actors.testing import Probe
@@ -15,18 +16,6 @@ from actors.testing import Probe
 pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
 
 
-class Gate(Actor):
-    """Blocks on an event while handling "wait" (so that messages queue up) and records what it handled."""
-
-    def __init__(self, gate: trio.Event, handled: list[object]) -> None:
-        self.gate = gate
-        self.handled = handled
-
-    async def receive(self, message: Any) -> Any:
-        if message == "wait":
-            await self.gate.wait()
-        self.handled.append(message)
-        return message
 
 
 async def busy_actor(system: ActorSystem, mailbox: Mailbox | None = None, *,

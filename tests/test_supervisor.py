@@ -15,6 +15,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from helpers import all_tasks
 
 from actors import (
     Actor,
@@ -646,16 +647,6 @@ class LostLetters(Actor):
             self.ledger.lost[message.recipient.path] += 1
 
 
-def _all_tasks() -> set[trio.lowlevel.Task]:
-    tasks = set()
-    stack = [trio.lowlevel.current_root_task()]
-    while stack:
-        task = stack.pop()
-        assert task is not None
-        tasks.add(task)
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return tasks
 
 
 @pytest.mark.parametrize("mid_intensity", [3, 1000], ids=["escalating", "leaf-restarts-only"])
@@ -673,7 +664,7 @@ async def test_a_three_level_tree_stays_consistent_under_random_failures(
     mids = [ChildSpec(Supervisor, [ChildSpec(Leaf, ledger, name=leaf) for leaf in leaves], name=f"mid{i}",
                       supervision=strategy) for i, strategy in enumerate(mid_strategies)]
     paths = [f"root/mid{i}/{leaf}" for i in range(len(mids)) for leaf in leaves]
-    before = _all_tasks()
+    before = all_tasks()
     async with ActorSystem(supervision=OneForOne(max_restarts=0), seed=seed) as system:
         system.events.subscribe(await system.spawn(LostLetters, ledger, name="lost"), DeadLetter)
         await system.spawn(Supervisor, mids, name="root", supervision=root_strategy)
@@ -713,4 +704,4 @@ async def test_a_three_level_tree_stays_consistent_under_random_failures(
             assert sum(ledger.lost.values()) > 0
             for path in paths:
                 assert ledger.handled[path] + ledger.failed[path] + ledger.lost[path] == sent[path], path
-    assert _all_tasks() == before
+    assert all_tasks() == before

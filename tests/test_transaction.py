@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 from typing import Any
 
 import pytest
@@ -11,12 +9,25 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from actors import Actor, ActorRef, ActorSystem
-from actors._amqp import Bind, Delivery, Get, GetStatistics, Publish, PublishBatch, Subscribe
-from actors._exchange import Exchange
-from actors._queue import Queue
-from actors._transaction import Transaction, transaction
+from actors import (
+    Actor,
+    ActorRef,
+    ActorSystem,
+    Bind,
+    Delivery,
+    Exchange,
+    Get,
+    GetStatistics,
+    Publish,
+    PublishBatch,
+    Queue,
+    Subscribe,
+    Transaction,
+    transaction,
+)
 from actors.testing import Probe
+
+pytestmark = pytest.mark.deadline(60)  # a broken rule fails its test instead of waiting forever
 
 
 async def setup(system: ActorSystem) -> tuple[ActorRef, ActorRef, ActorRef]:
@@ -199,19 +210,3 @@ def test_transaction_needs_a_system() -> None:
         transaction("system")  # type: ignore[arg-type]
     assert isinstance(transaction.__doc__, str)
     assert Transaction.__doc__
-
-
-# Every test above runs under a deadline (virtual time under the mock clock), so that a broken rule fails the
-# test instead of leaving it waiting forever for a message that never comes.
-def _bounded(test: Any) -> Any:
-    @functools.wraps(test)
-    async def bounded(*args: Any, **kwargs: Any) -> None:
-        with trio.fail_after(60):
-            await test(*args, **kwargs)
-
-    return bounded
-
-
-for _name, _test in list(globals().items()):
-    if _name.startswith("test_") and inspect.iscoroutinefunction(_test):
-        globals()[_name] = _bounded(_test)

@@ -32,6 +32,7 @@ __all__ = [
     "Directory",
     "Enqueue",
     "EnqueueBatch",
+    "EnqueueCC",
     "Get",
     "GetStatistics",
     "Nack",
@@ -43,6 +44,7 @@ __all__ = [
     "Unbind",
     "Unsubscribe",
     "directory",
+    "enqueue_of",
     "publish_batch",
     "publish_error",
     "send",
@@ -98,6 +100,12 @@ class Publish:
     destination at all, an ask raises :class:`~actors.Unroutable` and a tell sends :class:`Returned` back to
     the sending actor. ``ttl`` is the message's time to live in seconds (a queue applies the smaller of it and
     its own ``message_ttl``); ``persistent`` is kept with the message.
+
+    Sender-selected distribution (RabbitMQ's CC and BCC): the headers ``CC`` and ``BCC``, lists of str, are
+    extra routing keys, matched like ``routing_key`` by every exchange kind that uses keys, at every hop; a
+    destination reached by several keys still gets one copy. ``BCC`` is removed from the headers that
+    destinations see, ``CC`` is kept. Any other value (a str, ``None``, a list holding a non-str) is refused
+    with :class:`ValueError`.
     """
 
     routing_key: str
@@ -105,7 +113,7 @@ class Publish:
     body: Any
     """The payload, passed by reference and never copied."""
     headers: Headers | None = None
-    """Message headers; what a headers exchange matches on."""
+    """Message headers; what a headers exchange matches on (``CC`` and ``BCC`` add routing keys)."""
     mandatory: bool = False
     """Return the message (tell) or fail the ask with ``Unroutable`` when it reaches no destination."""
     persistent: bool = False
@@ -184,12 +192,38 @@ class Enqueue:
     """What an exchange sends a queue bound to it: ``publish`` as routed through ``exchange`` (its name).
 
     An ask answers 1 once the queue accepted (and, if durable, stored) the message, 0 if it refused it.
+    Made by :func:`enqueue_of`; a message published with ``CC`` or ``BCC`` headers travels as the subclass
+    :class:`EnqueueCC`, which carries their keys (a plain publish does not pay for two more fields).
     """
 
     exchange: str
     """The name of the exchange the message was published to."""
     publish: Publish
-    """The message."""
+    """The message, as destinations see it (without a ``BCC`` header)."""
+
+    @property
+    def cc(self) -> tuple[str, ...]:
+        """Its extra routing keys from the ``CC`` header: none (see :class:`EnqueueCC`)."""
+        return ()
+
+    @property
+    def bcc(self) -> tuple[str, ...]:
+        """Its extra routing keys from the ``BCC`` header: none (see :class:`EnqueueCC`)."""
+        return ()
+
+
+@attrs.frozen
+class EnqueueCC(Enqueue):
+    """An :class:`Enqueue` of a message published with ``CC`` or ``BCC`` headers, with their keys.
+
+    The queue keeps them with the message: dead-lettering without a ``dead_letter_routing_key`` routes on
+    every key the message was published with, and ``BCC`` is no longer in its headers.
+    """
+
+    cc: tuple[str, ...]  # a field here, a property answering () on Enqueue
+    """Its extra routing keys from the ``CC`` header (the header itself is kept in ``publish``)."""
+    bcc: tuple[str, ...]
+    """Its extra routing keys from the ``BCC`` header, which ``publish`` no longer carries."""
 
 
 @attrs.frozen
@@ -301,10 +335,15 @@ def publish_error(publish: Publish, what: str = "Publish") -> ValueError | None:
     except ValueError as exc:
         return exc
     headers: object = publish.headers
-    if headers is not None and not isinstance(headers, Mapping):
-        return ValueError(f"headers {show(headers)} must be a mapping or None")
-    if headers is not None and not all(isinstance(name, str) for name in headers):
-        return ValueError(f"header names in {show(headers)} must all be str")
+    if headers is not None:
+        if not isinstance(headers, Mapping):
+            return ValueError(f"headers {show(headers)} must be a mapping or None")
+        if not all(isinstance(name, str) for name in headers):
+            return ValueError(f"header names in {show(headers)} must all be str")
+        if "CC" in headers or "BCC" in headers:
+            error = _sender_keys_error(headers)
+            if error is not None:
+                return error
     mandatory: object = publish.mandatory
     if mandatory.__class__ is not bool:
         return ValueError(f"mandatory={show(mandatory)} must be True or False")
@@ -312,6 +351,46 @@ def publish_error(publish: Publish, what: str = "Publish") -> ValueError | None:
     if persistent.__class__ is not bool:
         return ValueError(f"persistent={show(persistent)} must be True or False")
     return None
+
+
+_SENDER_KEYS: Final = ("CC", "BCC")
+
+
+def _sender_keys_error(headers: Mapping[str, Any]) -> ValueError | None:
+    """The :class:`ValueError` that refuses a ``CC`` or ``BCC`` header, or ``None`` if both are well formed.
+
+    Each must be a list (or tuple: an AMQP array either way) of routing keys, each a valid key. A str is
+    refused rather than taken as a list of one-character keys.
+    """
+    for name in _SENDER_KEYS:
+        if name not in headers:
+            continue
+        keys = headers[name]
+        if not isinstance(keys, list | tuple):
+            return ValueError(f"header {name}={show(keys)} must be a list of routing keys (str), as "
+                              "sender-selected distribution requires")
+        for key in keys:
+            try:
+                validate_key(key, what=f"{name} routing key")
+            except ValueError as exc:
+                return ValueError(f"header {name}={show(keys)}: {exc}")
+    return None
+
+
+def enqueue_of(exchange: str, publish: Publish) -> Enqueue:
+    """The :class:`Enqueue` of a validated ``publish`` routed through ``exchange`` (its name, ``""`` for none).
+
+    A publish without ``CC``/``BCC`` headers is taken as it is; otherwise their keys go to ``cc`` and ``bcc``
+    and the ``BCC`` header is removed from the message (a new headers dict; the publisher's is not changed).
+    """
+    headers = publish.headers
+    if not headers or ("CC" not in headers and "BCC" not in headers):
+        return Enqueue(exchange, publish)
+    cc = tuple(headers.get("CC", ()))
+    bcc = tuple(headers.get("BCC", ()))
+    if "BCC" in headers:
+        publish = attrs.evolve(publish, headers={name: value for name, value in headers.items() if name != "BCC"})
+    return EnqueueCC(exchange, publish, cc, bcc)
 
 
 def send(actor: Actor, destination: ActorRef, message: object) -> bool:
@@ -344,8 +423,11 @@ def check_ref(what: str, value: object, *, optional: bool = False) -> ActorRef |
 class Router(Protocol):
     """What the directory knows of a live exchange: its in-process routing function."""
 
-    def resolve(self, routing_key: str, headers: Headers | None) -> set[ActorRef]:
-        """The final destinations (queues and actors) of a message entering the exchange."""
+    def resolve(self, routing_key: str, headers: Headers | None, extra_keys: tuple[str, ...] = ()) -> set[ActorRef]:
+        """The final destinations (queues and actors) of a message entering the exchange.
+
+        ``extra_keys`` are routing keys matched as well as ``routing_key`` (CC and BCC).
+        """
         ...
 
 
@@ -488,13 +570,13 @@ def plan_batch(dir_: Directory, batch: PublishBatch) -> dict[ActorRef, list[Enqu
     plan: dict[ActorRef, list[Enqueue]] = {}
     for target, publish in checked:
         if dir_.kind(target) == "exchange":
+            enqueue = enqueue_of(target.name, publish)
             router = dir_.exchange(target)  # None: restarting right now; it routes nothing meanwhile
-            finals = set() if router is None else router.resolve(publish.routing_key, publish.headers)
-            name = target.name
+            finals = set() if router is None else router.resolve(publish.routing_key, publish.headers,
+                                                                 enqueue.cc + enqueue.bcc)
         else:
+            enqueue = enqueue_of("", publish)
             finals = {target}
-            name = ""
-        enqueue = Enqueue(name, publish)
         for final in finals:
             share = plan.get(final)
             if share is None:

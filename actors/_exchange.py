@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import attrs
 
@@ -23,6 +23,7 @@ from ._amqp import (
     Unbind,
     check_ref,
     directory,
+    enqueue_of,
     publish_batch,
     publish_error,
     send,
@@ -30,6 +31,9 @@ from ._amqp import (
 )
 
 __all__ = ["Exchange", "ExchangeStatistics"]
+
+_KEYED_KINDS: Final = frozenset({"direct", "topic"})
+"""The kinds that match on routing keys, and so on the extra keys of ``CC`` and ``BCC`` too."""
 
 
 @attrs.frozen
@@ -58,9 +62,9 @@ class Exchange(Actor):
 
     Messages: :class:`Bind` and :class:`Unbind` change its bindings; :class:`Publish` routes a message;
     :class:`PublishBatch` routes a transaction's batch; :class:`GetStatistics` answers :meth:`statistics`.
-    Bad input (a key over 255 UTF-8 bytes, a non-str key, an invalid ``x-match``, a malformed message) makes
-    the ask raise :class:`ValueError` naming the value and the rule; the exchange keeps running, unchanged
-    (a bad tell becomes a dead letter).
+    Bad input (a key over 255 UTF-8 bytes, a non-str key, an invalid ``x-match``, a ``CC`` or ``BCC`` header
+    that is not a list of such keys, a malformed message) makes the ask raise :class:`ValueError` naming the
+    value and the rule; the exchange keeps running, unchanged (a bad tell becomes a dead letter).
 
     Routing follows RabbitMQ. A publish reaches a *set* of final destinations: a queue or actor reachable
     through several bindings gets one copy. A destination that is another exchange routes the message with its
@@ -70,6 +74,11 @@ class Exchange(Actor):
     this exchange's handler, synchronously, through the other exchanges' tables, so the publish is routed in
     one step and its outcome is known at once: queues get an internal ``Enqueue`` message, plain actors a
     :class:`~actors.Delivery`.
+
+    Sender-selected distribution: the keys in a publish's ``CC`` and ``BCC`` headers are matched as well as
+    its routing key, by direct and topic exchanges, at every hop (exchange-to-exchange and alternates too),
+    and the destinations found are united: one copy each. Destinations get the message without its ``BCC``
+    header; ``CC`` stays.
 
     An ask answers the number of final destinations that accepted the message (actors at once; queues once
     they confirmed, durable ones once they stored it; a queue with ``overflow="reject_publish"`` that is full
@@ -81,6 +90,8 @@ class Exchange(Actor):
 
     def __init__(self, kind: str, *, alternate: ActorRef | None = None) -> None:
         self._table: RoutingTable[ActorRef] = make_table(kind)
+        self._keyed = self._table.kind in _KEYED_KINDS
+        """Whether this kind matches routing keys (so CC and BCC keys count)."""
         self._alternate = check_ref("alternate", alternate, optional=True)
         self._bound: dict[ActorRef, int] = {}
         """Destination -> number of its bindings (to watch it while it has any)."""
@@ -128,13 +139,19 @@ class Exchange(Actor):
 
     # -- routing -------------------------------------------------------------------------------------------
 
-    def resolve(self, routing_key: str, headers: Mapping[str, Any] | None) -> set[ActorRef]:
+    def resolve(self, routing_key: str, headers: Mapping[str, Any] | None,
+                extra_keys: tuple[str, ...] = ()) -> set[ActorRef]:
         """The final destinations (queues and actors, never exchanges) of a message published here.
 
         Synchronous and side-effect free: walks this exchange's table, the tables of the exchanges it reaches
         (each once) and alternates where a table matched nothing. Destinations that have stopped are skipped as
-        if unbound. ``routing_key`` and ``headers`` must have been validated.
+        if unbound. ``extra_keys`` (a publish's CC and BCC keys) are matched as well as ``routing_key`` by
+        every keyed table on the way; an exchange's own matches are the union over all the keys (so its
+        alternate is used only when no key matched). ``routing_key``, ``headers`` and ``extra_keys`` must have
+        been validated.
         """
+        if extra_keys:
+            extra_keys = tuple(key for key in dict.fromkeys(extra_keys) if key != routing_key)
         dir_ = self._directory
         kinds = dir_.kinds
         exchanges = dir_.exchanges
@@ -144,7 +161,12 @@ class Exchange(Actor):
         router = self
         while True:
             live = False
-            for destination in router._table.match(routing_key, headers):
+            matched = router._table.match(routing_key, headers)
+            if extra_keys and router._keyed:
+                table = router._table
+                for key in extra_keys:
+                    matched |= table.match(key, headers)
+            for destination in matched:
                 if destination.is_stopped:
                     continue
                 live = True
@@ -176,7 +198,14 @@ class Exchange(Actor):
         if error is not None:
             return Reply.error(error)
         self._published += 1
-        finals = self.resolve(publish.routing_key, publish.headers)
+        name = self._name
+        headers = publish.headers
+        enqueue: Enqueue | None = None
+        if headers and ("CC" in headers or "BCC" in headers):  # the only cost without them: this check
+            enqueue = enqueue_of(name, publish)
+            finals = self.resolve(publish.routing_key, headers, enqueue.cc + enqueue.bcc)
+        else:
+            finals = self.resolve(publish.routing_key, headers)
         sender = self.sender
         asked = isinstance(sender, ReplyRef)
         if not finals:
@@ -191,10 +220,8 @@ class Exchange(Actor):
                     self.system.dead_letter(publish, None, self.ref, "unroutable")
             return 0
         kinds = self._directory.kinds
-        name = self._name
         count = 0
         confirm: Confirm | None = None
-        enqueue: Enqueue | None = None
         delivery: Delivery | None = None
         for destination in finals:
             try:
@@ -209,7 +236,8 @@ class Exchange(Actor):
                         destination.tell(enqueue)
                 else:
                     if delivery is None:
-                        delivery = Delivery(name, publish.routing_key, publish.body, publish.headers)
+                        seen = publish if enqueue is None else enqueue.publish  # without BCC
+                        delivery = Delivery(name, seen.routing_key, seen.body, seen.headers)
                     destination.tell(delivery)
                     count += 1
             except MailboxFull as exc:  # a bounded mailbox with overflow="fail": that copy is lost, not counted

@@ -8,6 +8,7 @@ import logging
 import os
 import pickle
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ from ._amqp import (
     Directory,
     Enqueue,
     EnqueueBatch,
+    EnqueueCC,
     Get,
     GetStatistics,
     Headers,
@@ -47,6 +49,7 @@ from ._amqp import (
     check_ref,
     check_ttl,
     directory,
+    enqueue_of,
     publish_batch,
     publish_error,
     send,
@@ -57,8 +60,8 @@ __all__ = ["Queue", "QueueStatistics"]
 
 logger = logging.getLogger("actors")
 
-Overflow = Literal["drop_head", "reject_publish"]
-_OVERFLOWS: Final = ("drop_head", "reject_publish")
+Overflow = Literal["drop_head", "reject_publish", "reject_publish_dlx"]
+_OVERFLOWS: Final = ("drop_head", "reject_publish", "reject_publish_dlx")
 DeathReason = Literal["rejected", "expired", "maxlen", "delivery_limit"]
 
 
@@ -89,23 +92,35 @@ class QueueStatistics:
     """Messages removed as dead letters (rejected, expired, over the length limit, over the delivery limit),
     republished to the dead-letter exchange if there is one."""
     refused: int = 0
-    """Publishes refused because the queue was full (``overflow="reject_publish"``); not in ``published``."""
+    """Publishes refused because the queue was full (``overflow="reject_publish"`` or
+    ``"reject_publish_dlx"``, which dead-letters them as well); not in ``published`` nor ``dead_lettered``."""
+    ready_bytes: int | None = None
+    """The sum of the body sizes of the ready messages, for a queue with ``max_length_bytes`` (``None``
+    otherwise: bodies are measured only when a byte limit needs it)."""
 
 
 class _Message:
     """A message in the queue: what was published, where it stands, and how often it came back."""
 
-    __slots__ = ("body", "exchange", "expires_at", "headers", "persistent", "redelivered", "returns",
-                 "routing_key", "seq", "ttl")
+    __slots__ = ("bcc", "body", "cc", "exchange", "expires_at", "headers", "persistent", "redelivered", "returns",
+                 "routing_key", "seq", "size", "ttl")
 
     def __init__(self, seq: int, exchange: str, routing_key: str, body: Any, headers: Headers | None,
-                 persistent: bool, ttl: float | None, expires_at: float | None) -> None:
+                 persistent: bool, ttl: float | None, expires_at: float | None, cc: tuple[str, ...] = (),
+                 bcc: tuple[str, ...] = (), size: int = 0) -> None:
         self.seq = seq
         """Its position: requeued messages go back in seq order."""
         self.exchange = exchange
         self.routing_key = routing_key
         self.body = body
         self.headers = headers
+        """Its headers as delivered: without ``BCC``."""
+        self.cc = cc
+        """The extra routing keys of its ``CC`` header."""
+        self.bcc = bcc
+        """The extra routing keys of the ``BCC`` header it was published with (kept for dead-lettering only)."""
+        self.size = size
+        """The size of its body in bytes, measured only if the queue has ``max_length_bytes`` (else 0)."""
         self.persistent = persistent
         self.ttl = ttl
         """The per-message TTL it was published with (for ``x-death``'s ``original-expiration``)."""
@@ -148,26 +163,39 @@ _EXPIRE: Final = _Expire()
 class Queue(Actor):
     """A buffering actor: ``await system.spawn(Queue, name="jobs", max_length=..., ...)``.
 
-    It takes :class:`~actors.Publish` sent to it directly (the routing key is kept, not used; the exchange
-    name is ``""``) and what the exchanges it is bound to route to it; an ask answers 1 once the message is
-    accepted (and stored, for a durable queue) or 0 if the queue refused it. Consumers attach with
-    :class:`~actors.Subscribe` and receive :class:`~actors.Delivery` messages round-robin, each holding at most
-    ``prefetch`` unsettled; :class:`~actors.Get` takes one message. A delivery is settled with ``ack()``,
-    ``nack(requeue=True)`` or ``reject()``: a requeued message goes back to its original place and comes
-    again with ``redelivered=True``; the unsettled deliveries of a consumer that stops or fails are requeued
-    for the others (at-least-once: the failed consumer may still handle the ones left in its mailbox, but
-    their acks are refused, so each message is acked once). Settling an unknown or already settled tag is
-    refused: an ask raises :class:`ValueError`, a tell becomes a dead letter, and the queue goes on.
+    It takes :class:`~actors.Publish` sent to it directly (the routing key is kept, not used; the exchange name is
+    ``""``; a ``BCC`` header is removed as an exchange would, its keys kept for dead-lettering) and what the
+    exchanges it is bound to route to it; an ask answers 1 once the message is accepted (and stored, for a durable
+    queue) or 0 if the queue refused it. Consumers attach with :class:`~actors.Subscribe` and receive
+    :class:`~actors.Delivery` messages round-robin, each holding at most ``prefetch`` unsettled;
+    :class:`~actors.Get` takes one message. A delivery is settled with ``ack()``, ``nack(requeue=True)`` or
+    ``reject()``: a requeued message goes back to its original place and comes again with ``redelivered=True``;
+    the unsettled deliveries of a consumer that stops or fails are requeued for the others (at-least-once: the
+    failed consumer may still handle the ones left in its mailbox, but their acks are refused, so each message is
+    acked once). Settling an unknown or already settled tag is refused: an ask raises :class:`ValueError`, a tell
+    becomes a dead letter, and the queue goes on.
 
     Keywords:
 
-    - ``max_length``: the most ready messages; beyond it ``overflow="drop_head"`` (default) dead-letters the
-      oldest (reason ``maxlen``) and ``"reject_publish"`` refuses the new publish (its confirm counts 0).
+    - ``max_length``: the most ready messages; ``max_length_bytes``: the most bytes of body, summed over the
+      ready messages (unacked ones count for neither). Either or both may be set. Beyond a limit
+      ``overflow="drop_head"`` (default) dead-letters the oldest messages (reason ``maxlen``) until the queue
+      is within both; ``"reject_publish"`` refuses a new publish that would take the queue beyond either (its
+      confirm counts 0, and a tell becomes a ``DeadLetter`` event); ``"reject_publish_dlx"`` refuses it the
+      same way and dead-letters it (reason ``maxlen``) instead. A requeued message is never refused nor
+      dropped. The size of a body is ``len()`` of a ``bytes`` or ``bytearray``, the ``nbytes`` of a
+      ``memoryview``, the length in UTF-8 of a ``str``, and for any other body the length of its pickle
+      (``pickle.dumps`` with the highest protocol); a body that cannot be pickled cannot be measured, so a
+      queue with ``max_length_bytes`` refuses it with :class:`~actors.SerializationError`. Bodies are measured
+      only when ``max_length_bytes`` is set.
     - ``message_ttl``: seconds a message may wait; a publish's own ``ttl`` can shorten it. Expired messages
       are dead-lettered (``expired``) when they reach the head of the queue, as RabbitMQ does, on trio's clock.
-    - ``dead_letter_exchange`` (an exchange ref) and ``dead_letter_routing_key`` (default: the message's own):
-      where dead letters are republished, with RabbitMQ's ``x-death`` and ``x-first-death-*`` headers. Without
-      one, dead letters are dropped (and published on the event stream as ``DeadLetter``).
+    - ``dead_letter_exchange`` (an exchange ref) and ``dead_letter_routing_key``: where dead letters are
+      republished, with RabbitMQ's ``x-death`` and ``x-first-death-*`` headers. Without a
+      ``dead_letter_routing_key`` a dead letter is routed on all the keys it was published with: its routing
+      key and its ``CC`` and ``BCC`` keys. A dead letter loses its per-message ``ttl`` (it is recorded in
+      ``x-death`` as ``original-expiration``), so it does not expire again downstream. Without a
+      ``dead_letter_exchange``, dead letters are dropped (and published on the event stream as ``DeadLetter``).
     - ``delivery_limit``: a message returned more than this many times is dead-lettered (``delivery_limit``).
     - ``durable=True`` with ``storage=`` a path: every message is stored in SQLite (WAL mode, on a worker
       thread) before its publish is confirmed, and the queue restores them when it starts again (after a
@@ -181,11 +209,16 @@ class Queue(Actor):
     def __init__(self, *, max_length: int | None = None, overflow: Overflow = "drop_head",
                  message_ttl: float | None = None, dead_letter_exchange: ActorRef | None = None,
                  dead_letter_routing_key: str | None = None, delivery_limit: int | None = None,
-                 durable: bool = False, storage: str | os.PathLike[str] | None = None) -> None:
+                 durable: bool = False, storage: str | os.PathLike[str] | None = None,
+                 max_length_bytes: int | None = None) -> None:
         self._max_length = _check_count("max_length", max_length)
+        self._max_bytes = _check_count("max_length_bytes", max_length_bytes)
+        self._limited = self._max_length is not None or self._max_bytes is not None
         if overflow not in _OVERFLOWS:
-            raise ValueError(f"overflow={show(overflow)} is not a policy; use 'drop_head' or 'reject_publish'")
-        self._reject_publish = overflow == "reject_publish"
+            raise ValueError(f"overflow={show(overflow)} is not a policy; use 'drop_head', 'reject_publish' or "
+                             "'reject_publish_dlx'")
+        self._reject_publish = overflow != "drop_head"
+        self._reject_dlx = overflow == "reject_publish_dlx"
         self._message_ttl = check_ttl("message_ttl", message_ttl)
         self._dlx = check_ref("dead_letter_exchange", dead_letter_exchange, optional=True)
         if dead_letter_routing_key is not None:
@@ -207,6 +240,8 @@ class Queue(Actor):
         """Messages never delivered, in seq order (appended at the tail)."""
         self._requeued: list[tuple[int, _Message]] = []
         """A heap of returned messages by seq; each was once at the head, so it comes before all of _ready."""
+        self._ready_bytes = 0
+        """The sum of ``size`` over _ready and _requeued (sizes are 0 unless there is a max_length_bytes)."""
         self._unacked: dict[int, tuple[_Message, _Consumer | None]] = {}
         self._consumers: dict[ActorRef, _Consumer] = {}
         self._free: deque[_Consumer] = deque()
@@ -256,10 +291,19 @@ class Queue(Actor):
             return self._enqueue(message.exchange, message.publish, message)
         if cls is Ack:
             return self._ack(message)
+        if cls is EnqueueCC:
+            error = _enqueue_error(message)
+            if error is not None:
+                return Reply.error(error)
+            return self._enqueue(message.exchange, message.publish, message, message.cc, message.bcc)
         if cls is Publish:
             error = publish_error(message)
             if error is not None:
                 return Reply.error(error)
+            headers = message.headers
+            if headers and ("CC" in headers or "BCC" in headers):
+                selected = enqueue_of("", message)  # takes BCC out of the headers, keeps the keys
+                return self._enqueue("", selected.publish, message, selected.cc, selected.bcc)
             return self._enqueue("", message, message)
         if cls is Nack or cls is Reject:
             return self._settle(message)
@@ -303,24 +347,37 @@ class Queue(Actor):
 
     # -- enqueueing ----------------------------------------------------------------------------------------
 
-    def _enqueue(self, exchange: str, publish: Publish, message: object) -> Any:
-        """Accept one message (answer 1), or refuse it when full with reject_publish (answer 0)."""
-        if self._full():
+    def _enqueue(self, exchange: str, publish: Publish, message: object, cc: tuple[str, ...] = (),
+                 bcc: tuple[str, ...] = ()) -> Any:
+        """Accept one message (answer 1), or refuse it when full in a reject mode (answer 0).
+
+        ``publish`` is the message as it is to be delivered (without BCC), ``cc`` and ``bcc`` its extra keys.
+        """
+        size = 0
+        if self._max_bytes is not None:
+            try:
+                size = _body_size(publish.body)
+            except Exception as exc:
+                return Reply.error(SerializationError(
+                    f"{self!r} has max_length_bytes={self._max_bytes} and cannot measure the body of "
+                    f"{show(publish)}: pickle refused it ({exc!r})"))
+        if self._reject_publish and self._refuses(size):
             self._refused += 1
-            if not isinstance(self.sender, ReplyRef):
+            if self._reject_dlx:
+                self._dead_letter_refused(exchange, publish, size, cc, bcc)
+            elif not isinstance(self.sender, ReplyRef):
                 self.system.dead_letter(message, self.sender, self.ref,
-                                        f"refused: {self!r} is full (max_length={self._max_length}, "
-                                        "overflow='reject_publish')")
+                                        f"refused: {self!r} is full ({self._limits()}, overflow='reject_publish')")
             return 0
         if not self._durable:
-            self._place(self._admit(exchange, publish))
+            self._place(self._admit(exchange, publish, size, cc, bcc))
             return 1
         try:
-            payload = _payload(publish)
+            payload = _payload(publish, cc, bcc)
         except Exception as exc:
             return Reply.error(SerializationError(
                 f"{self!r} is durable and cannot store {show(publish)}: {exc!r}"))
-        msg = self._admit(exchange, publish)
+        msg = self._admit(exchange, publish, size, cc, bcc)
         self._inserts.append(_row(msg, payload))
         sender = self.sender
         self._place(msg)
@@ -333,19 +390,33 @@ class Queue(Actor):
         """A transaction's share for this queue: enqueue every message in this one step.
 
         A durable queue stores the messages it can pickle; one it cannot is kept in memory only (logged): the
-        batch was validated and routed already, and refusing part of it would break its all-or-nothing.
+        batch was validated and routed already, and refusing part of it would break its all-or-nothing. The
+        length limits still apply to each message (a refused one is counted, and dead-lettered with
+        ``reject_publish_dlx``); a body that ``max_length_bytes`` cannot measure is refused as a dead letter.
         """
         accepted = 0
         durable = self._durable
         for entry in batch.entries:
             publish = entry.publish
-            if self._full():
+            size = 0
+            if self._max_bytes is not None:
+                try:
+                    size = _body_size(publish.body)
+                except Exception as exc:
+                    self._refused += 1
+                    self.system.dead_letter(entry, self.sender, self.ref,
+                                            f"refused: {self!r} has max_length_bytes={self._max_bytes} and "
+                                            f"cannot measure the body: pickle refused it ({exc!r})")
+                    continue
+            if self._reject_publish and self._refuses(size):
                 self._refused += 1
+                if self._reject_dlx:
+                    self._dead_letter_refused(entry.exchange, publish, size, entry.cc, entry.bcc)
                 continue
-            msg = self._admit(entry.exchange, publish)
+            msg = self._admit(entry.exchange, publish, size, entry.cc, entry.bcc)
             if durable:
                 try:
-                    self._inserts.append(_row(msg, _payload(publish)))
+                    self._inserts.append(_row(msg, _payload(publish, entry.cc, entry.bcc)))
                 except Exception:
                     logger.exception("%r cannot store %r; it is kept in memory only", self, publish)
             self._place(msg)
@@ -361,20 +432,43 @@ class Queue(Actor):
         assert isinstance(reply, ReplyRef)
         self._confirms.append((reply, count))
 
-    def _full(self) -> bool:
-        """Whether a new publish is to be refused (``reject_publish`` and as many ready as ``max_length``)."""
-        return self._reject_publish and self._max_length is not None and self._ready_count() >= self._max_length
+    def _refuses(self, size: int) -> bool:
+        """In a reject mode: whether one more message with a body of ``size`` bytes would take the ready
+        messages beyond ``max_length`` or ``max_length_bytes``."""
+        limit = self._max_length
+        if limit is not None and self._ready_count() >= limit:
+            return True
+        max_bytes = self._max_bytes
+        return max_bytes is not None and self._ready_bytes + size > max_bytes
 
-    def _admit(self, exchange: str, publish: Publish) -> _Message:
-        self._seq += 1
+    def _limits(self) -> str:
+        """The length limits, for messages: ``max_length=2, max_length_bytes=100``."""
+        limits = [f"max_length={self._max_length}"] if self._max_length is not None else []
+        if self._max_bytes is not None:
+            limits.append(f"max_length_bytes={self._max_bytes}")
+        return ", ".join(limits)
+
+    def _admit(self, exchange: str, publish: Publish, size: int, cc: tuple[str, ...],
+               bcc: tuple[str, ...]) -> _Message:
+        seq = self._seq = self._seq + 1
         self._published += 1
         ttl = publish.ttl
         effective = self._message_ttl
         if ttl is not None and (effective is None or ttl < effective):
             effective = ttl
         expires_at = None if effective is None else trio.current_time() + effective
-        return _Message(self._seq, exchange, publish.routing_key, publish.body, publish.headers,
-                        publish.persistent, ttl, expires_at)
+        return _Message(seq, exchange, publish.routing_key, publish.body, publish.headers, publish.persistent,
+                        ttl, expires_at, cc, bcc, size)
+
+    def _dead_letter_refused(self, exchange: str, publish: Publish, size: int, cc: tuple[str, ...],
+                             bcc: tuple[str, ...]) -> None:
+        """Dead-letter a publish refused by ``overflow="reject_publish_dlx"`` (reason ``maxlen``).
+
+        It never was in the queue: it counts as refused, not as published nor dead-lettered, and is not stored.
+        """
+        msg = _Message(0, exchange, publish.routing_key, publish.body, publish.headers, publish.persistent,
+                       publish.ttl, None, cc, bcc, size)
+        self._republish_dead(msg, "maxlen")
 
     def _place(self, msg: _Message) -> None:
         """Deliver a new message at once if a consumer waits, else queue it (then apply the length limit)."""
@@ -384,24 +478,32 @@ class Queue(Actor):
                 self._deliver(msg, consumer)  # on arrival: not subject to expiry, even with a TTL of 0
                 return
         self._ready.append(msg)
-        limit = self._max_length
-        if limit is not None:
-            while self._ready_count() > limit:
+        if self._limited:
+            self._ready_bytes += msg.size  # (sizes are 0 without a max_length_bytes)
+            limit = self._max_length
+            max_bytes = self._max_bytes
+            # drop_head (in a reject mode the publish was refused before it could go beyond a limit).
+            while ((limit is not None and self._ready_count() > limit)
+                   or (max_bytes is not None and self._ready_bytes > max_bytes)):
                 self._dead_letter(self._pop_head(), "maxlen")
         self._dispatch()
 
     def _restore(self, rows: Sequence[tuple[Any, ...]]) -> None:
         now = trio.current_time()
         for seq, exchange, routing_key, payload, persistent, ttl, returns, redelivered in rows:
-            body, headers = pickle.loads(payload)
+            stored = pickle.loads(payload)
+            body, headers = stored[0], stored[1]
+            cc, bcc = (stored[2], stored[3]) if len(stored) > 2 else ((), ())
             effective = self._message_ttl
             if ttl is not None and (effective is None or ttl < effective):
                 effective = ttl
             msg = _Message(seq, exchange, routing_key, body, headers, bool(persistent), ttl,
-                           None if effective is None else now + effective)
+                           None if effective is None else now + effective, cc=cc, bcc=bcc,
+                           size=0 if self._max_bytes is None else _body_size(body))
             msg.returns = returns
             msg.redelivered = bool(redelivered)
             self._ready.append(msg)
+            self._ready_bytes += msg.size
             self._seq = max(self._seq, seq)
             self._published += 1
         self._dispatch()
@@ -419,9 +521,14 @@ class Queue(Actor):
         return None
 
     def _pop_head(self) -> _Message:
-        if self._requeued:
-            return heapq.heappop(self._requeued)[1]
-        return self._ready.popleft()
+        msg = heapq.heappop(self._requeued)[1] if self._requeued else self._ready.popleft()
+        self._ready_bytes -= msg.size
+        return msg
+
+    def _push_requeued(self, msg: _Message) -> None:
+        """Put ``msg`` back among the ready messages, at its place by seq."""
+        heapq.heappush(self._requeued, (msg.seq, msg))
+        self._ready_bytes += msg.size
 
     def _next_ready(self) -> _Message | None:
         """Take the next deliverable message, dead-lettering the expired ones found at the head."""
@@ -502,7 +609,7 @@ class Queue(Actor):
             # A bounded mailbox that refuses: the message stays first in line, and the consumer is left out of
             # the round-robin until it settles something (its prefetch should be below its mailbox capacity).
             logger.warning("%r: consumer %r has a full mailbox; delivery postponed", self, consumer.ref)
-            heapq.heappush(self._requeued, (msg.seq, msg))
+            self._push_requeued(msg)
             return
         self._delivered += 1
         if msg.redelivered:
@@ -589,7 +696,7 @@ class Queue(Actor):
             self._dead_letter(msg, "delivery_limit")
             return
         msg.redelivered = True
-        heapq.heappush(self._requeued, (msg.seq, msg))
+        self._push_requeued(msg)
         if self._durable:
             self._updates.append((msg.returns, 1, msg.seq))
 
@@ -659,13 +766,22 @@ class Queue(Actor):
         """Remove ``msg`` for ``reason`` and republish it to the dead-letter exchange, if any (at most once)."""
         self._dead_lettered += 1
         self._forget(msg)
+        self._republish_dead(msg, reason)
+
+    def _republish_dead(self, msg: _Message, reason: DeathReason) -> None:
+        """Republish ``msg``, dead for ``reason``, to the dead-letter exchange (or drop it as a ``DeadLetter``)."""
         dlx = self._dlx
         if dlx is None:
             self.system.dead_letter(Publish(msg.routing_key, msg.body, msg.headers), None, self.ref,
                                     f"dead-lettered ({reason}); {self!r} has no dead_letter_exchange")
             return
         headers = _died(msg, self._name, reason)
-        key = msg.routing_key if self._dl_key is None else self._dl_key
+        if self._dl_key is None:  # every key it was published with, BCC included (RabbitMQ)
+            key, cc, bcc = msg.routing_key, msg.cc, msg.bcc
+        else:
+            key, cc, bcc = self._dl_key, (), ()
+        # No ttl: the per-message TTL is dropped (x-death keeps it as original-expiration), so that the dead
+        # letter does not expire again downstream.
         publish = Publish(key, msg.body, headers, persistent=msg.persistent)
         dir_ = self._directory
         kinds = dir_.kinds
@@ -674,7 +790,7 @@ class Queue(Actor):
             finals: set[ActorRef] = set()
         elif kind == "exchange":
             router = dir_.exchange(dlx)
-            finals = set() if router is None else router.resolve(key, headers)
+            finals = set() if router is None else router.resolve(key, headers, cc + bcc)
         else:
             finals = {dlx}
         exchange = dlx.name if kind == "exchange" else ""
@@ -684,7 +800,7 @@ class Queue(Actor):
             self.system.dead_letter(publish, self.ref, dlx, f"dead letter ({reason}) from {self!r} reached no "
                                                             "queue or actor")
             return
-        enqueue = Enqueue(exchange, publish)
+        enqueue = EnqueueCC(exchange, publish, cc, bcc) if cc or bcc else Enqueue(exchange, publish)
         for final in finals:
             send(self, final, enqueue if kinds.get(final) == "queue" else Delivery(exchange, key, msg.body, headers))
 
@@ -727,7 +843,8 @@ class Queue(Actor):
             ready=self._ready_count(), unacked=len(self._unacked),
             consumers=sum(1 for consumer in self._consumers.values() if consumer.subscribed),
             published=self._published, delivered=self._delivered, acked=self._acked,
-            redelivered=self._redelivered, dead_lettered=self._dead_lettered, refused=self._refused)
+            redelivered=self._redelivered, dead_lettered=self._dead_lettered, refused=self._refused,
+            ready_bytes=None if self._max_bytes is None else self._ready_bytes)
 
     def __repr__(self) -> str:
         consumers = sum(1 for consumer in self._consumers.values() if consumer.subscribed)
@@ -737,17 +854,41 @@ class Queue(Actor):
 
 def _enqueue_error(message: object) -> ValueError | None:
     """The :class:`ValueError` that refuses an :class:`Enqueue`, or ``None`` if it is well formed."""
-    if message.__class__ is not Enqueue:
+    cls = message.__class__
+    if cls is not Enqueue and cls is not EnqueueCC:
         return ValueError(f"{show(message)} is not an Enqueue")
     assert isinstance(message, Enqueue)
     exchange: object = message.exchange
     if exchange.__class__ is not str:
         return ValueError(f"Enqueue exchange {show(exchange)} must be the name of an exchange (a str)")
+    if cls is EnqueueCC:
+        for name, keys in (("cc", message.cc), ("bcc", message.bcc)):
+            if keys.__class__ is not tuple or not all(key.__class__ is str for key in keys):
+                return ValueError(f"Enqueue {name}={show(keys)} must be a tuple of routing keys (str)")
     return publish_error(message.publish, "Enqueue publish")
 
 
-def _payload(publish: Publish) -> bytes:
-    return pickle.dumps((publish.body, publish.headers), protocol=pickle.HIGHEST_PROTOCOL)
+def _payload(publish: Publish, cc: tuple[str, ...], bcc: tuple[str, ...]) -> bytes:
+    """What a durable queue stores of a message besides its row: body and headers, and CC/BCC keys if any."""
+    if cc or bcc:
+        stored: tuple[Any, ...] = (publish.body, publish.headers, cc, bcc)
+    else:
+        stored = (publish.body, publish.headers)
+    return pickle.dumps(stored, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _body_size(body: Any) -> int:
+    """The size of a body for ``max_length_bytes``: its bytes, a str's UTF-8 length, else its pickle's length.
+
+    Raises what :func:`pickle.dumps` raises for a body that is none of those and cannot be pickled.
+    """
+    if isinstance(body, bytes | bytearray):
+        return len(body)
+    if isinstance(body, str):
+        return len(body) if body.isascii() else len(body.encode("utf-8", "surrogatepass"))
+    if isinstance(body, memoryview):
+        return body.nbytes
+    return len(pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _row(msg: _Message, payload: bytes) -> tuple[Any, ...]:
@@ -769,7 +910,10 @@ def _died(msg: _Message, queue: str, reason: str) -> dict[str, Any]:
     """The headers of ``msg`` dead-lettered from ``queue`` for ``reason``, by RabbitMQ's rules.
 
     ``x-death`` lists one entry per (queue, reason), most recent first: a repeat increments ``count`` and moves
-    the entry to the front. ``x-first-death-*`` are set once. Nothing of the old headers is changed in place.
+    the entry to the front. A new entry has ``count``, ``reason``, ``queue``, ``time`` (wall-clock seconds),
+    ``exchange``, ``routing-keys`` (the routing key and the ``CC`` keys, never the ``BCC`` ones) and, for a
+    message published with a ``ttl``, ``original-expiration`` (that ttl, in seconds). ``x-first-death-*`` are
+    set once. Nothing of the old headers is changed in place.
     """
     headers = dict(msg.headers) if msg.headers else {}
     old = headers.get("x-death")
@@ -782,8 +926,10 @@ def _died(msg: _Message, queue: str, reason: str) -> dict[str, Any]:
             deaths.insert(0, entry)
             break
     else:
-        entry = {"count": 1, "reason": reason, "queue": queue, "exchange": msg.exchange,
-                 "routing-keys": [msg.routing_key]}
+        # "time" is a record for people and other systems (AMQP's timestamp), not a timer: wall-clock seconds
+        # from time.time(), not trio's clock. A repeat keeps the first time, as RabbitMQ does.
+        entry = {"count": 1, "reason": reason, "queue": queue, "time": time.time(), "exchange": msg.exchange,
+                 "routing-keys": [msg.routing_key, *msg.cc]}  # CC, never BCC
         if msg.ttl is not None:
             entry["original-expiration"] = msg.ttl
         deaths.insert(0, entry)

@@ -6,8 +6,6 @@ receive ``Delivery``) and queues (checked with ``Get`` and their statistics).
 
 from __future__ import annotations
 
-import functools
-import inspect
 import re
 from typing import Any
 
@@ -16,7 +14,7 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from actors import Actor, ActorFailed, ActorRef, ActorSystem, DeadLetter, Mailbox, Unroutable
+from actors import Actor, ActorFailed, ActorRef, ActorSystem, DeadLetter, Mailbox, Unroutable, transaction
 from actors._amqp import (
     Bind,
     Delivery,
@@ -29,6 +27,8 @@ from actors._amqp import (
 from actors._exchange import Exchange, ExchangeStatistics
 from actors._queue import Queue
 from actors.testing import Probe
+
+pytestmark = pytest.mark.deadline(60)  # a broken rule fails its test instead of waiting forever
 
 
 async def spawn_queue(system: ActorSystem, name: str, **options: Any) -> ActorRef:
@@ -263,6 +263,139 @@ async def test_diamond_of_exchanges_gives_one_copy(autojump_clock: MockClock, ac
     await probe.expect_no_message(1)
 
 
+# --- sender-selected distribution (CC / BCC) --------------------------------------------------------------
+
+
+async def test_cc_keys_are_extra_routing_keys(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    exchange = await actor_system.spawn(Exchange, "direct", name="default")
+    queues = [await spawn_queue(actor_system, name) for name in ("q1", "q2", "q3", "q4")]
+    for queue in queues:
+        await exchange.ask(Bind(queue, queue.name))
+    assert await exchange.ask(Publish("q1", "m", {"CC": ["q2", "q3"]})) == 3
+    for queue in queues[:3]:
+        delivery = await queue.ask(Get(auto_ack=True))
+        assert (delivery.exchange, delivery.routing_key, delivery.body) == ("default", "q1", "m")
+        assert delivery.headers == {"CC": ["q2", "q3"]}  # CC is kept
+        assert await queue.ask(Get()) is None  # one copy each
+    assert await ready(queues[3]) == []
+
+
+async def test_bcc_keys_route_and_are_removed(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    exchange = await actor_system.spawn(Exchange, "direct")
+    queue = await spawn_queue(actor_system, "q")
+    probe = await Probe.spawn(actor_system)
+    await exchange.ask(Bind(queue, "secret"))
+    await exchange.ask(Bind(probe.ref, "copy"))
+    headers = {"BCC": ["secret", "copy"], "app": "shop"}
+    assert await exchange.ask(Publish("nobody", "m", headers)) == 2
+    assert (await queue.ask(Get(auto_ack=True))).headers == {"app": "shop"}
+    assert (await probe.expect(Delivery)).headers == {"app": "shop"}
+    assert headers == {"BCC": ["secret", "copy"], "app": "shop"}  # the publisher's dict is not changed
+
+
+async def test_cc_and_bcc_overlaps_give_one_copy(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    exchange = await actor_system.spawn(Exchange, "topic")
+    queue = await spawn_queue(actor_system, "q")
+    probe = await Probe.spawn(actor_system)
+    for pattern in ("a.*", "b.#"):
+        await exchange.ask(Bind(queue, pattern))
+        await exchange.ask(Bind(probe.ref, pattern))
+    publish = Publish("a.x", 1, {"CC": ["a.y", "b", "a.x", "b"], "BCC": ["b.z", "a.x"]})
+    assert await exchange.ask(publish) == 2
+    assert await ready(queue) == [("a.x", 1)]
+    await probe.expect(Delivery)
+    await probe.expect_no_message(1)
+
+
+async def test_empty_or_unknown_cc_keys_are_harmless(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    exchange = await actor_system.spawn(Exchange, "direct")
+    queue = await spawn_queue(actor_system, "q")
+    await exchange.ask(Bind(queue, "k"))
+    assert await exchange.ask(Publish("k", 1, {"CC": [], "BCC": []})) == 1
+    assert await exchange.ask(Publish("k", 2, {"CC": ("nowhere",), "BCC": ["else"]})) == 1  # a tuple is an array
+    assert await exchange.ask(Publish("other", 3, {"CC": ["nowhere"]})) == 0
+    assert [(await queue.ask(Get(auto_ack=True))).headers for _ in range(2)] == [{"CC": []}, {"CC": ("nowhere",)}]
+
+
+async def test_cc_keys_are_matched_at_every_hop(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    source = await actor_system.spawn(Exchange, "topic", name="src")
+    target = await actor_system.spawn(Exchange, "direct", name="dst")
+    queue = await spawn_queue(actor_system, "q")
+    await source.ask(Bind(target, "a.*"))
+    await target.ask(Bind(queue, "b"))
+    # "a.x" takes the message to dst; there, only the CC key "b" matches.
+    assert await source.ask(Publish("a.x", 1, {"CC": ["b"]})) == 1
+    # The other way round: only the BCC key reaches dst, where the routing key matches.
+    assert await source.ask(Publish("b", 2, {"BCC": ["a.y"]})) == 1
+    assert await ready(queue) == [("a.x", 1), ("b", 2)]
+
+
+async def test_fanout_and_headers_exchanges_ignore_cc_keys(autojump_clock: MockClock,
+                                                           actor_system: ActorSystem) -> None:
+    fanout = await actor_system.spawn(Exchange, "fanout")
+    headers = await actor_system.spawn(Exchange, "headers")
+    queue = await spawn_queue(actor_system, "q")
+    await fanout.ask(Bind(queue, "x"))
+    await headers.ask(Bind(queue, "x", {"kind": "audit"}))
+    assert await fanout.ask(Publish("k", 1, {"CC": ["x", "y"], "BCC": ["z"]})) == 1
+    assert await headers.ask(Publish("k", 2, {"CC": ["x"]})) == 0  # keys are no headers match
+    assert await ready(queue) == [("k", 1)]
+
+
+async def test_alternate_is_used_only_when_no_key_matches(autojump_clock: MockClock,
+                                                          actor_system: ActorSystem) -> None:
+    alternate = await actor_system.spawn(Exchange, "fanout")
+    exchange = await actor_system.spawn(Exchange, "direct", alternate=alternate)
+    known, unrouted = await spawn_queue(actor_system, "known"), await spawn_queue(actor_system, "unrouted")
+    await exchange.ask(Bind(known, "known"))
+    await alternate.ask(Bind(unrouted))
+    assert await exchange.ask(Publish("unknown", 1, {"CC": ["known"]})) == 1  # a CC key matched: no alternate
+    assert await exchange.ask(Publish("unknown", 2, {"BCC": ["other"]})) == 1  # none matched: the alternate
+    assert await ready(known) == [("unknown", 1)]
+    assert await ready(unrouted) == [("unknown", 2)]
+
+
+async def test_mandatory_counts_cc_destinations(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    exchange = await actor_system.spawn(Exchange, "direct")
+    queue = await spawn_queue(actor_system, "q")
+    await exchange.ask(Bind(queue, "q"))
+    assert await exchange.ask(Publish("nowhere", 1, {"BCC": ["q"]}, mandatory=True)) == 1
+    with pytest.raises(Unroutable):
+        await exchange.ask(Publish("nowhere", 2, {"BCC": ["elsewhere"]}, mandatory=True))
+
+
+async def test_a_bad_cc_tell_becomes_a_dead_letter(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    exchange = await actor_system.spawn(Exchange, "direct")
+    queue = await spawn_queue(actor_system, "q")
+    await exchange.ask(Bind(queue, "k"))
+    dead = await Probe.dead_letters(actor_system)
+    exchange.tell(Publish("k", 1, {"CC": "q"}))
+    letter = await dead.expect(DeadLetter)
+    assert letter.recipient == exchange
+    assert "CC='q'" in letter.reason
+    assert await ready(queue) == []
+
+
+async def test_transaction_routes_on_cc_and_bcc(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    exchange = await actor_system.spawn(Exchange, "direct")
+    queues = [await spawn_queue(actor_system, name) for name in ("q1", "q2", "q3")]
+    probe = await Probe.spawn(actor_system)
+    for queue in queues:
+        await exchange.ask(Bind(queue, queue.name))
+    await exchange.ask(Bind(probe.ref, "q3"))
+    async with transaction(actor_system) as tx:
+        tx.publish(exchange, "q1", "m", {"CC": ["q2"], "BCC": ["q3"]})
+        tx.publish(queues[0], "direct", "n", {"BCC": ["q2"]})  # straight to a queue: BCC routes nothing
+    assert tx.routed == 5
+    assert [(await queue.ask(Get(auto_ack=True))).headers for queue in queues] == [{"CC": ["q2"]}] * 3
+    assert (await probe.expect(Delivery)).headers == {"CC": ["q2"]}
+    direct = await queues[0].ask(Get(auto_ack=True))
+    assert (direct.body, direct.headers) == ("n", {})
+    with pytest.raises(ValueError, match="BCC"):
+        async with transaction(actor_system) as tx:
+            tx.publish(exchange, "q1", "m", {"BCC": "q2"})
+
+
 # --- alternate exchanges --------------------------------------------------------------------------------------
 
 
@@ -435,6 +568,11 @@ async def test_bad_alternate_fails_the_spawn(autojump_clock: MockClock, actor_sy
         (Publish("k", 1, ttl=-1), ["-1", "seconds"]),
         (Publish("k", 1, mandatory="yes"), ["'yes'", "True or False"]),  # type: ignore[arg-type]
         (Publish("k", 1, persistent=1), ["persistent=1", "True or False"]),  # type: ignore[arg-type]
+        (Publish("k", 1, {"CC": "q2"}), ["CC='q2'", "list of routing keys"]),
+        (Publish("k", 1, {"CC": None}), ["CC=None", "list of routing keys"]),
+        (Publish("k", 1, {"BCC": {"q2"}}), ["BCC={'q2'}", "list of routing keys"]),
+        (Publish("k", 1, {"CC": ["ok", 7]}), ["['ok', 7]", "7 is a int"]),
+        (Publish("k", 1, {"BCC": ["x" * 256]}), ["BCC routing key", "256 bytes"]),
         (Bind("not a ref", "k"), ["'not a ref'", "ActorRef"]),  # type: ignore[arg-type]
         ("hello", ["'hello'", "does not understand"]),
     ],
@@ -541,19 +679,3 @@ async def test_statistics_and_repr(autojump_clock: MockClock, actor_system: Acto
 def test_exchange_repr_shows_its_state() -> None:
     text = repr(Exchange("fanout"))
     assert text == "<Exchange 'not started' fanout bindings=0 published=0>"
-
-
-# Every test above runs under a deadline (virtual time under the mock clock), so that a broken rule fails the
-# test instead of leaving it waiting forever for a message that never comes.
-def _bounded(test: Any) -> Any:
-    @functools.wraps(test)
-    async def bounded(*args: Any, **kwargs: Any) -> None:
-        with trio.fail_after(60):
-            await test(*args, **kwargs)
-
-    return bounded
-
-
-for _name, _test in list(globals().items()):
-    if _name.startswith("test_") and inspect.iscoroutinefunction(_test):
-        globals()[_name] = _bounded(_test)

@@ -6,10 +6,10 @@ deliveries; the test settles them with ``delivery.ack()`` and friends. Timed tes
 
 from __future__ import annotations
 
-import functools
-import inspect
+import array
 import pickle
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from actors._amqp import (
     Delivery,
     Enqueue,
     EnqueueBatch,
+    EnqueueCC,
     Get,
     GetStatistics,
     Nack,
@@ -47,6 +48,8 @@ from actors._amqp import (
 from actors._exchange import Exchange
 from actors._queue import Queue, QueueStatistics
 from actors.testing import Probe
+
+pytestmark = pytest.mark.deadline(60)  # a broken rule fails its test instead of waiting forever
 
 
 async def statistics(queue: ActorRef) -> QueueStatistics:
@@ -62,6 +65,15 @@ async def bodies(queue: ActorRef) -> list[Any]:
     while (delivery := await queue.ask(Get(auto_ack=True))) is not None:
         found.append(delivery.body)
     return found
+
+
+def timeless(deaths: list[dict[str, Any]], since: float) -> list[dict[str, Any]]:
+    """``x-death`` without the entries' ``time``, after checking each is wall-clock seconds from ``since`` on."""
+    now = time.time()
+    for entry in deaths:
+        assert isinstance(entry["time"], float)
+        assert since <= entry["time"] <= now
+    return [{name: value for name, value in entry.items() if name != "time"} for entry in deaths]
 
 
 async def dead_letter_setup(system: ActorSystem, **options: Any) -> tuple[ActorRef, ActorRef, ActorRef]:
@@ -209,6 +221,9 @@ async def test_subscribe_again_changes_the_settings(autojump_clock: MockClock, a
         (Enqueue("x", Publish("k", 1, ttl="1")), ["'1'", "seconds"]),  # type: ignore[arg-type]
         (EnqueueBatch(("x",)), ["'x'", "not an Enqueue"]),  # type: ignore[arg-type]
         (EnqueueBatch(None), ["None", "must be a tuple"]),  # type: ignore[arg-type]
+        (Publish("k", 1, {"CC": "other"}), ["'other'", "list of routing keys"]),
+        (Publish("k", 1, {"BCC": [b"other"]}), ["b'other'", "must be a str"]),
+        (EnqueueCC("x", Publish("k", 1), ["a"], ()), ["['a']", "tuple of routing keys"]),  # type: ignore[arg-type]
         (42, ["42", "does not understand"]),
     ],
 )
@@ -237,7 +252,12 @@ async def test_bad_prefetch_is_refused(autojump_clock: MockClock, actor_system: 
     [
         {"max_length": -1},
         {"max_length": 1.0},
+        {"max_length_bytes": -1},
+        {"max_length_bytes": 1.5},
+        {"max_length_bytes": True},
+        {"max_length_bytes": "10"},
         {"overflow": "reject-publish"},
+        {"overflow": "reject-publish-dlx"},
         {"message_ttl": -1},
         {"message_ttl": "1"},
         {"delivery_limit": -1},
@@ -252,6 +272,9 @@ async def test_bad_options_fail_the_spawn(autojump_clock: MockClock, actor_syste
     with pytest.raises(ActorFailed) as caught:
         await actor_system.spawn(Queue, name="q", **options)
     assert isinstance(caught.value.cause, ValueError)
+    [(name, value)] = options.items()
+    assert name in str(caught.value.cause)  # the message names the argument ...
+    assert repr(value) in str(caught.value.cause)  # ... and the value
     assert actor_system.lookup("q") is None
 
 
@@ -415,6 +438,7 @@ async def test_delivery_limit_counts_consumer_losses(autojump_clock: MockClock, 
 
 async def test_message_ttl_expires_and_dead_letters(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
     jobs, _, dead = await dead_letter_setup(actor_system, message_ttl=10)
+    since = time.time()
     jobs.tell(Publish("k", 1))
     await trio.sleep(9.5)
     assert (await statistics(jobs)).ready == 1
@@ -422,7 +446,7 @@ async def test_message_ttl_expires_and_dead_letters(autojump_clock: MockClock, a
     assert (await statistics(jobs)).ready == 0
     letter = await dead.ask(Get(auto_ack=True))
     assert letter.body == 1
-    assert letter.headers["x-death"] == [
+    assert timeless(letter.headers["x-death"], since) == [  # no original-expiration: no per-message ttl
         {"count": 1, "reason": "expired", "queue": "jobs", "exchange": "", "routing-keys": ["k"]}]
 
 
@@ -540,6 +564,132 @@ async def test_reject_publish_refuses_the_new_message(autojump_clock: MockClock,
     assert await bodies(jobs) == [0, 1, 3]
 
 
+async def test_reject_publish_dlx_refuses_and_dead_letters(autojump_clock: MockClock,
+                                                           actor_system: ActorSystem) -> None:
+    jobs, _, dead = await dead_letter_setup(actor_system, max_length=2, overflow="reject_publish_dlx")
+    dead_letters = await Probe.dead_letters(actor_system)
+    assert [await jobs.ask(Publish("k", n)) for n in range(3)] == [1, 1, 0]  # refused: the confirm is a nack
+    jobs.tell(Publish("k", 3))  # refused too, told: it goes to the dead-letter exchange, not the event stream
+    await statistics(jobs)
+    letters = [await dead.ask(Get(auto_ack=True)) for _ in range(2)]
+    assert [letter.body for letter in letters] == [2, 3]
+    assert [letter.headers["x-death"][0]["reason"] for letter in letters] == ["maxlen", "maxlen"]
+    assert letters[0].headers["x-first-death-queue"] == "jobs"
+    stats = await statistics(jobs)
+    assert (stats.ready, stats.published, stats.refused, stats.dead_lettered) == (2, 2, 2, 0)
+    assert await bodies(jobs) == [0, 1]
+    await dead_letters.expect_no_message(1)
+
+
+async def test_reject_publish_dlx_without_exchange_is_a_dead_letter_event(autojump_clock: MockClock,
+                                                                          actor_system: ActorSystem) -> None:
+    queue = await actor_system.spawn(Queue, name="jobs", max_length=0, overflow="reject_publish_dlx")
+    dead_letters = await Probe.dead_letters(actor_system)
+    assert await queue.ask(Publish("k", "refused")) == 0
+    letter = await dead_letters.expect(DeadLetter)
+    assert letter.message.body == "refused"
+    assert "maxlen" in letter.reason
+
+
+async def test_max_length_bytes_drop_head(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    jobs, _, dead = await dead_letter_setup(actor_system, max_length_bytes=10)
+    assert (await statistics(jobs)).ready_bytes == 0
+    for body in (b"aaaa", b"bbbb"):
+        assert await jobs.ask(Publish("k", body)) == 1
+    assert (await statistics(jobs)).ready_bytes == 8
+    assert await jobs.ask(Publish("k", b"cccccc")) == 1  # 14 bytes: the oldest goes, then 10 is within
+    stats = await statistics(jobs)
+    assert (stats.ready, stats.ready_bytes, stats.dead_lettered) == (2, 10, 1)
+    assert await jobs.ask(Publish("k", b"d" * 11)) == 1  # bigger than the limit: everything goes, itself too
+    stats = await statistics(jobs)
+    assert (stats.ready, stats.ready_bytes, stats.dead_lettered) == (0, 0, 4)
+    letters = [await dead.ask(Get(auto_ack=True)) for _ in range(4)]
+    assert [letter.body for letter in letters] == [b"aaaa", b"bbbb", b"cccccc", b"d" * 11]
+    assert {letter.headers["x-death"][0]["reason"] for letter in letters} == {"maxlen"}
+
+
+async def test_max_length_and_max_length_bytes_both_apply(autojump_clock: MockClock,
+                                                          actor_system: ActorSystem) -> None:
+    jobs, _, dead = await dead_letter_setup(actor_system, max_length=3, max_length_bytes=10)
+    for n in range(4):  # one byte each: the count limit drops the oldest
+        jobs.tell(Publish("k", str(n)))
+    await statistics(jobs)
+    assert await bodies(dead) == ["0"]
+    assert await jobs.ask(Publish("k", "x" * 8)) == 1  # 4 messages, 11 bytes: drop until 3 and at most 10
+    assert await bodies(dead) == ["1"]
+    stats = await statistics(jobs)
+    assert (stats.ready, stats.ready_bytes) == (3, 10)
+    assert await jobs.ask(Publish("k", "y" * 9)) == 1  # 19 bytes: dropping "2" and "3" is not enough
+    assert await bodies(dead) == ["2", "3", "x" * 8]
+    assert await bodies(jobs) == ["y" * 9]
+
+
+@pytest.mark.parametrize("overflow", ["reject_publish", "reject_publish_dlx"])
+async def test_max_length_bytes_refuses_what_would_exceed_it(autojump_clock: MockClock, actor_system: ActorSystem,
+                                                             overflow: str) -> None:
+    jobs, _, dead = await dead_letter_setup(actor_system, max_length_bytes=10, overflow=overflow)
+    assert await jobs.ask(Publish("k", b"123456")) == 1
+    assert await jobs.ask(Publish("k", b"12345")) == 0  # 11 would exceed 10
+    assert await jobs.ask(Publish("k", b"1234")) == 1  # exactly 10
+    assert await jobs.ask(Publish("k", b"")) == 1  # an empty body adds nothing
+    assert await jobs.ask(Publish("k", b"1")) == 0
+    stats = await statistics(jobs)
+    assert (stats.ready, stats.ready_bytes, stats.refused) == (3, 10, 2)
+    assert await bodies(dead) == ([b"12345", b"1"] if overflow == "reject_publish_dlx" else [])
+
+
+async def test_max_length_bytes_counts_ready_messages_only(autojump_clock: MockClock,
+                                                           actor_system: ActorSystem) -> None:
+    jobs, _, dead = await dead_letter_setup(actor_system, max_length_bytes=4, overflow="reject_publish")
+    assert await jobs.ask(Publish("k", b"1234")) == 1
+    held = await jobs.ask(Get())
+    assert (await statistics(jobs)).ready_bytes == 0  # unacked: not counted
+    assert await jobs.ask(Publish("k", b"5678")) == 1
+    held.nack()  # a requeue is never refused nor dropped
+    stats = await statistics(jobs)
+    assert (stats.ready, stats.ready_bytes) == (2, 8)
+    assert await jobs.ask(Publish("k", b"")) == 0  # over the limit already: nothing more, not even 0 bytes
+    assert await bodies(jobs) == [b"1234", b"5678"]
+    assert (await statistics(jobs)).ready_bytes == 0
+    assert await bodies(dead) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "size"),
+    [
+        (b"abc", 3),
+        (bytearray(b"abcd"), 4),
+        (memoryview(array.array("i", [1, 2])), 2 * array.array("i").itemsize),  # nbytes, not len()
+        ("abc", 3),
+        ("é€", 5),  # UTF-8: 2 + 3 bytes
+        ("", 0),
+        ({"id": 7}, len(pickle.dumps({"id": 7}, protocol=pickle.HIGHEST_PROTOCOL))),
+        (None, len(pickle.dumps(None, protocol=pickle.HIGHEST_PROTOCOL))),
+    ],
+)
+async def test_body_size_rule(autojump_clock: MockClock, actor_system: ActorSystem, body: Any, size: int) -> None:
+    queue = await actor_system.spawn(Queue, max_length_bytes=1000)
+    assert await queue.ask(Publish("k", body)) == 1
+    assert (await statistics(queue)).ready_bytes == size
+
+
+async def test_max_length_bytes_refuses_a_body_it_cannot_measure(autojump_clock: MockClock,
+                                                                 actor_system: ActorSystem) -> None:
+    queue = await actor_system.spawn(Queue, name="jobs", max_length_bytes=100)
+    with pytest.raises(SerializationError, match="max_length_bytes=100"):
+        await queue.ask(Publish("k", lambda: None))
+    assert await queue.ask(Publish("k", "fine")) == 1
+    stats = await statistics(queue)
+    assert (stats.ready, stats.ready_bytes, stats.published) == (1, 4, 1)
+
+
+async def test_a_queue_without_a_byte_limit_does_not_measure(autojump_clock: MockClock,
+                                                             actor_system: ActorSystem) -> None:
+    queue = await actor_system.spawn(Queue)
+    assert await queue.ask(Publish("k", lambda: None)) == 1  # unpicklable, and never measured
+    assert (await statistics(queue)).ready_bytes is None
+
+
 # --- dead-lettering -------------------------------------------------------------------------------------------
 
 
@@ -547,12 +697,13 @@ async def test_x_death_headers(autojump_clock: MockClock, actor_system: ActorSys
     orders = await actor_system.spawn(Exchange, "direct", name="orders")
     jobs, _, dead = await dead_letter_setup(actor_system)
     await orders.ask(Bind(jobs, "new"))
+    since = time.time()
     await orders.ask(Publish("new", "body", {"app": "shop"}))
     (await jobs.ask(Get())).reject()
     await statistics(jobs)  # the reject is handled: the dead letter is on its way
     letter = await dead.ask(Get(auto_ack=True))
     assert (letter.exchange, letter.routing_key, letter.body) == ("dlx", "new", "body")
-    assert letter.headers == {
+    assert {**letter.headers, "x-death": timeless(letter.headers["x-death"], since)} == {
         "app": "shop",
         "x-death": [{"count": 1, "reason": "rejected", "queue": "jobs", "exchange": "orders",
                      "routing-keys": ["new"]}],
@@ -639,6 +790,116 @@ async def test_dead_letter_cycle_with_a_rejection_goes_on(autojump_clock: MockCl
                                                                            ("jobs", "rejected")]
 
 
+async def cc_setup(system: ActorSystem, **options: Any) -> tuple[ActorRef, ActorRef, dict[str, ActorRef]]:
+    """An exchange "orders" -> queue "jobs" (key "k") whose dead letters go to a direct exchange "dlx" with queues
+    bound under "k", "c" (a CC key), "b" (a BCC key) and "parked"."""
+    orders = await system.spawn(Exchange, "direct", name="orders")
+    dlx = await system.spawn(Exchange, "direct", name="dlx")
+    queues = {key: await system.spawn(Queue, name=f"dead-{key}") for key in ("k", "c", "b", "parked")}
+    for key, queue in queues.items():
+        await dlx.ask(Bind(queue, key))
+    jobs = await system.spawn(Queue, name="jobs", dead_letter_exchange=dlx, **options)
+    await orders.ask(Bind(jobs, "k"))
+    return orders, jobs, queues
+
+
+async def test_dead_letter_routes_on_every_original_key(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    orders, jobs, queues = await cc_setup(actor_system)
+    assert await orders.ask(Publish("k", "body", {"CC": ["c"], "BCC": ["b"], "app": "shop"})) == 1
+    delivery = await jobs.ask(Get())
+    assert delivery.headers == {"CC": ["c"], "app": "shop"}  # BCC is gone, CC stays
+    delivery.reject()
+    await statistics(jobs)
+    letters = {key: await bodies(queue) for key, queue in queues.items()}
+    assert letters == {"k": ["body"], "c": ["body"], "b": ["body"], "parked": []}  # routing key, CC and BCC
+    jobs.tell(Publish("k", "again", {"CC": ["c"], "BCC": ["b"]}))
+    (await jobs.ask(Get())).reject()
+    await statistics(jobs)
+    letter = await queues["b"].ask(Get(auto_ack=True))
+    assert letter.routing_key == "k"
+    assert letter.headers["CC"] == ["c"]
+    assert "BCC" not in letter.headers
+    assert letter.headers["x-death"][0]["routing-keys"] == ["k", "c"]  # CC, not BCC
+
+
+async def test_dead_letter_routing_key_replaces_every_key(autojump_clock: MockClock,
+                                                          actor_system: ActorSystem) -> None:
+    orders, jobs, queues = await cc_setup(actor_system, dead_letter_routing_key="parked")
+    await orders.ask(Publish("k", "body", {"CC": ["c"], "BCC": ["b"]}))
+    (await jobs.ask(Get())).reject()
+    await statistics(jobs)
+    letters = {key: await bodies(queue) for key, queue in queues.items()}
+    assert letters == {"k": [], "c": [], "b": [], "parked": ["body"]}
+
+
+async def test_dead_letter_keys_survive_another_death(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    # first -> hop (fanout) -> retry -> dlx (direct): the second death still routes on the BCC key.
+    _, _, queues = await cc_setup(actor_system)
+    dlx = actor_system.lookup("dlx")
+    assert dlx is not None
+    hop = await actor_system.spawn(Exchange, "fanout", name="hop")
+    retry = await actor_system.spawn(Queue, name="retry", dead_letter_exchange=dlx)
+    await hop.ask(Bind(retry))
+    first = await actor_system.spawn(Queue, name="first", dead_letter_exchange=hop)
+    first.tell(Publish("k", "body", {"BCC": ["b"]}))
+    (await first.ask(Get())).reject()
+    await statistics(first)
+    (await retry.ask(Get())).reject()
+    await statistics(retry)
+    assert await bodies(queues["b"]) == ["body"]
+
+
+async def test_publish_straight_to_a_queue_drops_bcc(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    queue = await actor_system.spawn(Queue, name="jobs")
+    headers = {"CC": ["c"], "BCC": ["b"], "h": 1}
+    assert await queue.ask(Publish("k", 1, headers)) == 1  # a queue routes nothing: CC and BCC reach nothing
+    assert (await queue.ask(Get(auto_ack=True))).headers == {"CC": ["c"], "h": 1}
+    assert headers == {"CC": ["c"], "BCC": ["b"], "h": 1}  # the publisher's dict is not changed
+
+
+async def test_x_death_time_and_original_expiration(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    jobs, _, dead = await dead_letter_setup(actor_system, message_ttl=60)
+    since = time.time()
+    jobs.tell(Publish("k", "short", ttl=1.5))
+    jobs.tell(Publish("k", "queue ttl"))
+    await trio.sleep(2)
+    (await jobs.ask(Get())).reject()
+    await statistics(jobs)
+    short, plain = [await dead.ask(Get(auto_ack=True)) for _ in range(2)]
+    assert timeless(short.headers["x-death"], since) == [
+        {"count": 1, "reason": "expired", "queue": "jobs", "exchange": "", "routing-keys": ["k"],
+         "original-expiration": 1.5}]  # in seconds, like the ttl it was published with
+    assert timeless(plain.headers["x-death"], since) == [  # the queue's TTL is not the message's
+        {"count": 1, "reason": "rejected", "queue": "jobs", "exchange": "", "routing-keys": ["k"]}]
+
+
+async def test_a_repeated_death_keeps_its_first_time(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    orders = await actor_system.spawn(Exchange, "fanout", name="orders")
+    jobs = await actor_system.spawn(Queue, name="jobs", dead_letter_exchange=orders)
+    await orders.ask(Bind(jobs))
+    jobs.tell(Publish("k", 1))
+    (await jobs.ask(Get())).reject()  # jobs -> orders -> jobs: a cycle with a rejection goes on
+    await statistics(jobs)  # the dead letter, told by jobs to itself, is queued after this
+    first = await jobs.ask(Get())
+    first.reject()
+    await statistics(jobs)
+    second = await jobs.ask(Get())
+    assert second.headers["x-death"][0]["count"] == 2
+    assert second.headers["x-death"][0]["time"] == first.headers["x-death"][0]["time"]
+
+
+async def test_a_dead_letter_loses_its_ttl(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    jobs, _, dead = await dead_letter_setup(actor_system)
+    jobs.tell(Publish("k", "short-lived", ttl=1))
+    (await jobs.ask(Get())).reject()
+    await statistics(jobs)
+    await trio.sleep(10)  # well past its ttl: in "dead" (no message_ttl) it does not expire again
+    letter = await dead.ask(Get(auto_ack=True))
+    assert letter.body == "short-lived"
+    assert letter.headers["x-death"][0]["original-expiration"] == 1
+    assert (await statistics(dead)).dead_lettered == 0
+
+
 async def test_dead_letters_to_a_plain_actor(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
     probe = await Probe.spawn(actor_system)
     jobs = await actor_system.spawn(Queue, name="jobs", dead_letter_exchange=probe.ref)
@@ -693,6 +954,26 @@ async def test_durable_queue_restores_on_respawn(actor_system: ActorSystem, tmp_
         await actor_system.stop(queue)
         queue = await actor_system.spawn(Queue, name="jobs", durable=True, storage=tmp_path)
         assert await bodies(queue) == [5]
+
+
+async def test_durable_queue_keeps_cc_and_bcc_keys(actor_system: ActorSystem, tmp_path: Path) -> None:
+    dlx = await actor_system.spawn(Exchange, "direct", name="dlx")
+    by_bcc = await actor_system.spawn(Queue, name="by-bcc")
+    await dlx.ask(Bind(by_bcc, "b"))
+    with trio.fail_after(10):
+        queue = await actor_system.spawn(Queue, name="jobs", durable=True, storage=tmp_path,
+                                         dead_letter_exchange=dlx)
+        assert await queue.ask(Publish("k", "body", {"CC": ["c"], "BCC": ["b"]})) == 1
+        await actor_system.stop(queue)
+        queue = await actor_system.spawn(Queue, name="jobs", durable=True, storage=tmp_path,
+                                         dead_letter_exchange=dlx, max_length_bytes=100)
+        assert (await statistics(queue)).ready_bytes == 4  # restored messages are measured too
+        delivery = await queue.ask(Get())
+        assert delivery.headers == {"CC": ["c"]}
+        delivery.reject()
+        await statistics(queue)
+    letter = await by_bcc.ask(Get(auto_ack=True))
+    assert letter.headers["x-death"][0]["routing-keys"] == ["k", "c"]
 
 
 class Bomb(Actor):
@@ -759,19 +1040,3 @@ async def test_durable_storage_that_cannot_open_fails_the_spawn(actor_system: Ac
     with trio.fail_after(10), pytest.raises(ActorFailed):
         await actor_system.spawn(Queue, name="jobs", durable=True, storage=tmp_path / "missing" / "jobs.db")
     assert actor_system.lookup("jobs") is None
-
-
-# Every test above runs under a deadline (virtual time under the mock clock), so that a broken rule fails the
-# test instead of leaving it waiting forever for a message that never comes.
-def _bounded(test: Any) -> Any:
-    @functools.wraps(test)
-    async def bounded(*args: Any, **kwargs: Any) -> None:
-        with trio.fail_after(60):
-            await test(*args, **kwargs)
-
-    return bounded
-
-
-for _name, _test in list(globals().items()):
-    if _name.startswith("test_") and inspect.iscoroutinefunction(_test):
-        globals()[_name] = _bounded(_test)

@@ -220,7 +220,8 @@ class Cell(MailboxQueue):
     def schedule(self) -> None:
         """Hand the cell to the dispatcher (the caller checked it is not scheduled yet)."""
         self.scheduled = True
-        if self._figures is None:
+        figures = self._figures
+        if figures is None or not figures.active:
             self.system.measure(self)
         self.system.dispatcher.schedule(self)
 

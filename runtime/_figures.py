@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import attrs
 
-__all__ = ["ActorStatistics", "Figures", "Metrics", "SystemStatistics"]
+__all__ = ["FIGURES_OFF", "ActorStatistics", "Figures", "Metrics", "SystemStatistics"]
 
 
 @attrs.frozen
@@ -96,6 +96,18 @@ class SystemStatistics:
     """Requests still waiting for an answer."""
 
 
+class _Off:
+    """The figures of an actor in a system with ``Metrics(enabled=False)``: nothing to keep."""
+
+    active = True
+
+    def __bool__(self) -> bool:
+        return False
+
+
+FIGURES_OFF = _Off()
+
+
 class _Bucket:
     __slots__ = ("arrivals0", "len_n", "len_sum", "service_n", "service_sum", "start", "wait_n", "wait_sum")
 
@@ -111,15 +123,46 @@ class _Bucket:
 
 
 class Figures:
-    """The sampled measurements of one actor, kept in window buckets. Created when it is first sent a message."""
+    """The sampled measurements of one actor, kept in window buckets. Created when it is first sent a message.
 
-    __slots__ = ("_buckets", "_span", "_window", "recent_service")
+    An actor whose mailbox stays empty for a whole window is *parked*: the metrics tick stops visiting it (so
+    a system with many quiet actors costs the tick nothing for them) and it drops its empty mailbox queue. When
+    it is scheduled again it resumes, and the idle stretch counts as zero-length samples, so λ and L stay right.
+    """
+
+    __slots__ = ("_buckets", "_span", "_tick", "_window", "active", "idle_ticks", "parked_at", "recent_service")
 
     def __init__(self, now: float, arrivals: int, metrics: Metrics) -> None:
         self._window = metrics.window
         self._span = metrics.window / metrics.buckets
+        self._tick = metrics.tick
         self._buckets: deque[_Bucket] = deque([_Bucket(now, arrivals)])
         self.recent_service: deque[float] = deque(maxlen=256)
+        self.active = True
+        """Whether the metrics tick visits this actor (False once parked)."""
+        self.idle_ticks = 0
+        """Consecutive ticks that found the mailbox empty and the actor idle."""
+        self.parked_at = now
+
+    @property
+    def idle_limit(self) -> int:
+        """Ticks of idleness after which the actor is parked: a whole window."""
+        return max(1, int(self._window / self._tick))
+
+    def park(self, now: float) -> None:
+        """Stop being visited by the tick until :meth:`resume`."""
+        self.active = False
+        self.parked_at = now
+
+    def resume(self, now: float, arrivals: int) -> None:
+        """Visited again: the time parked (within the window) counts as ticks that saw an empty mailbox."""
+        idle = min(now - self.parked_at, self._window)
+        if idle > 0:
+            bucket = _Bucket(now - idle, arrivals)
+            bucket.len_n = int(idle / self._tick)
+            self._buckets.append(bucket)
+        self.active = True
+        self.idle_ticks = 0
 
     def _current(self, now: float, arrivals: int) -> _Bucket:
         buckets = self._buckets

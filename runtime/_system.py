@@ -13,7 +13,7 @@ from ._cell import ActorBase, Cell
 from ._dispatcher import Dispatcher, current_cell
 from ._events import EventStream
 from ._exceptions import ActorFailed
-from ._figures import Figures, Metrics, SystemStatistics
+from ._figures import FIGURES_OFF, Figures, Metrics, SystemStatistics
 from ._futures import Correlations, Future
 from ._lifecycle import RUNNING, STOPPING
 from ._mailbox import UNBOUNDED, Mailbox
@@ -286,11 +286,14 @@ class ActorSystem:
         self.timer_service.call_at(trio.current_time() + timeout, expire)
 
     def measure(self, cell: Cell) -> None:
-        """Start keeping figures for ``cell`` (when it is first scheduled)."""
+        """Keep figures for ``cell``: when it is first scheduled, and when it is scheduled again after parking."""
         if not self.metrics.enabled:
-            cell._figures = False
+            cell._figures = FIGURES_OFF
             return
-        cell._figures = Figures(self.now(), cell._arrivals, self.metrics)
+        if cell._figures is None:
+            cell._figures = Figures(self.now(), cell._arrivals, self.metrics)
+        else:
+            cell._figures.resume(self.now(), cell._arrivals)
         self._measured.add(cell)
         if self._measure_wakeup is not None:
             self._measure_wakeup.set()
@@ -316,10 +319,24 @@ class ActorSystem:
             await trio.lowlevel.checkpoint()
             await trio.lowlevel.checkpoint()
             now = self.now()
-            for cell in measured:
+            for cell in list(measured):
                 q = cell._queue
-                cell._figures.sample_length(now, 0 if q is None else len(q), cell._arrivals)
-                # Also time the next message that arrives, so that an actor with few messages gets waits and
-                # handling times every tick; when is set by the clock, not by the queue, so W stays unbiased.
+                length = 0 if q is None else len(q)
+                figures = cell._figures
+                figures.sample_length(now, length, cell._arrivals)
+                if length or cell.scheduled:
+                    figures.idle_ticks = 0
+                    # Also time the next message that arrives, so that an actor with few messages gets waits and
+                    # handling times every tick; when is set by the clock, not by the queue, so W stays unbiased.
+                    cell._mask = 0
+                    continue
+                figures.idle_ticks += 1
                 cell._mask = 0
+                if figures.idle_ticks >= figures.idle_limit:  # quiet for a whole window: stop visiting it
+                    figures.park(now)
+                    measured.discard(cell)
+                    cell._mask = self.sample_mask
+                    if q is not None:  # and give back its empty queue; the next message makes a new one
+                        cell._queue = None
+                        cell._slow = True
 

@@ -120,3 +120,29 @@ async def test_a_quiet_actor_still_gets_waits_and_handling_times(autojump_clock:
     assert stats.handling_time_p50 == pytest.approx(0.25)
     assert stats.mean_wait == pytest.approx(0.0, abs=1e-9)  # each arrives to an idle actor
     assert stats.arrival_rate == pytest.approx(1.0, rel=0.1)
+
+
+async def test_a_quiet_actor_is_parked_and_resumes_with_right_figures(
+        autojump_clock: trio.testing.MockClock) -> None:
+    class Sink(Actor):
+        async def receive(self, message: Any) -> None:
+            return None
+
+    async with ActorSystem(metrics=Metrics(window=4.0, buckets=4, tick=0.25)) as system:
+        sink = await system.spawn(Sink, name="sink")
+        for _ in range(10):
+            sink.tell(None)
+        await trio.sleep(10.0)  # idle for longer than the window: parked, its empty queue given back
+        cell = sink._cell  # the engine's view: what parking saves is not visible through statistics
+        assert cell not in system._measured
+        assert cell._queue is None
+        quiet = system.statistics().actors["sink"]
+        assert (quiet.arrival_rate, quiet.mean_queue_length, quiet.arrivals) == (0.0, 0.0, 10)
+        for _ in range(40):  # ten a second for 4 s: over the 4 s window, λ is 10/s
+            sink.tell(None)
+            await trio.sleep(0.1)
+        assert cell in system._measured
+        again = system.statistics().actors["sink"]
+        assert again.arrival_rate == pytest.approx(10.0, rel=0.15)
+        assert again.mean_queue_length == pytest.approx(0.0, abs=0.05)
+        assert (again.arrivals, again.handled) == (50, 50)

@@ -21,6 +21,7 @@ import trio
 
 from ._dispatcher import current_cell
 from ._exceptions import ActorFailed, ActorStopped, MailboxFull, NameTaken
+from ._figures import ActorStatistics
 from ._futures import Future
 from ._lease import Lease
 from ._lifecycle import RESTARTING, RUNNING, STARTING, STATE_NAMES, STOPPED, STOPPING, SUSPENDED
@@ -885,8 +886,6 @@ class Cell(MailboxQueue):
 
     def statistics(self) -> Any:
         """A frozen :class:`~runtime.ActorStatistics` of this actor now."""
-        from ._figures import ActorStatistics
-
         now = self.system.now()
         figures = self._figures
         if figures:

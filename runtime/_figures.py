@@ -195,20 +195,29 @@ class Figures:
 
     def rates(self, now: float, arrivals: int) -> tuple[float, float, float, float, float]:
         """``(λ, μ, ρ, L, W)`` over the window ending at ``now``."""
-        buckets = [b for b in self._buckets if now - b.start <= self._window + self._span]
-        if not buckets:
+        oldest = now - self._window - self._span
+        first: _Bucket | None = None
+        service_sum = wait_sum = 0.0
+        service_n = wait_n = len_sum = len_n = 0
+        for b in self._buckets:  # one pass: statistics() runs this for every actor of a system
+            if b.start < oldest:
+                continue
+            if first is None:
+                first = b
+            service_sum += b.service_sum
+            service_n += b.service_n
+            wait_sum += b.wait_sum
+            wait_n += b.wait_n
+            len_sum += b.len_sum
+            len_n += b.len_n
+        if first is None:
             return 0.0, 0.0, 0.0, 0.0, 0.0
-        first = buckets[0]
         span = now - first.start
         lam = (arrivals - first.arrivals0) / span if span > 0 else 0.0
-        service_sum = sum(b.service_sum for b in buckets)
-        service_n = sum(b.service_n for b in buckets)
         mu = service_n / service_sum if service_sum > 0 else 0.0
         rho = lam / mu if mu > 0 else 0.0
-        len_n = sum(b.len_n for b in buckets)
-        mean_len = sum(b.len_sum for b in buckets) / len_n if len_n else 0.0
-        wait_n = sum(b.wait_n for b in buckets)
-        mean_wait = sum(b.wait_sum for b in buckets) / wait_n if wait_n else 0.0
+        mean_len = len_sum / len_n if len_n else 0.0
+        mean_wait = wait_sum / wait_n if wait_n else 0.0
         return lam, mu, rho, mean_len, mean_wait
 
     def percentiles(self) -> tuple[float, float, float]:

@@ -209,11 +209,12 @@ class ActorSystem:
     def statistics(self) -> SystemStatistics:
         """A frozen snapshot: dead letters, pending asks, and every live actor's figures by path."""
         actors: dict[str, Any] = {}
-        stack = list(reversed(self._guardian.children)) if self._guardian is not None else []
-        while stack:
-            cell = stack.pop()
-            actors[cell.path] = cell.statistics()
-            stack.extend(reversed(cell.children))
+        top = self._guardian.children if self._guardian is not None else []
+        stack = [(cell, cell.name) for cell in reversed(top)]
+        while stack:  # depth first, in start order; paths are built on the way down, not from the root each time
+            cell, path = stack.pop()
+            actors[path] = cell.statistics()
+            stack.extend((child, f"{path}/{child.name}") for child in reversed(cell.children))
         return SystemStatistics(dead_letters=self._dead_letters, actors=actors,
                                 pending_asks=len(self.correlations))
 

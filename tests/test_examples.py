@@ -15,7 +15,7 @@ EXAMPLES = sorted(info.name for info in pkgutil.iter_modules(examples.__path__) 
 
 
 def test_every_example_is_covered() -> None:
-    assert {"hello", "demo", "service"} <= set(EXAMPLES)
+    assert {"hello", "demo", "service", "supervision", "work_queue"} <= set(EXAMPLES)
 
 
 async def test_hello_prints_the_count(capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,3 +49,24 @@ async def test_the_demo_runs_the_whole_platform(autojump_clock: trio.testing.Moc
     assert "summary:" in out
     assert "L = λW?" in out
     assert " NO " not in out
+
+
+async def test_supervision_restarts_the_api_with_the_database(autojump_clock: trio.testing.MockClock,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from examples import supervision
+
+    log = await supervision.main()
+    assert log == ["database: connected", "api: ready", "database: connected", "api: ready"]
+    out = capsys.readouterr().out
+    assert "row for 'user 2'" in out  # asked while both restarted: answered by the fresh instances
+    assert "'app/database': 1, 'app/api': 1" in out
+
+
+async def test_work_queue_spreads_retries_and_dead_letters(autojump_clock: trio.testing.MockClock) -> None:
+    from examples import work_queue
+
+    result = await work_queue.main()
+    assert sum(result["done"].values()) == result["acked"] == 30
+    assert len(result["done"]) == 3  # competing consumers: every worker got work
+    assert result["redelivered"] == 3  # the three flaky jobs, each retried once
+    assert (result["dead"], result["reason"]) == ("malformed", "rejected")

@@ -78,10 +78,11 @@ class Actor(ActorBase):
 
     async def spawn(self, factory: Callable[..., Any], *args: Any, name: str | None = None,
                     mailbox: Mailbox | None = None, restart: Restart | str = "transient",
-                    supervision: Strategy | None = None, **kwargs: Any) -> ActorRef:
+                    supervision: Strategy | None = None, stop_timeout: float | None = None,
+                    **kwargs: Any) -> ActorRef:
         """Start a child supervised by this actor; same options and errors as ``system.spawn``."""
         return await self._context.spawn_child(factory, args, kwargs, name=name, mailbox=mailbox,
-                                               restart=restart, strategy=supervision)
+                                               restart=restart, strategy=supervision, stop_timeout=stop_timeout)
 
     def stop(self) -> None:
         """Stop this actor once the current message is handled; messages still queued become dead letters."""

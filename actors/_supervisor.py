@@ -36,9 +36,11 @@ class ChildSpec:
 
     ``factory`` and ``args`` (plus keyword arguments other than the options) are what ``spawn`` receives; the
     options are ``spawn``'s: ``name`` (unique among the supervisor's children; ``None`` for a generated one),
-    ``restart``, ``mailbox`` and ``supervision`` (the strategy the child applies to its own children, for a child
-    that is itself a supervisor). ``restart`` defaults to ``"permanent"``, as in OTP: the child is restarted after
-    a failure and also when it stops itself, but never when its supervisor or ``system.stop`` stops it.
+    ``restart``, ``mailbox``, ``supervision`` (the strategy the child applies to its own children, for a child
+    that is itself a supervisor) and ``stop_timeout`` (OTP's shutdown time: how long a stop waits for the message
+    being handled before cancelling it). ``restart`` defaults to ``"permanent"``, as in OTP: the child is
+    restarted after a failure and also when it stops itself, but never when its supervisor or ``system.stop``
+    stops it.
 
     Raises :class:`TypeError` for a factory that is not callable or a mailbox/supervision of the wrong type, and
     :class:`ValueError` naming a restart type that does not exist.
@@ -56,19 +58,24 @@ class ChildSpec:
     """The child's mailbox; ``None`` for the system's default."""
     supervision: Strategy | None
     """The strategy the child applies to its own children; ``None`` for the system's default."""
+    stop_timeout: float | None
+    """Seconds a stop waits for the message being handled before cancelling it; ``None`` waits for ever."""
     kwargs: Mapping[str, Any] = attrs.field(hash=False)
     """Keyword arguments for the factory (read-only)."""
 
     def __init__(self, factory: Callable[..., Any], /, *args: Any, name: str | None = None,
                  restart: Restart | str = "permanent", mailbox: Mailbox | None = None,
-                 supervision: Strategy | None = None, **kwargs: Any) -> None:
+                 supervision: Strategy | None = None, stop_timeout: float | None = None, **kwargs: Any) -> None:
         if not callable(factory):
             raise TypeError(f"ChildSpec needs an Actor subclass or a callable returning an Actor, not {factory!r}")
         if mailbox is not None and not isinstance(mailbox, Mailbox):
             raise TypeError(f"ChildSpec mailbox={mailbox!r} must be a Mailbox")
         if supervision is not None and not isinstance(supervision, Strategy):
             raise TypeError(f"ChildSpec supervision={supervision!r} must be a strategy such as OneForOne()")
-        self.__attrs_init__(factory, args, name, Restart.coerce(restart), mailbox, supervision,
+        if stop_timeout is not None and (isinstance(stop_timeout, bool) or not isinstance(stop_timeout, int | float)
+                                         or not stop_timeout > 0):
+            raise ValueError(f"ChildSpec stop_timeout={stop_timeout!r} must be None or a positive number of seconds")
+        self.__attrs_init__(factory, args, name, Restart.coerce(restart), mailbox, supervision, stop_timeout,
                             types.MappingProxyType(dict(kwargs)))
 
     async def start_under(self, supervisor: Actor, *extra_args: Any, name: str | None = None,
@@ -80,7 +87,8 @@ class ChildSpec:
         kwargs = {**self.kwargs, **extra_kwargs}
         return await supervisor.spawn(self.factory, *self.args, *extra_args,
                                       name=self.name if name is None else name, mailbox=self.mailbox,
-                                      restart=self.restart, supervision=self.supervision, **kwargs)
+                                      restart=self.restart, supervision=self.supervision,
+                                      stop_timeout=self.stop_timeout, **kwargs)
 
 
 @attrs.frozen

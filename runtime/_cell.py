@@ -86,9 +86,10 @@ class Cell(MailboxQueue):
 
     __slots__ = (
         "_args", "_children", "_deferred", "_env", "_factory", "_failed", "_figures", "_handled", "_handler",
-        "_kwargs", "_leases", "_mask", "_open_replies", "_restarts", "_scope", "_slow", "_stash",
-        "_term_waiters", "_timers", "_watchers", "_watching", "backoff_count", "instance", "last_restart",
-        "name", "parent", "ref", "restart", "scheduled", "state", "strategy", "system", "window",
+        "_handler_scope", "_handling", "_kwargs", "_leases", "_mask", "_open_replies", "_restarts", "_scope",
+        "_slow", "_stash", "_term_waiters", "_timers", "_watchers", "_watching", "backoff_count", "instance",
+        "last_restart", "name", "parent", "ref", "restart", "scheduled", "state", "stop_timeout", "strategy",
+        "system", "window",
     )
 
     def __init__(self, system: ActorSystem, parent: Cell | None, name: str, factory: Callable[..., Any],
@@ -118,6 +119,10 @@ class Cell(MailboxQueue):
         self._deferred = False
         self._open_replies: set[Future[Any]] | None = None
         self._leases: set[Lease] | None = None
+        self.stop_timeout: float | None = None
+        """Seconds a stop waits for the message being handled before cancelling it; None waits for ever."""
+        self._handler_scope: trio.CancelScope | None = None
+        self._handling = 0
         self._term_waiters: list[trio.lowlevel.Task] | None = None
         self._scope: trio.CancelScope | None = None
         self._handled = 0
@@ -290,7 +295,10 @@ class Cell(MailboxQueue):
             if stamp is not None:
                 started = self.system.now()
             try:
-                result = await self._handler(message)  # type: ignore[misc]
+                if self.stop_timeout is None:
+                    result = await self._handler(message)  # type: ignore[misc]
+                else:
+                    result = await self._handle_killable(message, reply)
             except Exception as exc:
                 skipped += 1
                 self._failed += 1
@@ -309,6 +317,33 @@ class Cell(MailboxQueue):
         if peak > self._peak:
             self._peak = peak
         return taken or 1
+
+    async def _handle_killable(self, message: Any, reply: Any) -> Any:
+        """Handle one message inside a cancel scope that a stop cancels once ``stop_timeout`` has passed.
+
+        A cancelled handler is not a failure: its ask raises :class:`ActorStopped`, the message does not count as
+        handled, and the stop goes on.
+        """
+        self._handling += 1
+        with trio.CancelScope() as scope:
+            self._handler_scope = scope
+            try:
+                return await self._handler(message)  # type: ignore[misc]
+            finally:
+                self._handler_scope = None
+        self._handled -= 1  # run() counts every message that did not raise
+        error = ActorStopped(f"{self.ref!r} was stopped and did not finish {message!r} within "
+                             f"stop_timeout={self.stop_timeout}s; its handler was cancelled")
+        if reply is not None and reply.__class__ is Future:
+            reply._resolve(2, error)
+        logger.warning("%s", error)
+        return None
+
+    def _kill_if_stuck(self, handling: int) -> None:
+        """The stop timeout passed: cancel the handler if it is still the one that was running at the stop."""
+        scope = self._handler_scope
+        if scope is not None and self._handling == handling and self.state < STOPPED:
+            scope.cancel()
 
     def _answer(self, reply: Future[Any], result: Any) -> None:
         if self._deferred:
@@ -478,7 +513,7 @@ class Cell(MailboxQueue):
 
     async def spawn_child(self, factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
                           name: str | None, mailbox: Mailbox | None, restart: Restart | str,
-                          strategy: Strategy | None) -> ActorRef:
+                          strategy: Strategy | None, stop_timeout: float | None = None) -> ActorRef:
         """Create, register and start a child; returns once its ``on_start`` has finished."""
         await trio.lowlevel.checkpoint_if_cancelled()
         if not callable(factory):
@@ -489,10 +524,14 @@ class Cell(MailboxQueue):
             raise TypeError(f"mailbox={mailbox!r} must be a Mailbox")
         if strategy is not None and not isinstance(strategy, Strategy):
             raise TypeError(f"supervision={strategy!r} must be a strategy such as OneForOne()")
+        if stop_timeout is not None and (isinstance(stop_timeout, bool) or not isinstance(stop_timeout, int | float)
+                                         or not stop_timeout > 0):
+            raise ValueError(f"stop_timeout={stop_timeout!r} must be None or a positive number of seconds")
         name = self.reserve_name(name)
         cell = Cell(self.system, self, name, factory, args, kwargs,
                     mailbox=mailbox or self.system.default_mailbox, restart=Restart.coerce(restart),
                     strategy=strategy)
+        cell.stop_timeout = stop_timeout
         cell._build()
         if self._children is None:
             self._children = {}
@@ -600,6 +639,9 @@ class Cell(MailboxQueue):
         scope = self._scope
         if scope is not None:
             scope.cancel()
+        if self._handler_scope is not None and self.stop_timeout is not None:
+            self.system.timer_service.call_at(trio.current_time() + self.stop_timeout, self._kill_if_stuck,
+                                              self._handling)
 
     async def _on_stop_request(self, reason: BaseException | None, origin: str) -> None:
         if self.state >= STOPPING:

@@ -29,7 +29,6 @@ T = TypeVar("T")
 logger = logging.getLogger("actors")
 logger.addHandler(logging.NullHandler())
 
-_SPAWN_OPTIONS = ("name", "mailbox", "restart", "supervision")
 
 
 class _Guardian(ActorBase):
@@ -164,19 +163,23 @@ class ActorSystem:
 
     async def spawn(self, factory: Callable[..., Any], *args: Any, name: str | None = None,
                     mailbox: Mailbox | None = None, restart: Restart | str = "transient",
-                    supervision: Strategy | None = None, **kwargs: Any) -> ActorRef:
+                    supervision: Strategy | None = None, stop_timeout: float | None = None,
+                    **kwargs: Any) -> ActorRef:
         """Start a top-level actor and return its ref once its ``on_start`` has finished.
 
         ``factory`` is an Actor subclass or any callable returning an Actor; ``args`` and keyword arguments
         other than the spawn options go to it. Spawn options: ``name`` (unique among siblings; raises
         :class:`~runtime.NameTaken`), ``mailbox`` (a :class:`Mailbox`), ``restart`` (``"transient"`` by
         default, ``"permanent"``, ``"temporary"``) and ``supervision`` (the strategy the actor applies to its
-        own children). Raises :class:`TypeError` for a factory that is not callable or does not return an
+        own children), and ``stop_timeout`` (seconds a stop waits for the message being handled before it
+        cancels that handler, whose ask then raises :class:`~runtime.ActorStopped`; ``None``, the default, waits
+        as long as it takes, and costs nothing per message). Raises :class:`TypeError` for a factory that is
+        not callable or does not return an
         Actor, and :class:`~runtime.ActorFailed` if the factory or ``on_start`` raises (nothing is registered
         then). A cancellation point; it yields to other tasks only while ``on_start`` blocks.
         """
         return await self.guardian.spawn_child(factory, args, kwargs, name=name, mailbox=mailbox,
-                                                restart=restart, strategy=supervision)
+                                                restart=restart, strategy=supervision, stop_timeout=stop_timeout)
 
     def lookup(self, name: str) -> ActorRef | None:
         """The live actor at ``name`` (a path such as ``"parent/child"`` for nested actors), else ``None``."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from runtime import ActorFailed, ActorRef, Mailbox, NameTaken, Reply, Restart, Strategy
+from runtime import ActorFailed, ActorRef, Mailbox, NameTaken, Reply, Restart, Strategy, positive_seconds
 
 from ._actor import Actor
 
@@ -72,9 +72,8 @@ class ChildSpec:
             raise TypeError(f"ChildSpec mailbox={mailbox!r} must be a Mailbox")
         if supervision is not None and not isinstance(supervision, Strategy):
             raise TypeError(f"ChildSpec supervision={supervision!r} must be a strategy such as OneForOne()")
-        if stop_timeout is not None and (isinstance(stop_timeout, bool) or not isinstance(stop_timeout, int | float)
-                                         or not stop_timeout > 0):
-            raise ValueError(f"ChildSpec stop_timeout={stop_timeout!r} must be None or a positive number of seconds")
+        if stop_timeout is not None:
+            stop_timeout = positive_seconds("ChildSpec stop_timeout", stop_timeout)
         self.__attrs_init__(factory, args, name, Restart.coerce(restart), mailbox, supervision, stop_timeout,
                             types.MappingProxyType(dict(kwargs)))
 

@@ -46,6 +46,7 @@ from ._supervision import RestForOne as RestForOne
 from ._supervision import Strategy as Strategy
 from ._system import ActorSystem as ActorSystem
 from ._timers import Timers as Timers
+from ._timers import positive_seconds as positive_seconds
 
 __all__ = [
     "EXCHANGE_KINDS",
@@ -86,6 +87,7 @@ __all__ = [
     "Unroutable",
     "current_cell",
     "make_table",
+    "positive_seconds",
     "split_words",
     "validate_key",
 ]

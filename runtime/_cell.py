@@ -29,11 +29,10 @@ from ._mailbox import Envelope, Mailbox, MailboxQueue
 from ._messages import PoisonPill, Reply, Terminated
 from ._ref import ActorRef, ReplyRef
 from ._supervision import Directive, Restart, RestartWindow, Strategy, should_restart
-from ._timers import TimerTick
+from ._timers import Timers, TimerTick, positive_seconds
 
 if TYPE_CHECKING:
     from ._system import ActorSystem
-    from ._timers import Timers
 
 __all__ = ["ActorBase", "Cell"]
 
@@ -79,6 +78,7 @@ class _WatchMark:
 
 WATCH_MARK = _WatchMark()
 _DROP = object()
+_KILLED = object()
 
 
 class Cell(MailboxQueue):
@@ -184,8 +184,6 @@ class Cell(MailboxQueue):
             return
         n = self._arrivals = self._arrivals + 1
         q.append((message, sender, reply, None if n & self._mask else self.system.now()))
-        if len(q) > self._peak:
-            self._peak = len(q)
         if not self.scheduled:
             self.schedule()
 
@@ -257,6 +255,7 @@ class Cell(MailboxQueue):
         q = self._queue or ()
         peak = self._peak
         bounded = self._capacity is not None
+        killable = self.stop_timeout is not None
         future = Future
         poison = PoisonPill
         while taken < budget:
@@ -295,15 +294,18 @@ class Cell(MailboxQueue):
             if stamp is not None:
                 started = self.system.now()
             try:
-                if self.stop_timeout is None:
+                if not killable:
                     result = await self._handler(message)  # type: ignore[misc]
                 else:
                     result = await self._handle_killable(message, reply)
+                    if result is _KILLED:
+                        skipped += 1
+                        continue
             except Exception as exc:
                 skipped += 1
                 self._failed += 1
                 self._deferred = False
-                await self._fail(exc, message, reply)
+                self._fail(exc, message, reply)
                 break
             if reply is not None:
                 self._answer(reply, result)
@@ -322,7 +324,7 @@ class Cell(MailboxQueue):
         """Handle one message inside a cancel scope that a stop cancels once ``stop_timeout`` has passed.
 
         A cancelled handler is not a failure: its ask raises :class:`ActorStopped`, the message does not count as
-        handled, and the stop goes on.
+        handled (``_KILLED`` tells ``run`` so), and the stop goes on.
         """
         self._handling += 1
         with trio.CancelScope() as scope:
@@ -331,13 +333,12 @@ class Cell(MailboxQueue):
                 return await self._handler(message)  # type: ignore[misc]
             finally:
                 self._handler_scope = None
-        self._handled -= 1  # run() counts every message that did not raise
         error = ActorStopped(f"{self.ref!r} was stopped and did not finish {message!r} within "
                              f"stop_timeout={self.stop_timeout}s; its handler was cancelled")
         if reply is not None and reply.__class__ is Future:
             reply._resolve(2, error)
         logger.warning("%s", error)
-        return None
+        return _KILLED
 
     def _kill_if_stuck(self, handling: int) -> None:
         """The stop timeout passed: cancel the handler if it is still the one that was running at the stop."""
@@ -491,8 +492,6 @@ class Cell(MailboxQueue):
     def timers(self) -> Timers:
         """The actor's timers (created on first use)."""
         if self._timers is None:
-            from ._timers import Timers
-
             self._timers = Timers(self)
         return self._timers
 
@@ -524,9 +523,8 @@ class Cell(MailboxQueue):
             raise TypeError(f"mailbox={mailbox!r} must be a Mailbox")
         if strategy is not None and not isinstance(strategy, Strategy):
             raise TypeError(f"supervision={strategy!r} must be a strategy such as OneForOne()")
-        if stop_timeout is not None and (isinstance(stop_timeout, bool) or not isinstance(stop_timeout, int | float)
-                                         or not stop_timeout > 0):
-            raise ValueError(f"stop_timeout={stop_timeout!r} must be None or a positive number of seconds")
+        if stop_timeout is not None:
+            stop_timeout = positive_seconds("stop_timeout", stop_timeout)
         name = self.reserve_name(name)
         cell = Cell(self.system, self, name, factory, args, kwargs,
                     mailbox=mailbox or self.system.default_mailbox, restart=Restart.coerce(restart),
@@ -566,28 +564,29 @@ class Cell(MailboxQueue):
         self._handler = instance.receive
 
     async def _start_hook(self, error: BaseException | None) -> None:
-        """Run ``on_start`` (first start) or ``on_restart(error)`` inline, as this actor, then go running."""
+        """Run ``on_start`` (first start) or ``on_restart(error)`` inline, as this actor, then go running.
+
+        ``spawn_child`` calls it only for an actor that overrides ``on_start``; restarts always call it.
+        """
         instance = self.instance
-        hook = type(instance).on_start if error is None and self.state == STARTING else None
         restarting = self.state != STARTING
-        if restarting or hook is not ActorBase.on_start:
-            token = current_cell.set(self)
-            try:
-                if restarting:
-                    await instance.on_restart(error)
-                else:
-                    await instance.on_start()
-            except Exception as exc:
-                if not restarting:
-                    await self._abort_start()
-                    raise ActorFailed(f"actor {self.path!r} failed in on_start: {exc!r}", exc) from exc
-                raise
-            except BaseException:
-                if not restarting:
-                    await self._abort_start()
-                raise
-            finally:
-                current_cell.reset(token)
+        token = current_cell.set(self)
+        try:
+            if restarting:
+                await instance.on_restart(error)
+            else:
+                await instance.on_start()
+        except Exception as exc:
+            if not restarting:
+                await self._abort_start()
+                raise ActorFailed(f"actor {self.path!r} failed in on_start: {exc!r}", exc) from exc
+            raise
+        except BaseException:
+            if not restarting:
+                await self._abort_start()
+            raise
+        finally:
+            current_cell.reset(token)
         if self.state in (STARTING, RESTARTING):
             self.state = RUNNING
         self.system.lifecycle(self.ref, "restarted" if restarting else "started", error)
@@ -654,7 +653,7 @@ class Cell(MailboxQueue):
             return
         await self.terminate(reason)
 
-    async def _fail(self, error: BaseException, message: Any, reply: Any) -> None:
+    def _fail(self, error: BaseException, message: Any, reply: Any) -> None:
         """The handler raised: fail the ask, suspend, and let the parent decide."""
         if isinstance(reply, Future):
             reply.set_exception(
@@ -728,12 +727,8 @@ class Cell(MailboxQueue):
             done = trio.Event()
             sibling.put_system(("halt", error, done))
             await done.wait()
-        if delay:
-            with trio.CancelScope() as self._scope:
-                await trio.sleep(delay)
-            self._scope = None
-            if self._stop_pending():
-                return
+        if not await self._back_off(delay):
+            return
         for sibling in affected:
             if sibling.state != RESTARTING:
                 continue
@@ -762,17 +757,19 @@ class Cell(MailboxQueue):
             return
         self.state = RESTARTING
         await self._stop_incarnation(error)
+        if await self._back_off(delay):
+            await self._new_incarnation(error)
+
+    async def _back_off(self, delay: float) -> bool:
+        """Wait ``delay`` seconds before a restart; ``False`` if a stop request cut the wait short.
+
+        ``request_stop`` cancels ``_scope``, so a stop never waits out a backoff.
+        """
         if delay > 0:
             with trio.CancelScope() as self._scope:
                 await trio.sleep(delay)
             self._scope = None
-            if self._stop_pending():
-                return
-        await self._new_incarnation(error)
-
-    def _stop_pending(self) -> bool:
-        """Whether a stop request waits in the system lane (it cut a backoff short)."""
-        return bool(self._sysq) and any(item[0] == "stop" for item in self._sysq)  # type: ignore[union-attr]
+        return not (self._sysq and any(item[0] == "stop" for item in self._sysq))
 
     async def _stop_incarnation(self, error: BaseException | None) -> None:
         """End the current instance: timers, children (reverse start order), ``on_stop``, stash, replies.
@@ -926,7 +923,7 @@ class Cell(MailboxQueue):
 
     # -- statistics ------------------------------------------------------------------------------------------
 
-    def statistics(self) -> Any:
+    def statistics(self) -> ActorStatistics:
         """A frozen :class:`~runtime.ActorStatistics` of this actor now."""
         now = self.system.now()
         figures = self._figures

@@ -82,20 +82,18 @@ class Dispatcher:
                     cell = ready.popleft()
                     if ready and not self._waking:
                         self._wake()
-                    set_current(cell)
+                    set_current(cell)  # the only code this task runs is a cell's, always right after this
                     budget -= await cell.run(budget)
                     if cell.has_work():
                         ready.append(cell)
                     else:
                         cell.scheduled = False
                     if budget <= 0:
-                        set_current(None)
                         await trio.lowlevel.checkpoint()
                         budget = batch
                 else:
                     if len(idle) >= self._max_idle:
                         return
-                    set_current(None)
                     cell = None  # an idle runner must not keep the last actor it ran alive
                     idle.append(task)
                     await trio.lowlevel.wait_task_rescheduled(abort)

@@ -51,29 +51,12 @@ class Correlations:
         self._pending: dict[int, Future[Any]] = {}
         self._next = 0
 
-    def new_id(self) -> int:
-        """Return a fresh correlation ID."""
-        self._next += 1
-        return self._next
-
-    def add(self, future: Future[Any]) -> None:
-        """Register ``future`` under its correlation ID."""
-        self._pending[future.correlation_id] = future
-
     def new_future(self, owner: _Owner, target: ActorRef) -> Future[Any]:
         """A pending future with a fresh correlation ID, registered: the start of every request."""
         self._next = correlation_id = self._next + 1
         future: Future[Any] = Future(correlation_id, owner, self, target)
         self._pending[correlation_id] = future
         return future
-
-    def get(self, correlation_id: int) -> Future[Any] | None:
-        """Return the pending future with this ID, or ``None`` if it is gone."""
-        return self._pending.get(correlation_id)
-
-    def discard(self, correlation_id: int) -> None:
-        """Forget the future with this ID, if it is still there."""
-        self._pending.pop(correlation_id, None)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -193,7 +176,7 @@ class Future(Generic[T]):
         self._state = state
         self._value = value
         if self._table is not None:
-            self._table._pending.pop(self.correlation_id, None)
+            self._table._pending.pop(self.correlation_id, None)  # the table's entry goes with its answer
         waiters = self._waiters
         if waiters is not None:
             self._waiters = None

@@ -11,6 +11,7 @@ from ._dispatcher import current_cell
 from ._exceptions import ActorError, ActorStopped, SerializationError
 from ._futures import Future
 from ._lifecycle import STOPPED
+from ._timers import positive_seconds
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -98,7 +99,7 @@ class ActorRef:
         """
         system = self._cell.system
         if timeout is not None:
-            timeout = system.check_timeout(timeout)
+            timeout = positive_seconds("timeout", timeout)
         future = self._send_request(message, _current())
         if timeout is not None and not future._state:
             system.expire_at(future, timeout, message)

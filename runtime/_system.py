@@ -270,13 +270,6 @@ class ActorSystem:
         self._timer_generation += 1
         return self._timer_generation
 
-    @staticmethod
-    def check_timeout(timeout: object) -> float:
-        """Validate a request's expiry: a positive number of seconds."""
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
-        return float(timeout)
-
     def expire_at(self, future: Future[Any], timeout: float, request: object) -> None:
         """Fail ``future`` with :class:`AskTimeout` after ``timeout`` seconds unless answered first."""
         from ._exceptions import AskTimeout

@@ -17,7 +17,14 @@ import trio
 if TYPE_CHECKING:
     from ._cell import Cell
 
-__all__ = ["TimerService", "Timers"]
+__all__ = ["TimerService", "Timers", "positive_seconds"]
+
+
+def positive_seconds(name: str, value: object) -> float:
+    """``value`` as a float if it is a positive number of seconds, else ``ValueError`` naming ``name`` and it."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name}={value!r} must be a positive number of seconds")
+    return float(value)
 
 
 def _check_delay(what: str, value: object, *, positive: bool) -> float:

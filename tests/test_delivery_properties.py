@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 import trio.testing
+from helpers import all_tasks
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -106,6 +107,7 @@ def test_per_sender_order_and_nothing_lost(scripts: list[list[tuple[str, int, in
     dead: Counter[str] = Counter()
 
     async def main() -> None:
+        before = all_tasks()
         async with ActorSystem(supervision=OneForOne(max_restarts=10_000, within=1.0)) as system:
             system.events.subscribe(await system.spawn(DeadLetters, dead, name="dead"), DeadLetter)
             peers: list[Any] = []
@@ -126,7 +128,7 @@ def test_per_sender_order_and_nothing_lost(scripts: list[list[tuple[str, int, in
                         await trio.testing.wait_all_tasks_blocked()
                         if all(s.mailbox_length == 0 for s in system.statistics().actors.values()):
                             break
-        assert len(trio.lowlevel.current_root_task().child_nurseries[0].child_tasks) <= 1
+        assert all_tasks() == before  # no runner, timer or figures task outlives the system
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 

@@ -11,6 +11,8 @@ import trio.testing
 from actors import Actor, ActorSystem, DeadLetter, Mailbox, MailboxFull, PoisonPill, Reply
 from actors.testing import Probe
 
+pytestmark = pytest.mark.deadline(60)  # a forward that loses its sender fails here instead of hanging
+
 
 class Doubler(Actor):
     async def receive(self, message: Any) -> Any:

@@ -198,13 +198,16 @@ async def test_restart_builds_a_fresh_instance_behind_the_same_ref_and_keeps_the
 async def test_ask_of_the_failing_message_raises_actor_failed_with_the_cause(
         autojump_clock: trio.testing.MockClock) -> None:
     async with ActorSystem() as system:
-        worker = await system.spawn(Worker, [], "w")
+        worker = await system.spawn(Worker, [], "w", name="worker")
         error = ZeroDivisionError("x")
         with pytest.raises(ActorFailed) as info:
             await worker.ask(("boom", error))
         assert info.value.cause is error
         assert info.value.__cause__ is error
-        assert "'w'" not in str(info.value) or "ZeroDivisionError" in str(info.value)
+        # the message names the actor, the message it was handling and the error
+        assert "<ActorRef 'worker'>" in str(info.value)
+        assert "('boom', ZeroDivisionError('x'))" in str(info.value)
+        assert "ZeroDivisionError('x')" in str(info.value).split("handling")[-1]
         assert await worker.ask("count") == 0
 
 

@@ -11,6 +11,7 @@ from runtime import ActorRef as ActorRef
 from runtime import ActorStatistics as ActorStatistics
 from runtime import ActorStopped as ActorStopped
 from runtime import ActorSystem as ActorSystem
+from runtime import Address as Address
 from runtime import AskTimeout as AskTimeout
 from runtime import Backoff as Backoff
 from runtime import DeadLetter as DeadLetter
@@ -32,6 +33,7 @@ from runtime import Reply as Reply
 from runtime import Restart as Restart
 from runtime import RestForOne as RestForOne
 from runtime import SerializationError as SerializationError
+from runtime import SpawnSpec as SpawnSpec
 from runtime import Strategy as Strategy
 from runtime import SystemStatistics as SystemStatistics
 from runtime import Terminated as Terminated
@@ -71,11 +73,12 @@ from ._transaction import transaction as transaction
 
 __all__ = [
     "Ack", "Actor", "ActorError", "ActorFailed", "ActorRef", "ActorStatistics", "ActorStopped", "ActorSystem",
-    "AskTimeout", "Backoff", "Bind", "Broadcast", "ChildSpec", "CountChildren", "DeadLetter", "Delivery",
+    "Address", "AskTimeout", "Backoff", "Bind", "Broadcast", "ChildSpec", "CountChildren", "DeadLetter", "Delivery",
     "Directive", "DynamicSupervisor", "Exchange", "ExchangeStatistics", "Future", "FutureCancelled", "Get",
     "GetRoutees", "GetStatistics", "Lease", "LeaseEnded", "LifecycleEvent", "Mailbox", "MailboxFull", "Metrics",
     "Nack", "NameTaken", "NotAuthorized", "OneForAll", "OneForOne", "PoisonPill", "Pool", "Publish", "PublishBatch",
     "Queue", "QueueStatistics", "Reject", "Reply", "Resize", "RestForOne", "Restart", "Returned",
-    "SerializationError", "StartChild", "StopChild", "Strategy", "Subscribe", "Supervisor", "SystemStatistics",
-    "Terminated", "Transaction", "Unbind", "Unroutable", "Unsubscribe", "WhichChildren", "transaction",
+    "SerializationError", "SpawnSpec", "StartChild", "StopChild", "Strategy", "Subscribe", "Supervisor",
+    "SystemStatistics", "Terminated", "Transaction", "Unbind", "Unroutable", "Unsubscribe", "WhichChildren",
+    "transaction",
 ]

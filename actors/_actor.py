@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from runtime import ActorBase, ActorRef, Mailbox, Restart, Strategy, Timers
+from runtime import ActorBase, ActorRef, Mailbox, Restart, SpawnSpec, Strategy, Timers
 
 if TYPE_CHECKING:
     from runtime import ActorSystem, Cell
@@ -27,9 +27,9 @@ class Actor(ActorBase):
     the state is reset; the ref and the mailbox are kept.
 
     Inside an actor, ``self`` gives its context: :attr:`ref`, :attr:`sender`, :attr:`system`, :attr:`parent`,
-    :attr:`children`, :meth:`spawn`, :meth:`stop`, :meth:`watch`/:meth:`unwatch`, :attr:`timers`,
-    :meth:`stash`/:meth:`unstash_all`, :meth:`become`/:meth:`unbecome` and :meth:`defer_reply`. All but
-    ``spawn`` are plain calls.
+    :attr:`children`, :meth:`spawn` (and :meth:`spawn_spec`), :meth:`stop`, :meth:`watch`/:meth:`unwatch`,
+    :attr:`timers`, :meth:`stash`/:meth:`unstash_all`, :meth:`become`/:meth:`unbecome` and :meth:`defer_reply`.
+    All but the two spawns are plain calls.
     """
 
     @property
@@ -81,8 +81,15 @@ class Actor(ActorBase):
                     supervision: Strategy | None = None, stop_timeout: float | None = None,
                     **kwargs: Any) -> ActorRef:
         """Start a child supervised by this actor; same options and errors as ``system.spawn``."""
-        return await self._context.spawn_child(factory, args, kwargs, name=name, mailbox=mailbox,
-                                               restart=restart, strategy=supervision, stop_timeout=stop_timeout)
+        return await self._context.spawn_child(SpawnSpec.of(factory, args, kwargs, name=name, mailbox=mailbox,
+                                                            restart=restart, supervision=supervision,
+                                                            stop_timeout=stop_timeout))
+
+    async def spawn_spec(self, spec: SpawnSpec) -> ActorRef:
+        """Start a child from a :class:`SpawnSpec` (made with ``SpawnSpec.of``); same errors as :meth:`spawn`."""
+        if not isinstance(spec, SpawnSpec):
+            raise TypeError(f"spawn_spec() takes a SpawnSpec, not {spec!r}")
+        return await self._context.spawn_child(spec)
 
     def stop(self) -> None:
         """Stop this actor once the current message is handled; messages still queued become dead letters."""

@@ -15,7 +15,7 @@ from typing import Any, Final, Generic, Literal, TypeVar
 
 import attrs
 
-from runtime import ActorRef, ActorStopped, Future, MailboxFull, PoisonPill, Reply, ReplyRef, Terminated
+from runtime import ActorRef, ActorStopped, Future, MailboxFull, PoisonPill, Reply, ReplyRef, SpawnSpec, Terminated
 
 from ._actor import Actor
 
@@ -301,8 +301,6 @@ class Pool(Actor):
     def __init__(self, factory: Callable[..., Any], /, *args: Any, size: int,
                  routing: Routing = "round_robin", key: Callable[[Any], object] | None = None,
                  virtual_nodes: int = 100, **kwargs: Any) -> None:
-        if not callable(factory):
-            raise TypeError(f"Pool needs an Actor subclass or a callable returning an Actor, not {factory!r}")
         _check_size(size)
         if routing not in ROUTINGS:
             raise ValueError(f"routing={routing!r} is not a routing logic; use one of "
@@ -313,9 +311,7 @@ class Pool(Actor):
             raise TypeError(f"key={key!r} must be a function from a message to its hash key")
         self.routing: Routing = routing
         """The routing logic's name."""
-        self._factory = factory
-        self._args = args
-        self._kwargs = kwargs
+        self._routee = SpawnSpec.of(factory, args, kwargs, restart="transient")
         self._size = size
         self._routees: list[ActorRef] = []
         self._started = 0
@@ -345,8 +341,7 @@ class Pool(Actor):
     async def _grow(self, size: int) -> None:
         while len(self._routees) < size:
             self._started += 1
-            ref = await self.spawn(self._factory, *self._args, name=f"routee-{self._started}",
-                                   restart="transient", **self._kwargs)
+            ref = await self.spawn_spec(self._routee.renamed(f"routee-{self._started}"))
             self.watch(ref)
             self._routees.append(ref)
             self._changed()

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from runtime import ActorFailed, ActorRef, Mailbox, NameTaken, Reply, Restart, Strategy, positive_seconds
+from runtime import ActorFailed, ActorRef, Mailbox, NameTaken, Reply, Restart, SpawnSpec, Strategy
 
 from ._actor import Actor
 
@@ -40,42 +40,60 @@ class ChildSpec:
     that is itself a supervisor) and ``stop_timeout`` (OTP's shutdown time: how long a stop waits for the message
     being handled before cancelling it). ``restart`` defaults to ``"permanent"``, as in OTP: the child is
     restarted after a failure and also when it stops itself, but never when its supervisor or ``system.stop``
-    stops it.
+    stops it. It holds one :class:`~actors.SpawnSpec`, which validates all of that.
 
     Raises :class:`TypeError` for a factory that is not callable or a mailbox/supervision of the wrong type, and
     :class:`ValueError` naming a restart type that does not exist.
     """
 
-    factory: Callable[..., Any]
-    """An Actor subclass or any callable returning an Actor."""
-    args: tuple[Any, ...]
-    """Positional arguments for the factory."""
-    name: str | None
-    """The child's name under its supervisor; ``None`` for a generated one."""
-    restart: Restart
-    """When the child is restarted: ``Restart.PERMANENT`` (default), ``TRANSIENT`` or ``TEMPORARY``."""
-    mailbox: Mailbox | None
-    """The child's mailbox; ``None`` for the system's default."""
-    supervision: Strategy | None
-    """The strategy the child applies to its own children; ``None`` for the system's default."""
-    stop_timeout: float | None
-    """Seconds a stop waits for the message being handled before cancelling it; ``None`` waits for ever."""
-    kwargs: Mapping[str, Any] = attrs.field(hash=False)
-    """Keyword arguments for the factory (read-only)."""
+    spec: SpawnSpec = attrs.field(hash=False)
+    """The spawn spec the child is started from."""
 
     def __init__(self, factory: Callable[..., Any], /, *args: Any, name: str | None = None,
                  restart: Restart | str = "permanent", mailbox: Mailbox | None = None,
                  supervision: Strategy | None = None, stop_timeout: float | None = None, **kwargs: Any) -> None:
-        if not callable(factory):
-            raise TypeError(f"ChildSpec needs an Actor subclass or a callable returning an Actor, not {factory!r}")
-        if mailbox is not None and not isinstance(mailbox, Mailbox):
-            raise TypeError(f"ChildSpec mailbox={mailbox!r} must be a Mailbox")
-        if supervision is not None and not isinstance(supervision, Strategy):
-            raise TypeError(f"ChildSpec supervision={supervision!r} must be a strategy such as OneForOne()")
-        if stop_timeout is not None:
-            stop_timeout = positive_seconds("ChildSpec stop_timeout", stop_timeout)
-        self.__attrs_init__(factory, args, name, Restart.coerce(restart), mailbox, supervision, stop_timeout,
-                            types.MappingProxyType(dict(kwargs)))
+        self.__attrs_init__(SpawnSpec.of(factory, args, types.MappingProxyType(kwargs), name=name, restart=restart,
+                                         mailbox=mailbox, supervision=supervision, stop_timeout=stop_timeout))
+
+    @property
+    def factory(self) -> Callable[..., Any]:
+        """An Actor subclass or any callable returning an Actor."""
+        return self.spec.factory
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        """Positional arguments for the factory."""
+        return self.spec.args
+
+    @property
+    def kwargs(self) -> Mapping[str, Any]:
+        """Keyword arguments for the factory (read-only)."""
+        return self.spec.kwargs
+
+    @property
+    def name(self) -> str | None:
+        """The child's name under its supervisor; ``None`` for a generated one."""
+        return self.spec.name
+
+    @property
+    def restart(self) -> Restart:
+        """When the child is restarted: ``Restart.PERMANENT`` (default), ``TRANSIENT`` or ``TEMPORARY``."""
+        return self.spec.restart
+
+    @property
+    def mailbox(self) -> Mailbox | None:
+        """The child's mailbox; ``None`` for the system's default."""
+        return self.spec.mailbox
+
+    @property
+    def supervision(self) -> Strategy | None:
+        """The strategy the child applies to its own children; ``None`` for the system's default."""
+        return self.spec.supervision
+
+    @property
+    def stop_timeout(self) -> float | None:
+        """Seconds a stop waits for the message being handled before cancelling it; ``None`` waits for ever."""
+        return self.spec.stop_timeout
 
     async def start_under(self, supervisor: Actor, *extra_args: Any, name: str | None = None,
                           **extra_kwargs: Any) -> ActorRef:
@@ -83,11 +101,12 @@ class ChildSpec:
 
         ``name`` overrides :attr:`name`; ``extra_kwargs`` override :attr:`kwargs`. Same errors as ``spawn``.
         """
-        kwargs = {**self.kwargs, **extra_kwargs}
-        return await supervisor.spawn(self.factory, *self.args, *extra_args,
-                                      name=self.name if name is None else name, mailbox=self.mailbox,
-                                      restart=self.restart, supervision=self.supervision,
-                                      stop_timeout=self.stop_timeout, **kwargs)
+        spec = self.spec
+        if extra_args or extra_kwargs:
+            spec = spec._replace(args=spec.args + extra_args, kwargs={**spec.kwargs, **extra_kwargs})
+        if name is not None:
+            spec = spec.renamed(name)
+        return await supervisor.spawn_spec(spec)
 
 
 @attrs.frozen

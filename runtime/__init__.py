@@ -4,9 +4,11 @@ Applications import :mod:`actors`; this package is the layer it is written again
 ``actors``.
 """
 
+from ._address import Address as Address
+from ._address import Target as Target
 from ._cell import ActorBase as ActorBase
 from ._cell import Cell as Cell
-from ._dispatcher import current_cell as current_cell
+from ._dispatcher import current_actor as current_actor
 from ._events import EventStream as EventStream
 from ._exceptions import ActorError as ActorError
 from ._exceptions import ActorFailed as ActorFailed
@@ -37,6 +39,8 @@ from ._routing import RoutingTable as RoutingTable
 from ._routing import make_table as make_table
 from ._routing import split_words as split_words
 from ._routing import validate_key as validate_key
+from ._spawn import SPAWN_OPTIONS as SPAWN_OPTIONS
+from ._spawn import SpawnSpec as SpawnSpec
 from ._supervision import Backoff as Backoff
 from ._supervision import Directive as Directive
 from ._supervision import OneForAll as OneForAll
@@ -50,6 +54,7 @@ from ._timers import positive_seconds as positive_seconds
 
 __all__ = [
     "EXCHANGE_KINDS",
+    "SPAWN_OPTIONS",
     "ActorBase",
     "ActorError",
     "ActorFailed",
@@ -57,6 +62,7 @@ __all__ = [
     "ActorStatistics",
     "ActorStopped",
     "ActorSystem",
+    "Address",
     "AskTimeout",
     "Backoff",
     "Cell",
@@ -64,7 +70,9 @@ __all__ = [
     "Directive",
     "EventStream",
     "Future",
-    "FutureCancelled", "Lease", "LeaseEnded",
+    "FutureCancelled",
+    "Lease",
+    "LeaseEnded",
     "LifecycleEvent",
     "Mailbox",
     "MailboxFull",
@@ -80,12 +88,14 @@ __all__ = [
     "Restart",
     "RoutingTable",
     "SerializationError",
+    "SpawnSpec",
     "Strategy",
     "SystemStatistics",
+    "Target",
     "Terminated",
     "Timers",
     "Unroutable",
-    "current_cell",
+    "current_actor",
     "make_table",
     "positive_seconds",
     "split_words",

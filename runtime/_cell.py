@@ -1,11 +1,12 @@
 """The actor cell: everything one actor owns, and the loop that runs it.
 
-A cell owns the actor instance, the factory and arguments that rebuild it on restart, a two-lane mailbox, its
-children in start order, its watchers, its timers and its figures. It never owns a task: a dispatcher runner calls
-:meth:`Cell.run` while the cell has work.
+A cell owns the actor instance, the spawn spec that rebuilds it on restart, a two-lane mailbox (its base class),
+its children in start order, its watchers, its timers and its figures. It never owns a task: a dispatcher runner
+calls :meth:`Cell.run` while the cell has work. A cell is the local :class:`~runtime._address.Target` of its ref.
 
 Lifecycle transitions (stop, restart, supervision of children) run in the cell's own runner, between two messages,
-when it takes a system message. So an actor's hooks never run concurrently with its ``receive``.
+when it takes a system message. So an actor's hooks never run concurrently with its ``receive``. The parent's
+decisions come from :func:`runtime._supervision.plan_restart`; the cell performs them.
 """
 
 from __future__ import annotations
@@ -13,25 +14,46 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
-from collections.abc import Callable
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import outcome
 import trio
 
-from ._dispatcher import current_cell
+from ._address import Address
+from ._dispatcher import current_actor
+from ._envelope import (
+    WATCH_MARK,
+    ChildExited,
+    ChildFailed,
+    Envelope,
+    Halt,
+    Halted,
+    Rebuild,
+    Rebuilt,
+    Reincarnate,
+    Resume,
+    Stop,
+    StopOrigin,
+    SystemMessage,
+    Unwatch,
+    Watch,
+)
 from ._exceptions import ActorFailed, ActorStopped, MailboxFull, NameTaken
 from ._figures import ActorStatistics
-from ._futures import Future
 from ._lease import Lease
 from ._lifecycle import RESTARTING, RUNNING, STARTING, STATE_NAMES, STOPPED, STOPPING, SUSPENDED
-from ._mailbox import Envelope, Mailbox, MailboxQueue
+from ._mailbox import MailboxQueue
 from ._messages import PoisonPill, Reply, Terminated
 from ._ref import ActorRef, ReplyRef
-from ._supervision import Directive, Restart, RestartWindow, Strategy, should_restart
-from ._timers import Timers, TimerTick, positive_seconds
+from ._spawn import SpawnSpec, check_arguments
+from ._supervision import Restart, RestartPlan, RestartWindow, Strategy, plan_restart
+from ._timers import Timers, TimerTick
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._futures import Correlations
     from ._system import ActorSystem
 
 __all__ = ["ActorBase", "Cell"]
@@ -57,6 +79,9 @@ class ActorBase:
         self._cell = _constructing.get()
         return self
 
+    def __init__(self) -> None:
+        """An actor without an ``__init__`` of its own takes no arguments (``spawn`` then names a stray one)."""
+
     async def receive(self, message: Any) -> Any:
         """Handle one message; the return value answers an ask. Override it."""
         raise NotImplementedError(f"{type(self).__qualname__} does not define receive()")
@@ -72,11 +97,6 @@ class ActorBase:
         await self.on_start()
 
 
-class _WatchMark:
-    """Marks a queued ``Terminated`` so that ``unwatch`` can discard it before it is handled."""
-
-
-WATCH_MARK = _WatchMark()
 _DROP = object()
 _KILLED = object()
 
@@ -85,52 +105,43 @@ class Cell(MailboxQueue):
     """One actor: its instance, mailbox, children, watchers, timers, figures and supervision state."""
 
     __slots__ = (
-        "_args", "_children", "_deferred", "_env", "_factory", "_failed", "_figures", "_handled", "_handler",
-        "_handler_scope", "_handling", "_kwargs", "_leases", "_mask", "_open_replies", "_restarts", "_scope",
-        "_slow", "_stash", "_term_waiters", "_timers", "_watchers", "_watching", "backoff_count", "instance",
-        "last_restart", "name", "parent", "ref", "restart", "scheduled", "state", "stop_timeout", "strategy",
-        "system", "window",
+        "_children", "_deferred", "_env", "_failed", "_handled", "_handler", "_handler_scope", "_handling", "_leases",
+        "_open_replies", "_restarts", "_scope", "_stash", "_stopped_lot", "_sys_waiter", "_timers", "_watchers",
+        "_watching", "backoff_count", "figures", "instance", "last_restart", "name", "parent", "ref", "spec", "state",
+        "system", "uid", "window",
     )
 
-    def __init__(self, system: ActorSystem, parent: Cell | None, name: str, factory: Callable[..., Any],
-                 args: tuple[Any, ...], kwargs: dict[str, Any], *, mailbox: Mailbox, restart: Restart,
-                 strategy: Strategy | None) -> None:
-        super().__init__(mailbox)
+    def __init__(self, system: ActorSystem, parent: Cell | None, name: str, spec: SpawnSpec, uid: int) -> None:
+        super().__init__(spec.mailbox or system.default_mailbox, system.sample_mask)
         self.system = system
         self.parent = parent
         self.name = name
+        self.spec = spec
+        self.uid = uid
         self.ref = ActorRef(self)
-        self._factory = factory
-        self._args = args
-        self._kwargs = kwargs
-        self.restart = restart
-        self.strategy = strategy
         self.window: RestartWindow | None = None
         self.instance: Any = None
         self._handler: Callable[[Any], Any] | None = None
         self.state = STARTING
-        self.scheduled = False
         self._children: dict[str, Cell] | None = None
-        self._watchers: set[Cell] | None = None
-        self._watching: set[Cell] | None = None
+        self._watchers: set[ActorRef] | None = None
+        self._watching: set[ActorRef] | None = None
         self._timers: Timers | None = None
         self._stash: list[Envelope] | None = None
         self._env: Envelope | None = None
         self._deferred = False
-        self._open_replies: set[Future[Any]] | None = None
+        self._open_replies: set[int] | None = None
         self._leases: set[Lease] | None = None
-        self.stop_timeout: float | None = None
-        """Seconds a stop waits for the message being handled before cancelling it; None waits for ever."""
         self._handler_scope: trio.CancelScope | None = None
         self._handling = 0
-        self._term_waiters: list[trio.lowlevel.Task] | None = None
+        self._stopped_lot: trio.lowlevel.ParkingLot | None = None
+        self._sys_waiter: trio.lowlevel.Task | None = None
         self._scope: trio.CancelScope | None = None
         self._handled = 0
         self._failed = 0
         self._restarts = 0
-        self._figures: Any = None
-        self._mask = system.sample_mask
-        self._slow = True
+        self.figures: Any = None
+        """The queue figures (:class:`~runtime._figures.Figures`), made when the system first measures the cell."""
         self.backoff_count = 0
         self.last_restart = -math.inf
 
@@ -145,9 +156,43 @@ class Cell(MailboxQueue):
         return f"{parent.path}/{self.name}"
 
     @property
+    def address(self) -> Address:
+        """Where this actor lives: the system's node, its uid and its path."""
+        return Address(self.system.node_id, self.uid, self.path)
+
+    @property
+    def is_stopped(self) -> bool:
+        """Whether the actor has stopped for good."""
+        return self.state == STOPPED
+
+    @property
+    def restart(self) -> Restart:
+        """Its restart type, from its spawn spec."""
+        return self.spec.restart
+
+    @property
+    def strategy(self) -> Strategy:
+        """The strategy it applies to its children."""
+        return self.spec.supervision or self.system.default_strategy
+
+    @property
     def children(self) -> list[Cell]:
         """Live children, in start order."""
         return [] if self._children is None else list(self._children.values())
+
+    def child(self, name: str) -> Cell | None:
+        """The live child called ``name``, if any."""
+        children = self._children
+        return None if children is None else children.get(name)
+
+    def is_within(self, other: Cell) -> bool:
+        """Whether this cell is ``other`` or one of its descendants."""
+        cell: Cell | None = self
+        while cell is not None:
+            if cell is other:
+                return True
+            cell = cell.parent
+        return False
 
     def describe(self) -> str:
         """The state an actor's ``repr`` shows: lifecycle state, queue, children, restarts."""
@@ -158,76 +203,67 @@ class Cell(MailboxQueue):
     def __repr__(self) -> str:
         return f"<Cell {self.describe()}>"
 
-    # -- enqueueing ------------------------------------------------------------------------------------------
+    # -- the mailbox's hooks and the target protocol ---------------------------------------------------------
 
-    def put(self, message: Any, sender: Cell | None, reply: Any) -> None:
-        """Queue a user message; never blocks. A stopped actor turns it into a dead letter."""
-        if self._slow:
-            self._put_slow(message, sender, reply)
-            return
-        n = self._arrivals = self._arrivals + 1
-        self._queue.append((message, sender, reply, None if n & self._mask else self.system.now()))  # type: ignore[union-attr]
-        if not self.scheduled:
-            self.schedule()
+    def _accepting(self) -> bool:
+        return self.state < STOPPING
 
-    def _put_slow(self, message: Any, sender: Cell | None, reply: Any) -> None:
-        """``put`` for a stopping actor, a bounded mailbox, or the first message."""
-        if self.state >= STOPPING:
-            self._undeliverable(message, sender, reply, "stopped")
-            return
-        q = self._queue
-        if q is None:
-            q = self._new_queue()
-        cap = self._capacity
-        self._slow = cap is not None
-        if cap is not None and len(q) >= cap and not self._overflowed(message, sender, reply, q, cap):
-            return
-        n = self._arrivals = self._arrivals + 1
-        q.append((message, sender, reply, None if n & self._mask else self.system.now()))
-        if not self.scheduled:
-            self.schedule()
+    def _now(self) -> float:
+        return self.system.now()
 
-    def _overflowed(self, message: Any, sender: Cell | None, reply: Any, q: Any, cap: int) -> bool:
-        """Apply the overflow policy of a full mailbox; ``True`` if the new message may still be queued."""
-        policy = self._overflow
-        if policy == "fail":
-            raise MailboxFull(f"{self.ref!r} has a full mailbox ({cap} queued); {message!r} was not delivered")
-        if policy == "drop_new":
-            self._undeliverable(message, sender, reply, "overflow")
-            return False
-        old_message, old_sender, old_reply, _ = q.popleft()
-        self._undeliverable(old_message, old_sender, old_reply, "overflow")
-        return True
+    def _ready(self) -> None:
+        """Hand the cell to the dispatcher (the caller checked it is not scheduled yet)."""
+        self.scheduled = True
+        figures = self.figures
+        if figures is None or not figures.active:
+            self.system.measure(self, self._arrivals)
+        self.system.dispatcher.schedule(self)
 
-    def _undeliverable(self, message: Any, sender: Cell | None, reply: Any, reason: str) -> None:
-        """Record a dead letter, and fail the ask waiting on it so that it never hangs."""
-        if isinstance(reply, Future) and not reply.done():
+    def _undeliverable(self, message: Any, sender: ActorRef | None, mark: Any, reason: str) -> None:
+        """Record a dead letter, and fail the ask waiting on it so that it never hangs.
+
+        What the runtime queued itself (a ``Terminated`` for a watcher, a timer tick, a message under an ended
+        lease) is dropped without a dead letter when the actor has stopped: nobody lost anything.
+        """
+        if mark.__class__ is int:
             if reason == "overflow":
-                reply.set_exception(MailboxFull(f"{self.ref!r} dropped {message!r} from its full mailbox"))
+                error: Exception = MailboxFull(f"{self.ref!r} dropped {message!r} from its full mailbox")
             else:
-                reply.set_exception(ActorStopped(f"{self.ref!r} is stopped; {message!r} was not delivered"))
-        self.system.dead_letter(message, None if sender is None else sender.ref, self.ref, reason)
+                error = ActorStopped(f"{self.ref!r} is stopped; {message!r} was not delivered")
+            self.system.correlations.fail(mark, error)
+        elif reason == "stopped" and mark is not None and (
+                mark is WATCH_MARK or mark.__class__ is TimerTick or (mark.__class__ is Lease and mark.revoked)):
+            return
+        self.system.dead_letter(message, sender, self.ref, reason)
 
-    def put_leased(self, message: Any, sender: Cell | None, lease: Lease) -> None:
+    def deliver_leased(self, message: Any, sender: ActorRef | None, lease: Lease) -> None:
         """Queue ``message`` under ``lease``, which ends if this actor fails (see :class:`~runtime.Lease`)."""
         if self._leases is None:
             self._leases = set()
         self._leases.add(lease)
-        self.put(message, sender, lease)
+        self.deliver(message, sender, lease)
 
-    def put_system(self, item: tuple[Any, ...]) -> None:
-        """Queue a system message; it overtakes every user message."""
-        self._put_system(item)
-        if not self.scheduled:
-            self.schedule()
+    def deliver_system(self, message: SystemMessage) -> None:
+        """Queue a system message; a stopped actor answers it at once (see :meth:`_refuse_system`)."""
+        if self.state == STOPPED:
+            self._refuse_system(message)
+            return
+        self.put_system(message)
+        waiter = self._sys_waiter
+        if waiter is not None:
+            self._sys_waiter = None
+            trio.lowlevel.reschedule(waiter, outcome.Value(None))
 
-    def schedule(self) -> None:
-        """Hand the cell to the dispatcher (the caller checked it is not scheduled yet)."""
-        self.scheduled = True
-        figures = self._figures
-        if figures is None or not figures.active:
-            self.system.measure(self)
-        self.system.dispatcher.schedule(self)
+    def _refuse_system(self, message: SystemMessage) -> None:
+        """Answer a system message this actor will never handle: a watcher gets ``Terminated`` at once, a parent
+        waiting for a group restart step gets its acknowledgement; the rest have nothing left to act on."""
+        cls = message.__class__
+        if cls is Watch:
+            message.watcher._target.deliver(Terminated(self.ref, None), None, WATCH_MARK)  # type: ignore[union-attr]
+        elif cls is Halt and self.parent is not None:
+            self.parent.deliver_system(Halted(self.ref))
+        elif cls is Rebuild and self.parent is not None:
+            self.parent.deliver_system(Rebuilt(self.ref))
 
     def has_work(self) -> bool:
         """Whether a runner should call :meth:`run` again."""
@@ -255,8 +291,7 @@ class Cell(MailboxQueue):
         q = self._queue or ()
         peak = self._peak
         bounded = self._capacity is not None
-        killable = self.stop_timeout is not None
-        future = Future
+        killable = self.spec.stop_timeout is not None
         poison = PoisonPill
         while taken < budget:
             if self._sysq:
@@ -273,22 +308,22 @@ class Cell(MailboxQueue):
             if length > peak:
                 peak = length
             env = q.popleft()  # type: ignore[union-attr]
-            message, _, reply, stamp = env
+            message, _, mark, stamp = env
             taken += 1
             if bounded and self._putters:
-                self._wake_putter()
-            if reply is not None and reply.__class__ is not future:
-                message = self._unwrap(message, reply)
+                self._putters.unpark()
+            if mark is not None and mark.__class__ is not int:
+                message = self._unwrap(message, mark)
                 if message is _DROP:
                     skipped += 1
                     continue
-                reply = None
+                mark = None
                 env = (message, env[1], None, stamp)
             if message.__class__ is poison:
                 skipped += 1
                 self.request_stop(None, "self")
-                if reply is not None:
-                    reply._resolve(1, None)  # the pill is accepted: the actor stops after it
+                if mark is not None:
+                    self.system.correlations.answer(mark, None)  # the pill is accepted: the actor stops after it
                 continue
             self._env = env
             if stamp is not None:
@@ -297,7 +332,7 @@ class Cell(MailboxQueue):
                 if not killable:
                     result = await self._handler(message)  # type: ignore[misc]
                 else:
-                    result = await self._handle_killable(message, reply)
+                    result = await self._handle_killable(message, mark)
                     if result is _KILLED:
                         skipped += 1
                         continue
@@ -305,14 +340,14 @@ class Cell(MailboxQueue):
                 skipped += 1
                 self._failed += 1
                 self._deferred = False
-                self._fail(exc, message, reply)
+                self._fail(exc, message, mark)
                 break
-            if reply is not None:
-                self._answer(reply, result)
+            if mark is not None:
+                self._answer(mark, result)
             elif result is not None and result.__class__ is Reply:
                 self._refused(message, env[1], result)
             if stamp is not None:
-                self._figures.add_sample(stamp, started, self.system.now(), self._arrivals)
+                self.figures.add_sample(stamp, started, self.system.now(), self._arrivals)
                 self._mask = self.system.sample_mask  # after a tick asked for this sample (see measure loop)
         self._handled += taken - skipped
         self._env = None
@@ -320,7 +355,7 @@ class Cell(MailboxQueue):
             self._peak = peak
         return taken or 1
 
-    async def _handle_killable(self, message: Any, reply: Any) -> Any:
+    async def _handle_killable(self, message: Any, mark: int | None) -> Any:
         """Handle one message inside a cancel scope that a stop cancels once ``stop_timeout`` has passed.
 
         A cancelled handler is not a failure: its ask raises :class:`ActorStopped`, the message does not count as
@@ -334,9 +369,9 @@ class Cell(MailboxQueue):
             finally:
                 self._handler_scope = None
         error = ActorStopped(f"{self.ref!r} was stopped and did not finish {message!r} within "
-                             f"stop_timeout={self.stop_timeout}s; its handler was cancelled")
-        if reply is not None and reply.__class__ is Future:
-            reply._resolve(2, error)
+                             f"stop_timeout={self.spec.stop_timeout}s; its handler was cancelled")
+        if mark is not None:
+            self.system.correlations.fail(mark, error)
         logger.warning("%s", error)
         return _KILLED
 
@@ -346,30 +381,32 @@ class Cell(MailboxQueue):
         if scope is not None and self._handling == handling and self.state < STOPPED:
             scope.cancel()
 
-    def _answer(self, reply: Future[Any], result: Any) -> None:
+    def _answer(self, correlation_id: int, result: Any) -> None:
+        """Answer the ask being handled with the handler's return value (unless it was deferred)."""
         if self._deferred:
             self._deferred = False
-        elif reply._state:  # answered already, through self.sender
-            if result is not None:
-                self.system.dead_letter(result, self.ref, None, "late reply")
-        elif result.__class__ is Reply:
-            reply._resolve(2, result.exception)
+            return
+        table = self.system.correlations
+        if result.__class__ is Reply:
+            answered = table.fail(correlation_id, result.exception)
+            result = result.exception
         else:
-            reply._resolve(1, result)
+            answered = table.answer(correlation_id, result)
+        if not answered and result is not None:  # answered already through self.sender, or the asker is gone
+            self.system.dead_letter(result, self.ref, None, "late reply")
 
-    def _refused(self, message: Any, sender: Cell | None, reply: Reply) -> None:
+    def _refused(self, message: Any, sender: ActorRef | None, reply: Reply) -> None:
         """A told message answered with ``Reply.error``: nobody waits for the error, so it is a dead letter."""
-        self.system.dead_letter(message, None if sender is None else sender.ref, self.ref,
-                                f"refused: {reply.exception!r}")
+        self.system.dead_letter(message, sender, self.ref, f"refused: {reply.exception!r}")
 
     def _unwrap(self, message: Any, mark: Any) -> Any:
         """Open a runtime-marked message: drop a revoked lease's message, a stale timer tick or an unwatched
         ``Terminated``."""
         if mark.__class__ is Lease:
-            return _DROP if mark._revoked else message
+            return _DROP if mark.revoked else message
         if mark is WATCH_MARK:
             watching = self._watching
-            target = message.ref._cell
+            target = message.ref
             if watching is None or target not in watching:
                 return _DROP
             watching.discard(target)
@@ -379,16 +416,11 @@ class Cell(MailboxQueue):
             return _DROP
         return message
 
-    def _wake_putter(self) -> None:
-        putters = self._putters
-        assert putters is not None
-        trio.lowlevel.reschedule(putters.popleft(), outcome.Value(None))
-
     # -- the actor's context ---------------------------------------------------------------------------------
 
     def _current_env(self, what: str) -> Envelope:
         env = self._env
-        if env is None or current_cell.get() is not self:
+        if env is None or current_actor.get() is not self.ref:
             raise RuntimeError(f"{what} works only inside the actor's own receive(), while it handles a message")
         return env
 
@@ -398,25 +430,29 @@ class Cell(MailboxQueue):
         env = self._env
         if env is None:
             return None
-        reply = env[2]
-        if reply.__class__ is Future and not self._deferred:
-            return ReplyRef(self, reply)
-        sender = env[1]
-        return None if sender is None else sender.ref
+        mark = env[2]
+        if mark.__class__ is int and not self._deferred:
+            return ReplyRef(self, mark, self.system.correlations)
+        return env[1]
 
     def defer_reply(self) -> ActorRef:
         """Take over answering the current ask: the return value no longer answers it."""
-        reply = self._current_env("defer_reply()")[2]
-        if reply.__class__ is not Future:
+        mark = self._current_env("defer_reply()")[2]
+        if mark.__class__ is not int:
             raise RuntimeError(f"{self.ref!r}: defer_reply() needs an ask being handled; this message was told")
         if self._deferred:
             raise RuntimeError(f"{self.ref!r}: the current ask was already deferred or stashed")
         self._deferred = True
-        if self._open_replies is None:
-            self._open_replies = set()
-        self._open_replies.add(reply)
-        reply.add_done_callback(self._open_replies.discard)
-        return ReplyRef(self, reply)
+        self._hold_reply(mark)
+        return ReplyRef(self, mark, self.system.correlations)
+
+    def _hold_reply(self, correlation_id: int) -> None:
+        """Remember an ask this actor answers later, to fail it if the actor restarts or stops first."""
+        replies = self._open_replies
+        if replies is None:
+            replies = self._open_replies = set()
+        replies.add(correlation_id)
+        self.system.correlations.when_done(correlation_id, replies.discard)
 
     def forward(self, target: ActorRef, message: Any) -> None:
         """Send ``message`` to ``target`` as if the current message's sender had sent it, ask included.
@@ -425,9 +461,9 @@ class Cell(MailboxQueue):
         answer answers it, and this actor's return value no longer does.
         """
         env = self._current_env("forward()")
-        reply = env[2] if env[2].__class__ is Future and not self._deferred else None
-        target._cell.put(message, env[1], reply)  # a full "fail" mailbox raises here, leaving the ask ours
-        if reply is not None:
+        mark = env[2] if env[2].__class__ is int and not self._deferred else None
+        target._target.deliver(message, env[1], mark)  # a full "fail" mailbox raises here, leaving the ask ours
+        if mark is not None:
             self._deferred = True
 
     def stash(self) -> None:
@@ -449,10 +485,10 @@ class Cell(MailboxQueue):
         self._stash = None
         q = self._queue
         if q is None:
-            q = self._new_queue()
+            q = self._queue = deque()
         q.extendleft(reversed(stash))
         if not self.scheduled and self.state != STARTING:
-            self.schedule()
+            self._ready()
 
     def become(self, handler: Callable[[Any], Any]) -> None:
         """Handle the next messages with ``handler`` instead of ``receive``."""
@@ -466,27 +502,23 @@ class Cell(MailboxQueue):
             self._handler = self.instance.receive
 
     def watch(self, target: ActorRef) -> None:
-        """Get ``Terminated(target)`` when ``target`` stops for good (at once if it already has)."""
-        cell = target._cell
+        """Get ``Terminated(target)`` when ``target`` stops for good (at once if it already has).
+
+        The watch travels to the target as a system message, so it works the same for any target.
+        """
         if self._watching is None:
             self._watching = set()
-        if cell in self._watching:
+        if target in self._watching:
             return
-        self._watching.add(cell)
-        if cell.state == STOPPED:
-            self.put(Terminated(target, None), None, WATCH_MARK)
-            return
-        if cell._watchers is None:
-            cell._watchers = set()
-        cell._watchers.add(self)
+        self._watching.add(target)
+        target._target.deliver_system(Watch(self.ref))
 
     def unwatch(self, target: ActorRef) -> None:
         """Stop watching ``target``; a ``Terminated`` already queued for it is discarded."""
-        cell = target._cell
-        if self._watching is not None:
-            self._watching.discard(cell)
-        if cell._watchers is not None:
-            cell._watchers.discard(self)
+        if self._watching is None or target not in self._watching:
+            return
+        self._watching.discard(target)
+        target._target.deliver_system(Unwatch(self.ref))
 
     @property
     def timers(self) -> Timers:
@@ -498,38 +530,23 @@ class Cell(MailboxQueue):
     # -- spawning --------------------------------------------------------------------------------------------
 
     def reserve_name(self, name: str | None) -> str:
-        """Check or make a child name that is unique among the live children."""
-        children = self._children
+        """Check that ``name`` is free among the live children, or make a fresh one for ``None``."""
         if name is None:
             self.system.auto_names += 1
             return f"${self.system.auto_names}"
-        if not isinstance(name, str) or not name or "/" in name:
-            raise ValueError(f"actor name {name!r} must be a non-empty string without '/'")
+        children = self._children
         if children is not None and name in children:
             where = "at the top level" if self.parent is None else f"under {self.ref!r}"
             raise NameTaken(f"an actor named {name!r} already exists {where}")
         return name
 
-    async def spawn_child(self, factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
-                          name: str | None, mailbox: Mailbox | None, restart: Restart | str,
-                          strategy: Strategy | None, stop_timeout: float | None = None) -> ActorRef:
-        """Create, register and start a child; returns once its ``on_start`` has finished."""
+    async def spawn_child(self, spec: SpawnSpec) -> ActorRef:
+        """Create, register and start a child from a validated spec; returns once its ``on_start`` has finished."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        if not callable(factory):
-            raise TypeError(f"spawn() needs an Actor subclass or a callable returning an Actor, not {factory!r}")
         if self.state >= STOPPING:
-            raise ActorStopped(f"{self.ref!r} is stopping; it cannot spawn {factory!r}")
-        if mailbox is not None and not isinstance(mailbox, Mailbox):
-            raise TypeError(f"mailbox={mailbox!r} must be a Mailbox")
-        if strategy is not None and not isinstance(strategy, Strategy):
-            raise TypeError(f"supervision={strategy!r} must be a strategy such as OneForOne()")
-        if stop_timeout is not None:
-            stop_timeout = positive_seconds("stop_timeout", stop_timeout)
-        name = self.reserve_name(name)
-        cell = Cell(self.system, self, name, factory, args, kwargs,
-                    mailbox=mailbox or self.system.default_mailbox, restart=Restart.coerce(restart),
-                    strategy=strategy)
-        cell.stop_timeout = stop_timeout
+            raise ActorStopped(f"{self.ref!r} is stopping; it cannot spawn {spec.factory!r}")
+        name = self.reserve_name(spec.name)
+        cell = Cell(self.system, self, name, spec, self.system.next_uid())
         cell._build()
         if self._children is None:
             self._children = {}
@@ -548,17 +565,21 @@ class Cell(MailboxQueue):
         return cell.ref
 
     def _build(self) -> None:
-        """Make a fresh instance from the factory; raises ``ActorFailed``/``TypeError`` as ``spawn`` documents."""
+        """Make a fresh instance from the spec; raises ``ActorFailed``/``TypeError`` as ``spawn`` documents."""
+        spec = self.spec
         token = _constructing.set(self)
         try:
-            instance = self._factory(*self._args, **self._kwargs)
+            instance = spec.factory(*spec.args, **spec.kwargs)
         except Exception as exc:
-            raise ActorFailed(f"{self._factory!r} raised while building actor {self.path!r}: {exc!r}", exc) \
+            clearer = check_arguments(spec.factory, spec.args, spec.kwargs) if isinstance(exc, TypeError) else None
+            if clearer is not None:
+                raise clearer from exc
+            raise ActorFailed(f"{spec.factory!r} raised while building actor {self.path!r}: {exc!r}", exc) \
                 from exc
         finally:
             _constructing.reset(token)
         if not isinstance(instance, ActorBase):
-            raise TypeError(f"{self._factory!r} returned {instance!r}, which is not an Actor")
+            raise TypeError(f"{spec.factory!r} returned {instance!r}, which is not an Actor")
         instance._cell = self
         self.instance = instance
         self._handler = instance.receive
@@ -570,7 +591,7 @@ class Cell(MailboxQueue):
         """
         instance = self.instance
         restarting = self.state != STARTING
-        token = current_cell.set(self)
+        token = current_actor.set(self.ref)
         try:
             if restarting:
                 await instance.on_restart(error)
@@ -586,78 +607,119 @@ class Cell(MailboxQueue):
                 await self._abort_start()
             raise
         finally:
-            current_cell.reset(token)
+            current_actor.reset(token)
         if self.state in (STARTING, RESTARTING):
             self.state = RUNNING
         self.system.lifecycle(self.ref, "restarted" if restarting else "started", error)
         if self.has_work() and not self.scheduled:
-            self.schedule()
+            self._ready()
 
     async def _abort_start(self) -> None:
         """Undo a failed first start: stop the children it made; nothing stays registered."""
         with trio.CancelScope(shield=True):
             await self._stop_children()
         self.state = STOPPED
-        self._slow = True
+        self.slow = True
         self._drain_dead(ActorStopped(f"{self.ref!r} failed to start"))
+        self._notify_watchers(None)
         self.system.forget(self)  # a message told during on_start made the system measure this cell
 
     # -- system messages -------------------------------------------------------------------------------------
 
-    async def _system_message(self, item: tuple[Any, ...]) -> None:
+    async def _system_message(self, message: SystemMessage) -> None:
         self._env = None
-        kind = item[0]
-        if kind == "stop":
-            await self._on_stop_request(item[1], item[2])
-        elif kind == "failed":
-            await self._supervise(item[1], item[2], failed=True)
-        elif kind == "exited":
-            await self._supervise(item[1], None, failed=False)
-        elif kind == "resume":
+        cls = message.__class__
+        if cls is Stop:
+            await self._on_stop_request(message.reason, message.origin)  # type: ignore[union-attr]
+        elif cls is ChildFailed:
+            await self._supervise(message.child, message.error, failed=True)  # type: ignore[union-attr]
+        elif cls is ChildExited:
+            await self._supervise(message.child, None, failed=False)  # type: ignore[union-attr]
+        elif cls is Resume:
             if self.state == SUSPENDED:
                 self.state = RUNNING
-        elif kind == "restart":
-            await self._restart(item[1], item[2])
-        elif kind == "halt":
+        elif cls is Reincarnate:
+            await self._restart(message.error, message.delay)  # type: ignore[union-attr]
+        elif cls is Halt:
             if self.state < STOPPING:
                 self.state = RESTARTING
-                await self._stop_incarnation(item[1])
-            item[2].set()
-        elif kind == "start":
+                await self._stop_incarnation(message.error)  # type: ignore[union-attr]
+            self._acknowledge(Halted)
+        elif cls is Rebuild:
             if self.state == RESTARTING:
-                await self._new_incarnation(item[1])
-            item[2].set()
-        else:  # pragma: no cover - a bug, not an input
-            raise AssertionError(f"unknown system message {item!r}")
+                await self._new_incarnation(message.error)  # type: ignore[union-attr]
+            self._acknowledge(Rebuilt)
+        elif cls is Watch:
+            if self._watchers is None:
+                self._watchers = set()
+            self._watchers.add(message.watcher)  # type: ignore[union-attr]
+        elif cls is Unwatch:
+            if self._watchers is not None:
+                self._watchers.discard(message.watcher)  # type: ignore[union-attr]
+        # Halted or Rebuilt that nobody waits for any more (the parent gave up its plan): nothing to do.
 
-    def request_stop(self, reason: BaseException | None, origin: str) -> None:
+    def _acknowledge(self, kind: type[Halted] | type[Rebuilt]) -> None:
+        if self.parent is not None:
+            self.parent.deliver_system(kind(self.ref))
+
+    async def _await_acknowledgement(self, kind: type[Halted] | type[Rebuilt], child: ActorRef) -> None:
+        """Wait on the system lane for ``kind(child)``; other system messages keep their order for afterwards.
+
+        This is how a parent performs a group restart step by step, as an OTP supervisor does it synchronously.
+        """
+        kept: list[SystemMessage] = []
+        task = trio.lowlevel.current_task()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            if self._sys_waiter is task:
+                self._sys_waiter = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        try:
+            while True:
+                sysq = self._sysq
+                while sysq:
+                    message = sysq.popleft()
+                    if message.__class__ is kind and message.child is child:
+                        return
+                    kept.append(message)
+                self._sys_waiter = task
+                await trio.lowlevel.wait_task_rescheduled(abort)
+        finally:
+            if kept:
+                if self._sysq is None:
+                    self._sysq = deque()
+                self._sysq.extendleft(reversed(kept))
+
+    def request_stop(self, reason: BaseException | None, origin: StopOrigin) -> None:
         """Ask the cell to stop after its current message (``origin``: "self", "parent" or "external")."""
         if self.state >= STOPPING:
             return
-        self.put_system(("stop", reason, origin))
+        self.deliver_system(Stop(reason, origin))
         scope = self._scope
         if scope is not None:
             scope.cancel()
-        if self._handler_scope is not None and self.stop_timeout is not None:
-            self.system.timer_service.call_at(trio.current_time() + self.stop_timeout, self._kill_if_stuck,
+        stop_timeout = self.spec.stop_timeout
+        if self._handler_scope is not None and stop_timeout is not None:
+            self.system.timer_service.call_at(trio.current_time() + stop_timeout, self._kill_if_stuck,
                                               self._handling)
 
-    async def _on_stop_request(self, reason: BaseException | None, origin: str) -> None:
+    async def _on_stop_request(self, reason: BaseException | None, origin: StopOrigin) -> None:
         if self.state >= STOPPING:
             return
         parent = self.parent
         if (origin == "self" and self.restart is Restart.PERMANENT and parent is not None
                 and parent.state < STOPPING and self.state == RUNNING):
             self.state = SUSPENDED
-            parent.put_system(("exited", self))
+            parent.deliver_system(ChildExited(self.ref))
             return
         await self.terminate(reason)
 
-    def _fail(self, error: BaseException, message: Any, reply: Any) -> None:
+    def _fail(self, error: BaseException, message: Any, mark: int | None) -> None:
         """The handler raised: fail the ask, suspend, and let the parent decide."""
-        if isinstance(reply, Future):
-            reply.set_exception(
-                ActorFailed(f"{self.ref!r} failed while handling {message!r}: {error!r}", error))
+        if mark is not None:
+            self.system.correlations.fail(
+                mark, ActorFailed(f"{self.ref!r} failed while handling {message!r}: {error!r}", error))
         self.report_failure(error)
 
     def report_failure(self, error: BaseException) -> None:
@@ -677,78 +739,66 @@ class Cell(MailboxQueue):
         if parent is None:
             self.system.fail(self, error)
         else:
-            parent.put_system(("failed", self, error))
+            parent.deliver_system(ChildFailed(self.ref, error))
 
     # -- supervision (this cell as the parent) ---------------------------------------------------------------
 
-    async def _supervise(self, child: Cell, error: BaseException | None, *, failed: bool) -> None:
+    async def _supervise(self, child_ref: ActorRef, error: BaseException | None, *, failed: bool) -> None:
+        """Decide about a child that failed or exited (:func:`plan_restart`), then carry the plan out."""
+        child = child_ref._target
         children = self._children
-        if children is None or children.get(child.name) is not child or child.state >= STOPPING:
+        if (children is None or not isinstance(child, Cell) or children.get(child.name) is not child
+                or child.state >= STOPPING or self.state >= STOPPING):
             return
-        if self.state >= STOPPING:
-            return
-        strategy = self.strategy or self.system.default_strategy
-        if failed:
-            assert error is not None
-            directive, error = strategy.decide(error)
-            logger.error("actor %r failed; %s decides %s", child.path, type(strategy).__name__,
-                         directive.value, exc_info=error)
-        else:
-            directive = Directive.RESTART
-        if directive is Directive.RESUME:
-            child.put_system(("resume",))
-            return
-        if directive is Directive.STOP:
-            child.request_stop(error, "parent")
-            return
-        if directive is Directive.ESCALATE:
-            assert error is not None
-            self.report_failure(error)
-            return
-        if not should_restart(child.restart, failed=failed):
-            child.request_stop(error, "parent")
-            return
-        now = self.system.now()
+        strategy = self.strategy
         if self.window is None:
             self.window = strategy.new_window()
-        if not self.window.allow(now):
+        now = self.system.now()
+        plan = plan_restart(strategy, list(children.values()), child, error, failed=failed, window=self.window,
+                            now=now, rng=self.system.random)
+        if failed:
+            logger.error("actor %r failed; %s decides %s", child.path, type(strategy).__name__,
+                         plan.directive.value, exc_info=plan.error)
+        action = plan.action
+        if action == "resume":
+            child.deliver_system(Resume())
+        elif action == "stop":
+            child.request_stop(plan.error, "parent")
+        elif action == "escalate":
+            assert plan.error is not None
+            self.report_failure(plan.error)
+        elif action == "give_up":
             logger.error("actor %r: restart intensity %d within %ss exceeded; stopping its children",
                          self.path, strategy.max_restarts, strategy.within)
             await self._stop_children()
-            self.report_failure(error if error is not None else
-                                ActorFailed(f"{child.path!r} stopped itself too often"))
+            assert plan.error is not None
+            self.report_failure(plan.error)
+        else:
+            if strategy.backoff is not None:
+                child.backoff_count = plan.backoff_count
+                child.last_restart = now
+            await self._restart_children(plan)
+
+    async def _restart_children(self, plan: RestartPlan[Cell]) -> None:
+        """Perform a restart plan: one child restarts on its own; a group is halted, backed off and rebuilt here,
+        step by step, each step acknowledged by the child before the next."""
+        error = plan.error
+        if plan.alone:
+            plan.halt[0].deliver_system(Reincarnate(error, plan.delay))
             return
-        delay = self._backoff_delay(child, strategy, now)
-        affected = strategy.affected(list(children.values()), child)
-        if affected == [child]:
-            child.put_system(("restart", error, delay))
+        for sibling in plan.halt:
+            sibling.deliver_system(Halt(error))
+            await self._await_acknowledgement(Halted, sibling.ref)
+        if not await self._back_off(plan.delay):
             return
-        for sibling in reversed(affected):
-            done = trio.Event()
-            sibling.put_system(("halt", error, done))
-            await done.wait()
-        if not await self._back_off(delay):
-            return
-        for sibling in affected:
+        for sibling in plan.rebuild:
             if sibling.state != RESTARTING:
                 continue
-            if sibling is not child and sibling.restart is Restart.TEMPORARY:
+            if sibling in plan.stop:
                 sibling.request_stop(None, "parent")
                 continue
-            done = trio.Event()
-            sibling.put_system(("start", error, done))
-            await done.wait()
-
-    def _backoff_delay(self, child: Cell, strategy: Strategy, now: float) -> float:
-        backoff = strategy.backoff
-        if backoff is None:
-            return 0.0
-        if now - child.last_restart >= strategy.within:
-            child.backoff_count = 0
-        delay = backoff.delay(child.backoff_count, self.system.random)
-        child.backoff_count += 1
-        child.last_restart = now
-        return delay
+            sibling.deliver_system(Rebuild(error))
+            await self._await_acknowledgement(Rebuilt, sibling.ref)
 
     # -- this cell restarting and stopping -------------------------------------------------------------------
 
@@ -769,7 +819,7 @@ class Cell(MailboxQueue):
             with trio.CancelScope() as self._scope:
                 await trio.sleep(delay)
             self._scope = None
-        return not (self._sysq and any(item[0] == "stop" for item in self._sysq))
+        return not (self._sysq and any(message.__class__ is Stop for message in self._sysq))
 
     async def _stop_incarnation(self, error: BaseException | None) -> None:
         """End the current instance: timers, children (reverse start order), ``on_stop``, stash, replies.
@@ -787,8 +837,8 @@ class Cell(MailboxQueue):
         stash = self._stash
         if stash:
             self._stash = None
-            for message, sender, reply, _ in stash:
-                self._undeliverable(message, sender, reply, "stash cleared by restart")
+            for message, sender, mark, _ in stash:
+                self._undeliverable(message, sender, mark, "stash cleared by restart")
 
     async def _new_incarnation(self, error: BaseException | None) -> None:
         try:
@@ -829,7 +879,7 @@ class Cell(MailboxQueue):
             return
         was = self.state
         self.state = STOPPING
-        self._slow = True
+        self.slow = True
         if self._timers is not None:
             self._timers.cancel_all()
         await self._stop_children()
@@ -841,31 +891,33 @@ class Cell(MailboxQueue):
         parent = self.parent
         if parent is not None and parent._children is not None and parent._children.get(self.name) is self:
             del parent._children[self.name]
+        self._notify_watchers(reason)
+        watching = self._watching
+        if watching:
+            self._watching = None
+            unwatch = Unwatch(self.ref)
+            for target in watching:
+                target._target.deliver_system(unwatch)
+        self.system.lifecycle(self.ref, "stopped", reason)
+        self.system.forget(self)
+        lot = self._stopped_lot
+        if lot is not None:
+            self._stopped_lot = None
+            lot.unpark_all()
+
+    def _notify_watchers(self, reason: BaseException | None) -> None:
         watchers = self._watchers
         if watchers:
             self._watchers = None
             terminated = Terminated(self.ref, reason)
-            for watcher in watchers:
-                if watcher.state < STOPPING:  # a watcher that is stopping itself has no use for it
-                    watcher.put(terminated, None, WATCH_MARK)
-        if self._watching:
-            for target in self._watching:
-                if target._watchers is not None:
-                    target._watchers.discard(self)
-            self._watching = None
-        self.system.lifecycle(self.ref, "stopped", reason)
-        self.system.forget(self)
-        waiters = self._term_waiters
-        if waiters:
-            self._term_waiters = None
-            for task in waiters:
-                trio.lowlevel.reschedule(task, outcome.Value(None))
+            for watcher in watchers:  # a watcher that is stopping itself drops it without a dead letter
+                watcher._target.deliver(terminated, None, WATCH_MARK)
 
     def _drain_dead(self, cause: ActorStopped) -> None:
         """Turn everything still queued into dead letters, in order, and release whoever waits on us.
 
         Leased messages are not dead letters: their leases end here, and their senders (who watch this actor if
-        they need to know) take them back.
+        they need to know) take them back. Pending watches are taken, so that they get the right ``Terminated``.
         """
         leases = self._leases
         if leases:
@@ -876,57 +928,81 @@ class Cell(MailboxQueue):
         q = self._queue
         if q:
             self._queue = None
-            for message, sender, reply, _ in q:
-                if reply is WATCH_MARK or isinstance(reply, TimerTick) or (isinstance(reply, Lease) and reply.revoked):
-                    continue
-                self._undeliverable(message, sender, reply, "stopped")
+            for message, sender, mark, _ in q:
+                self._undeliverable(message, sender, mark, "stopped")
         stash = self._stash
         if stash:
             self._stash = None
-            for message, sender, reply, _ in stash:
-                self._undeliverable(message, sender, reply, "stopped")
+            for message, sender, mark, _ in stash:
+                self._undeliverable(message, sender, mark, "stopped")
         sysq = self._sysq
         if sysq:
             self._sysq = None
-            for item in sysq:
-                if item[0] in ("halt", "start"):
-                    item[2].set()
+            for message in sysq:
+                cls = message.__class__
+                if cls is Watch:
+                    if self._watchers is None:
+                        self._watchers = set()
+                    self._watchers.add(message.watcher)  # type: ignore[union-attr]
+                elif cls is Unwatch:
+                    if self._watchers is not None:
+                        self._watchers.discard(message.watcher)  # type: ignore[union-attr]
+                else:
+                    self._refuse_system(message)
         putters = self._putters
-        if putters:
+        if putters is not None:
             self._putters = None
-            for task in putters:
-                trio.lowlevel.reschedule(task, outcome.Value(None))
+            putters.unpark_all()
 
     def _fail_open_replies(self, cause: BaseException) -> None:
         replies = self._open_replies
         if replies:
             self._open_replies = None
-            for reply in list(replies):
-                reply.set_exception(cause)
+            table: Correlations = self.system.correlations
+            for correlation_id in list(replies):
+                table.fail(correlation_id, cause)
 
     async def wait_stopped(self) -> None:
         """Wait until this actor has stopped for good; a checkpoint even if it already has."""
         if self.state == STOPPED:
             await trio.lowlevel.checkpoint()
             return
-        task = trio.lowlevel.current_task()
-        if self._term_waiters is None:
-            self._term_waiters = []
-        self._term_waiters.append(task)
+        if self._stopped_lot is None:
+            self._stopped_lot = trio.lowlevel.ParkingLot()
+        await self._stopped_lot.park()
 
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            if self._term_waiters is not None and task in self._term_waiters:
-                self._term_waiters.remove(task)
-            return trio.lowlevel.Abort.SUCCEEDED
+    # -- figures ---------------------------------------------------------------------------------------------
 
-        await trio.lowlevel.wait_task_rescheduled(abort)
+    def sample_figures(self, now: float) -> bool:
+        """One metrics tick: sample the mailbox's length and ask for a timed sample of the next message.
 
-    # -- statistics ------------------------------------------------------------------------------------------
+        Returns ``False`` once the actor has been quiet for a whole window: it is *parked* (the tick stops visiting
+        it) and gives back its empty queue; the next message makes a new one and has the system measure it again.
+        """
+        q = self._queue
+        length = 0 if q is None else len(q)
+        figures = self.figures
+        figures.sample_length(now, length, self._arrivals)
+        # Time the next message that arrives, so that an actor with few messages gets waits and handling times
+        # every tick; when is set by the clock, not by the queue, so W stays unbiased.
+        self._mask = 0
+        if length or self.scheduled:
+            figures.idle_ticks = 0
+            return True
+        figures.idle_ticks += 1
+        if figures.idle_ticks < figures.idle_limit:
+            return True
+        figures.park(now)
+        self._mask = self.system.sample_mask
+        if q is not None:
+            self._queue = None
+            self.slow = True
+        return False
 
     def statistics(self) -> ActorStatistics:
         """A frozen :class:`~runtime.ActorStatistics` of this actor now."""
         now = self.system.now()
-        figures = self._figures
+        figures = self.figures
         if figures:
             lam, mu, rho, mean_len, mean_wait = figures.rates(now, self._arrivals)
             p50, p90, p99 = figures.percentiles()
@@ -947,4 +1023,3 @@ class Cell(MailboxQueue):
             state=STATE_NAMES[self.state], children=by_state,
             restarts_in_window=0 if self.window is None else self.window.count(now),
         )
-

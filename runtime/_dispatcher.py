@@ -22,19 +22,25 @@ import trio
 
 if TYPE_CHECKING:
     from ._cell import Cell
+    from ._ref import ActorRef
+    from ._system import ActorSystem
 
-__all__ = ["Dispatcher", "current_cell"]
+__all__ = ["Dispatcher", "current_actor", "current_system"]
 
-current_cell: contextvars.ContextVar[Cell | None] = contextvars.ContextVar("current_cell", default=None)
-"""The cell whose code the current task is running, if any: the sender of the tells it makes."""
+current_actor: contextvars.ContextVar[ActorRef | None] = contextvars.ContextVar("current_actor", default=None)
+"""The ref of the actor whose code the current task is running, if any: the sender of the tells it makes."""
+
+current_system: contextvars.ContextVar[ActorSystem | None] = contextvars.ContextVar("current_system", default=None)
+"""The actor system the current task runs in, if any: where a ref that is unpickled resolves its address."""
 
 
 class Dispatcher:
     """Runs ready cells on a pool of runner tasks in ``nursery``."""
 
-    __slots__ = ("_batch", "_idle", "_max_idle", "_nursery", "_ready", "_runners", "_waking")
+    __slots__ = ("_batch", "_idle", "_max_idle", "_nursery", "_ready", "_runners", "_system", "_waking")
 
-    def __init__(self, nursery: trio.Nursery, *, batch: int = 256, max_idle: int = 16) -> None:
+    def __init__(self, system: ActorSystem, nursery: trio.Nursery, *, batch: int = 256, max_idle: int = 16) -> None:
+        self._system = system
         self._nursery = nursery
         self._ready: deque[Cell] = deque()
         self._idle: list[trio.lowlevel.Task] = []
@@ -67,7 +73,8 @@ class Dispatcher:
         ready = self._ready
         idle = self._idle
         batch = self._batch
-        set_current = current_cell.set
+        set_current = current_actor.set
+        current_system.set(self._system)
         budget = batch
         cell: Cell | None = None
         self._waking = False
@@ -82,7 +89,7 @@ class Dispatcher:
                     cell = ready.popleft()
                     if ready and not self._waking:
                         self._wake()
-                    set_current(cell)  # the only code this task runs is a cell's, always right after this
+                    set_current(cell.ref)  # the only code this task runs is a cell's, always right after this
                     budget -= await cell.run(budget)
                     if cell.has_work():
                         ready.append(cell)

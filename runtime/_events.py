@@ -54,7 +54,7 @@ class EventStream:
             if ref.is_stopped:
                 del self._subscribers[ref]
             elif isinstance(event, types):
-                ref._cell.put(event, None, None)
+                ref._target.deliver(event, None, None)
 
     def __repr__(self) -> str:
         return f"<EventStream subscribers={len(self._subscribers)}>"

@@ -41,8 +41,10 @@ class _Owner(Protocol):
 class Correlations:
     """The table of pending requests: correlation ID -> :class:`Future`.
 
-    IDs are integers from a counter. A future leaves the table as soon as it is resolved, cancelled or
-    abandoned, so the table's length is the number of requests still waiting for an answer.
+    IDs are integers from a counter. An envelope carries only the ID; the actor that answers resolves the request
+    here by that ID (:meth:`answer`, :meth:`fail`), so an answer needs nothing but the asker's node and the ID. A
+    future leaves the table as soon as it is resolved, cancelled or abandoned, so the table's length is the number
+    of requests still waiting for an answer, and an answer that finds no entry came too late.
     """
 
     __slots__ = ("_next", "_pending")
@@ -57,6 +59,27 @@ class Correlations:
         future: Future[Any] = Future(correlation_id, owner, self, target)
         self._pending[correlation_id] = future
         return future
+
+    def answer(self, correlation_id: int, value: Any) -> bool:
+        """Resolve the pending request ``correlation_id`` with ``value``; ``False`` if it is no longer pending."""
+        future = self._pending.get(correlation_id)
+        return future is not None and future._resolve(_VALUE, value)
+
+    def fail(self, correlation_id: int, exception: BaseException) -> bool:
+        """Resolve the pending request ``correlation_id`` with ``exception``; ``False`` if it is no longer pending."""
+        future = self._pending.get(correlation_id)
+        return future is not None and future._resolve(_ERROR, exception)
+
+    def when_done(self, correlation_id: int, fn: Callable[[int], object]) -> None:
+        """Call ``fn(correlation_id)`` once that request is resolved; at once if it is no longer pending."""
+        future = self._pending.get(correlation_id)
+        if future is None:
+            fn(correlation_id)
+        else:
+            future.add_done_callback(lambda _: fn(correlation_id))
+
+    def __contains__(self, correlation_id: object) -> bool:
+        return correlation_id in self._pending
 
     def __len__(self) -> int:
         return len(self._pending)

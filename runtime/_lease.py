@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._dispatcher import current_cell
+from ._dispatcher import current_actor
 
 if TYPE_CHECKING:
     from ._ref import ActorRef
@@ -57,7 +57,7 @@ class Lease:
 
     def tell(self, ref: ActorRef, message: Any) -> None:
         """Tell ``message`` to ``ref`` under this lease: like ``ref.tell``, overflow policy included."""
-        ref._cell.put_leased(message, current_cell.get(), self)
+        ref._target.deliver_leased(message, current_actor.get(), self)
 
     def recipient_failed(self, recipient: ActorRef, error: BaseException) -> None:
         """End the lease because ``recipient`` failed, and tell the ``notify`` actor (called by the runtime)."""
@@ -65,7 +65,7 @@ class Lease:
             return
         self._revoked = True
         if self._notify is not None:
-            self._notify._cell.put(LeaseEnded(self, recipient, error), None, None)
+            self._notify._target.deliver(LeaseEnded(self, recipient, error), None, None)
 
     def __repr__(self) -> str:
         return f"<Lease {'ended' if self._revoked else 'active'}>"

@@ -1,9 +1,8 @@
 """Mailboxes: the public :class:`Mailbox` spec and the two-lane queue every actor cell is built on.
 
-An envelope is a plain tuple ``(message, sender_cell, reply, stamp)``: the cheapest record Python has, allocated
-once per message. ``reply`` is ``None`` for a tell, a :class:`~runtime._futures.Future` for an ask, or a marker
-for messages the runtime itself queues (timer ticks, ``Terminated``). ``stamp`` is the enqueue time for the
-messages that figure sampling selects, else ``None``.
+The user lane holds envelopes (see :mod:`runtime._envelope`); the system lane holds system messages, which
+always go first. Enqueueing never blocks: a full bounded mailbox applies its overflow policy, and ``send``
+parks on the mailbox's :class:`trio.lowlevel.ParkingLot` until the actor takes a message out.
 """
 
 from __future__ import annotations
@@ -12,16 +11,18 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
+import trio
+
+from ._exceptions import MailboxFull
 
 if TYPE_CHECKING:
-    from trio.lowlevel import Task
+    from ._envelope import Envelope, SystemMessage
+    from ._ref import ActorRef
 
-__all__ = ["Envelope", "Mailbox", "MailboxQueue", "Overflow"]
+__all__ = ["UNBOUNDED", "Mailbox", "MailboxQueue", "Overflow"]
 
 Overflow = Literal["fail", "drop_new", "drop_old"]
 _OVERFLOWS = ("fail", "drop_new", "drop_old")
-
-Envelope = tuple[Any, Any, Any, "float | None"]
 
 
 def _check_capacity(_: object, __: object, value: int | None) -> None:
@@ -54,22 +55,50 @@ UNBOUNDED = Mailbox()
 
 
 class MailboxQueue:
-    """Two lanes: system messages (stop, supervision directives) always before user messages.
+    """Two lanes: system messages (stop, supervision, watch) always before user messages.
 
-    The user lane is a deque created on the first message, so an actor that was never sent anything costs
-    no queue. ``_putters`` holds tasks parked in ``send`` waiting for room in a bounded mailbox.
+    The user lane is a deque created on the first message, so an actor that was never sent anything costs no
+    queue. ``slow`` is ``False`` while a message can be appended with no check at all (unbounded, accepting, with a
+    queue): then :meth:`~runtime.ActorRef.tell` appends inline, the only copy of the fast path. Everything else goes
+    through :meth:`deliver`.
+
+    A subclass provides the four hooks: ``_accepting`` (whether user messages are still taken), ``_now`` (the clock
+    for sampled stamps), ``_ready`` (hand the actor to its dispatcher) and ``_undeliverable`` (dead-letter a
+    message, failing its ask).
     """
 
-    __slots__ = ("_arrivals", "_capacity", "_overflow", "_peak", "_putters", "_queue", "_sysq")
+    __slots__ = ("_arrivals", "_capacity", "_mask", "_overflow", "_peak", "_putters", "_queue", "_sysq", "scheduled",
+                 "slow")
 
-    def __init__(self, mailbox: Mailbox) -> None:
+    def __init__(self, mailbox: Mailbox, mask: int) -> None:
         self._queue: deque[Envelope] | None = None
-        self._sysq: deque[tuple[Any, ...]] | None = None
+        self._sysq: deque[SystemMessage] | None = None
         self._capacity = mailbox.capacity
         self._overflow = mailbox.overflow
-        self._putters: deque[Task] | None = None
+        self._putters: trio.lowlevel.ParkingLot | None = None
         self._arrivals = 0
         self._peak = 0
+        self._mask = mask
+        """Arrival numbers ``n`` with ``n & mask == 0`` are stamped; ``-1`` stamps none, ``0`` the next one."""
+        self.scheduled = False
+        """Whether the actor is with the dispatcher (queued to run, or running)."""
+        self.slow = True
+
+    # -- hooks -----------------------------------------------------------------------------------------------
+
+    def _accepting(self) -> bool:
+        raise NotImplementedError
+
+    def _now(self) -> float:
+        raise NotImplementedError
+
+    def _ready(self) -> None:
+        raise NotImplementedError
+
+    def _undeliverable(self, message: Any, sender: ActorRef | None, mark: Any, reason: str) -> None:
+        raise NotImplementedError
+
+    # -- the user lane ---------------------------------------------------------------------------------------
 
     @property
     def mailbox_length(self) -> int:
@@ -77,12 +106,63 @@ class MailboxQueue:
         q = self._queue
         return 0 if q is None else len(q)
 
-    def _new_queue(self) -> deque[Envelope]:
-        q: deque[Envelope] = deque()
-        self._queue = q
-        return q
+    def deliver(self, message: Any, sender: ActorRef | None, mark: Any) -> None:
+        """Queue a user message with every check; never blocks. A closed mailbox dead-letters it.
 
-    def _put_system(self, item: tuple[Any, ...]) -> None:
+        :meth:`~runtime.ActorRef.tell` appends inline while ``slow`` is ``False`` and comes here otherwise; the
+        runtime's own messages (asks, timer ticks, events) always come here.
+        """
+        if not self._accepting():
+            self._undeliverable(message, sender, mark, "stopped")
+            return
+        q = self._queue
+        if q is None:
+            q = self._queue = deque()
+        cap = self._capacity
+        self.slow = cap is not None
+        if cap is not None and len(q) >= cap and not self._overflowed(message, sender, mark, q, cap):
+            return
+        n = self._arrivals = self._arrivals + 1
+        q.append((message, sender, mark, None if n & self._mask else self._now()))
+        if not self.scheduled:
+            self._ready()
+
+    def _overflowed(self, message: Any, sender: ActorRef | None, mark: Any, q: deque[Envelope], cap: int) -> bool:
+        """Apply the overflow policy of a full mailbox; ``True`` if the new message may still be queued."""
+        policy = self._overflow
+        if policy == "fail":
+            raise MailboxFull(f"{self!r} has a full mailbox ({cap} queued); {message!r} was not delivered")
+        if policy == "drop_new":
+            self._undeliverable(message, sender, mark, "overflow")
+            return False
+        old_message, old_sender, old_mark, _ = q.popleft()
+        self._undeliverable(old_message, old_sender, old_mark, "overflow")
+        return True
+
+    def has_room(self) -> bool:
+        """Whether a bounded mailbox can take one more message without its overflow policy."""
+        cap = self._capacity
+        q = self._queue
+        return cap is None or q is None or len(q) < cap
+
+    async def wait_for_room(self) -> None:
+        """Park until the actor takes a message out of its mailbox or stops (the caller checks which)."""
+        if self._putters is None:
+            self._putters = trio.lowlevel.ParkingLot()
+        await self._putters.park()
+
+    def release_putters(self, count: int | float = 1) -> None:
+        """Wake ``count`` tasks parked in :meth:`wait_for_room` (all of them with ``math.inf``)."""
+        putters = self._putters
+        if putters:
+            putters.unpark(count=count)
+
+    # -- the system lane -------------------------------------------------------------------------------------
+
+    def put_system(self, message: SystemMessage) -> None:
+        """Queue a system message; it overtakes every user message."""
         if self._sysq is None:
             self._sysq = deque()
-        self._sysq.append(item)
+        self._sysq.append(message)
+        if not self.scheduled:
+            self._ready()

@@ -1,24 +1,31 @@
-"""Actor references: the only way to reach an actor. Cheap, hashable, and valid across restarts."""
+"""Actor references: the only way to reach an actor. Cheap, hashable, valid across restarts, and picklable.
+
+A ref holds a target (see :class:`~runtime._address.Target`): a local cell, or :class:`Unreachable` for an
+address that resolves to nothing. Everything a ref does goes through the target protocol, except the inlined
+fast path of :meth:`ActorRef.tell`, which appends straight to a local cell's queue.
+"""
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
-from ._dispatcher import current_cell
+from ._address import Address
+from ._dispatcher import current_actor, current_system
+from ._envelope import WATCH_MARK, SystemMessage, Watch
 from ._exceptions import ActorError, ActorStopped, SerializationError
-from ._futures import Future
-from ._lifecycle import STOPPED
+from ._futures import Correlations, Future
+from ._messages import Terminated
 from ._timers import positive_seconds
 
 if TYPE_CHECKING:
-    from ._cell import Cell
+    from ._address import Target
+    from ._system import ActorSystem
 
-__all__ = ["ActorRef", "ReplyRef"]
+__all__ = ["ActorRef", "ReplyRef", "Unreachable"]
 
-_current = current_cell.get
+_current = current_actor.get
 
 
 class ActorRef:
@@ -26,33 +33,39 @@ class ActorRef:
 
     A ref stays the same object for the actor's whole life, restarts included, so refs compare and hash by
     identity. A ref outlives its actor: telling a stopped actor makes a dead letter, asking it raises
-    :class:`~runtime.ActorStopped`.
+    :class:`~runtime.ActorStopped`. A ref pickles (with :mod:`pickle` or cloudpickle) to its
+    :class:`~runtime.Address`, and unpickles inside a running system to the same ref object while the actor lives.
     """
 
-    __slots__ = ("_cell",)
+    __slots__ = ("_target",)
 
-    def __init__(self, cell: Cell) -> None:
-        self._cell = cell
+    def __init__(self, target: Target) -> None:
+        self._target = target
+
+    @property
+    def address(self) -> Address:
+        """Where the actor lives: its node, its id on that node, and its path."""
+        return self._target.address
 
     @property
     def name(self) -> str:
         """The actor's name among its siblings."""
-        return self._cell.name
+        return self._target.name
 
     @property
     def path(self) -> str:
         """Its names from the top of the tree, joined by ``/``; what ``system.lookup`` takes."""
-        return self._cell.path
+        return self._target.path
 
     @property
     def mailbox_length(self) -> int:
         """Messages queued for the actor now, not counting the one it is handling."""
-        return self._cell.mailbox_length
+        return self._target.mailbox_length
 
     @property
     def is_stopped(self) -> bool:
         """Whether the actor has stopped for good."""
-        return self._cell.state == STOPPED
+        return self._target.is_stopped
 
     def tell(self, message: Any) -> None:
         """Queue ``message`` for the actor; never blocks and never yields.
@@ -61,15 +74,16 @@ class ActorRef:
         overflow policy applies (``"fail"`` raises :class:`~runtime.MailboxFull`). A stopped actor's messages
         become dead letters; ``tell`` does not raise for them.
         """
-        # The fast path of Cell.put, inlined: this is the per-message cost of every tell.
-        cell = self._cell
-        if cell._slow:
-            cell._put_slow(message, _current(), None)
+        # The one copy of the fast path, inlined because it is the per-message cost of every tell: while ``slow`` is
+        # False the target is a running local cell with an unbounded queue, and the envelope goes straight in.
+        cell: Any = self._target
+        if cell.slow:
+            cell.deliver(message, _current(), None)
             return
         n = cell._arrivals = cell._arrivals + 1
-        cell._queue.append((message, _current(), None, None if n & cell._mask else cell.system.now()))  # type: ignore[union-attr]
+        cell._queue.append((message, _current(), None, None if n & cell._mask else cell.system.now()))
         if not cell.scheduled:
-            cell.schedule()
+            cell._ready()
 
     async def send(self, message: Any) -> None:
         """Like :meth:`tell`, but wait for room in a bounded mailbox instead of applying its overflow policy.
@@ -80,14 +94,13 @@ class ActorRef:
         # Yield first: the check for room and the put below must have no checkpoint between them, or
         # another sender could take the room and the put would apply the overflow policy after all.
         await trio.lowlevel.checkpoint()
-        cell = self._cell
-        cap = cell._capacity
-        if cap is not None and cell._queue is not None and len(cell._queue) >= cap:
-            while not self.is_stopped and cell._queue is not None and len(cell._queue) >= cap:
-                await _wait_for_room(cell)
-            if self.is_stopped:
+        target = self._target
+        if not target.has_room():
+            while not target.is_stopped and not target.has_room():
+                await target.wait_for_room()
+            if target.is_stopped:
                 raise ActorStopped(f"{self!r} stopped while {message!r} waited for room in its mailbox")
-        cell.put(message, _current(), None)
+        target.deliver(message, _current(), None)
 
     def request(self, message: Any, *, timeout: float | None = None) -> Future[Any]:
         """Send ``message`` as a request and return its :class:`Future` at once (for callbacks).
@@ -97,20 +110,20 @@ class ActorRef:
         resolves it; so do the actor failing (:class:`~runtime.ActorFailed`) or stopping first
         (:class:`~runtime.ActorStopped`).
         """
-        system = self._cell.system
         if timeout is not None:
             timeout = positive_seconds("timeout", timeout)
         future = self._send_request(message, _current())
         if timeout is not None and not future._state:
-            system.expire_at(future, timeout, message)
+            self._target.system.expire_at(future, timeout, message)
         return future
 
-    def _send_request(self, message: Any, sender: Cell | None) -> Future[Any]:
-        cell = self._cell
-        system = cell.system
+    def _send_request(self, message: Any, sender: ActorRef | None) -> Future[Any]:
+        """Register a request in this node's correlation table and deliver it with its correlation ID."""
+        target = self._target
+        system = target.system
         future = system.correlations.new_future(system, self)
         try:
-            cell.put(message, sender, future)
+            target.deliver(message, sender, future.correlation_id)
         except BaseException:
             future.cancel()
             raise
@@ -127,7 +140,7 @@ class ActorRef:
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         sender = _current()
-        if sender is self._cell:
+        if sender is self:
             raise RuntimeError(f"{self!r} asked itself {message!r}: it cannot answer while it waits, so the ask "
                                "would never end; call the method directly, or tell and handle the answer later")
         future = self._send_request(message, sender)
@@ -143,55 +156,96 @@ class ActorRef:
         return future.result()
 
     def __repr__(self) -> str:
-        return f"<ActorRef {self._cell.path!r}>"
+        return f"<ActorRef {self._target.path!r}>"
 
-    def __reduce__(self) -> NoReturn:
-        raise SerializationError(f"{self!r} cannot be pickled: refs cross processes only inside a system")
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_resolve, (self._target.address,))
 
 
-async def _wait_for_room(cell: Cell) -> None:
-    """Park the current task until the cell takes a message out of its mailbox (or stops)."""
-    task = trio.lowlevel.current_task()
-    if cell._putters is None:
-        cell._putters = deque()
-    putters = cell._putters
-    putters.append(task)
+def _resolve(address: Address) -> ActorRef:
+    """Unpickle a ref: the ref at ``address`` in the system that is running the current task."""
+    system = current_system.get()
+    if system is None:
+        raise SerializationError(f"a ref to {address} can be unpickled only inside a running ActorSystem")
+    return system.resolve(address)
 
-    def abort(_: Any) -> trio.lowlevel.Abort:
-        if task in putters:
-            putters.remove(task)
-        return trio.lowlevel.Abort.SUCCEEDED
 
-    await trio.lowlevel.wait_task_rescheduled(abort)
+class Unreachable:
+    """The target of a ref whose address resolves to no live actor: tells are dead letters, asks raise
+    :class:`~runtime.ActorStopped`, and a watch gets ``Terminated`` at once."""
+
+    __slots__ = ("address", "ref", "system")
+
+    slow = True
+
+    def __init__(self, system: ActorSystem, address: Address) -> None:
+        self.system = system
+        self.address = address
+        self.ref = ActorRef(self)
+
+    @property
+    def name(self) -> str:
+        return self.address.name
+
+    @property
+    def path(self) -> str:
+        return self.address.path
+
+    is_stopped = True
+    mailbox_length = 0
+
+    def has_room(self) -> bool:
+        return True
+
+    async def wait_for_room(self) -> None:  # pragma: no cover - has_room() is always True
+        await trio.lowlevel.checkpoint()
+
+    def deliver(self, message: Any, sender: ActorRef | None, mark: Any) -> None:
+        if mark.__class__ is int:
+            self.system.correlations.fail(
+                mark, ActorStopped(f"{self.ref!r} is unreachable; {message!r} was not delivered"))
+        self.system.dead_letter(message, sender, self.ref, "unreachable")
+
+    def deliver_leased(self, message: Any, sender: ActorRef | None, lease: Any) -> None:
+        self.deliver(message, sender, lease)
+
+    def deliver_system(self, message: SystemMessage) -> None:
+        if message.__class__ is Watch:
+            message.watcher._target.deliver(Terminated(self.ref, None), None, WATCH_MARK)
+
+    def __repr__(self) -> str:
+        return f"<Unreachable {self.address}>"
 
 
 class ReplyRef(ActorRef):
     """The ref that answers one ask: ``self.sender`` during an ask, or what ``self.defer_reply()`` returns.
 
-    ``tell(value)`` answers the ask with ``value``; ``fail(exc)`` makes the ask raise ``exc``. The first answer
-    wins; later ones are dead letters.
+    It stands for (the asker's node, the correlation ID). ``tell(value)`` answers the ask with ``value``;
+    ``fail(exc)`` makes the ask raise ``exc``. The first answer wins; later ones are dead letters.
     """
 
-    __slots__ = ("_future",)
+    __slots__ = ("_table", "correlation_id")
 
-    def __init__(self, cell: Cell, future: Future[Any]) -> None:
-        super().__init__(cell)
-        self._future = future
-
-    @property
-    def correlation_id(self) -> int:
+    def __init__(self, replier: Target, correlation_id: int, table: Correlations) -> None:
+        super().__init__(replier)
+        self.correlation_id = correlation_id
         """The correlation ID of the ask this ref answers."""
-        return self._future.correlation_id
+        self._table = table
 
     def tell(self, message: Any) -> None:
         """Answer the ask with ``message``."""
-        self._future.set_result(message)
+        if not self._table.answer(self.correlation_id, message):
+            self._late(message)
 
     def fail(self, exception: BaseException) -> None:
         """Answer the ask with an exception for the asker to raise."""
         if not isinstance(exception, BaseException):
             raise TypeError(f"fail() takes an exception, not {exception!r}")
-        self._future.set_exception(exception)
+        if not self._table.fail(self.correlation_id, exception):
+            self._late(exception)
+
+    def _late(self, value: object) -> None:
+        self._target.system.dead_letter(value, None, self._target.ref, "late reply")
 
     async def send(self, message: Any) -> None:
         """Answer the ask with ``message`` (a reply never waits for room)."""
@@ -203,12 +257,23 @@ class ReplyRef(ActorRef):
         raise ActorError(f"{self!r} answers an ask; it cannot be asked itself")
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ReplyRef) and other._future is self._future
+        return (isinstance(other, ReplyRef) and other.correlation_id == self.correlation_id
+                and other._table is self._table)
 
     def __hash__(self) -> int:
-        return hash(self._future)
+        return hash(self.correlation_id)
 
     def __repr__(self) -> str:
-        return f"<ReplyRef #{self._future.correlation_id} for {self._cell.path!r}>"
+        return f"<ReplyRef #{self.correlation_id} for {self._target.path!r}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_resolve_reply, (self._target.system.node_id, self.correlation_id, self._target.address))
 
 
+def _resolve_reply(node: str, correlation_id: int, replier: Address) -> ReplyRef:
+    """Unpickle a reply ref: on the asker's node it answers through that node's correlation table."""
+    system = current_system.get()
+    if system is None or system.node_id != node:
+        raise SerializationError(f"the reply ref for ask #{correlation_id} of node {node} can be unpickled only "
+                                 "on that node")
+    return ReplyRef(system.resolve(replier)._target, correlation_id, system.correlations)

@@ -12,9 +12,11 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 import attrs
+
+from ._exceptions import ActorFailed
 
 __all__ = [
     "Backoff",
@@ -23,9 +25,11 @@ __all__ = [
     "OneForOne",
     "RestForOne",
     "Restart",
+    "RestartPlan",
     "RestartWindow",
     "Strategy",
     "default_decider",
+    "plan_restart",
 ]
 
 T = TypeVar("T")
@@ -240,3 +244,87 @@ def should_restart(restart: Restart, *, failed: bool) -> bool:
     if restart is Restart.PERMANENT:
         return True
     return restart is Restart.TRANSIENT and failed
+
+
+class Supervised(Protocol):
+    """What the restart plan reads of a child: its restart type and its backoff bookkeeping."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def restart(self) -> Restart: ...
+
+    @property
+    def backoff_count(self) -> int: ...
+
+    @property
+    def last_restart(self) -> float: ...
+
+
+C = TypeVar("C", bound=Supervised)
+
+Action = Literal["resume", "stop", "escalate", "give_up", "restart"]
+
+
+@attrs.frozen
+class RestartPlan(Generic[C]):
+    """What a parent does about a child that failed or exited, as a value; the parent's cell performs it.
+
+    ``action``: ``"resume"`` the child; ``"stop"`` it for good; ``"escalate"`` (fail the parent with ``error``);
+    ``"give_up"`` (the restart intensity is exceeded: stop every child in reverse start order, then fail the
+    parent with ``error``); or ``"restart"``: halt ``halt`` (in that order: reverse start order), wait ``delay``
+    seconds, then go through ``rebuild`` in start order, starting each one again except those in ``stop``
+    (temporary siblings, which a group restart does not bring back), which are stopped for good. A restart of the
+    failed child alone has ``halt == rebuild == (child,)``.
+    """
+
+    action: Action
+    directive: Directive
+    """What the strategy decided (``"give_up"`` comes from a ``RESTART`` over the restart intensity)."""
+    error: BaseException | None
+    halt: tuple[C, ...] = ()
+    stop: tuple[C, ...] = ()
+    rebuild: tuple[C, ...] = ()
+    delay: float = 0.0
+    backoff_count: int = 0
+    """The failed child's count of consecutive restarts after this one (for the next backoff)."""
+
+    @property
+    def alone(self) -> bool:
+        """Whether only the failed child restarts (so it can do it on its own, without the parent waiting)."""
+        return len(self.halt) == 1 and not self.stop
+
+
+def plan_restart(strategy: Strategy, children: Sequence[C], child: C, error: BaseException | None, *,
+                 failed: bool, window: RestartWindow, now: float,
+                 rng: Callable[[], float] = random.random) -> RestartPlan[C]:
+    """Decide what a parent under ``strategy`` does about ``child`` (one of ``children``, in start order).
+
+    ``failed``: the child raised ``error``; otherwise a permanent child stopped itself and is to be restarted.
+    A restart is recorded in ``window`` (the parent's restart intensity), which is the only state this touches.
+    """
+    if failed:
+        assert error is not None
+        directive, error = strategy.decide(error)
+    else:
+        directive = Directive.RESTART
+    if directive is Directive.RESUME:
+        return RestartPlan("resume", directive, error)
+    if directive is Directive.ESCALATE:
+        return RestartPlan("escalate", directive, error)
+    if directive is Directive.STOP or not should_restart(child.restart, failed=failed):
+        return RestartPlan("stop", directive, error, stop=(child,))
+    if not window.allow(now):
+        return RestartPlan("give_up", directive, error if error is not None else
+                           ActorFailed(f"{child.path!r} stopped itself too often"))
+    delay = 0.0
+    count = 0
+    if strategy.backoff is not None:
+        count = 0 if now - child.last_restart >= strategy.within else child.backoff_count
+        delay = strategy.backoff.delay(count, rng)
+        count += 1
+    affected = strategy.affected(children, child)
+    stop = tuple(c for c in affected if c is not child and c.restart is Restart.TEMPORARY)
+    return RestartPlan("restart", directive, error, halt=tuple(reversed(affected)), stop=stop,
+                       rebuild=tuple(affected), delay=delay, backoff_count=count)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import trio
 
+from ._address import Address
 from ._cell import ActorBase, Cell
-from ._dispatcher import Dispatcher, current_cell
+from ._dispatcher import Dispatcher, current_actor, current_system
 from ._events import EventStream
 from ._exceptions import ActorFailed
 from ._figures import FIGURES_OFF, Figures, Metrics, SystemStatistics
@@ -18,9 +20,10 @@ from ._futures import Correlations, Future
 from ._lifecycle import RUNNING, STOPPING
 from ._mailbox import UNBOUNDED, Mailbox
 from ._messages import DeadLetter, LifecycleEvent, LifecycleKind
-from ._ref import ActorRef
+from ._ref import ActorRef, Unreachable
+from ._spawn import SpawnSpec
 from ._supervision import OneForOne, Restart, Strategy
-from ._timers import TimerService
+from ._timers import TimerService, positive_seconds
 
 __all__ = ["ActorSystem"]
 
@@ -28,7 +31,6 @@ T = TypeVar("T")
 
 logger = logging.getLogger("actors")
 logger.addHandler(logging.NullHandler())
-
 
 
 class _Guardian(ActorBase):
@@ -54,10 +56,13 @@ class ActorSystem:
                  shutdown_timeout: float = 10.0, batch: int = 256, seed: int | None = None) -> None:
         if supervision is not None and not isinstance(supervision, Strategy):
             raise TypeError(f"supervision={supervision!r} must be a strategy such as OneForOne()")
-        if batch < 1:
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch={batch!r} must be a positive integer")
+        shutdown_timeout = positive_seconds("shutdown_timeout", shutdown_timeout)
         self.name = name
         """The system's name."""
+        self.node_id = f"{name}.{secrets.token_hex(6)}"
+        """This system's node id: the ``node`` of every address it hands out, unique to this run."""
         self.default_strategy: Strategy = supervision or OneForOne()
         self.metrics = metrics or Metrics()
         """How queue figures are measured."""
@@ -70,6 +75,9 @@ class ActorSystem:
         self.timer_service = TimerService()
         self.random: Callable[[], float] = random.Random(seed).random
         self.auto_names = 0
+        self._uids = 0
+        self._unreachable: dict[Address, ActorRef] = {}
+        self._system_token: Any = None
         self._batch = batch
         self._dead_letters = 0
         self._timer_generation = 0
@@ -91,6 +99,7 @@ class ActorSystem:
         if self._running or self._guardian is not None:
             raise RuntimeError(f"{self!r} can be entered only once")
         self.now = trio.lowlevel.current_clock().current_time
+        self._system_token = current_system.set(self)
         self._nursery_cm = trio.open_nursery()
         host = await self._nursery_cm.__aenter__()
         # Not host.start(): in an already cancelled caller, start() would wait for the shielded host to exit.
@@ -100,9 +109,9 @@ class ActorSystem:
             await ready.wait()
         nursery = self._nursery
         assert nursery is not None
-        self.dispatcher = Dispatcher(nursery, batch=self._batch)
-        guardian = self._guardian = Cell(self, None, "", _Guardian, (), {}, mailbox=UNBOUNDED,
-                                         restart=Restart.PERMANENT, strategy=self.default_strategy)
+        self.dispatcher = Dispatcher(self, nursery, batch=self._batch)
+        spec = SpawnSpec.of(_Guardian, restart=Restart.PERMANENT, supervision=self.default_strategy)
+        guardian = self._guardian = Cell(self, None, "", spec, self.next_uid())
         guardian._build()
         guardian.state = RUNNING
         nursery.start_soon(self.timer_service.run)
@@ -130,6 +139,7 @@ class ActorSystem:
             self._running = False
             self._nursery.cancel_scope.cancel()
             await self._nursery_cm.__aexit__(None, None, None)
+            current_system.reset(self._system_token)
         if self._failure is not None:
             if exc is not None and not isinstance(exc, trio.Cancelled):
                 raise self._failure from exc
@@ -178,16 +188,39 @@ class ActorSystem:
         Actor, and :class:`~runtime.ActorFailed` if the factory or ``on_start`` raises (nothing is registered
         then). A cancellation point; it yields to other tasks only while ``on_start`` blocks.
         """
-        return await self.guardian.spawn_child(factory, args, kwargs, name=name, mailbox=mailbox,
-                                                restart=restart, strategy=supervision, stop_timeout=stop_timeout)
+        spec = SpawnSpec.of(factory, args, kwargs, name=name, mailbox=mailbox, restart=restart,
+                            supervision=supervision, stop_timeout=stop_timeout)
+        return await self.guardian.spawn_child(spec)
 
     def lookup(self, name: str) -> ActorRef | None:
         """The live actor at ``name`` (a path such as ``"parent/child"`` for nested actors), else ``None``."""
-        cell: Cell | None = self.guardian
-        for part in name.split("/"):
-            children = None if cell is None else cell._children
-            cell = None if children is None else children.get(part)
+        cell = self._find(name)
         return None if cell is None or cell.state >= STOPPING else cell.ref
+
+    def _find(self, path: str) -> Cell | None:
+        cell: Cell | None = self.guardian
+        for part in path.split("/"):
+            if cell is None:
+                return None
+            cell = cell.child(part)
+        return cell
+
+    def resolve(self, address: Address) -> ActorRef:
+        """The ref at ``address``: the live actor's own ref, or (for an address that reaches nothing) a ref whose
+        tells are dead letters and whose asks raise :class:`~runtime.ActorStopped`; the same object every time."""
+        if address.node == self.node_id:
+            cell = self._find(address.path) if address.path else self._guardian
+            if cell is not None and cell.uid == address.uid and not cell.is_stopped:
+                return cell.ref
+        ref = self._unreachable.get(address)
+        if ref is None:
+            ref = self._unreachable[address] = Unreachable(self, address).ref
+        return ref
+
+    def next_uid(self) -> int:
+        """A fresh actor id for this node."""
+        self._uids += 1
+        return self._uids
 
     async def stop(self, ref: ActorRef) -> None:
         """Stop ``ref`` and wait until it and its children have stopped; its name is free again on return.
@@ -197,14 +230,14 @@ class ActorSystem:
         """
         if not isinstance(ref, ActorRef):
             raise TypeError(f"stop() takes an ActorRef, not {ref!r}")
-        cell = ref._cell
-        current = current_cell.get()
-        probe = current
-        while probe is not None:
-            if probe is cell:
-                raise RuntimeError(f"{ref!r} cannot wait for its own stop from inside itself or a descendant; "
-                                   "call self.stop() in the actor instead")
-            probe = probe.parent
+        cell = ref._target
+        if not isinstance(cell, Cell):  # nothing lives at that address
+            await trio.lowlevel.checkpoint()
+            return
+        current = current_actor.get()
+        if current is not None and isinstance(current._target, Cell) and current._target.is_within(cell):
+            raise RuntimeError(f"{ref!r} cannot wait for its own stop from inside itself or a descendant; "
+                               "call self.stop() in the actor instead")
         await trio.lowlevel.checkpoint_if_cancelled()
         cell.request_stop(None, "external")
         await cell.wait_stopped()
@@ -262,7 +295,7 @@ class ActorSystem:
 
     def lifecycle(self, ref: ActorRef, kind: LifecycleKind, error: BaseException | None) -> None:
         """Publish a :class:`LifecycleEvent` if anyone listens."""
-        if self.events and ref._cell is not self._guardian:
+        if self.events and (self._guardian is None or ref is not self._guardian.ref):
             self.events.publish(LifecycleEvent(ref, kind, error))
 
     def next_timer_generation(self) -> int:
@@ -282,15 +315,15 @@ class ActorSystem:
 
         self.timer_service.call_at(trio.current_time() + timeout, expire)
 
-    def measure(self, cell: Cell) -> None:
+    def measure(self, cell: Cell, arrivals: int) -> None:
         """Keep figures for ``cell``: when it is first scheduled, and when it is scheduled again after parking."""
         if not self.metrics.enabled:
-            cell._figures = FIGURES_OFF
+            cell.figures = FIGURES_OFF
             return
-        if cell._figures is None:
-            cell._figures = Figures(self.now(), cell._arrivals, self.metrics)
+        if cell.figures is None:
+            cell.figures = Figures(self.now(), arrivals, self.metrics)
         else:
-            cell._figures.resume(self.now(), cell._arrivals)
+            cell.figures.resume(self.now(), arrivals)
         self._measured.add(cell)
         if self._measure_wakeup is not None:
             self._measure_wakeup.set()
@@ -317,23 +350,5 @@ class ActorSystem:
             await trio.lowlevel.checkpoint()
             now = self.now()
             for cell in list(measured):
-                q = cell._queue
-                length = 0 if q is None else len(q)
-                figures = cell._figures
-                figures.sample_length(now, length, cell._arrivals)
-                if length or cell.scheduled:
-                    figures.idle_ticks = 0
-                    # Also time the next message that arrives, so that an actor with few messages gets waits and
-                    # handling times every tick; when is set by the clock, not by the queue, so W stays unbiased.
-                    cell._mask = 0
-                    continue
-                figures.idle_ticks += 1
-                cell._mask = 0
-                if figures.idle_ticks >= figures.idle_limit:  # quiet for a whole window: stop visiting it
-                    figures.park(now)
+                if not cell.sample_figures(now):
                     measured.discard(cell)
-                    cell._mask = self.sample_mask
-                    if q is not None:  # and give back its empty queue; the next message makes a new one
-                        cell._queue = None
-                        cell._slow = True
-

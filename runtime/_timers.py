@@ -1,8 +1,9 @@
 """Timers on trio's clock: one heap per system, serviced by one task, so a timer costs no task of its own.
 
-An actor's :class:`Timers` are keyed. Starting a timer under a key that is active replaces it; cancelling, a
-restart and a stop cancel it. A tick already queued in the mailbox when its timer is replaced or cancelled is
-discarded when it comes up, so a message from an earlier incarnation of a timer is never received.
+An actor's :class:`Timers` are keyed, and periodic ones keep a fixed rate. Starting a timer under a key that is
+active replaces it; cancelling, a restart and a stop cancel it. A tick already queued in the mailbox when its timer
+is replaced or cancelled is discarded when it comes up, so a message from an earlier incarnation of a timer is never
+received.
 """
 
 from __future__ import annotations
@@ -124,15 +125,19 @@ class Timers:
         system = self._cell.system
         generation = system.next_timer_generation()
         self._active[key] = generation
-        system.timer_service.call_at(trio.current_time() + delay, self._fire, key, generation, message, interval)
+        deadline = trio.current_time() + delay
+        system.timer_service.call_at(deadline, self._fire, key, generation, message, interval, deadline)
 
-    def _fire(self, key: object, generation: int, message: object, interval: float | None) -> None:
+    def _fire(self, key: object, generation: int, message: object, interval: float | None, deadline: float) -> None:
+        """Queue one tick. A periodic timer keeps a fixed rate: the next deadline is this one plus the interval,
+        whenever this tick was actually served, so ticks never drift behind (as OTP's ``send_interval``)."""
         if self._active.get(key) != generation:
             return
-        self._cell.put(message, None, TimerTick(key, generation, interval is None))
+        self._cell.deliver(message, None, TimerTick(key, generation, interval is None))
         if interval is not None:
-            self._cell.system.timer_service.call_at(trio.current_time() + interval, self._fire, key, generation,
-                                                    message, interval)
+            deadline += interval
+            self._cell.system.timer_service.call_at(deadline, self._fire, key, generation, message, interval,
+                                                    deadline)
 
     def deliverable(self, tick: TimerTick) -> bool:
         """Whether a queued tick is still current; a single timer's tick also ends that timer."""

@@ -44,9 +44,11 @@ async def test_little_law_holds_on_an_mm1_queue(autojump_clock: trio.testing.Moc
 
 
 async def test_counters_and_peak(autojump_clock: trio.testing.MockClock) -> None:
+    opened = trio.Event()
+
     class Gate(Actor):
         def __init__(self) -> None:
-            self.open = trio.Event()
+            self.open = opened
             self.seen = 0
 
         async def receive(self, message: Any) -> Any:
@@ -54,8 +56,6 @@ async def test_counters_and_peak(autojump_clock: trio.testing.MockClock) -> None
                 await self.open.wait()
             elif message == "boom":
                 raise ValueError("boom")
-            elif message == "open":  # pragma: no cover - sent through the instance below
-                self.open.set()
             self.seen += 1
             return self.seen
 
@@ -68,7 +68,7 @@ async def test_counters_and_peak(autojump_clock: trio.testing.MockClock) -> None
         gate.tell("boom")
         stats = system.statistics().actors["gate"]
         assert (stats.arrivals, stats.mailbox_length, stats.handled) == (7, 6, 0)
-        gate._cell.instance.open.set()
+        opened.set()
         await trio.testing.wait_all_tasks_blocked()
         stats = system.statistics().actors["gate"]
         assert (stats.handled, stats.failed, stats.mailbox_length, stats.peak_mailbox_length) == (6, 1, 0, 6)
@@ -133,7 +133,7 @@ async def test_a_quiet_actor_is_parked_and_resumes_with_right_figures(
         for _ in range(10):
             sink.tell(None)
         await trio.sleep(10.0)  # idle for longer than the window: parked, its empty queue given back
-        cell = sink._cell  # the engine's view: what parking saves is not visible through statistics
+        cell = sink._target  # the engine's view: what parking saves is not visible through statistics
         assert cell not in system._measured
         assert cell._queue is None
         quiet = system.statistics().actors["sink"]

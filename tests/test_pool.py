@@ -202,16 +202,25 @@ def names(refs: list[ActorRef]) -> list[str]:
     return [ref.name for ref in refs]
 
 
+class InspectablePool(Pool):
+    """A pool that also answers "repr" with its own repr, to show what it reports of itself."""
+
+    async def receive(self, message: Any) -> Any:
+        if message == "repr":
+            return repr(self)
+        return await super().receive(message)
+
+
 async def test_round_robin_and_an_ask_is_answered_by_the_routee(autojump_clock: trio.testing.MockClock) -> None:
     log: list[tuple[str, Any]] = []
     async with ActorSystem() as system:
-        pool = await system.spawn(Pool, Routee, log, size=3, name="pool", greeting="hello")
+        pool = await system.spawn(InspectablePool, Routee, log, size=3, name="pool", greeting="hello")
         routees = await pool.ask(GetRoutees())
         assert names(routees) == ["routee-1", "routee-2", "routee-3"]
         assert all(system.lookup(f"pool/{ref.name}") is ref for ref in routees)
         assert [await pool.ask("who") for _ in range(6)] == ["routee-1", "routee-2", "routee-3"] * 2
         assert await pool.ask("greet") == "hello from routee-1"  # keyword arguments reach the routees
-        assert "round_robin routees=3" in repr(pool._cell.instance)
+        assert "round_robin routees=3" in await pool.ask("repr")
 
 
 async def test_a_tell_keeps_the_original_sender(autojump_clock: trio.testing.MockClock) -> None:

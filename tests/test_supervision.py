@@ -136,6 +136,8 @@ class Worker(Actor):
                 raise exc
             case "count":
                 return self.count
+            case "repr":
+                return repr(self)
             case "stop":
                 self.stop()
             case _:
@@ -169,6 +171,8 @@ class Parent(Actor):
                 return next(ref for ref in self.children if ref.name == tag)
             case "children":
                 return [ref.name for ref in self.children]
+            case "repr":
+                return repr(self)
 
 
 async def settle() -> None:
@@ -494,7 +498,7 @@ async def test_supervision_state_is_inspectable(autojump_clock: trio.testing.Moc
         assert stats.actors["p"].children == {"running": 2}
         assert stats.actors["p"].restarts_in_window == 2
         assert stats.actors["p/a"].restarts == 2
-        assert repr(a._cell.instance) == "<Worker 'p/a' running queued=0 children=0 restarts=2>"
-        assert repr(parent._cell.instance) == "<Parent 'p' running queued=0 children=2>"
+        assert await a.ask("repr") == "<Worker 'p/a' running queued=0 children=0 restarts=2>"
+        assert await parent.ask("repr") == "<Parent 'p' running queued=0 children=2>"
         await trio.sleep(11.0)
         assert system.statistics().actors["p"].restarts_in_window == 0

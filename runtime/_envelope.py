@@ -1,0 +1,141 @@
+"""Envelopes and system messages: what travels to an actor, as values that hold addresses, never objects.
+
+A user envelope is a plain tuple ``(message, sender, mark, stamp)``, the cheapest record Python has, allocated
+once per message:
+
+- ``sender``: the sending actor's :class:`~runtime.ActorRef`, or ``None`` for a tell from outside any actor;
+- ``mark``: ``None`` for a tell; an ``int`` correlation ID for an ask, whose answer resolves through the asker's
+  correlation table by that ID; or a runtime mark on a message the runtime queued itself (a timer tick, a watch
+  mark on ``Terminated``, a :class:`~runtime.Lease`), which the run loop opens on its one slow branch;
+- ``stamp``: the enqueue time, for the messages that figure sampling selects, else ``None``.
+
+System messages are frozen attrs values. They overtake every user message, and the ones that name an actor name
+it by ref, so they can cross to another node like any message.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._ref import ActorRef
+
+__all__ = [
+    "WATCH_MARK",
+    "ChildExited",
+    "ChildFailed",
+    "Envelope",
+    "Halt",
+    "Halted",
+    "Rebuild",
+    "Rebuilt",
+    "Reincarnate",
+    "Resume",
+    "Stop",
+    "StopOrigin",
+    "SystemMessage",
+    "Unwatch",
+    "Watch",
+]
+
+Envelope = tuple[Any, "ActorRef | None", Any, "float | None"]
+"""``(message, sender, mark, stamp)``: see the module docstring."""
+
+
+
+class _WatchMark:
+    """Marks a queued ``Terminated`` so that ``unwatch`` can discard it before it is handled."""
+
+    def __repr__(self) -> str:
+        return "WATCH_MARK"
+
+
+WATCH_MARK = _WatchMark()
+
+StopOrigin = Literal["self", "parent", "external"]
+
+
+@attrs.frozen
+class Stop:
+    """Stop after the current message: ``origin`` says who asked (the actor itself, its parent, or outside)."""
+
+    reason: BaseException | None
+    """``None`` for a normal stop, else the error its supervisor stops it for."""
+    origin: StopOrigin
+    """``"self"`` (``self.stop()``, a ``PoisonPill``), ``"parent"`` or ``"external"`` (``system.stop``)."""
+
+
+@attrs.frozen
+class ChildFailed:
+    """To a parent: ``child`` raised ``error`` and is suspended until the parent decides."""
+
+    child: ActorRef
+    error: BaseException
+
+
+@attrs.frozen
+class ChildExited:
+    """To a parent: its permanent ``child`` stopped itself, so it is to be restarted (OTP)."""
+
+    child: ActorRef
+
+
+@attrs.frozen
+class Resume:
+    """To a suspended child: keep the instance and go on with the next message."""
+
+
+@attrs.frozen
+class Reincarnate:
+    """To a child restarted on its own: end this incarnation, wait ``delay`` seconds, start a fresh one."""
+
+    error: BaseException | None
+    delay: float
+
+
+@attrs.frozen
+class Halt:
+    """To a child of a group restart: end this incarnation and answer :class:`Halted` to the parent."""
+
+    error: BaseException | None
+
+
+@attrs.frozen
+class Halted:
+    """To a parent: ``child`` has ended its incarnation (or was already stopping) after a :class:`Halt`."""
+
+    child: ActorRef
+
+
+@attrs.frozen
+class Rebuild:
+    """To a halted child of a group restart: start a fresh incarnation and answer :class:`Rebuilt`."""
+
+    error: BaseException | None
+
+
+@attrs.frozen
+class Rebuilt:
+    """To a parent: ``child`` has handled its :class:`Rebuild` (started, failed again, or was stopped)."""
+
+    child: ActorRef
+
+
+@attrs.frozen
+class Watch:
+    """To the watched actor: tell ``watcher`` ``Terminated`` when you stop (at once if you have)."""
+
+    watcher: ActorRef
+
+
+@attrs.frozen
+class Unwatch:
+    """To the watched actor: ``watcher`` no longer wants your ``Terminated``."""
+
+    watcher: ActorRef
+
+
+SystemMessage = Stop | ChildFailed | ChildExited | Resume | Reincarnate | Halt | Halted | Rebuild | Rebuilt | Watch \
+    | Unwatch

@@ -632,9 +632,10 @@ class Cell(MailboxQueue):
         if cls is Stop:
             await self._on_stop_request(message.reason, message.origin)  # type: ignore[union-attr]
         elif cls is ChildFailed:
-            await self._supervise(message.child, message.error, failed=True)  # type: ignore[union-attr]
+            await self._supervise(message.child, message.incarnation, message.error,  # type: ignore[union-attr]
+                                  failed=True)
         elif cls is ChildExited:
-            await self._supervise(message.child, None, failed=False)  # type: ignore[union-attr]
+            await self._supervise(message.child, message.incarnation, None, failed=False)  # type: ignore[union-attr]
         elif cls is Resume:
             if self.state == SUSPENDED:
                 self.state = RUNNING
@@ -711,7 +712,7 @@ class Cell(MailboxQueue):
         if (origin == "self" and self.restart is Restart.PERMANENT and parent is not None
                 and parent.state < STOPPING and self.state == RUNNING):
             self.state = SUSPENDED
-            parent.deliver_system(ChildExited(self.ref))
+            parent.deliver_system(ChildExited(self.ref, self._restarts))
             return
         await self.terminate(reason)
 
@@ -739,16 +740,20 @@ class Cell(MailboxQueue):
         if parent is None:
             self.system.fail(self, error)
         else:
-            parent.deliver_system(ChildFailed(self.ref, error))
+            parent.deliver_system(ChildFailed(self.ref, error, self._restarts))
 
     # -- supervision (this cell as the parent) ---------------------------------------------------------------
 
-    async def _supervise(self, child_ref: ActorRef, error: BaseException | None, *, failed: bool) -> None:
-        """Decide about a child that failed or exited (:func:`plan_restart`), then carry the plan out."""
+    async def _supervise(self, child_ref: ActorRef, incarnation: int, error: BaseException | None, *,
+                         failed: bool) -> None:
+        """Decide about a child that failed or exited (:func:`plan_restart`), then carry the plan out.
+
+        A report from an incarnation that has since been replaced (a group restart ran in between) is stale.
+        """
         child = child_ref._target
         children = self._children
         if (children is None or not isinstance(child, Cell) or children.get(child.name) is not child
-                or child.state >= STOPPING or self.state >= STOPPING):
+                or child.state >= STOPPING or self.state >= STOPPING or child._restarts != incarnation):
             return
         strategy = self.strategy
         if self.window is None:

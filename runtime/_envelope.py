@@ -69,10 +69,15 @@ class Stop:
 
 @attrs.frozen
 class ChildFailed:
-    """To a parent: ``child`` raised ``error`` and is suspended until the parent decides."""
+    """To a parent: ``child`` raised ``error`` and is suspended until the parent decides.
+
+    ``incarnation`` counts the child's restarts at the failure: a report from an incarnation that a group restart
+    has already replaced is stale and ignored (as OTP ignores the exit of a process it has already restarted).
+    """
 
     child: ActorRef
     error: BaseException
+    incarnation: int
 
 
 @attrs.frozen
@@ -80,6 +85,7 @@ class ChildExited:
     """To a parent: its permanent ``child`` stopped itself, so it is to be restarted (OTP)."""
 
     child: ActorRef
+    incarnation: int
 
 
 @attrs.frozen

@@ -53,7 +53,8 @@ async def test_a_live_ref_unpickles_to_the_same_ref_object(actor_system: ActorSy
     data = dumps(echo)
     again = pickle.loads(data)
     assert again is echo
-    assert again == echo and hash(again) == hash(echo)
+    assert again == echo
+    assert hash(again) == hash(echo)
     # Inside an actor (a runner task) too, and refs nested in a message come back as the same objects.
     assert await echo.ask(("pickled", dumps({"who": echo, "list": [echo]}))) == {"who": echo, "list": [echo]}
 
@@ -64,7 +65,8 @@ async def test_the_address_names_the_node_the_uid_and_the_path(actor_system: Act
     address = parent.address
     assert isinstance(address, Address)
     assert address.node == actor_system.node_id
-    assert address.path == "p" and address.name == "p"
+    assert address.path == "p"
+    assert address.name == "p"
     assert address.uid != other.address.uid
     assert pickle.loads(pickle.dumps(address)) == address
 
@@ -75,9 +77,12 @@ async def test_an_address_of_a_stopped_actor_resolves_to_an_unreachable_ref(acto
     await actor_system.stop(echo)
     successor = await actor_system.spawn(Echo, name="echo")  # same name and path, another actor
     dead = pickle.loads(data)
-    assert dead is not echo and dead is not successor
+    assert dead is not echo
+    assert dead is not successor
     assert dead is pickle.loads(data)  # the same object every time
-    assert dead.is_stopped and dead.path == "echo" and dead.mailbox_length == 0
+    assert dead.is_stopped
+    assert dead.path == "echo"
+    assert dead.mailbox_length == 0
     letters = await Probe.dead_letters(actor_system)
     dead.tell("lost")
     letter = await letters.expect(DeadLetter)
@@ -104,7 +109,8 @@ async def test_an_address_from_another_node_is_unreachable_here(actor_system: Ac
     echo = await actor_system.spawn(Echo, name="echo")
     async with ActorSystem(name="other") as other:
         moved = pickle.loads(pickle.dumps(echo))
-        assert moved is not echo and moved.is_stopped
+        assert moved is not echo
+        assert moved.is_stopped
         assert other.node_id != actor_system.node_id
         with pytest.raises(ActorStopped):
             await moved.ask("hello")
@@ -156,7 +162,8 @@ def test_the_spawn_spec_is_validated_once_and_pickles() -> None:
     spec = SpawnSpec.of(Echo, (1,), {"a": 2}, name="e", restart="permanent", mailbox=Mailbox(capacity=3))
     assert spec.restart.value == "permanent"
     assert pickle.loads(cloudpickle.dumps(spec)) == spec
-    assert spec.renamed("f").name == "f" and spec.name == "e"
+    assert spec.renamed("f").name == "f"
+    assert spec.name == "e"
     with pytest.raises(ValueError, match="'a/b'"):
         spec.renamed("a/b")
     with pytest.raises(TypeError, match="not 42"):
@@ -164,7 +171,8 @@ def test_the_spawn_spec_is_validated_once_and_pickles() -> None:
     with pytest.raises(ValueError, match="node="):
         SpawnSpec.of(Echo, node="elsewhere")
     lam = cloudpickle.loads(cloudpickle.dumps(SpawnSpec.of(lambda: Echo(), name="lambda")))
-    assert lam.name == "lambda" and callable(lam.factory)
+    assert lam.name == "lambda"
+    assert callable(lam.factory)
 
 
 async def test_an_actor_spawns_a_child_from_a_spec(actor_system: ActorSystem) -> None:
@@ -189,7 +197,8 @@ def test_system_messages_are_frozen_values() -> None:
     for cls in (_envelope.Stop, _envelope.ChildFailed, _envelope.Halt, _envelope.Halted, _envelope.Rebuild,
                 _envelope.Rebuilt, _envelope.Watch, _envelope.Unwatch, _envelope.Resume, _envelope.Reincarnate,
                 _envelope.ChildExited):
-        assert attrs.has(cls) and cls.__attrs_attrs__ is not None
+        assert attrs.has(cls)
+        assert cls.__attrs_attrs__ is not None
         assert "__dict__" not in dir(cls) or not hasattr(cls, "__dict__") or cls.__slots__ is not None
 
 
@@ -248,7 +257,8 @@ async def test_a_group_restart_keeps_other_system_messages_in_order(
     async with ActorSystem() as system:
         parent = await system.spawn(Parent, name="p", supervision=OneForAll(max_restarts=5))
         a, b = system.lookup("p/a"), system.lookup("p/b")
-        assert a is not None and b is not None
+        assert a is not None
+        assert b is not None
         log.clear()
         a.tell("boom")
         b.tell("boom")  # both fail before the parent acts: b's report waits while the group restart for a runs
@@ -257,6 +267,7 @@ async def test_a_group_restart_keeps_other_system_messages_in_order(
         # ignores the exit of a process it has already restarted).
         assert log == ["stop c", "stop b", "stop a", "start a", "start b", "start c"]
         assert await parent.ask("names") == ["a", "b", "c"]
-        assert system.lookup("p/a") is a and await a.ask("x") == "a"
+        assert system.lookup("p/a") is a
+        assert await a.ask("x") == "a"
         figures = system.statistics().actors
         assert [figures[f"p/{tag}"].restarts for tag in "abc"] == [1, 1, 1]

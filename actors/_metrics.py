@@ -10,14 +10,15 @@ prometheus_client's process-global default registry.
 :func:`serve_metrics` serves that registry over HTTP from inside trio. ``system.statistics()`` reads the actors'
 state without locks, so it must run in the system's trio thread: the server is a small trio task (one request
 per connection, then close) rather than prometheus_client's threaded server, and it renders the page with
-prometheus_client's own encoders (``text/plain`` 0.0.4, or OpenMetrics when the scraper asks for it).
+prometheus_client's own encoders (``text/plain`` 0.0.4, or OpenMetrics when the scraper asks for it). It answers
+a bounded number of connections at once, each for a bounded time, and refuses the rest at once.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -161,20 +162,23 @@ def metrics_registry(system: ActorSystem) -> CollectorRegistry:
 
 # -- the HTTP server ------------------------------------------------------------------------------------------
 
+DEFAULT_MAX_CONNECTIONS = 64
+"""Connections :func:`serve_metrics` answers at once unless told otherwise; a scraper opens one at a time."""
 _MAX_HEAD = 16 * 1024
 """Bytes of request line and headers we accept; a scrape request is a few hundred."""
 _REQUEST_SECONDS = 10.0
-"""How long one connection may take to send its request and receive the answer."""
+"""How long one connection may take to send its request and receive the answer: the longest it holds a slot."""
 _LINGER_SECONDS = 1.0
 """How long we keep reading after the answer, so that the client sees it rather than a reset."""
 _MAX_DISCARD = 1024 * 1024
 """Bytes we read and discard after the answer at most."""
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            431: "Request Header Fields Too Large", 500: "Internal Server Error"}
+            431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 async def serve_metrics(system: ActorSystem, host: str = "127.0.0.1", port: int = 0, *,
+                        max_connections: int = DEFAULT_MAX_CONNECTIONS,
                         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> NoReturn:
     """Serve ``system``'s metrics at ``http://host:port/metrics`` until cancelled.
 
@@ -182,7 +186,18 @@ async def serve_metrics(system: ActorSystem, host: str = "127.0.0.1", port: int 
     URL once the port is bound (``port=0`` picks a free one), and raises :class:`OSError` naming the address if
     it cannot be bound (a port in use, an unknown host). Each scrape calls ``system.statistics()`` in this trio
     thread. Cancelling it closes the listening socket and the open connections.
+
+    At most ``max_connections`` connections are served at once, and none for longer than 10 seconds (time to
+    send the request and receive the page), so a slow or stalled client gives its slot back. A connection
+    beyond the limit never waits for a slot: it is answered ``503 Service Unavailable`` (with
+    ``Retry-After: 1``) without its request being read, and closed within a second; while as many connections
+    again are being refused that way, a further one is closed as soon as it is accepted, unanswered. Each
+    refusal is logged at warning level on the ``"actors"`` logger. So the server never holds more than
+    ``2 * max_connections`` connections, whatever its clients do. Raises :class:`ValueError` if
+    ``max_connections`` is less than 1.
     """
+    if max_connections < 1:
+        raise ValueError(f"max_connections must be at least 1, got {max_connections!r}")
     registry = metrics_registry(system)
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
@@ -190,7 +205,17 @@ async def serve_metrics(system: ActorSystem, host: str = "127.0.0.1", port: int 
         reason = exc.strerror or str(exc)
         raise OSError(exc.errno, f"cannot serve metrics on {host}:{port}: {reason}") from exc
     task_status.started(_url(listeners[0]))
-    await trio.serve_listeners(partial(_handle, registry), listeners)
+    await _serve(registry, listeners, max_connections=max_connections)
+
+
+async def _serve(registry: CollectorRegistry, listeners: Sequence[trio.abc.Listener[trio.abc.HalfCloseableStream]],
+                 *, max_connections: int) -> NoReturn:
+    """Answer the connections ``listeners`` accept, ``max_connections`` at a time, until cancelled."""
+    # Two pools of the same size: one for the connections being answered, one for those being refused with a
+    # 503. Neither is waited on, so nothing queues here; the kernel's listen backlog is the only queue.
+    slots = trio.CapacityLimiter(max_connections)
+    refusals = trio.CapacityLimiter(max_connections)
+    await trio.serve_listeners(partial(_handle, registry, slots, refusals), list(listeners))
     raise AssertionError("trio.serve_listeners returned")  # pragma: no cover - it only ever raises
 
 
@@ -202,28 +227,89 @@ def _url(listener: trio.SocketListener) -> str:
     return f"http://{host}:{port}/metrics"
 
 
-async def _handle(registry: CollectorRegistry, stream: trio.SocketStream) -> None:
-    """Answer one request on ``stream`` and close it."""
+def _peer(stream: trio.abc.Stream) -> str:
+    """Who is at the other end of ``stream``, for log messages."""
+    if isinstance(stream, trio.SocketStream):
+        try:
+            address: tuple[Any, ...] = stream.socket.getpeername()
+        except OSError:
+            return "a client that has gone"
+        return f"{address[0]}:{address[1]}"
+    return repr(stream)
+
+
+async def _handle(registry: CollectorRegistry, slots: trio.CapacityLimiter, refusals: trio.CapacityLimiter,
+                  stream: trio.abc.HalfCloseableStream) -> None:
+    """Answer one request on ``stream`` and close it, or refuse it if all ``slots`` are taken."""
+    try:
+        slots.acquire_nowait()
+    except trio.WouldBlock:
+        await _refuse(refusals, stream, int(slots.total_tokens))
+        return
+    try:
+        await _answer(registry, stream)
+    finally:
+        slots.release()
+
+
+async def _answer(registry: CollectorRegistry, stream: trio.abc.HalfCloseableStream) -> None:
     async with stream:
-        with trio.move_on_after(_REQUEST_SECONDS):
+        answered = False
+        with trio.move_on_after(_REQUEST_SECONDS) as deadline:
             try:
                 head = await _read_head(stream)
                 if head is None:
                     return
                 await stream.send_all(_respond(registry, head))
-                # Closing with unread bytes (a request body, an oversized header) would reset the connection
-                # and could destroy the answer in flight: say we are done, then discard what is left.
-                await stream.send_eof()
-                with trio.move_on_after(_LINGER_SECONDS):
-                    discarded = 0
-                    while discarded < _MAX_DISCARD and (chunk := await stream.receive_some(65536)):
-                        discarded += len(chunk)
+                answered = True
+                await _finish(stream)
             except trio.BrokenResourceError:
                 # The scraper hung up before the answer was sent: there is no one left to tell.
                 return
+        if deadline.cancelled_caught and not answered:
+            logger.warning("metrics server: closed the connection from %s: it had not sent its request and read "
+                           "the answer within %gs", _peer(stream), _REQUEST_SECONDS)
 
 
-async def _read_head(stream: trio.SocketStream) -> bytes | None:
+async def _refuse(refusals: trio.CapacityLimiter, stream: trio.abc.HalfCloseableStream, limit: int) -> None:
+    """Answer ``stream`` with a 503 and close it, or close it at once if ``refusals`` are all taken too."""
+    try:
+        refusals.acquire_nowait()
+    except trio.WouldBlock:
+        logger.warning("metrics server: closed the connection from %s unanswered: already serving "
+                       "max_connections=%d connections and refusing as many", _peer(stream), limit)
+        await stream.aclose()
+        return
+    try:
+        logger.warning("metrics server: answered 503 to %s: already serving max_connections=%d connections",
+                       _peer(stream), limit)
+        async with stream:
+            with trio.move_on_after(_LINGER_SECONDS):
+                try:
+                    await stream.send_all(_response(
+                        503, f"busy: already serving max_connections={limit} connections; try again later\n",
+                        extra={"Retry-After": "1"}))
+                    await _finish(stream)
+                except trio.BrokenResourceError:
+                    return
+    finally:
+        refusals.release()
+
+
+async def _finish(stream: trio.abc.HalfCloseableStream) -> None:
+    """Say we are done sending, then read and discard what the client still sends, for a second at most.
+
+    Closing with unread bytes (the request we did not read, a request body, an oversized header) would reset
+    the connection and could destroy the answer in flight.
+    """
+    await stream.send_eof()
+    with trio.move_on_after(_LINGER_SECONDS):
+        discarded = 0
+        while discarded < _MAX_DISCARD and (chunk := await stream.receive_some(65536)):
+            discarded += len(chunk)
+
+
+async def _read_head(stream: trio.abc.ReceiveStream) -> bytes | None:
     """The request line and headers; ``b""`` if they are too long; ``None`` if the client closed first."""
     data = b""
     while (end := _END_OF_HEAD.search(data)) is None:

@@ -15,8 +15,10 @@ import os
 import signal
 import subprocess
 import sys
+import tomllib
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -396,6 +398,46 @@ def top_command(ctx: click.Context, url: str, interval: float, once: bool) -> No
         ctx.exit(0)
 
 
+_PROJECT = "trio-actors"
+"""The ``[project] name`` in ``pyproject.toml`` that marks a checkout of this repository."""
+
+
+def _find_harness(start: Path) -> Path | None:
+    """The ``benchmarks/`` directory of the trio-actors checkout that ``start`` is in, or ``None``.
+
+    A checkout is ``start`` or one of its parents whose ``pyproject.toml`` names the project trio-actors and
+    which holds ``benchmarks/__main__.py``. The harness is not installed with the package, so outside a checkout
+    there is none; and a ``benchmarks`` package of the user's own is never taken for it.
+    """
+    for directory in (start, *start.parents):
+        harness = directory / "benchmarks"
+        if (harness / "__main__.py").is_file() and _project_name(directory / "pyproject.toml") == _PROJECT:
+            return harness
+    return None
+
+
+def _project_name(pyproject: Path) -> str | None:
+    """The ``[project] name`` of ``pyproject``; ``None`` if it has none or cannot be read."""
+    try:
+        with pyproject.open("rb") as file:
+            project = tomllib.load(file).get("project")
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    name = project.get("name") if isinstance(project, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _check_harness(path: Path) -> str | None:
+    """Why ``path`` (from ``--harness``) cannot be run as ``python -m benchmarks``; ``None`` if it can."""
+    if not (path / "__main__.py").is_file():
+        if (path / "benchmarks" / "__main__.py").is_file():
+            return f"{path} is not the benchmark harness; did you mean --harness {path / 'benchmarks'}?"
+        return f"{path} is not the benchmark harness: it has no __main__.py"
+    if path.name != "benchmarks":
+        return f"{path} is not the benchmark harness: it runs as 'python -m benchmarks', so it must be named benchmarks"
+    return None
+
+
 @main.command("bench")
 @click.option("--quick", is_flag=True, help="About 1/20 of the full sizes, for smoke runs.")
 @click.option("--only", multiple=True, metavar="NAME",
@@ -403,17 +445,43 @@ def top_command(ctx: click.Context, url: str, interval: float, once: bool) -> No
 @click.option("--repeat", type=click.IntRange(min=1), default=None, metavar="N",
               help="Runs per workload and side; the best is kept.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, metavar="PATH",
-              help="Where to write the results as JSON.")
+              help="Where to write the results as JSON; a relative path is taken from the current directory "
+                   "(default: benchmark-results.json, in the current directory).")
+@click.option("--harness", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="The benchmarks/ directory of a trio-actors checkout (default: that of the checkout the "
+                   "current directory is in).")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.pass_context
 def bench_command(ctx: click.Context, quick: bool, only: tuple[str, ...], repeat: int | None,
-                  json_path: str | None, names: tuple[str, ...]) -> NoReturn:
-    """Run the benchmark harness and print its table.
+                  json_path: str | None, harness: Path | None, names: tuple[str, ...]) -> NoReturn:
+    """Run the benchmark harness of a trio-actors checkout and print its table.
 
-    It runs `python -m benchmarks` in a fresh interpreter, so that the measurements
-    (memory included) are not disturbed by this process; the exit status is the harness's.
+    The harness is not installed with the package: it lives in the repository's
+    benchmarks/ directory, found from the current directory (or given with --harness),
+    and it measures the actors and runtime packages of that checkout. It runs in a fresh
+    interpreter, so that the measurements (memory included) are not disturbed by this
+    process. Exit status: the harness's, or 2 if there is no harness to run.
     """
-    argv = [sys.executable, "-m", "benchmarks"]
+    if harness is None:
+        found = _find_harness(Path.cwd())
+        if found is None:
+            click.echo(f"actors bench: error: {Path.cwd()} is not in a checkout of trio-actors, and the benchmark "
+                       "harness is not installed with the package; run this in a checkout, or give "
+                       "--harness PATH/TO/benchmarks", err=True)
+            ctx.exit(2)
+        harness = found
+    else:
+        harness = harness.resolve()
+        problem = _check_harness(harness)
+        if problem is not None:
+            click.echo(f"actors bench: error: {problem}", err=True)
+            ctx.exit(2)
+    # -P: the current directory is not put first on sys.path, so a ``benchmarks`` package there cannot stand in
+    # for the harness; the harness's checkout is. The current directory stays the working directory, which is
+    # where relative --json paths and the default results file go.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(harness.parent), env.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-P", "-m", "benchmarks"]
     if quick:
         argv.append("--quick")
     selected = [*only, *names]
@@ -423,7 +491,7 @@ def bench_command(ctx: click.Context, quick: bool, only: tuple[str, ...], repeat
         argv += ["--repeat", str(repeat)]
     if json_path is not None:
         argv += ["--json", json_path]
-    ctx.exit(subprocess.run(argv, check=False).returncode)
+    ctx.exit(subprocess.run(argv, env=env, check=False).returncode)
 
 
 if __name__ == "__main__":

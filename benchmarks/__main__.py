@@ -1,6 +1,7 @@
 """Command line of the benchmark harness: ``python -m benchmarks [--quick] [--only NAME ...] [--repeat N]``.
 
-Prints the tables and writes the results as JSON. The exit status is 0 when every selected benchmark ran on
+Prints the tables and writes the results as JSON: to ``--json PATH``, by default ``benchmark-results.json`` in
+the current directory (never next to the harness itself). The exit status is 0 when every selected benchmark ran on
 both sides (whether or not it met its target), 1 when something could not be measured (the runtime does not
 import, a workload failed or hung), 2 for a bad command line.
 """
@@ -51,12 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         default=DEFAULT_JSON_PATH,
         metavar="PATH",
-        help="where to write the results (default: benchmarks/results.json)",
+        help=f"where to write the results (default: {DEFAULT_JSON_PATH}, in the current directory)",
     )
     args = parser.parse_args(argv)
     results = run(quick=args.quick, only=args.only, repeat=args.repeat)
     write_json(results, args.json)
-    print(f"\nresults written to {args.json}")
+    print(f"\nresults written to {args.json.resolve()}")
     return 0 if results["ok"] else 1
 
 

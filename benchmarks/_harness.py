@@ -35,8 +35,9 @@ import trio
 T = TypeVar("T")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_JSON_PATH = PACKAGE_DIR / "results.json"
-"""Where ``python -m benchmarks`` writes its results unless told otherwise (git-ignored)."""
+DEFAULT_JSON_PATH = Path("benchmark-results.json")
+"""Where ``python -m benchmarks`` writes its results unless told otherwise: relative, so in the current directory,
+never next to the code (which may be read-only, or somebody else's checkout)."""
 
 TIMES = "\N{MULTIPLICATION SIGN}"
 
@@ -267,6 +268,7 @@ def spawn_in_subprocess(side: str, count: int, deadline: float) -> SpawnSample:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_DIR.parent), env.get("PYTHONPATH")) if p)
     command = [
         sys.executable,
+        "-P",  # not the current directory first: a ``benchmarks`` package there must not shadow this one
         "-m",
         "benchmarks._spawn_probe",
         side,

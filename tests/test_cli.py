@@ -530,25 +530,106 @@ def test_top_live_says_when_the_url_is_dead_and_keeps_trying() -> None:
 
 # -- bench ---------------------------------------------------------------------------------------------------
 
-def test_bench_passes_its_options_to_the_harness(tmp_path: Path) -> None:
-    # A stand-in for the harness, found first because it is in the working directory.
-    fake = tmp_path / "benchmarks"
-    fake.mkdir()
-    (fake / "__init__.py").write_text("")
-    (fake / "__main__.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\nsys.exit(3)\n")
+ARGV_HARNESS = "import json, sys\nprint(json.dumps(sys.argv[1:]))\nsys.exit(3)\n"
+"""A stand-in for the harness: prints the arguments it was given and exits with 3."""
+
+
+def make_harness(directory: Path, main: str = ARGV_HARNESS) -> Path:
+    """``directory/benchmarks``, a package whose ``__main__`` is ``main``."""
+    harness = directory / "benchmarks"
+    harness.mkdir(parents=True)
+    (harness / "__init__.py").write_text("")
+    (harness / "__main__.py").write_text(main)
+    return harness
+
+
+def make_checkout(directory: Path, project: str = "trio-actors") -> Path:
+    """``directory`` made to look like a checkout of ``project``: a pyproject.toml and a stand-in harness."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "pyproject.toml").write_text(f'[project]\nname = "{project}"\n')
+    return make_harness(directory)
+
+
+def test_bench_passes_its_options_to_the_harness_of_the_checkout(tmp_path: Path) -> None:
+    make_checkout(tmp_path)
+    inside = tmp_path / "examples" / "deeper"
+    inside.mkdir(parents=True)
     done = actors("bench", "--quick", "--only", "pingpong", "counting", "--repeat", "2", "--json", "out.json",
-                  cwd=tmp_path)
-    assert done.returncode == 3
+                  cwd=inside)
+    assert done.returncode == 3, done.stderr
     assert json.loads(done.stdout) == ["--quick", "--only", "pingpong", "counting", "--repeat", "2",
                                        "--json", "out.json"]
     done = actors("bench", cwd=tmp_path)
     assert json.loads(done.stdout) == []
 
 
-def test_bench_runs_the_real_harness(tmp_path: Path) -> None:
+def test_bench_outside_a_checkout_exits_2_without_running_anything(tmp_path: Path) -> None:
+    # A user's project with a benchmarks package of its own (and a pyproject.toml of its own) is not a checkout.
+    make_checkout(tmp_path, project="someone-else")
+    (tmp_path / "benchmarks" / "__main__.py").write_text("open('ran', 'w').close()\n")
+    done = actors("bench", "--quick", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"actors bench: error: {tmp_path} is not in a checkout of trio-actors")
+    assert "--harness" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_bench_runs_the_harness_given_and_not_a_benchmarks_package_in_the_current_directory(tmp_path: Path) -> None:
+    elsewhere = make_harness(tmp_path / "elsewhere")
+    project = tmp_path / "project"
+    make_harness(project, main="import sys\nprint('the user project ran')\nsys.exit(7)\n")
+    done = actors("bench", "--harness", str(elsewhere), "--repeat", "1", cwd=project)
+    assert done.returncode == 3, done.stderr
+    assert json.loads(done.stdout) == ["--repeat", "1"]
+    # Relative to the current directory, like any path on a command line.
+    done = actors("bench", "--harness", "../elsewhere/benchmarks", cwd=project)
+    assert (done.returncode, done.stdout.strip()) == (3, "[]")
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ("checkout", "is not the benchmark harness; did you mean --harness {tmp}/checkout/benchmarks?"),
+    ("empty", "{tmp}/empty is not the benchmark harness: it has no __main__.py"),
+    ("checkout/renamed", "must be named benchmarks"),
+])
+def test_bench_refuses_a_harness_that_is_not_one(tmp_path: Path, given: str, message: str) -> None:
+    make_checkout(tmp_path / "checkout")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "checkout" / "benchmarks").rename(tmp_path / "checkout" / "renamed")
+    make_harness(tmp_path / "checkout")
+    done = actors("bench", "--harness", str(tmp_path / given), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("actors bench: error: ")
+    assert message.format(tmp=tmp_path) in done.stderr
+
+
+def test_bench_runs_the_real_harness_from_inside_the_checkout(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
-    done = actors("bench", "--quick", "--only", "pingpong", "--repeat", "1", "--json", str(results))
+    done = actors("bench", "--quick", "--only", "pingpong", "--repeat", "1", "--json", str(results),
+                  cwd=REPO / "examples")
     assert done.returncode == 0, done.stderr
     assert "pingpong" in done.stdout
     assert "round trips/s" in done.stdout
+    assert f"results written to {results}" in done.stdout
     assert json.loads(results.read_text())["workloads"]["pingpong"]["errors"] == {}
+
+
+def test_bench_writes_its_results_in_the_current_directory_or_where_asked(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    harness = str(REPO / "benchmarks")
+    before = {path for path in REPO.rglob("*.json") if ".venv" not in path.parts}
+
+    done = actors("bench", "--harness", harness, "--quick", "--only", "pingpong", "--repeat", "1", cwd=work)
+    assert done.returncode == 0, done.stderr
+    default = work / "benchmark-results.json"
+    assert f"results written to {default}" in done.stdout
+    assert json.loads(default.read_text())["workloads"]["pingpong"]["errors"] == {}
+
+    done = actors("bench", "--harness", harness, "--quick", "--only", "pingpong", "--repeat", "1",
+                  "--json", "out/pingpong.json", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((work / "out" / "pingpong.json").read_text())["settings"]["quick"] is True
+
+    # Nothing was written next to the harness (or anywhere else in the checkout).
+    assert {path for path in REPO.rglob("*.json") if ".venv" not in path.parts} == before

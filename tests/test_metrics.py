@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import pytest
 import trio
@@ -14,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from actors import Actor, ActorStatistics, ActorSystem, Metrics, SystemStatistics
-from actors._metrics import STATES, StatisticsCollector, metrics_registry, serve_metrics
+from actors._metrics import _REQUEST_SECONDS, STATES, StatisticsCollector, _serve, metrics_registry, serve_metrics
 
 
 class Worker(Actor):
@@ -288,3 +290,183 @@ def test_rates_are_finite_numbers_on_the_page() -> None:
     assert values["actors_arrival_rate"] == 1 / 3  # exact: the page carries the float's full repr
     assert values["actors_mean_wait_seconds"] == 1e-7
     assert all(math.isfinite(v) for v in values.values())
+
+
+# -- bounding the connections --------------------------------------------------------------------------------
+
+GET = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+class MemoryListener(trio.abc.Listener[trio.abc.HalfCloseableStream]):
+    """A listener whose connections are in-memory stream pairs, opened by :meth:`connect`."""
+
+    def __init__(self) -> None:
+        self._incoming, self._accepting = trio.open_memory_channel[trio.abc.HalfCloseableStream](math.inf)
+
+    def connect(self) -> trio.abc.HalfCloseableStream:
+        """A new connection: the server accepts its other end."""
+        client, server = trio.testing.memory_stream_pair()
+        self._incoming.send_nowait(server)
+        return client
+
+    async def accept(self) -> trio.abc.HalfCloseableStream:
+        return await self._accepting.receive()
+
+    async def aclose(self) -> None:
+        self._accepting.close()
+        await trio.lowlevel.checkpoint()
+
+
+@pytest.fixture
+def mock_clock() -> trio.testing.MockClock:
+    """Mock time that moves only when the test jumps it, so that every deadline fires when the test says."""
+    return trio.testing.MockClock()
+
+
+@pytest.fixture
+def warnings(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    """The warnings logged on the ``"actors"`` logger so far."""
+    caplog.set_level(logging.WARNING, logger="actors")
+    return lambda: [r.getMessage() for r in caplog.records if r.name == "actors" and r.levelno == logging.WARNING]
+
+
+def start_server(nursery: trio.Nursery, max_connections: int) -> MemoryListener:
+    """Serve an empty system's page on a :class:`MemoryListener` in ``nursery``."""
+    registry = CollectorRegistry()
+    registry.register(StatisticsCollector(lambda: SystemStatistics(dead_letters=0, actors={}), system="memory"))
+    listener = MemoryListener()
+    nursery.start_soon(partial(_serve, registry, [listener], max_connections=max_connections))
+    return listener
+
+
+async def read_all(stream: trio.abc.ReceiveStream) -> bytes:
+    data = b""
+    while chunk := await stream.receive_some(65536):
+        data += chunk
+    return data
+
+
+def status_of(response: bytes) -> int:
+    assert response.startswith(b"HTTP/1.1 "), response
+    return int(response.split()[1])
+
+
+async def scrape(stream: trio.abc.HalfCloseableStream) -> int:
+    """Send a request on ``stream``, read the answer to the end, hang up, and return the status."""
+    await stream.send_all(GET)
+    response = await read_all(stream)
+    await stream.aclose()
+    await trio.testing.wait_all_tasks_blocked()  # the server has seen the hang-up and freed the slot
+    return status_of(response)
+
+
+async def test_connections_over_the_limit_are_answered_503_at_once(
+        mock_clock: trio.testing.MockClock, warnings: Callable[[], list[str]]) -> None:
+    async with trio.open_nursery() as nursery:
+        listener = start_server(nursery, max_connections=3)
+        held = [listener.connect() for _ in range(3)]
+        await trio.testing.wait_all_tasks_blocked()
+
+        # The three hold every slot without sending a byte; the next two do not wait for one.
+        for _ in range(2):
+            extra = listener.connect()
+            await trio.testing.wait_all_tasks_blocked()
+            response = await read_all(extra)
+            assert status_of(response) == 503
+            assert b"\r\nRetry-After: 1\r\n" in response
+            assert response.endswith(b"already serving max_connections=3 connections; try again later\n")
+            await extra.aclose()
+        assert len(warnings()) == 2
+        assert all(message.startswith("metrics server: answered 503 to ") for message in warnings())
+        assert all(message.endswith(": already serving max_connections=3 connections") for message in warnings())
+
+        # The connections holding the slots are answered, and the slots they free serve new connections.
+        assert [await scrape(client) for client in held] == [200, 200, 200]
+        assert [await scrape(listener.connect()) for _ in range(5)] == [200] * 5
+        assert len(warnings()) == 2
+        assert mock_clock.current_time() == 0.0  # no deadline had to fire for any of it
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_slow_client_holds_its_slot_until_the_deadline_only(
+        mock_clock: trio.testing.MockClock, warnings: Callable[[], list[str]]) -> None:
+    async with trio.open_nursery() as nursery:
+        listener = start_server(nursery, max_connections=1)
+        slow = listener.connect()
+        await slow.send_all(b"GET /metr")  # and nothing more
+        await trio.testing.wait_all_tasks_blocked()
+
+        mock_clock.jump(_REQUEST_SECONDS - 0.001)
+        await trio.testing.wait_all_tasks_blocked()
+        assert await scrape(listener.connect()) == 503
+
+        mock_clock.jump(0.002)
+        await trio.testing.wait_all_tasks_blocked()
+        assert await read_all(slow) == b""  # closed without an answer: the request never came
+        assert warnings()[-1].startswith("metrics server: closed the connection from ")
+        assert warnings()[-1].endswith(f"within {_REQUEST_SECONDS:g}s")
+        assert await scrape(listener.connect()) == 200
+        nursery.cancel_scope.cancel()
+
+
+async def test_refusals_are_bounded_too_and_cancelling_closes_everything(
+        mock_clock: trio.testing.MockClock, warnings: Callable[[], list[str]]) -> None:
+    async with trio.open_nursery() as server:
+        listener = start_server(server, max_connections=1)
+        holder = listener.connect()
+        await trio.testing.wait_all_tasks_blocked()
+        # A refused client that neither reads nor hangs up keeps the one refusal slot for up to a second...
+        lingering = listener.connect()
+        await trio.testing.wait_all_tasks_blocked()
+        # ... so the next one is closed at once, unanswered.
+        assert await read_all(listener.connect()) == b""
+        assert warnings()[-1].startswith("metrics server: closed the connection from ")
+        assert warnings()[-1].endswith(" unanswered: already serving max_connections=1 connections and refusing "
+                                       "as many")
+        assert status_of(await read_all(lingering)) == 503
+
+        # At the end of the second the refusal slot is free again, and the server still serves.
+        mock_clock.jump(1.0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert await scrape(listener.connect()) == 503
+        assert await scrape(holder) == 200
+
+        # Cancelling the server closes a connection waiting for its request and one being refused.
+        waiting = listener.connect()
+        refused = listener.connect()
+        await trio.testing.wait_all_tasks_blocked()
+        server.cancel_scope.cancel()
+    assert await read_all(waiting) == b""
+    assert status_of(await read_all(refused)) == 503
+    assert len(warnings()) == 4
+
+
+async def test_serve_metrics_bounds_its_connections_over_tcp(warnings: Callable[[], list[str]]) -> None:
+    async with ActorSystem("bounded") as system, trio.open_nursery() as nursery:
+        url = await nursery.start(partial(serve_metrics, system, "127.0.0.1", 0, max_connections=1))
+        port = port_of(url)
+        with trio.fail_after(5):
+            holder = await trio.open_tcp_stream("127.0.0.1", port)
+        await trio.testing.wait_all_tasks_blocked()
+
+        status, headers, body = await http(port, GET)
+        assert (status, headers["retry-after"]) == (503, "1")
+        assert b"max_connections=1" in body
+        assert re.fullmatch(r"metrics server: answered 503 to 127\.0\.0\.1:\d+: already serving max_connections=1 "
+                            r"connections", warnings()[-1])
+
+        with trio.fail_after(5):
+            await holder.send_all(GET)
+            assert status_of(await read_all(holder)) == 200
+            await holder.aclose()
+        await trio.testing.wait_all_tasks_blocked()
+        status, _, body = await http(port, GET)
+        assert status == 200
+        assert b'actors_system_info{system="bounded"} 1.0' in body
+        nursery.cancel_scope.cancel()
+
+
+async def test_serve_metrics_needs_room_for_one_connection() -> None:
+    async with ActorSystem("none") as system, trio.open_nursery() as nursery:
+        with pytest.raises(ValueError, match="max_connections must be at least 1, got 0"):
+            await nursery.start(partial(serve_metrics, system, max_connections=0))

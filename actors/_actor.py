@@ -77,13 +77,13 @@ class Actor(ActorBase):
         return self._context.timers
 
     async def spawn(self, factory: Callable[..., Any], *args: Any, name: str | None = None,
-                    mailbox: Mailbox | None = None, restart: Restart | str = "transient",
+                    mailbox: Mailbox | None = None, restart: Restart | str = Restart.TRANSIENT,
                     supervision: Strategy | None = None, stop_timeout: float | None = None,
                     **kwargs: Any) -> ActorRef:
         """Start a child supervised by this actor; same options and errors as ``system.spawn``."""
-        return await self._context.spawn_child(SpawnSpec.of(factory, args, kwargs, name=name, mailbox=mailbox,
-                                                            restart=restart, supervision=supervision,
-                                                            stop_timeout=stop_timeout))
+        context = self._context
+        return await context.spawn_child(
+            context.system.make_spec(factory, args, kwargs, name, mailbox, restart, supervision, stop_timeout))
 
     async def spawn_spec(self, spec: SpawnSpec) -> ActorRef:
         """Start a child from a :class:`SpawnSpec` (made with ``SpawnSpec.of``); same errors as :meth:`spawn`."""

@@ -46,7 +46,7 @@ from ._lifecycle import RESTARTING, RUNNING, STARTING, STATE_NAMES, STOPPED, STO
 from ._mailbox import MailboxQueue
 from ._messages import PoisonPill, Reply, Terminated
 from ._ref import ActorRef, ReplyRef
-from ._spawn import SpawnSpec, check_arguments
+from ._spawn import SpawnSpec, check_arguments, stray_arguments
 from ._supervision import Restart, RestartPlan, RestartWindow, Strategy, plan_restart
 from ._timers import Timers, TimerTick
 
@@ -78,9 +78,6 @@ class ActorBase:
         self = super().__new__(cls)
         self._cell = _constructing.get()
         return self
-
-    def __init__(self) -> None:
-        """An actor without an ``__init__`` of its own takes no arguments (``spawn`` then names a stray one)."""
 
     async def receive(self, message: Any) -> Any:
         """Handle one message; the return value answers an ask. Override it."""
@@ -546,7 +543,7 @@ class Cell(MailboxQueue):
         if self.state >= STOPPING:
             raise ActorStopped(f"{self.ref!r} is stopping; it cannot spawn {spec.factory!r}")
         name = self.reserve_name(spec.name)
-        cell = Cell(self.system, self, name, spec, self.system.next_uid())
+        cell = Cell(self.system, self, name, spec, next(self.system.uids))
         cell._build()
         if self._children is None:
             self._children = {}
@@ -580,6 +577,9 @@ class Cell(MailboxQueue):
             _constructing.reset(token)
         if not isinstance(instance, ActorBase):
             raise TypeError(f"{spec.factory!r} returned {instance!r}, which is not an Actor")
+        if (spec.args or spec.kwargs) and instance.__class__ is spec.factory and \
+                instance.__class__.__init__ is object.__init__:  # ActorBase.__new__ took them silently
+            raise stray_arguments(spec.factory, spec.args, spec.kwargs)
         instance._cell = self
         self.instance = instance
         self._handler = instance.receive

@@ -10,7 +10,7 @@ from ._mailbox import Mailbox
 from ._supervision import Restart, Strategy
 from ._timers import positive_seconds
 
-__all__ = ["SPAWN_OPTIONS", "SpawnSpec", "check_arguments"]
+__all__ = ["SPAWN_OPTIONS", "SpawnSpec", "check_arguments", "stray_arguments"]
 
 SPAWN_OPTIONS = ("name", "mailbox", "restart", "supervision", "stop_timeout", "node")
 """The keyword arguments of ``spawn`` that are options, not the factory's arguments."""
@@ -96,3 +96,12 @@ def check_arguments(factory: Callable[..., Any], args: tuple[Any, ...],
         return TypeError(f"{factory!r} does not take the arguments it was given: {exc} (spawn's own options are "
                          f"{options})")
     return None
+
+
+def stray_arguments(factory: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> TypeError:
+    """The :class:`TypeError` for arguments given to an actor class that defines no ``__init__`` (which
+    ``ActorBase.__new__`` would otherwise take without a word)."""
+    given = [repr(arg) for arg in args] + [f"{key}={value!r}" for key, value in kwargs.items()]
+    options = ", ".join(SPAWN_OPTIONS)
+    return TypeError(f"{factory!r} takes no arguments, but was given {', '.join(given)} (spawn's own options are "
+                     f"{options})")

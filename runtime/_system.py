@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import secrets
@@ -75,8 +76,10 @@ class ActorSystem:
         self.timer_service = TimerService()
         self.random: Callable[[], float] = random.Random(seed).random
         self.auto_names = 0
-        self._uids = 0
+        self.uids = itertools.count(1)
+        """The actor ids of this node, never reused."""
         self._unreachable: dict[Address, ActorRef] = {}
+        self._plain_specs: dict[type, SpawnSpec] = {}
         self._system_token: Any = None
         self._batch = batch
         self._dead_letters = 0
@@ -111,7 +114,7 @@ class ActorSystem:
         assert nursery is not None
         self.dispatcher = Dispatcher(self, nursery, batch=self._batch)
         spec = SpawnSpec.of(_Guardian, restart=Restart.PERMANENT, supervision=self.default_strategy)
-        guardian = self._guardian = Cell(self, None, "", spec, self.next_uid())
+        guardian = self._guardian = Cell(self, None, "", spec, next(self.uids))
         guardian._build()
         guardian.state = RUNNING
         nursery.start_soon(self.timer_service.run)
@@ -172,7 +175,7 @@ class ActorSystem:
     # -- public operations -----------------------------------------------------------------------------------
 
     async def spawn(self, factory: Callable[..., Any], *args: Any, name: str | None = None,
-                    mailbox: Mailbox | None = None, restart: Restart | str = "transient",
+                    mailbox: Mailbox | None = None, restart: Restart | str = Restart.TRANSIENT,
                     supervision: Strategy | None = None, stop_timeout: float | None = None,
                     **kwargs: Any) -> ActorRef:
         """Start a top-level actor and return its ref once its ``on_start`` has finished.
@@ -188,9 +191,22 @@ class ActorSystem:
         Actor, and :class:`~runtime.ActorFailed` if the factory or ``on_start`` raises (nothing is registered
         then). A cancellation point; it yields to other tasks only while ``on_start`` blocks.
         """
-        spec = SpawnSpec.of(factory, args, kwargs, name=name, mailbox=mailbox, restart=restart,
-                            supervision=supervision, stop_timeout=stop_timeout)
-        return await self.guardian.spawn_child(spec)
+        return await self.guardian.spawn_child(
+            self.make_spec(factory, args, kwargs, name, mailbox, restart, supervision, stop_timeout))
+
+    def make_spec(self, factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                  name: str | None, mailbox: Mailbox | None, restart: Restart | str, supervision: Strategy | None,
+                  stop_timeout: float | None) -> SpawnSpec:
+        """``SpawnSpec.of`` for ``spawn``: the spec of a spawn of an actor class with no arguments and no options,
+        the commonest spawn of all, is made once per class and shared (it is immutable)."""
+        if (args or kwargs or name is not None or mailbox is not None or restart is not Restart.TRANSIENT
+                or supervision is not None or stop_timeout is not None or not isinstance(factory, type)):
+            return SpawnSpec.of(factory, args, kwargs, name=name, mailbox=mailbox, restart=restart,
+                                supervision=supervision, stop_timeout=stop_timeout)
+        spec = self._plain_specs.get(factory)
+        if spec is None:
+            spec = self._plain_specs[factory] = SpawnSpec.of(factory)
+        return spec
 
     def lookup(self, name: str) -> ActorRef | None:
         """The live actor at ``name`` (a path such as ``"parent/child"`` for nested actors), else ``None``."""
@@ -217,10 +233,6 @@ class ActorSystem:
             ref = self._unreachable[address] = Unreachable(self, address).ref
         return ref
 
-    def next_uid(self) -> int:
-        """A fresh actor id for this node."""
-        self._uids += 1
-        return self._uids
 
     async def stop(self, ref: ActorRef) -> None:
         """Stop ``ref`` and wait until it and its children have stopped; its name is free again on return.

@@ -297,8 +297,10 @@ class QueueState:
     # -- enqueueing --------------------------------------------------------------------------------------------
 
     def refuses(self, size: int) -> bool:
-        """In a reject mode: whether one more message of ``size`` body bytes takes the queue beyond a limit."""
+        """Whether a new message of ``size`` body bytes is refused: in a reject mode, beyond a limit."""
         limits = self.limits
+        if limits.overflow == "drop_head":
+            return False
         if limits.max_length is not None and self.ready >= limits.max_length:
             return True
         return limits.max_length_bytes is not None and self.ready_bytes + size > limits.max_length_bytes
@@ -341,15 +343,19 @@ class QueueState:
 
     def restore(self, stored: Iterable[StoredMessage]) -> None:
         """Queue messages read back from storage, in seq order, as published; then deliver what can be."""
-        now = self._clock()
+        now: float | None = None
         measure = self.limits.max_length_bytes is not None
         for row in stored:
             effective = self.limits.message_ttl
             if row.ttl is not None and (effective is None or row.ttl < effective):
                 effective = row.ttl
+            expires_at = None
+            if effective is not None:
+                if now is None:
+                    now = self._clock()
+                expires_at = now + effective
             message = QueuedMessage(row.seq, row.exchange, row.routing_key, row.body, row.headers, row.persistent,
-                                    row.ttl, None if effective is None else now + effective, row.cc, row.bcc,
-                                    body_size(row.body) if measure else 0)
+                                    row.ttl, expires_at, row.cc, row.bcc, body_size(row.body) if measure else 0)
             message.returns = row.returns
             message.redelivered = row.redelivered
             self._ready.append(message)

@@ -32,6 +32,7 @@ from actors import (
     Subscribe,
 )
 from actors.testing import Probe
+from runtime import topology
 
 pytestmark = pytest.mark.deadline(60)
 
@@ -199,3 +200,20 @@ async def test_a_restarted_durable_queue_restores_from_storage_and_keeps_its_con
         again.ack()
         stats = await queue_statistics(queue)
         assert (stats.consumers, stats.acked, stats.unacked, stats.ready) == (1, 1, 0, 0)
+
+
+async def test_stopped_exchanges_and_queues_leave_the_topology(autojump_clock: MockClock,
+                                                               actor_system: ActorSystem) -> None:
+    keep = await actor_system.spawn(Exchange, "fanout", name="keep")
+    for n in range(40):
+        queue = await actor_system.spawn(Queue, name=f"q{n}")
+        exchange = await actor_system.spawn(Exchange, "direct", name=f"x{n}")
+        await keep.ask(Bind(queue))
+        queue.tell(Publish("k", n))
+        await actor_system.stop(queue)
+        await actor_system.stop(exchange)
+    assert await keep.ask(Publish("k", "after")) == 0  # stopped queues are unbound, never routed to
+    repr_ = repr(topology(actor_system))
+    exchanges, queues = (int(part.split("=")[1].rstrip(">")) for part in repr_.split()[1:])
+    assert exchanges < 10  # swept lazily as new ones were declared: not 41
+    assert queues < 10

@@ -34,25 +34,13 @@ from runtime import Restart as Restart
 from runtime import RestForOne as RestForOne
 from runtime import SerializationError as SerializationError
 from runtime import SpawnSpec as SpawnSpec
+from runtime import StorageError as StorageError
 from runtime import Strategy as Strategy
 from runtime import SystemStatistics as SystemStatistics
 from runtime import Terminated as Terminated
 from runtime import Unroutable as Unroutable
 
 from ._actor import Actor as Actor
-from ._amqp import Ack as Ack
-from ._amqp import Bind as Bind
-from ._amqp import Delivery as Delivery
-from ._amqp import Get as Get
-from ._amqp import GetStatistics as GetStatistics
-from ._amqp import Nack as Nack
-from ._amqp import Publish as Publish
-from ._amqp import PublishBatch as PublishBatch
-from ._amqp import Reject as Reject
-from ._amqp import Returned as Returned
-from ._amqp import Subscribe as Subscribe
-from ._amqp import Unbind as Unbind
-from ._amqp import Unsubscribe as Unsubscribe
 from ._exchange import Exchange as Exchange
 from ._exchange import ExchangeStatistics as ExchangeStatistics
 from ._pool import Broadcast as Broadcast
@@ -61,6 +49,19 @@ from ._pool import Pool as Pool
 from ._pool import Resize as Resize
 from ._queue import Queue as Queue
 from ._queue import QueueStatistics as QueueStatistics
+from ._router_messages import Ack as Ack
+from ._router_messages import Bind as Bind
+from ._router_messages import Delivery as Delivery
+from ._router_messages import Get as Get
+from ._router_messages import GetStatistics as GetStatistics
+from ._router_messages import Nack as Nack
+from ._router_messages import Publish as Publish
+from ._router_messages import PublishBatch as PublishBatch
+from ._router_messages import Reject as Reject
+from ._router_messages import Returned as Returned
+from ._router_messages import Subscribe as Subscribe
+from ._router_messages import Unbind as Unbind
+from ._router_messages import Unsubscribe as Unsubscribe
 from ._supervisor import ChildSpec as ChildSpec
 from ._supervisor import CountChildren as CountChildren
 from ._supervisor import DynamicSupervisor as DynamicSupervisor
@@ -78,7 +79,7 @@ __all__ = [
     "GetRoutees", "GetStatistics", "Lease", "LeaseEnded", "LifecycleEvent", "Mailbox", "MailboxFull", "Metrics",
     "Nack", "NameTaken", "NotAuthorized", "OneForAll", "OneForOne", "PoisonPill", "Pool", "Publish", "PublishBatch",
     "Queue", "QueueStatistics", "Reject", "Reply", "Resize", "RestForOne", "Restart", "Returned",
-    "SerializationError", "SpawnSpec", "StartChild", "StopChild", "Strategy", "Subscribe", "Supervisor",
-    "SystemStatistics", "Terminated", "Transaction", "Unbind", "Unroutable", "Unsubscribe", "WhichChildren",
-    "transaction",
+    "SerializationError", "SpawnSpec", "StartChild", "StopChild", "StorageError", "Strategy", "Subscribe",
+    "Supervisor", "SystemStatistics", "Terminated", "Transaction", "Unbind", "Unroutable", "Unsubscribe",
+    "WhichChildren", "transaction",
 ]

@@ -3,38 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, cast
+from typing import Any
 
 import attrs
 
-from runtime import ActorRef, MailboxFull, Reply, ReplyRef, RoutingTable, Terminated, Unroutable, make_table
-
-from ._actor import Actor
-from ._amqp import (
-    Bind,
-    Confirm,
-    Delivery,
-    Directory,
-    Enqueue,
-    GetStatistics,
-    Publish,
-    PublishBatch,
-    Returned,
-    Unbind,
-    check_ref,
-    directory,
-    enqueue_of,
-    publish_batch,
-    publish_error,
-    send,
-    show,
+from runtime import (
+    ActorRef,
+    ExchangeEntry,
+    Reply,
+    ReplyRef,
+    RoutingTable,
+    Terminated,
+    Topology,
+    Unroutable,
+    make_table,
+    topology,
 )
 
+from ._actor import Actor
+from ._router_checks import check_ref, publish_error, show
+from ._router_messages import Bind, Enqueue, GetStatistics, Publish, PublishBatch, Returned, Unbind, enqueue_of
+from ._router_send import OnePublish, publish_batch, send, send_routed
+
 __all__ = ["Exchange", "ExchangeStatistics"]
-
-_KEYED_KINDS: Final = frozenset({"direct", "topic"})
-"""The kinds that match on routing keys, and so on the extra keys of ``CC`` and ``BCC`` too."""
-
 
 @attrs.frozen
 class ExchangeStatistics:
@@ -71,9 +62,9 @@ class Exchange(Actor):
     own kind and its own bindings, on the original routing key and headers; each exchange is visited at most
     once per publish, so cycles are harmless. The alternate exchange is used only when the exchange's own
     bindings matched nothing (a chain of alternates is followed the same way). All of that happens inside
-    this exchange's handler, synchronously, through the other exchanges' tables, so the publish is routed in
-    one step and its outcome is known at once: queues get an internal ``Enqueue`` message, plain actors a
-    :class:`~actors.Delivery`.
+    this exchange's handler, synchronously, through the system's topology (``runtime.Topology``: every
+    exchange's bindings as data), so the publish is routed in one step and its outcome is known at once:
+    queues get an internal ``Enqueue`` message, plain actors a :class:`~actors.Delivery`.
 
     Sender-selected distribution: the keys in a publish's ``CC`` and ``BCC`` headers are matched as well as
     its routing key, by direct and topic exchanges, at every hop (exchange-to-exchange and alternates too),
@@ -86,30 +77,28 @@ class Exchange(Actor):
     sends :class:`~actors.Returned` to the sending actor (a dead letter when there is none).
 
     A destination that stops is unbound (the exchange watches what is bound to it).
+
+    The bindings, the alternate and the figures are kept in the topology under the exchange's ref, not in the
+    instance: an exchange that is restarted (after its own failure, or a sibling's under ``OneForAll``) has
+    the same ref and finds them as they were, and routes through them even while it restarts.
     """
 
     def __init__(self, kind: str, *, alternate: ActorRef | None = None) -> None:
         self._table: RoutingTable[ActorRef] = make_table(kind)
-        self._keyed = self._table.kind in _KEYED_KINDS
-        """Whether this kind matches routing keys (so CC and BCC keys count)."""
+        """The table of a new exchange (made here to check ``kind``); a restarted one keeps the one it had."""
         self._alternate = check_ref("alternate", alternate, optional=True)
-        self._bound: dict[ActorRef, int] = {}
-        """Destination -> number of its bindings (to watch it while it has any)."""
-        self._published = 0
-        self._unroutable = 0
         self._name = ""
-        self._directory = Directory()  # replaced by the system's in on_start
+        self._topology = Topology()  # replaced by the system's in on_start
+        self._entry: ExchangeEntry | None = None
+        """This exchange in the topology, from ``on_start`` on."""
 
     async def on_start(self) -> None:
         self._name = self.ref.name
-        self._directory = directory(self.system)
-        alternate = self._alternate
-        if alternate is not None and self._directory.kind(alternate) != "exchange":
-            raise ValueError(f"alternate={alternate!r} is not an Exchange; an alternate exchange must be one")
-        self._directory.register(self.ref, "exchange", self)
-
-    async def on_stop(self) -> None:
-        self._directory.unregister(self.ref, self)
+        self._topology = topology(self.system)
+        entry = self._entry = self._topology.declare_exchange(self.ref, self._table, self._alternate)
+        for destination in entry.bound:  # after a restart: watch what is bound again (watching is idempotent)
+            if destination != self.ref:
+                self.watch(destination)
 
     @property
     def kind(self) -> str:
@@ -126,11 +115,11 @@ class Exchange(Actor):
         if cls is Unbind:
             return self._unbind(message)
         if cls is Terminated:
-            self._table.remove_destination(message.ref)
-            self._bound.pop(message.ref, None)
+            assert self._entry is not None
+            self._entry.remove_destination(message.ref)
             return None
         if cls is PublishBatch:
-            return publish_batch(self, self._directory, message)
+            return publish_batch(self, self._topology, message)
         if cls is GetStatistics:
             return self.statistics()
         return Reply.error(ValueError(
@@ -143,73 +132,31 @@ class Exchange(Actor):
                 extra_keys: tuple[str, ...] = ()) -> set[ActorRef]:
         """The final destinations (queues and actors, never exchanges) of a message published here.
 
-        Synchronous and side-effect free: walks this exchange's table, the tables of the exchanges it reaches
-        (each once) and alternates where a table matched nothing. Destinations that have stopped are skipped as
-        if unbound. ``extra_keys`` (a publish's CC and BCC keys) are matched as well as ``routing_key`` by
-        every keyed table on the way; an exchange's own matches are the union over all the keys (so its
-        alternate is used only when no key matched). ``routing_key``, ``headers`` and ``extra_keys`` must have
-        been validated.
+        See :meth:`runtime.Topology.route`; ``routing_key``, ``headers`` and ``extra_keys`` must have been
+        validated.
         """
-        if extra_keys:
-            extra_keys = tuple(key for key in dict.fromkeys(extra_keys) if key != routing_key)
-        dir_ = self._directory
-        kinds = dir_.kinds
-        exchanges = dir_.exchanges
-        finals: set[ActorRef] = set()
-        visited: set[ActorRef] | None = None
-        pending: list[Exchange] = []
-        router = self
-        while True:
-            live = False
-            matched = router._table.match(routing_key, headers)
-            if extra_keys and router._keyed:
-                table = router._table
-                for key in extra_keys:
-                    matched |= table.match(key, headers)
-            for destination in matched:
-                if destination.is_stopped:
-                    continue
-                live = True
-                if kinds.get(destination) != "exchange":
-                    finals.add(destination)
-                    continue
-                if visited is None:
-                    visited = {self.ref}
-                if destination not in visited:
-                    visited.add(destination)
-                    inner = exchanges.get(destination)
-                    if inner is not None:  # None: restarting right now; it routes nothing meanwhile.
-                        pending.append(cast(Exchange, inner))
-            if not live and router._alternate is not None:
-                alternate = router._alternate
-                if visited is None:
-                    visited = {self.ref}
-                if alternate not in visited:
-                    visited.add(alternate)
-                    inner = exchanges.get(alternate)
-                    if inner is not None and not alternate.is_stopped:
-                        pending.append(cast(Exchange, inner))
-            if not pending:
-                return finals
-            router = pending.pop()
+        assert self._entry is not None, f"{self!r} has not started"
+        return self._topology.route(self._entry, routing_key, headers, extra_keys)
 
     def _publish(self, publish: Publish) -> Any:
         error = publish_error(publish)
         if error is not None:
             return Reply.error(error)
-        self._published += 1
+        entry = self._entry
+        assert entry is not None
+        entry.published += 1
         name = self._name
         headers = publish.headers
         enqueue: Enqueue | None = None
         if headers and ("CC" in headers or "BCC" in headers):  # the only cost without them: this check
             enqueue = enqueue_of(name, publish)
-            finals = self.resolve(publish.routing_key, headers, enqueue.cc + enqueue.bcc)
+            finals = self._topology.route(entry, publish.routing_key, headers, enqueue.cc + enqueue.bcc)
         else:
-            finals = self.resolve(publish.routing_key, headers)
+            finals = self._topology.route(entry, publish.routing_key, headers)
         sender = self.sender
         asked = isinstance(sender, ReplyRef)
         if not finals:
-            self._unroutable += 1
+            entry.unroutable += 1
             if publish.mandatory:
                 if asked:
                     return Reply.error(Unroutable(
@@ -219,76 +166,48 @@ class Exchange(Actor):
                 else:
                     self.system.dead_letter(publish, None, self.ref, "unroutable")
             return 0
-        kinds = self._directory.kinds
-        count = 0
-        confirm: Confirm | None = None
-        delivery: Delivery | None = None
-        for destination in finals:
-            try:
-                if kinds.get(destination) == "queue":
-                    if enqueue is None:
-                        enqueue = Enqueue(name, publish)
-                    if asked:
-                        if confirm is None:
-                            confirm = Confirm(self.defer_reply())
-                        confirm.wait_for(destination.request(enqueue))
-                    else:
-                        destination.tell(enqueue)
-                else:
-                    if delivery is None:
-                        seen = publish if enqueue is None else enqueue.publish  # without BCC
-                        delivery = Delivery(name, seen.routing_key, seen.body, seen.headers)
-                    destination.tell(delivery)
-                    count += 1
-            except MailboxFull as exc:  # a bounded mailbox with overflow="fail": that copy is lost, not counted
-                self.system.dead_letter(publish, self.ref, destination, f"overflow: {exc}")
-        if confirm is None:
-            return count
-        confirm.add(count)
-        confirm.seal()
-        return None
+        return send_routed(self, self._topology.kinds, finals, OnePublish(name, publish, enqueue), asked=asked)
 
     # -- bindings ------------------------------------------------------------------------------------------
 
     def _bind(self, message: Bind) -> Any:
         destination = message.destination
+        entry = self._entry
+        assert entry is not None
         try:
             check_ref("Bind destination", destination)
-            new = self._table.bind(message.routing_key, message.arguments, destination)
+            new = entry.bind(message.routing_key, message.arguments, destination)
         except ValueError as exc:
             return Reply.error(exc)
-        if new:
-            count = self._bound.get(destination, 0)
-            if not count and destination != self.ref:
-                self.watch(destination)
-            self._bound[destination] = count + 1
+        if new and entry.bound[destination] == 1 and destination != self.ref:
+            self.watch(destination)
         return new
 
     def _unbind(self, message: Unbind) -> Any:
         destination = message.destination
+        entry = self._entry
+        assert entry is not None
         try:
             check_ref("Unbind destination", destination)
-            removed = self._table.unbind(message.routing_key, message.arguments, destination)
+            removed = entry.unbind(message.routing_key, message.arguments, destination)
         except ValueError as exc:
             return Reply.error(exc)
-        if removed:
-            count = self._bound[destination] - 1
-            if count:
-                self._bound[destination] = count
-            else:
-                del self._bound[destination]
-                if destination != self.ref:
-                    self.unwatch(destination)
+        if removed and destination not in entry.bound and destination != self.ref:
+            self.unwatch(destination)
         return removed
 
     # -- figures -------------------------------------------------------------------------------------------
 
     def statistics(self) -> ExchangeStatistics:
         """A frozen snapshot of this exchange's figures."""
-        return ExchangeStatistics(kind=self._table.kind, bindings=len(self._table), destinations=len(self._bound),
-                                  published=self._published, unroutable=self._unroutable)
+        entry = self._entry
+        if entry is None:
+            return ExchangeStatistics(kind=self._table.kind, bindings=0, destinations=0, published=0, unroutable=0)
+        return ExchangeStatistics(kind=entry.kind, bindings=len(entry.table), destinations=len(entry.bound),
+                                  published=entry.published, unroutable=entry.unroutable)
 
     def __repr__(self) -> str:
         name = self._name or "not started"
-        return (f"<Exchange {name!r} {self._table.kind} bindings={len(self._table)}"
-                f" published={self._published}>")
+        entry = self._entry
+        bindings, published = (0, 0) if entry is None else (len(entry.table), entry.published)
+        return f"<Exchange {name!r} {self._table.kind} bindings={bindings} published={published}>"

@@ -8,9 +8,10 @@ from typing import Any
 
 import trio
 
-from runtime import ActorRef, ActorSystem
+from runtime import ActorRef, ActorSystem, topology
 
-from ._amqp import Publish, PublishBatch, check_ref, directory, publish_error
+from ._router_checks import check_ref, publish_error
+from ._router_messages import Publish, PublishBatch
 
 __all__ = ["Transaction", "transaction"]
 
@@ -49,7 +50,7 @@ class Transaction:
             raise RuntimeError(f"{self!r}: publish() works only inside its 'async with' block")
         target = check_ref("transaction target", exchange)
         assert target is not None
-        if directory(self._system).kind(target) is None or target.is_stopped:
+        if topology(self._system).kind(target) is None or target.is_stopped:
             raise ValueError(f"transaction target {target!r} must be a running Exchange or Queue")
         message = Publish(routing_key, body, headers, persistent=persistent, ttl=ttl)
         error = publish_error(message)
@@ -76,7 +77,7 @@ class Transaction:
             await trio.lowlevel.checkpoint()
             self.routed = 0
             return
-        kinds = directory(self._system).kinds
+        kinds = topology(self._system).kinds
         coordinator = next((target for target, _ in entries if kinds.get(target) == "exchange"), entries[0][0])
         self.routed = await coordinator.ask(PublishBatch(tuple(entries)))
 

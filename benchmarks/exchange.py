@@ -32,9 +32,9 @@ if not __package__:  # Run as a script (python benchmarks/exchange.py): make the
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors import Actor, ActorRef, ActorSystem
-from actors._amqp import Bind, Delivery, GetStatistics, Publish, Subscribe
 from actors._exchange import Exchange
 from actors._queue import Queue
+from actors._router_messages import Bind, Delivery, GetStatistics, Publish, Subscribe
 from benchmarks._harness import expect_equal
 from benchmarks.routing import _routing_keys, _topic_bindings
 

@@ -18,6 +18,7 @@ from ._exceptions import MailboxFull as MailboxFull
 from ._exceptions import NameTaken as NameTaken
 from ._exceptions import NotAuthorized as NotAuthorized
 from ._exceptions import SerializationError as SerializationError
+from ._exceptions import StorageError as StorageError
 from ._exceptions import Unroutable as Unroutable
 from ._figures import ActorStatistics as ActorStatistics
 from ._figures import Metrics as Metrics
@@ -32,6 +33,17 @@ from ._messages import LifecycleEvent as LifecycleEvent
 from ._messages import PoisonPill as PoisonPill
 from ._messages import Reply as Reply
 from ._messages import Terminated as Terminated
+from ._queue_state import OVERFLOWS as OVERFLOWS
+from ._queue_state import DeathReason as DeathReason
+from ._queue_state import Overflow as Overflow
+from ._queue_state import QueueConsumer as QueueConsumer
+from ._queue_state import QueuedMessage as QueuedMessage
+from ._queue_state import QueueEffects as QueueEffects
+from ._queue_state import QueueLimits as QueueLimits
+from ._queue_state import QueueState as QueueState
+from ._queue_state import body_size as body_size
+from ._queue_state import dead_letter_headers as dead_letter_headers
+from ._queue_state import is_dead_letter_cycle as is_dead_letter_cycle
 from ._ref import ActorRef as ActorRef
 from ._ref import ReplyRef as ReplyRef
 from ._routing import EXCHANGE_KINDS as EXCHANGE_KINDS
@@ -41,6 +53,11 @@ from ._routing import split_words as split_words
 from ._routing import validate_key as validate_key
 from ._spawn import SPAWN_OPTIONS as SPAWN_OPTIONS
 from ._spawn import SpawnSpec as SpawnSpec
+from ._storage import PendingWrites as PendingWrites
+from ._storage import SQLiteStore as SQLiteStore
+from ._storage import Store as Store
+from ._storage import StoredMessage as StoredMessage
+from ._storage import encode_payload as encode_payload
 from ._supervision import Backoff as Backoff
 from ._supervision import Directive as Directive
 from ._supervision import OneForAll as OneForAll
@@ -51,9 +68,14 @@ from ._supervision import Strategy as Strategy
 from ._system import ActorSystem as ActorSystem
 from ._timers import Timers as Timers
 from ._timers import positive_seconds as positive_seconds
+from ._topology import ExchangeEntry as ExchangeEntry
+from ._topology import RouterKind as RouterKind
+from ._topology import Topology as Topology
+from ._topology import topology as topology
 
 __all__ = [
     "EXCHANGE_KINDS",
+    "OVERFLOWS",
     "SPAWN_OPTIONS",
     "ActorBase",
     "ActorError",
@@ -67,8 +89,10 @@ __all__ = [
     "Backoff",
     "Cell",
     "DeadLetter",
+    "DeathReason",
     "Directive",
     "EventStream",
+    "ExchangeEntry",
     "Future",
     "FutureCancelled",
     "Lease",
@@ -81,23 +105,41 @@ __all__ = [
     "NotAuthorized",
     "OneForAll",
     "OneForOne",
+    "Overflow",
+    "PendingWrites",
     "PoisonPill",
+    "QueueConsumer",
+    "QueueEffects",
+    "QueueLimits",
+    "QueueState",
+    "QueuedMessage",
     "Reply",
     "ReplyRef",
     "RestForOne",
     "Restart",
+    "RouterKind",
     "RoutingTable",
+    "SQLiteStore",
     "SerializationError",
     "SpawnSpec",
+    "StorageError",
+    "Store",
+    "StoredMessage",
     "Strategy",
     "SystemStatistics",
     "Target",
     "Terminated",
     "Timers",
+    "Topology",
     "Unroutable",
+    "body_size",
     "current_actor",
+    "dead_letter_headers",
+    "encode_payload",
+    "is_dead_letter_cycle",
     "make_table",
     "positive_seconds",
     "split_words",
+    "topology",
     "validate_key",
 ]

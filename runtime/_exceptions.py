@@ -18,6 +18,7 @@ __all__ = [
     "NameTaken",
     "NotAuthorized",
     "SerializationError",
+    "StorageError",
     "Unroutable",
 ]
 
@@ -71,6 +72,16 @@ class Unroutable(ActorError):
 
 class SerializationError(ActorError):
     """A message or reply could not be encoded or decoded for another process."""
+
+
+class StorageError(ActorError):
+    """A durable queue's store could not open, read or write its database.
+
+    Raised (as the cause of the failure, or the error of a publish confirm) when SQLite refuses the database
+    file (a path that is a directory, a missing folder, a corrupt or locked file) or when a stored message
+    cannot be unpickled. The message names the database path; ``__cause__`` carries the original
+    :mod:`sqlite3` or :mod:`pickle` error.
+    """
 
 
 class NotAuthorized(ActorError):

@@ -25,6 +25,7 @@ from actors import (
     NotAuthorized,
     OneForOne,
     SerializationError,
+    StorageError,
     Unroutable,
 )
 from actors.testing import Probe
@@ -32,7 +33,7 @@ from actors.testing import Probe
 pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
 
 ERRORS = [ActorError, ActorFailed, ActorStopped, AskTimeout, FutureCancelled, MailboxFull, NameTaken,
-          NotAuthorized, SerializationError, Unroutable]
+          NotAuthorized, SerializationError, StorageError, Unroutable]
 
 
 def test_every_exported_error_is_listed_here() -> None:

@@ -15,7 +15,9 @@ import trio.testing
 from trio.testing import MockClock
 
 from actors import Actor, ActorFailed, ActorRef, ActorSystem, DeadLetter, Mailbox, Unroutable, transaction
-from actors._amqp import (
+from actors._exchange import Exchange, ExchangeStatistics
+from actors._queue import Queue
+from actors._router_messages import (
     Bind,
     Delivery,
     Get,
@@ -24,8 +26,6 @@ from actors._amqp import (
     Returned,
     Unbind,
 )
-from actors._exchange import Exchange, ExchangeStatistics
-from actors._queue import Queue
 from actors.testing import Probe
 
 pytestmark = pytest.mark.deadline(60)  # a broken rule fails its test instead of waiting forever

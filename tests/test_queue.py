@@ -30,7 +30,9 @@ from actors import (
     OneForAll,
     SerializationError,
 )
-from actors._amqp import (
+from actors._exchange import Exchange
+from actors._queue import Queue, QueueStatistics
+from actors._router_messages import (
     Ack,
     Bind,
     Delivery,
@@ -45,8 +47,6 @@ from actors._amqp import (
     Subscribe,
     Unsubscribe,
 )
-from actors._exchange import Exchange
-from actors._queue import Queue, QueueStatistics
 from actors.testing import Probe
 
 pytestmark = pytest.mark.deadline(60)  # a broken rule fails its test instead of waiting forever

@@ -22,9 +22,9 @@ import trio
 import trio.testing
 
 from actors import Actor, ActorRef, ActorSystem, DeadLetter, OneForOne
-from actors._amqp import Ack, Bind, Delivery, GetStatistics, Publish, Subscribe
 from actors._exchange import Exchange
 from actors._queue import Queue, QueueStatistics
+from actors._router_messages import Ack, Bind, Delivery, GetStatistics, Publish, Subscribe
 
 MESSAGES = int(os.environ.get("ROUTER_SOAK_MESSAGES", "100000"))
 QUEUES = 4

@@ -1,0 +1,116 @@
+"""The durable store: SQLiteStore behind the Store protocol, and StorageError at its boundary (naming the path).
+
+The store's own tests are synchronous (a store blocks; the queue runs it on a worker thread). The queue's tests
+use real threads, so they bound their waits with ``trio.fail_after`` instead of a mock clock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import trio
+
+from actors import (
+    ActorFailed,
+    ActorSystem,
+    Publish,
+    Queue,
+    SerializationError,
+    StorageError,
+)
+from runtime import PendingWrites, SQLiteStore, StoredMessage, encode_payload
+
+pytestmark = pytest.mark.deadline(60)
+
+
+def test_store_round_trip(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path, "jobs")
+    store.open()
+    assert store.path == tmp_path / "jobs.sqlite3"  # a directory holds '<queue>.sqlite3'
+    batch = PendingWrites()
+    batch.inserts.append((1, "ex", "k", encode_payload("one", {"h": 1}), 1, 2.5, 0, 0))
+    batch.inserts.append((2, "", "k", encode_payload("two", None, ("c",), ("b",)), 0, None, 0, 0))
+    batch.updates.append((3, 1, 1))
+    store.write(batch)
+    store.write(PendingWrites(deletes=[(2,)]))
+    assert store.load() == [StoredMessage(1, "ex", "k", "one", {"h": 1}, True, 2.5, 3, True)]
+    store.close()
+    store.close()  # idempotent
+    reopened = SQLiteStore(tmp_path / "jobs.sqlite3", "ignored")
+    reopened.open()
+    assert [message.body for message in reopened.load()] == ["one"]
+    reopened.close()
+
+
+def test_storage_path_that_is_a_directory_raises_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "jobs.sqlite3").mkdir()  # where the database file should be
+    store = SQLiteStore(tmp_path, "jobs")
+    with pytest.raises(StorageError, match=r"jobs\.sqlite3") as info:
+        store.open()
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_a_message_that_cannot_be_unpickled_raises_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    store = SQLiteStore(path, "q")
+    store.open()
+    store.write(PendingWrites(inserts=[(7, "", "k", b"not a pickle", 0, None, 0, 0)]))
+    with pytest.raises(StorageError, match=r"message 7 .*q\.db.*cannot be unpickled"):
+        store.load()
+    store.close()
+
+
+def test_a_closed_store_raises_storage_error(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "q.db", "q")
+    with pytest.raises(StorageError, match="not open"):
+        store.load()
+
+
+def test_a_failed_write_stores_nothing(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "q.db", "q")
+    store.open()
+    bad = PendingWrites(inserts=[(1, "", "k", b"x", 0, None, 0, 0), (2, None, "k", b"x", 0, None, 0, 0)])
+    with pytest.raises(StorageError, match="cannot write"):
+        store.write(bad)  # exchange NOT NULL: the second row fails the transaction
+    assert store.load() == []
+    store.close()
+
+
+def test_unpicklable_payload_is_a_serialization_error() -> None:
+    with pytest.raises(SerializationError, match="cannot pickle") as info:
+        encode_payload(lambda: None, None)
+    assert info.value.__cause__ is not None
+
+
+async def test_queue_with_a_directory_for_a_database_fails_to_spawn_with_storage_error(
+        actor_system: ActorSystem, tmp_path: Path) -> None:
+    (tmp_path / "jobs.sqlite3").mkdir()
+    with trio.fail_after(10), pytest.raises(ActorFailed) as info:
+        await actor_system.spawn(Queue, name="jobs", durable=True, storage=tmp_path)
+    assert isinstance(info.value.cause, StorageError)
+    assert "jobs.sqlite3" in str(info.value.cause)
+    assert actor_system.lookup("jobs") is None
+
+
+async def test_queue_with_a_corrupt_message_fails_to_spawn_with_storage_error(
+        actor_system: ActorSystem, tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    with trio.fail_after(10):
+        queue = await actor_system.spawn(Queue, name="jobs", durable=True, storage=path)
+        assert await queue.ask(Publish("k", 1)) == 1
+        await actor_system.stop(queue)
+
+    def corrupt() -> None:
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("UPDATE messages SET payload = ?", (b"garbage",))
+            db.commit()
+
+    await trio.to_thread.run_sync(corrupt)
+    with trio.fail_after(10), pytest.raises(ActorFailed) as info:
+        await actor_system.spawn(Queue, name="jobs", durable=True, storage=path)
+    assert isinstance(info.value.cause, StorageError)
+    assert "cannot be unpickled" in str(info.value.cause)

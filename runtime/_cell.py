@@ -46,6 +46,7 @@ from ._lifecycle import RESTARTING, RUNNING, STARTING, STATE_NAMES, STOPPED, STO
 from ._mailbox import MailboxQueue
 from ._messages import PoisonPill, Reply, Terminated
 from ._ref import ActorRef, ReplyRef
+from ._show import show
 from ._spawn import SpawnSpec, check_arguments, stray_arguments
 from ._supervision import Restart, RestartPlan, RestartWindow, Strategy, plan_restart
 from ._timers import Timers, TimerTick
@@ -96,6 +97,22 @@ class ActorBase:
 
 _DROP = object()
 _KILLED = object()
+
+
+def _ends_the_runner(error: BaseException) -> bool:
+    """Whether a ``BaseException`` out of an actor's code must propagate instead of failing that actor.
+
+    ``KeyboardInterrupt`` and ``SystemExit`` end the system. A ``trio.Cancelled`` (or a group holding one) is
+    the runtime's own cancellation only while the runner's scope is cancelled (the system is shutting down);
+    anything else, a stray ``Cancelled`` the actor raised itself included, is a failure of that actor.
+    """
+    if isinstance(error, KeyboardInterrupt | SystemExit):
+        return True
+    if trio.current_effective_deadline() != -math.inf:
+        return False
+    if isinstance(error, trio.Cancelled):
+        return True
+    return isinstance(error, BaseExceptionGroup) and error.split(trio.Cancelled)[0] is not None
 
 
 class Cell(MailboxQueue):
@@ -224,9 +241,9 @@ class Cell(MailboxQueue):
         """
         if mark.__class__ is int:
             if reason == "overflow":
-                error: Exception = MailboxFull(f"{self.ref!r} dropped {message!r} from its full mailbox")
+                error: Exception = MailboxFull(f"{self.ref!r} dropped {show(message)} from its full mailbox")
             else:
-                error = ActorStopped(f"{self.ref!r} is stopped; {message!r} was not delivered")
+                error = ActorStopped(f"{self.ref!r} is stopped; {show(message)} was not delivered")
             self.system.correlations.fail(mark, error)
         elif reason == "stopped" and mark is not None and (
                 mark is WATCH_MARK or mark.__class__ is TimerTick or (mark.__class__ is Lease and mark.revoked)):
@@ -333,7 +350,9 @@ class Cell(MailboxQueue):
                     if result is _KILLED:
                         skipped += 1
                         continue
-            except Exception as exc:
+            except BaseException as exc:
+                if not isinstance(exc, Exception) and _ends_the_runner(exc):
+                    raise
                 skipped += 1
                 self._failed += 1
                 self._deferred = False
@@ -365,7 +384,7 @@ class Cell(MailboxQueue):
                 return await self._handler(message)  # type: ignore[misc]
             finally:
                 self._handler_scope = None
-        error = ActorStopped(f"{self.ref!r} was stopped and did not finish {message!r} within "
+        error = ActorStopped(f"{self.ref!r} was stopped and did not finish {show(message)} within "
                              f"stop_timeout={self.spec.stop_timeout}s; its handler was cancelled")
         if mark is not None:
             self.system.correlations.fail(mark, error)
@@ -394,7 +413,7 @@ class Cell(MailboxQueue):
 
     def _refused(self, message: Any, sender: ActorRef | None, reply: Reply) -> None:
         """A told message answered with ``Reply.error``: nobody waits for the error, so it is a dead letter."""
-        self.system.dead_letter(message, sender, self.ref, f"refused: {reply.exception!r}")
+        self.system.dead_letter(message, sender, self.ref, f"refused: {show(reply.exception)}")
 
     def _unwrap(self, message: Any, mark: Any) -> Any:
         """Open a runtime-marked message: drop a revoked lease's message, a stale timer tick or an unwatched
@@ -490,7 +509,7 @@ class Cell(MailboxQueue):
     def become(self, handler: Callable[[Any], Any]) -> None:
         """Handle the next messages with ``handler`` instead of ``receive``."""
         if not callable(handler):
-            raise TypeError(f"become() takes an async function of one message, not {handler!r}")
+            raise TypeError(f"become() takes an async function of one message, not {show(handler)}")
         self._handler = handler
 
     def unbecome(self) -> None:
@@ -567,16 +586,18 @@ class Cell(MailboxQueue):
         token = _constructing.set(self)
         try:
             instance = spec.factory(*spec.args, **spec.kwargs)
-        except Exception as exc:
+        except BaseException as exc:
+            if not isinstance(exc, Exception) and _ends_the_runner(exc):
+                raise
             clearer = check_arguments(spec.factory, spec.args, spec.kwargs) if isinstance(exc, TypeError) else None
             if clearer is not None:
                 raise clearer from exc
-            raise ActorFailed(f"{spec.factory!r} raised while building actor {self.path!r}: {exc!r}", exc) \
-                from exc
+            raise ActorFailed(f"{show(spec.factory)} raised while building actor {self.path!r}: {show(exc)}",
+                              exc) from exc
         finally:
             _constructing.reset(token)
         if not isinstance(instance, ActorBase):
-            raise TypeError(f"{spec.factory!r} returned {instance!r}, which is not an Actor")
+            raise TypeError(f"{show(spec.factory)} returned {show(instance)}, which is not an Actor")
         if (spec.args or spec.kwargs) and instance.__class__ is spec.factory and \
                 instance.__class__.__init__ is object.__init__:  # ActorBase.__new__ took them silently
             raise stray_arguments(spec.factory, spec.args, spec.kwargs)
@@ -597,14 +618,11 @@ class Cell(MailboxQueue):
                 await instance.on_restart(error)
             else:
                 await instance.on_start()
-        except Exception as exc:
+        except BaseException as exc:
             if not restarting:
                 await self._abort_start()
-                raise ActorFailed(f"actor {self.path!r} failed in on_start: {exc!r}", exc) from exc
-            raise
-        except BaseException:
-            if not restarting:
-                await self._abort_start()
+                if isinstance(exc, Exception) or not _ends_the_runner(exc):
+                    raise ActorFailed(f"actor {self.path!r} failed in on_start: {show(exc)}", exc) from exc
             raise
         finally:
             current_actor.reset(token)
@@ -630,7 +648,7 @@ class Cell(MailboxQueue):
         self._env = None
         cls = message.__class__
         if cls is Stop:
-            await self._on_stop_request(message.reason, message.origin)  # type: ignore[union-attr]
+            await self._on_stop_request(message.reason, message.origin, message.deadline)  # type: ignore[union-attr]
         elif cls is ChildFailed:
             await self._supervise(message.child, message.incarnation, message.error,  # type: ignore[union-attr]
                                   failed=True)
@@ -696,16 +714,16 @@ class Cell(MailboxQueue):
         """Ask the cell to stop after its current message (``origin``: "self", "parent" or "external")."""
         if self.state >= STOPPING:
             return
-        self.deliver_system(Stop(reason, origin))
+        stop_timeout = self.spec.stop_timeout
+        deadline = math.inf if stop_timeout is None else trio.current_time() + stop_timeout
+        self.deliver_system(Stop(reason, origin, deadline))
         scope = self._scope
         if scope is not None:
             scope.cancel()
-        stop_timeout = self.spec.stop_timeout
         if self._handler_scope is not None and stop_timeout is not None:
-            self.system.timer_service.call_at(trio.current_time() + stop_timeout, self._kill_if_stuck,
-                                              self._handling)
+            self.system.timer_service.call_at(deadline, self._kill_if_stuck, self._handling)
 
-    async def _on_stop_request(self, reason: BaseException | None, origin: StopOrigin) -> None:
+    async def _on_stop_request(self, reason: BaseException | None, origin: StopOrigin, deadline: float) -> None:
         if self.state >= STOPPING:
             return
         parent = self.parent
@@ -714,13 +732,13 @@ class Cell(MailboxQueue):
             self.state = SUSPENDED
             parent.deliver_system(ChildExited(self.ref, self._restarts))
             return
-        await self.terminate(reason)
+        await self.terminate(reason, deadline)
 
     def _fail(self, error: BaseException, message: Any, mark: int | None) -> None:
         """The handler raised: fail the ask, suspend, and let the parent decide."""
         if mark is not None:
             self.system.correlations.fail(
-                mark, ActorFailed(f"{self.ref!r} failed while handling {message!r}: {error!r}", error))
+                mark, ActorFailed(f"{self.ref!r} failed while handling {show(message)}: {show(error)}", error))
         self.report_failure(error)
 
     def report_failure(self, error: BaseException) -> None:
@@ -835,7 +853,8 @@ class Cell(MailboxQueue):
         if self._timers is not None:
             self._timers.cancel_all()
         await self._stop_children()
-        await self._run_on_stop()
+        stop_timeout = self.spec.stop_timeout
+        await self._run_on_stop(math.inf if stop_timeout is None else trio.current_time() + stop_timeout)
         self._handler = None
         cause = ActorFailed(f"{self.ref!r} was restarted before it answered", error)
         self._fail_open_replies(cause)
@@ -849,14 +868,17 @@ class Cell(MailboxQueue):
         try:
             self._build()
             await self._start_hook(error)
-        except Exception as exc:
+        except BaseException as exc:
+            if not isinstance(exc, Exception) and _ends_the_runner(exc):
+                raise
             self.instance = None
             cause = exc.cause if isinstance(exc, ActorFailed) and exc.cause is not None else exc
             self.report_failure(cause)
             return
         self._restarts += 1
 
-    async def _run_on_stop(self) -> None:
+    async def _run_on_stop(self, deadline: float) -> None:
+        """Run ``on_stop``, cancelled at ``deadline`` (the stop timeout's end); what it raises is logged."""
         instance = self.instance
         if instance is None:
             return
@@ -864,9 +886,16 @@ class Cell(MailboxQueue):
         if type(instance).on_stop is ActorBase.on_stop:
             return
         try:
-            await instance.on_stop()
-        except Exception:
-            logger.exception("on_stop of actor %r raised", self.path)
+            with trio.CancelScope(deadline=deadline) as scope:
+                await instance.on_stop()
+        except BaseException as exc:
+            if not isinstance(exc, Exception) and _ends_the_runner(exc):
+                raise
+            logger.error("on_stop of actor %r raised %s", self.path, show(exc), exc_info=exc)
+            return
+        if scope.cancelled_caught:
+            logger.warning("on_stop of actor %r did not finish within stop_timeout=%ss; it was cancelled",
+                           self.path, self.spec.stop_timeout)
 
     async def _stop_children(self) -> None:
         """Stop every child in reverse start order, each subtree finished before the next begins."""
@@ -878,8 +907,12 @@ class Cell(MailboxQueue):
             if children.get(child.name) is child:  # pragma: no cover - terminate() unregisters it
                 del children[child.name]
 
-    async def terminate(self, reason: BaseException | None) -> None:
-        """Stop for good: children first, then ``on_stop``, then dead letters, watchers and the parent."""
+    async def terminate(self, reason: BaseException | None, deadline: float = math.inf) -> None:
+        """Stop for good: children first, then ``on_stop``, then dead letters, watchers and the parent.
+
+        ``deadline`` (from ``stop_timeout``, as OTP's shutdown time) bounds all of it: children still stopping
+        then are left to finish on their own, and ``on_stop`` is cancelled.
+        """
         if self.state >= STOPPING:
             return
         was = self.state
@@ -887,9 +920,15 @@ class Cell(MailboxQueue):
         self.slow = True
         if self._timers is not None:
             self._timers.cancel_all()
-        await self._stop_children()
+        with trio.CancelScope(deadline=deadline) as scope:
+            await self._stop_children()
+        if scope.cancelled_caught:
+            logger.warning("actor %r: its children did not stop within stop_timeout=%ss; they go on stopping "
+                           "on their own", self.path, self.spec.stop_timeout)
+            for child in self.children:
+                child.request_stop(None, "parent")
         if was != RESTARTING:
-            await self._run_on_stop()
+            await self._run_on_stop(deadline)
         self.state = STOPPED
         self._handler = None
         self._drain_dead(ActorStopped(f"{self.ref!r} stopped before it answered"))

@@ -15,6 +15,7 @@ it by ref, so they can cross to another node like any message.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -65,6 +66,8 @@ class Stop:
     """``None`` for a normal stop, else the error its supervisor stops it for."""
     origin: StopOrigin
     """``"self"`` (``self.stop()``, a ``PoisonPill``), ``"parent"`` or ``"external"`` (``system.stop``)."""
+    deadline: float = math.inf
+    """When the whole stop must be over (the actor's ``stop_timeout`` after the request), on trio's clock."""
 
 
 @attrs.frozen

@@ -14,6 +14,7 @@ import attrs
 import trio
 
 from ._exceptions import MailboxFull
+from ._show import show
 
 if TYPE_CHECKING:
     from ._envelope import Envelope, SystemMessage
@@ -131,7 +132,7 @@ class MailboxQueue:
         """Apply the overflow policy of a full mailbox; ``True`` if the new message may still be queued."""
         policy = self._overflow
         if policy == "fail":
-            raise MailboxFull(f"{self!r} has a full mailbox ({cap} queued); {message!r} was not delivered")
+            raise MailboxFull(f"{self!r} has a full mailbox ({cap} queued); {show(message)} was not delivered")
         if policy == "drop_new":
             self._undeliverable(message, sender, mark, "overflow")
             return False

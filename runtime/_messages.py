@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from ._show import show
+
 if TYPE_CHECKING:
     from ._ref import ActorRef
 
@@ -70,6 +72,11 @@ class LifecycleEvent:
     """The failure, for ``"failed"`` and ``"restarted"`` (and for a stop decided after a failure)."""
 
 
+def _check_exception(_: object, __: attrs.Attribute[BaseException], value: object) -> None:
+    if not isinstance(value, BaseException):
+        raise TypeError(f"Reply.error takes an exception instance, not {show(value)}")
+
+
 @attrs.frozen
 class Reply:
     """A reply that makes the pending ask raise instead of returning, without failing the actor.
@@ -80,12 +87,10 @@ class Reply:
     becomes a :class:`DeadLetter` whose reason names the exception: a refusal is never silent.
     """
 
-    exception: BaseException
+    exception: BaseException = attrs.field(validator=_check_exception)
     """The exception the asker will see."""
 
     @classmethod
     def error(cls, exception: BaseException) -> Reply:
-        """Answer the current ask with ``exception``."""
-        if not isinstance(exception, BaseException):
-            raise TypeError(f"Reply.error takes an exception, not {exception!r}")
+        """Answer the current ask with ``exception``; anything but an exception raises :class:`TypeError` at once."""
         return cls(exception)

@@ -14,9 +14,10 @@ import trio
 from ._address import Address
 from ._dispatcher import current_actor, current_system
 from ._envelope import WATCH_MARK, SystemMessage, Watch
-from ._exceptions import ActorError, ActorStopped, SerializationError
+from ._exceptions import ActorError, ActorStopped, MailboxFull, SerializationError
 from ._futures import Correlations, Future
 from ._messages import Terminated
+from ._show import show
 from ._timers import positive_seconds
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class ActorRef:
             while not target.is_stopped and not target.has_room():
                 await target.wait_for_room()
             if target.is_stopped:
-                raise ActorStopped(f"{self!r} stopped while {message!r} waited for room in its mailbox")
+                raise ActorStopped(f"{self!r} stopped while {show(message)} waited for room in its mailbox")
         target.deliver(message, _current(), None)
 
     def request(self, message: Any, *, timeout: float | None = None) -> Future[Any]:
@@ -109,6 +110,12 @@ class ActorRef:
         :class:`~runtime.AskTimeout`. The actor's return value, ``Reply.error(exc)`` or a deferred reply
         resolves it; so do the actor failing (:class:`~runtime.ActorFailed`) or stopping first
         (:class:`~runtime.ActorStopped`).
+
+        ``request`` never raises for the delivery itself: a request the actor cannot take comes back as a future
+        that is already done with the error. A full mailbox fails it with :class:`~runtime.MailboxFull` whatever
+        the overflow policy (``"fail"`` raises nothing; ``"drop_new"`` also makes the request a dead letter;
+        ``"drop_old"`` queues it and drops the oldest message instead), and a stopped actor with
+        :class:`~runtime.ActorStopped`. ``ask`` raises what the future holds.
         """
         if timeout is not None:
             timeout = positive_seconds("timeout", timeout)
@@ -124,6 +131,8 @@ class ActorRef:
         future = system.correlations.new_future(system, self)
         try:
             target.deliver(message, sender, future.correlation_id)
+        except MailboxFull as exc:  # overflow="fail": refused at once, like every other refusal of a request
+            future.set_exception(exc)
         except BaseException:
             future.cancel()
             raise
@@ -141,7 +150,7 @@ class ActorRef:
         await trio.lowlevel.checkpoint_if_cancelled()
         sender = _current()
         if sender is self:
-            raise RuntimeError(f"{self!r} asked itself {message!r}: it cannot answer while it waits, so the ask "
+            raise RuntimeError(f"{self!r} asked itself {show(message)}: it cannot answer while it waits, so the ask "
                                "would never end; call the method directly, or tell and handle the answer later")
         future = self._send_request(message, sender)
         if future._state:  # refused at once: a stopped actor or a full mailbox
@@ -203,7 +212,7 @@ class Unreachable:
     def deliver(self, message: Any, sender: ActorRef | None, mark: Any) -> None:
         if mark.__class__ is int:
             self.system.correlations.fail(
-                mark, ActorStopped(f"{self.ref!r} is unreachable; {message!r} was not delivered"))
+                mark, ActorStopped(f"{self.ref!r} is unreachable; {show(message)} was not delivered"))
         self.system.dead_letter(message, sender, self.ref, "unreachable")
 
     def deliver_leased(self, message: Any, sender: ActorRef | None, lease: Any) -> None:
@@ -240,7 +249,7 @@ class ReplyRef(ActorRef):
     def fail(self, exception: BaseException) -> None:
         """Answer the ask with an exception for the asker to raise."""
         if not isinstance(exception, BaseException):
-            raise TypeError(f"fail() takes an exception, not {exception!r}")
+            raise TypeError(f"fail() takes an exception, not {show(exception)}")
         if not self._table.fail(self.correlation_id, exception):
             self._late(exception)
 

@@ -74,8 +74,13 @@ _RESTARTS = {r.value: r for r in Restart}
 
 
 def default_decider(error: BaseException) -> Directive:
-    """Restart on any :class:`Exception`; escalate anything else."""
-    return Directive.RESTART if isinstance(error, Exception) else Directive.ESCALATE
+    """Restart on any failure; escalate ``KeyboardInterrupt`` and ``SystemExit``.
+
+    A failure is whatever an actor's code raised, including a ``BaseException`` such as a stray ``trio.Cancelled``
+    or a ``BaseExceptionGroup``. ``KeyboardInterrupt`` and ``SystemExit`` are not failures of one actor: they end
+    the system, so they reach a decider only when one is called by hand.
+    """
+    return Directive.ESCALATE if isinstance(error, KeyboardInterrupt | SystemExit) else Directive.RESTART
 
 
 def _check_number(name: str, value: object, *, positive: bool = False) -> None:

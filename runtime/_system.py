@@ -22,6 +22,7 @@ from ._lifecycle import RUNNING, STOPPING
 from ._mailbox import UNBOUNDED, Mailbox
 from ._messages import DeadLetter, LifecycleEvent, LifecycleKind
 from ._ref import ActorRef, Unreachable
+from ._show import show
 from ._spawn import SpawnSpec
 from ._supervision import OneForOne, Restart, Strategy
 from ._timers import TimerService, positive_seconds
@@ -38,7 +39,7 @@ class _Guardian(ActorBase):
     """The root actor: it has no behaviour of its own; its children are the top-level actors."""
 
     async def receive(self, message: Any) -> None:
-        raise TypeError(f"the root of the actor tree takes no messages; got {message!r}")
+        raise TypeError(f"the root of the actor tree takes no messages; got {show(message)}")
 
 
 class ActorSystem:
@@ -50,6 +51,11 @@ class ActorSystem:
     (after which what is left is cancelled). A failure escalated past the top cancels the block's body, shuts the
     tree down in order, and leaves the ``async with`` as :class:`~runtime.ActorFailed` whose ``.cause`` is the
     original exception.
+
+    Whatever an actor's code raises is a failure of that actor, handled by its supervisor: every ``Exception``, and
+    also a stray ``trio.Cancelled`` it raised itself, ``GeneratorExit`` or a ``BaseExceptionGroup``. Only
+    ``KeyboardInterrupt`` and ``SystemExit`` end the system: they stop the runners at once, skip the orderly
+    shutdown, and leave ``async with`` inside a ``BaseExceptionGroup``, as trio nurseries raise them.
     """
 
     def __init__(self, name: str = "app", *, supervision: Strategy | None = None,
@@ -89,6 +95,7 @@ class ActorSystem:
         self._measure_wakeup: trio.Event | None = None
         self._failure: ActorFailed | None = None
         self._running = False
+        self._host_ended = False
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
         self._body_scope: trio.CancelScope | None = None
@@ -132,12 +139,15 @@ class ActorSystem:
         if suppressed:
             exc_type = exc = tb = None
         try:
-            with trio.CancelScope(shield=True) as scope:
-                scope.deadline = trio.current_time() + self.shutdown_timeout
-                await self.guardian.terminate(None)
-            if scope.cancelled_caught:
-                logger.error("actor system %r did not shut down within %ss; cancelling what is left",
-                             self.name, self.shutdown_timeout)
+            if self._host_ended:  # a KeyboardInterrupt or SystemExit ended the runners: nothing can stop in order
+                logger.error("actor system %r lost its runners; skipping the orderly shutdown", self.name)
+            else:
+                with trio.CancelScope(shield=True) as scope:
+                    scope.deadline = trio.current_time() + self.shutdown_timeout
+                    await self.guardian.terminate(None)
+                if scope.cancelled_caught:
+                    logger.error("actor system %r did not shut down within %ss; cancelling what is left",
+                                 self.name, self.shutdown_timeout)
         finally:
             self._running = False
             self._nursery.cancel_scope.cancel()
@@ -155,19 +165,25 @@ class ActorSystem:
         Actors' hooks run in runner tasks: if those inherited a cancellation of the scope around
         ``async with ActorSystem()``, leaving the block that way would skip ``on_stop`` hooks. Only
         ``__aexit__`` cancels this nursery, once the tree has stopped or its shutdown ran out of time.
+
+        The one error that ends it early is a ``KeyboardInterrupt`` or ``SystemExit`` raised in an actor: it
+        ends the runners and leaves ``async with`` at once.
         """
-        with trio.CancelScope(shield=True):  # before the first checkpoint: a cancelled caller cannot reach us
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                ready.set()
-                await trio.sleep_forever()
+        try:
+            with trio.CancelScope(shield=True):  # before the first checkpoint: a cancelled caller cannot reach us
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    ready.set()
+                    await trio.sleep_forever()
+        finally:
+            self._host_ended = True
 
     def fail(self, cell: Cell, error: BaseException) -> None:
         """A failure escalated past the top: remember it and cancel the body so that the system shuts down."""
         if self._failure is None:
             where = "the root" if cell is self._guardian else repr(cell.path)
             self._failure = ActorFailed(
-                f"actor system {self.name!r} failed: {error!r} escalated past {where}", error)
+                f"actor system {self.name!r} failed: {show(error)} escalated past {where}", error)
             logger.error("actor system %r failed", self.name, exc_info=error)
         if self._body_scope is not None:
             self._body_scope.cancel()
@@ -322,7 +338,7 @@ class ActorSystem:
         def expire() -> None:
             if not future.done():
                 future.set_exception(AskTimeout(
-                    f"{future._target!r} did not answer {request!r} within {timeout}s"
+                    f"{future._target!r} did not answer {show(request)} within {timeout}s"
                     f" (request #{future.correlation_id})"))
 
         self.timer_service.call_at(trio.current_time() + timeout, expire)

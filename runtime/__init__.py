@@ -14,6 +14,10 @@ from ._exceptions import ActorError as ActorError
 from ._exceptions import ActorFailed as ActorFailed
 from ._exceptions import ActorStopped as ActorStopped
 from ._exceptions import AskTimeout as AskTimeout
+from ._exceptions import AuthenticationFailed as AuthenticationFailed
+from ._exceptions import FrameError as FrameError
+from ._exceptions import LinkClosed as LinkClosed
+from ._exceptions import LinkError as LinkError
 from ._exceptions import MailboxFull as MailboxFull
 from ._exceptions import NameTaken as NameTaken
 from ._exceptions import NotAuthorized as NotAuthorized
@@ -86,6 +90,7 @@ __all__ = [
     "ActorSystem",
     "Address",
     "AskTimeout",
+    "AuthenticationFailed",
     "Backoff",
     "Cell",
     "DeadLetter",
@@ -93,11 +98,14 @@ __all__ = [
     "Directive",
     "EventStream",
     "ExchangeEntry",
+    "FrameError",
     "Future",
     "FutureCancelled",
     "Lease",
     "LeaseEnded",
     "LifecycleEvent",
+    "LinkClosed",
+    "LinkError",
     "Mailbox",
     "MailboxFull",
     "Metrics",

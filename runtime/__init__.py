@@ -31,6 +31,10 @@ from ._futures import Future as Future
 from ._futures import FutureCancelled as FutureCancelled
 from ._lease import Lease as Lease
 from ._lease import LeaseEnded as LeaseEnded
+from ._link import Link as Link
+from ._link import LinkOptions as LinkOptions
+from ._link import LinkStatistics as LinkStatistics
+from ._link import open_link as open_link
 from ._mailbox import Mailbox as Mailbox
 from ._messages import DeadLetter as DeadLetter
 from ._messages import LifecycleEvent as LifecycleEvent
@@ -104,8 +108,11 @@ __all__ = [
     "Lease",
     "LeaseEnded",
     "LifecycleEvent",
+    "Link",
     "LinkClosed",
     "LinkError",
+    "LinkOptions",
+    "LinkStatistics",
     "Mailbox",
     "MailboxFull",
     "Metrics",
@@ -146,6 +153,7 @@ __all__ = [
     "encode_payload",
     "is_dead_letter_cycle",
     "make_table",
+    "open_link",
     "positive_seconds",
     "split_words",
     "topology",

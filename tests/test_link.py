@@ -754,3 +754,14 @@ async def test_run_twice_is_refused(autojump_clock: trio.testing.MockClock) -> N
 def test_errors_are_link_errors() -> None:
     for cls in (LinkClosed, FrameError, AuthenticationFailed):
         assert issubclass(cls, LinkError)
+
+
+def test_the_link_benchmark_measures_every_figure() -> None:
+    """``benchmarks/link.py`` runs (quick sizes) and reports finite, positive figures; their values are noise here."""
+    from benchmarks import link as link_benchmark
+
+    figures = link_benchmark.run(quick=True)
+    assert set(figures) == {"batched_items_per_s", "batched_items_per_frame", "unbatched_items_per_s",
+                            "round_trips_per_s", "pickle_ns_per_item", "hmac_ns_per_item", "decode_ns_per_item"}
+    assert all(0 < value < float("inf") for value in figures.values())
+    assert figures["batched_items_per_frame"] > 1

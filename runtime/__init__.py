@@ -14,6 +14,10 @@ from ._exceptions import ActorError as ActorError
 from ._exceptions import ActorFailed as ActorFailed
 from ._exceptions import ActorStopped as ActorStopped
 from ._exceptions import AskTimeout as AskTimeout
+from ._exceptions import AuthenticationFailed as AuthenticationFailed
+from ._exceptions import FrameError as FrameError
+from ._exceptions import LinkClosed as LinkClosed
+from ._exceptions import LinkError as LinkError
 from ._exceptions import MailboxFull as MailboxFull
 from ._exceptions import NameTaken as NameTaken
 from ._exceptions import NotAuthorized as NotAuthorized
@@ -27,6 +31,10 @@ from ._futures import Future as Future
 from ._futures import FutureCancelled as FutureCancelled
 from ._lease import Lease as Lease
 from ._lease import LeaseEnded as LeaseEnded
+from ._link import Link as Link
+from ._link import LinkOptions as LinkOptions
+from ._link import LinkStatistics as LinkStatistics
+from ._link import open_link as open_link
 from ._mailbox import Mailbox as Mailbox
 from ._messages import DeadLetter as DeadLetter
 from ._messages import LifecycleEvent as LifecycleEvent
@@ -86,6 +94,7 @@ __all__ = [
     "ActorSystem",
     "Address",
     "AskTimeout",
+    "AuthenticationFailed",
     "Backoff",
     "Cell",
     "DeadLetter",
@@ -93,11 +102,17 @@ __all__ = [
     "Directive",
     "EventStream",
     "ExchangeEntry",
+    "FrameError",
     "Future",
     "FutureCancelled",
     "Lease",
     "LeaseEnded",
     "LifecycleEvent",
+    "Link",
+    "LinkClosed",
+    "LinkError",
+    "LinkOptions",
+    "LinkStatistics",
     "Mailbox",
     "MailboxFull",
     "Metrics",
@@ -138,6 +153,7 @@ __all__ = [
     "encode_payload",
     "is_dead_letter_cycle",
     "make_table",
+    "open_link",
     "positive_seconds",
     "split_words",
     "topology",

@@ -16,6 +16,7 @@ from ._exceptions import ActorStopped as ActorStopped
 from ._exceptions import AskTimeout as AskTimeout
 from ._exceptions import MailboxFull as MailboxFull
 from ._exceptions import NameTaken as NameTaken
+from ._exceptions import NodeDown as NodeDown
 from ._exceptions import NotAuthorized as NotAuthorized
 from ._exceptions import SerializationError as SerializationError
 from ._exceptions import StorageError as StorageError
@@ -33,6 +34,8 @@ from ._messages import LifecycleEvent as LifecycleEvent
 from ._messages import PoisonPill as PoisonPill
 from ._messages import Reply as Reply
 from ._messages import Terminated as Terminated
+from ._node import Node as Node
+from ._node import NodeUp as NodeUp
 from ._queue_state import OVERFLOWS as OVERFLOWS
 from ._queue_state import DeathReason as DeathReason
 from ._queue_state import Overflow as Overflow
@@ -102,6 +105,9 @@ __all__ = [
     "MailboxFull",
     "Metrics",
     "NameTaken",
+    "Node",
+    "NodeDown",
+    "NodeUp",
     "NotAuthorized",
     "OneForAll",
     "OneForOne",

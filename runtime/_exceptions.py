@@ -7,6 +7,8 @@ cross process boundaries. Following trio, "you closed it" (:class:`ActorStopped`
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
 __all__ = [
@@ -14,6 +16,10 @@ __all__ = [
     "ActorFailed",
     "ActorStopped",
     "AskTimeout",
+    "AuthenticationFailed",
+    "FrameError",
+    "LinkClosed",
+    "LinkError",
     "MailboxFull",
     "NameTaken",
     "NotAuthorized",
@@ -86,3 +92,56 @@ class StorageError(ActorError):
 
 class NotAuthorized(ActorError):
     """A principal tried an operation on an exchange or queue that its permissions do not allow."""
+
+
+class LinkError(ActorError):
+    """Base class of the errors of a link between two nodes (:class:`~runtime.Link`).
+
+    A link that meets one of these is closed; :attr:`Link.error <runtime.Link.error>` keeps the one that closed
+    it, and ``receive`` raises it once the batches that arrived before it are taken.
+    """
+
+
+class LinkClosed(LinkError):
+    """The link is closed: this side closed it, the peer said goodbye or hung up, or the peer fell silent.
+
+    Raised by ``Link.send`` and ``Link.receive`` on a closed link, and by ``Link.connect`` when the peer hangs up
+    during the handshake. A hang-up without a goodbye (EOF, a connection reset, a write to a dead peer) and a
+    peer silent for longer than the heartbeat policy allows are the failures a lost node shows; ``__cause__``
+    carries the OS or trio error when there is one.
+    """
+
+
+class FrameError(LinkError):
+    """A frame from the peer is malformed, over the size limit, or out of sequence (replayed, reordered, lost).
+
+    Raised by the frame decoder before the payload is unpickled (a frame over the limit before its payload is
+    even read); the link that received it is closed. The message names the frame's sequence number and size.
+    """
+
+
+class AuthenticationFailed(LinkError):
+    """The peer did not prove it holds the shared secret, or a frame's tag does not verify.
+
+    Raised by ``Link.connect`` when the handshake fails (a wrong secret, a wrong role, not a link peer at all, or
+    no answer within the handshake timeout), and by the frame decoder for a frame whose HMAC tag does not match:
+    nothing from such a peer is unpickled, and the link is closed.
+    """
+
+
+class NodeDown(ActorError):
+    """A node of the system was lost: its worker process died or its link broke.
+
+    It is the ``.cause`` of the :class:`ActorFailed` that pending asks to actors on that node raise, the
+    ``reason`` of the ``Terminated`` their watchers get, and the failure their supervisors decide on (an actor
+    that is restarted starts again on a live node). It is also published on the event stream. :attr:`node` is the
+    lost node (a ``Node``), :attr:`reason` says how it was lost.
+    """
+
+    def __init__(self, node: Any, reason: str = "lost") -> None:
+        super().__init__(node, reason)
+        self.node = node
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"node {getattr(self.node, 'name', self.node)} is down: {self.reason}"

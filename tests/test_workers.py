@@ -271,3 +271,17 @@ async def test_placement_names_a_node_of_the_system(actor_system: ActorSystem) -
             await system.spawn(Worker, node=42)
         local = await system.spawn(Worker, node=system.node)
         assert await local.ask("pid") == os.getpid()
+
+
+async def test_a_spread_pool_places_its_routees_over_the_workers() -> None:
+    from actors import GetRoutees, Pool
+
+    async with ActorSystem(workers=2) as system:
+        pool = await system.spawn(Pool, Worker, size=4, spread=True, name="pool")
+        routees = await pool.ask(GetRoutees())
+        nodes = [ref.node.name for ref in routees]
+        workers = sorted(node.name for node in system.nodes if node.kind == "worker")
+        assert sorted(set(nodes)) == workers
+        assert sorted(nodes.count(name) for name in workers) == [2, 2]
+        pids = {await pool.ask("pid") for _ in range(4)}  # round robin over all four
+        assert pids == {node.pid for node in system.nodes if node.kind == "worker"}

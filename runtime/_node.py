@@ -32,10 +32,10 @@ from ._link import Link, LinkOptions
 from ._messages import Terminated
 from ._ref import ActorRef
 from ._remote import (
-    Answer,
+    ANSWER,
+    DELIVER,
+    DELIVER_SYSTEM,
     ChildStopped,
-    Deliver,
-    DeliverSystem,
     Published,
     RemoteChild,
     RemoteParent,
@@ -259,12 +259,13 @@ class Cluster:
     def _undeliverable(self, item: Any, why: str) -> None:
         system = self.system
         cls = item.__class__
-        if cls is Deliver:
-            if item.correlation is not None:
-                self._answer(item.reply_to, item.correlation, True, ActorStopped(
-                    f"{item.address} is unreachable ({why}); {show(item.message)} was not delivered"))
+        if cls is tuple and item[0] == DELIVER:
+            _, address, message, sender, correlation, reply_to = item
+            if correlation is not None:
+                self._answer(reply_to, correlation, True, ActorStopped(
+                    f"{address} is unreachable ({why}); {show(message)} was not delivered"))
             else:
-                system.dead_letter(item.message, item.sender, system.resolve(item.address), f"unreachable: {why}")
+                system.dead_letter(message, sender, system.resolve(address), f"unreachable: {why}")
         elif cls is SpawnRequest:
             self._spawn_done(SpawnReply(item.request, None, ActorStopped(f"cannot spawn there: {why}")))
 
@@ -278,23 +279,23 @@ class Cluster:
             else:
                 table.answer(correlation, value)
             return
-        self.send(node, Answer(node, correlation, failed, value))
+        self.send(node, (ANSWER, node, correlation, failed, value))
 
     def _refused(self, item: Any, error: SerializationError) -> None:
         """A flush could not pickle ``item``: the ask or spawn it belonged to fails, a tell is a dead letter."""
         system = self.system
         cls = item.__class__
-        if cls is Deliver:
-            problem = SerializationError(
-                f"{show(item.message)} for {item.address} cannot be sent to another node: {error}")
-            if item.correlation is not None:
-                self._answer(item.reply_to, item.correlation, True, problem)
+        if cls is tuple and item[0] == DELIVER:
+            _, address, message, sender, correlation, reply_to = item
+            problem = SerializationError(f"{show(message)} for {address} cannot be sent to another node: {error}")
+            if correlation is not None:
+                self._answer(reply_to, correlation, True, problem)
             else:
-                system.dead_letter(item.message, item.sender, system.resolve(item.address),
-                                   f"not serializable: {error}")
-        elif cls is Answer:
-            self.send(item.node, Answer(item.node, item.correlation, True, SerializationError(
-                f"the answer {show(item.value)} cannot be sent to the asker's node: {error}")))
+                system.dead_letter(message, sender, system.resolve(address), f"not serializable: {error}")
+        elif cls is tuple and item[0] == ANSWER:
+            _, node, correlation, _, value = item
+            self.send(node, (ANSWER, node, correlation, True, SerializationError(
+                f"the answer {show(value)} cannot be sent to the asker's node: {error}")))
         elif cls is SpawnRequest:
             self._spawn_done(SpawnReply(item.request, None, SerializationError(
                 f"{show(item.spec.factory)} and its arguments cannot be sent to another node: {error}")))
@@ -332,24 +333,26 @@ class Cluster:
     def _receive(self, from_node: str, item: Any) -> None:
         system = self.system
         cls = item.__class__
-        if cls is Deliver:
-            if item.address.node != system.node_id:
-                self.send(item.address.node, item)
-                return
-            self._deliver(item)
-        elif cls is DeliverSystem:
-            address = item.address
-            if address.node != system.node_id:
-                self.send(address.node, item)
-                return
-            message = item.message
-            target = system.resolve(address)._target
-            if message.__class__ is Stop and hasattr(target, "request_stop"):
-                target.request_stop(message.reason, message.origin)
-            else:
-                target.deliver_system(message)
-        elif cls is Answer:
-            self._answer(item.node, item.correlation, item.failed, item.value)
+        if cls is tuple:
+            kind = item[0]
+            if kind == DELIVER:
+                if item[1].node != system.node_id:
+                    self.send(item[1].node, item)
+                else:
+                    self._deliver(item)
+            elif kind == DELIVER_SYSTEM:
+                _, address, message = item
+                if address.node != system.node_id:
+                    self.send(address.node, item)
+                    return
+                target = system.resolve(address)._target
+                if message.__class__ is Stop and hasattr(target, "request_stop"):
+                    target.request_stop(message.reason, message.origin)
+                else:
+                    target.deliver_system(message)
+            elif kind == ANSWER:
+                _, node, correlation, failed, value = item
+                self._answer(node, correlation, failed, value)
         elif cls is SpawnRequest:
             assert self._nursery is not None
             self._nursery.start_soon(self._host_spawn, from_node, item)
@@ -363,24 +366,24 @@ class Cluster:
         else:  # pragma: no cover - a peer of another version
             logger.error("node %s sent %s, which this node does not understand", from_node, show(item))
 
-    def _deliver(self, item: Deliver) -> None:
+    def _deliver(self, item: tuple[Any, ...]) -> None:
         system = self.system
-        ref = system.resolve(item.address)
+        _, address, message, sender, correlation, reply_to = item
+        ref = system.resolve(address)
         target = ref._target
-        message = item.message
-        if item.correlation is None:
+        if correlation is None:
             if message.__class__ is Terminated:
                 watched = message.ref._target
                 if isinstance(watched, RemoteTarget):
                     watched.watchers.discard(ref)
-                target.deliver(message, item.sender, WATCH_MARK)
+                target.deliver(message, sender, WATCH_MARK)
             else:
-                target.deliver(message, item.sender, None)
+                target.deliver(message, sender, None)
             return
         future = system.correlations.new_future(system, ref)
-        future.add_done_callback(functools.partial(self._answered, item.reply_to, item.correlation))
+        future.add_done_callback(functools.partial(self._answered, reply_to, correlation))
         try:
-            target.deliver(message, item.sender, future.correlation_id)
+            target.deliver(message, sender, future.correlation_id)
         except MailboxFull as exc:
             future.set_exception(exc)
 

@@ -4,12 +4,15 @@ proxies that let a parent on one node supervise a child on another.
 Nodes exchange the items below over a :class:`~runtime._link.Link` (a worker and its head; a worker reaches
 another worker through the head, which relays). Everything in them is a value: refs travel as their addresses
 and come back as the receiving node's ref for that address, so an envelope crosses a node boundary as it is.
+The items that carry messages (``DELIVER``, ``DELIVER_SYSTEM``, ``ANSWER``) are plain tuples tagged by an int:
+the pickler handles them natively, where a frozen attrs value or even a named tuple costs a Python-level reducer
+call each (measured: a named tuple 0.73x the floor, an attrs value 0.47x); the rarer items are attrs values.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import trio
@@ -45,10 +48,10 @@ if TYPE_CHECKING:
     from ._system import ActorSystem
 
 __all__ = [
-    "Answer",
+    "ANSWER",
+    "DELIVER",
+    "DELIVER_SYSTEM",
     "ChildStopped",
-    "Deliver",
-    "DeliverSystem",
     "Published",
     "RemoteChild",
     "RemoteParent",
@@ -63,34 +66,14 @@ logger = logging.getLogger("actors")
 # -- what nodes send each other ---------------------------------------------------------------------------------
 
 
-@attrs.frozen
-class Deliver:
-    """A user envelope for the actor at ``address``; ``correlation`` and ``reply_to`` (the asker's node) for an
-    ask, both ``None`` for a tell."""
-
-    address: Address
-    message: Any
-    sender: ActorRef | None
-    correlation: int | None
-    reply_to: str | None
-
-
-@attrs.frozen
-class DeliverSystem:
-    """A system message for the actor at ``address``."""
-
-    address: Address
-    message: SystemMessage
-
-
-@attrs.frozen
-class Answer:
-    """The answer to ask ``correlation`` of node ``node``: a value, or (``failed``) an exception to raise."""
-
-    node: str
-    correlation: int
-    failed: bool
-    value: Any
+DELIVER: Final = 0
+"""``(DELIVER, address, message, sender, correlation, reply_to)``: a user envelope for the actor at ``address``;
+``correlation`` and ``reply_to`` (the asker's node) for an ask, both ``None`` for a tell."""
+DELIVER_SYSTEM: Final = 1
+"""``(DELIVER_SYSTEM, address, message)``: a system message for the actor at ``address``."""
+ANSWER: Final = 2
+"""``(ANSWER, node, correlation, failed, value)``: the answer to ask ``correlation`` of node ``node``, a value or
+(``failed``) an exception to raise."""
 
 
 @attrs.frozen
@@ -184,9 +167,12 @@ class RemoteTarget:
                     f"{self.ref!r} is gone ({self.stopped}); {show(message)} was not delivered"))
             system.dead_letter(message, sender, self.ref, "stopped")
             return
-        asked = mark.__class__ is int
-        _cluster(system).send(self.address.node, Deliver(self.address, message, sender, mark if asked else None,
-                                                       system.node_id if asked else None))
+        item: tuple[Any, ...]
+        if mark.__class__ is int:
+            item = (DELIVER, self.address, message, sender, mark, system.node_id)
+        else:
+            item = (DELIVER, self.address, message, sender, None, None)
+        system.cluster.send(self.address.node, item)  # type: ignore[union-attr]
 
     def deliver_leased(self, message: Any, sender: ActorRef | None, lease: Lease) -> None:
         """Leases stay on their node: a message told under one to another node is a plain tell."""
@@ -203,7 +189,7 @@ class RemoteTarget:
         elif cls is Unwatch:
             self.watchers.discard(message.watcher)  # type: ignore[union-attr]
         if self.stopped is None:
-            _cluster(self.system).send(self.address.node, DeliverSystem(self.address, message))
+            _cluster(self.system).send(self.address.node, (DELIVER_SYSTEM, self.address, message))
 
     def lost(self, reason: BaseException) -> None:
         """Its node is gone: watchers get ``Terminated(ref, reason)``; later messages are dead letters."""
@@ -350,7 +336,7 @@ class RemoteParent:
         return self.address.path
 
     def deliver_system(self, message: SystemMessage) -> None:
-        _cluster(self.system).send(self.address.node, DeliverSystem(self.address, message))
+        _cluster(self.system).send(self.address.node, (DELIVER_SYSTEM, self.address, message))
 
     def child_stopped(self, child: Any) -> None:
         _cluster(self.system).child_stopped(child, self)

@@ -1090,5 +1090,5 @@ class Cell(MailboxQueue):
             utilization=rho, mean_queue_length=mean_len, mean_wait=mean_wait,
             handling_time_p50=p50, handling_time_p90=p90, handling_time_p99=p99,
             state=STATE_NAMES[self.state], children=by_state,
-            restarts_in_window=0 if self.window is None else self.window.count(now),
+            restarts_in_window=0 if self.window is None else self.window.count(now), node=self.system.node_id,
         )

@@ -36,6 +36,7 @@ from ._remote import (
     DELIVER,
     DELIVER_SYSTEM,
     ChildStopped,
+    NodeStatistics,
     Published,
     RemoteChild,
     RemoteParent,
@@ -108,6 +109,8 @@ class Cluster:
         self.remote_refs: dict[Address, ActorRef] = {}
         self.remote_children: dict[str, set[RemoteChild]] = {}
         self.hosted: dict[int, Cell] = {}
+        self.remote_statistics: dict[str, dict[str, Any]] = {}
+        """On the head: each worker's latest figures of its actors, by path (at most a reporting period old)."""
         """On a worker: the actors it runs for parents elsewhere, by uid."""
         self._workers: dict[str, _Worker] = {}
         self._processes: list[trio.Process] = []
@@ -134,6 +137,7 @@ class Cluster:
         self._nursery = nursery
         if self.head is not None:
             nursery.start_soon(self._serve, self.head, self.links[self.head], None)
+            nursery.start_soon(self._report_statistics, self.head)
             return
         async with trio.open_nursery() as starting:
             for _ in range(self._wanted):
@@ -361,8 +365,9 @@ class Cluster:
         elif cls is ChildStopped:
             self._child_stopped(item)
         elif cls is Published:
-            event = item.event
-            system.publish(event)
+            system.publish(item.event)
+        elif cls is NodeStatistics:
+            self.remote_statistics[from_node] = item.actors
         else:  # pragma: no cover - a peer of another version
             logger.error("node %s sent %s, which this node does not understand", from_node, show(item))
 
@@ -449,6 +454,22 @@ class Cluster:
                 if handle.ref is ref:
                     return handle
         return None
+
+    async def _report_statistics(self, head: str) -> None:
+        """On a worker: send the head the figures of the actors it runs (and their descendants), once a second."""
+        from ._cell import Cell
+
+        period = max(1.0, self.system.metrics.tick)
+        while True:
+            await trio.sleep(period)
+            actors: dict[str, Any] = {}
+            stack: list[Any] = list(self.hosted.values())
+            while stack:
+                cell = stack.pop()
+                if isinstance(cell, Cell):
+                    actors[cell.path] = cell.statistics()
+                    stack.extend(cell.children)
+            self.send(head, NodeStatistics(actors))
 
     def find_hosted(self, path: str) -> Cell | None:
         """The local actor at ``path`` under one of the hosted actors, if any."""
@@ -539,6 +560,7 @@ class Cluster:
             return
         node = self.nodes[node_id] = attrs.evolve(node, alive=False)
         self.links.pop(node_id, None)
+        self.remote_statistics.pop(node_id, None)
         worker = self._workers.get(node_id)
         if worker is not None:
             worker.node = node

@@ -52,6 +52,7 @@ __all__ = [
     "DELIVER",
     "DELIVER_SYSTEM",
     "ChildStopped",
+    "NodeStatistics",
     "Published",
     "RemoteChild",
     "RemoteParent",
@@ -101,6 +102,13 @@ class ChildStopped:
 
     child: Address
     parent: Address
+
+
+@attrs.frozen
+class NodeStatistics:
+    """A worker's figures of the actors it runs for others (and their descendants), by path, for the head."""
+
+    actors: dict[str, Any]
 
 
 @attrs.frozen

@@ -329,6 +329,9 @@ class ActorSystem:
                 continue
             actors[path] = cell.statistics()
             stack.extend((child, f"{path}/{child.name}") for child in reversed(cell.children))
+        if self.cluster is not None:
+            for figures in self.cluster.remote_statistics.values():
+                actors.update(figures)
         return SystemStatistics(dead_letters=self._dead_letters, actors=actors,
                                 pending_asks=len(self.correlations))
 

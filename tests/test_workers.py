@@ -285,3 +285,28 @@ async def test_a_spread_pool_places_its_routees_over_the_workers() -> None:
         assert sorted(nodes.count(name) for name in workers) == [2, 2]
         pids = {await pool.ask("pid") for _ in range(4)}  # round robin over all four
         assert pids == {node.pid for node in system.nodes if node.kind == "worker"}
+
+
+async def test_statistics_cover_the_actors_of_every_node() -> None:
+    class Parent(Actor):
+        async def on_start(self) -> None:
+            await self.spawn(Worker, name="kid")
+
+        async def receive(self, message: Any) -> Any:
+            return message
+
+    async with ActorSystem(workers=1) as system:
+        local = await system.spawn(Worker, name="local")
+        remote = await system.spawn(Parent, node="spread", name="remote")
+        await local.ask("count")
+        await remote.ask("hello")
+        figures = system.statistics().actors
+        for _ in range(50):  # a worker reports its figures once a second
+            if "remote/kid" in figures:
+                break
+            await trio.sleep(0.1)
+            figures = system.statistics().actors
+        assert figures["local"].node == system.node.name
+        assert figures["remote"].node == remote.node.name
+        assert figures["remote/kid"].node == remote.node.name
+        assert figures["remote"].handled == 1

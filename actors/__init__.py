@@ -25,6 +25,9 @@ from runtime import Mailbox as Mailbox
 from runtime import MailboxFull as MailboxFull
 from runtime import Metrics as Metrics
 from runtime import NameTaken as NameTaken
+from runtime import Node as Node
+from runtime import NodeDown as NodeDown
+from runtime import NodeUp as NodeUp
 from runtime import NotAuthorized as NotAuthorized
 from runtime import OneForAll as OneForAll
 from runtime import OneForOne as OneForOne
@@ -77,9 +80,9 @@ __all__ = [
     "Address", "AskTimeout", "Backoff", "Bind", "Broadcast", "ChildSpec", "CountChildren", "DeadLetter", "Delivery",
     "Directive", "DynamicSupervisor", "Exchange", "ExchangeStatistics", "Future", "FutureCancelled", "Get",
     "GetRoutees", "GetStatistics", "Lease", "LeaseEnded", "LifecycleEvent", "Mailbox", "MailboxFull", "Metrics",
-    "Nack", "NameTaken", "NotAuthorized", "OneForAll", "OneForOne", "PoisonPill", "Pool", "Publish", "PublishBatch",
-    "Queue", "QueueStatistics", "Reject", "Reply", "Resize", "RestForOne", "Restart", "Returned",
-    "SerializationError", "SpawnSpec", "StartChild", "StopChild", "StorageError", "Strategy", "Subscribe",
-    "Supervisor", "SystemStatistics", "Terminated", "Transaction", "Unbind", "Unroutable", "Unsubscribe",
-    "WhichChildren", "transaction",
+    "Nack", "NameTaken", "Node", "NodeDown", "NodeUp", "NotAuthorized", "OneForAll", "OneForOne", "PoisonPill",
+    "Pool", "Publish", "PublishBatch", "Queue", "QueueStatistics", "Reject", "Reply", "Resize", "RestForOne",
+    "Restart", "Returned", "SerializationError", "SpawnSpec", "StartChild", "StopChild", "StorageError", "Strategy",
+    "Subscribe", "Supervisor", "SystemStatistics", "Terminated", "Transaction", "Unbind", "Unroutable",
+    "Unsubscribe", "WhichChildren", "transaction",
 ]

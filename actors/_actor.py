@@ -78,12 +78,12 @@ class Actor(ActorBase):
 
     async def spawn(self, factory: Callable[..., Any], *args: Any, name: str | None = None,
                     mailbox: Mailbox | None = None, restart: Restart | str = Restart.TRANSIENT,
-                    supervision: Strategy | None = None, stop_timeout: float | None = None,
+                    supervision: Strategy | None = None, stop_timeout: float | None = None, node: object = None,
                     **kwargs: Any) -> ActorRef:
         """Start a child supervised by this actor; same options and errors as ``system.spawn``."""
         context = self._context
         return await context.spawn_child(
-            context.system.make_spec(factory, args, kwargs, name, mailbox, restart, supervision, stop_timeout))
+            context.system.make_spec(factory, args, kwargs, name, mailbox, restart, supervision, stop_timeout, node))
 
     async def spawn_spec(self, spec: SpawnSpec) -> ActorRef:
         """Start a child from a :class:`SpawnSpec` (made with ``SpawnSpec.of``); same errors as :meth:`spawn`."""

@@ -270,10 +270,11 @@ class _Gather:
 class Pool(Actor):
     """A router actor whose routees are its children: ``await system.spawn(Pool, Worker, *args, size=4)``.
 
-    ``Pool(factory, *args, size, routing="round_robin", key=None, virtual_nodes=100, **kwargs)`` starts ``size``
-    routees ``factory(*args, **kwargs)`` (named ``routee-1``, ``routee-2``, ...) and routes every other message to
-    them, keeping the original sender: a routee's ``self.sender`` is whoever told the pool, and an ask to the pool
-    is answered (or failed) by the routee that handled it. ``routing`` is one of :data:`ROUTINGS`:
+    ``Pool(factory, *args, size, routing="round_robin", key=None, virtual_nodes=100, spread=False, **kwargs)``
+    starts ``size`` routees ``factory(*args, **kwargs)`` (named ``routee-1``, ``routee-2``, ...), each on the
+    live worker with the fewest actors when ``spread`` is true (``ActorSystem(workers=N)``), and routes every
+    other message to them, keeping the original sender: a routee's ``self.sender`` is whoever told the pool, and
+    an ask to the pool is answered (or failed) by the routee that handled it. ``routing`` is one of :data:`ROUTINGS`:
 
     - ``"round_robin"``: each routee in turn;
     - ``"random"``: uniformly at random (``ActorSystem(seed=...)`` makes it reproducible);
@@ -294,14 +295,16 @@ class Pool(Actor):
     the pool keeps running.
 
     A routee whose constructor takes a keyword named like an option of the pool or of ``spawn`` (``size``,
-    ``routing``, ``key``, ``virtual_nodes``, ``name``, ...) gets it through the factory:
+    ``routing``, ``key``, ``virtual_nodes``, ``spread``, ``name``, ...) gets it through the factory:
     ``spawn(Pool, functools.partial(Worker, size=10), size=4)``.
     """
 
     def __init__(self, factory: Callable[..., Any], /, *args: Any, size: int,
                  routing: Routing = "round_robin", key: Callable[[Any], object] | None = None,
-                 virtual_nodes: int = 100, **kwargs: Any) -> None:
+                 virtual_nodes: int = 100, spread: bool = False, **kwargs: Any) -> None:
         _check_size(size)
+        if spread.__class__ is not bool:
+            raise TypeError(f"spread={spread!r} must be True or False")
         if routing not in ROUTINGS:
             raise ValueError(f"routing={routing!r} is not a routing logic; use one of "
                              f"{', '.join(map(repr, ROUTINGS))}")
@@ -311,7 +314,7 @@ class Pool(Actor):
             raise TypeError(f"key={key!r} must be a function from a message to its hash key")
         self.routing: Routing = routing
         """The routing logic's name."""
-        self._routee = SpawnSpec.of(factory, args, kwargs, restart="transient")
+        self._routee = SpawnSpec.of(factory, args, kwargs, restart="transient", node="spread" if spread else None)
         self._size = size
         self._routees: list[ActorRef] = []
         self._started = 0

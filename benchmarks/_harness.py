@@ -418,7 +418,7 @@ WORKLOADS: tuple[Workload, ...] = (
     ),
 )
 
-EXTRAS = ("routing", "exchange", "supervision", "figures")
+EXTRAS = ("routing", "exchange", "supervision", "figures", "link", "workers")
 """Runtime-only benchmark modules (``benchmarks/<name>.py``), each with ``run(quick) -> dict[str, float]``:
 routing tables, the exchange and queue actors, restarts under failure, and the cost of the queue figures."""
 

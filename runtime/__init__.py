@@ -20,6 +20,7 @@ from ._exceptions import LinkClosed as LinkClosed
 from ._exceptions import LinkError as LinkError
 from ._exceptions import MailboxFull as MailboxFull
 from ._exceptions import NameTaken as NameTaken
+from ._exceptions import NodeDown as NodeDown
 from ._exceptions import NotAuthorized as NotAuthorized
 from ._exceptions import SerializationError as SerializationError
 from ._exceptions import StorageError as StorageError
@@ -41,6 +42,8 @@ from ._messages import LifecycleEvent as LifecycleEvent
 from ._messages import PoisonPill as PoisonPill
 from ._messages import Reply as Reply
 from ._messages import Terminated as Terminated
+from ._node import Node as Node
+from ._node import NodeUp as NodeUp
 from ._queue_state import OVERFLOWS as OVERFLOWS
 from ._queue_state import DeathReason as DeathReason
 from ._queue_state import Overflow as Overflow
@@ -117,6 +120,9 @@ __all__ = [
     "MailboxFull",
     "Metrics",
     "NameTaken",
+    "Node",
+    "NodeDown",
+    "NodeUp",
     "NotAuthorized",
     "OneForAll",
     "OneForOne",

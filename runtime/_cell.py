@@ -137,7 +137,8 @@ class Cell(MailboxQueue):
         self.instance: Any = None
         self._handler: Callable[[Any], Any] | None = None
         self.state = STARTING
-        self._children: dict[str, Cell] | None = None
+        self._children: dict[str, Any] | None = None
+        """Children by name: cells, or handles on children that run on another node."""
         self._watchers: set[ActorRef] | None = None
         self._watching: set[ActorRef] | None = None
         self._timers: Timers | None = None
@@ -190,8 +191,8 @@ class Cell(MailboxQueue):
         return self.spec.supervision or self.system.default_strategy
 
     @property
-    def children(self) -> list[Cell]:
-        """Live children, in start order."""
+    def children(self) -> list[Any]:
+        """Live children, in start order (cells, or handles on children on another node)."""
         return [] if self._children is None else list(self._children.values())
 
     def child(self, name: str) -> Cell | None:
@@ -562,23 +563,47 @@ class Cell(MailboxQueue):
         if self.state >= STOPPING:
             raise ActorStopped(f"{self.ref!r} is stopping; it cannot spawn {spec.factory!r}")
         name = self.reserve_name(spec.name)
+        if spec.node is not None:
+            cluster = self.system.cluster
+            if cluster is None:
+                raise ValueError(f"node={show(spec.node)}: this system runs on one node (ActorSystem(workers=N) "
+                                 "starts worker nodes)")
+            node = cluster.place(spec.node)
+            if node != self.system.node_id:
+                return await cluster.spawn(self, name, spec, node)
         cell = Cell(self.system, self, name, spec, next(self.system.uids))
         cell._build()
-        if self._children is None:
-            self._children = {}
-        self._children[name] = cell
-        if type(cell.instance).on_start is ActorBase.on_start:
-            cell.state = RUNNING
-            if self.system.events:
-                self.system.lifecycle(cell.ref, "started", None)
-            return cell.ref
+        self.adopt(name, cell)
         try:
-            await cell._start_hook(None)
+            await cell.start()
         except BaseException:
-            if self._children.get(name) is cell:
-                del self._children[name]
+            self.child_stopped(cell)
             raise
         return cell.ref
+
+    def adopt(self, name: str, child: Any) -> None:
+        """Register ``child`` (a cell, or a handle on a child on another node) under ``name``."""
+        if self._children is None:
+            self._children = {}
+        self._children[name] = child
+
+    def child_stopped(self, child: Any) -> None:
+        """``child`` stopped for good (or never started): forget it, which frees its name."""
+        children = self._children
+        name: str = child.name
+        if children is not None and children.get(name) is child:
+            del children[name]
+
+    async def start(self) -> None:
+        """Run a fresh cell's ``on_start`` (the instance is built); it is running when this returns."""
+        if self.instance is None:
+            self._build()
+        if type(self.instance).on_start is ActorBase.on_start:
+            self.state = RUNNING
+            if self.system.events:
+                self.system.lifecycle(self.ref, "started", None)
+            return
+        await self._start_hook(None)
 
     def _build(self) -> None:
         """Make a fresh instance from the spec; raises ``ActorFailed``/``TypeError`` as ``spawn`` documents."""
@@ -768,10 +793,12 @@ class Cell(MailboxQueue):
 
         A report from an incarnation that has since been replaced (a group restart ran in between) is stale.
         """
-        child = child_ref._target
         children = self._children
-        if (children is None or not isinstance(child, Cell) or children.get(child.name) is not child
-                or child.state >= STOPPING or self.state >= STOPPING or child._restarts != incarnation):
+        if children is None:
+            return
+        child: Any = children.get(child_ref.name)
+        if (child is None or child.ref is not child_ref or child.state >= STOPPING or self.state >= STOPPING
+                or (isinstance(child, Cell) and child._restarts != incarnation)):
             return
         strategy = self.strategy
         if self.window is None:
@@ -901,11 +928,10 @@ class Cell(MailboxQueue):
         """Stop every child in reverse start order, each subtree finished before the next begins."""
         children = self._children
         while children:
-            child = next(reversed(children.values()))
+            child: Any = next(reversed(children.values()))
             child.request_stop(None, "parent")
             await child.wait_stopped()
-            if children.get(child.name) is child:  # pragma: no cover - terminate() unregisters it
-                del children[child.name]
+            self.child_stopped(child)  # a no-op: its stop unregistered it
 
     async def terminate(self, reason: BaseException | None, deadline: float = math.inf) -> None:
         """Stop for good: children first, then ``on_stop``, then dead letters, watchers and the parent.
@@ -932,9 +958,8 @@ class Cell(MailboxQueue):
         self.state = STOPPED
         self._handler = None
         self._drain_dead(ActorStopped(f"{self.ref!r} stopped before it answered"))
-        parent = self.parent
-        if parent is not None and parent._children is not None and parent._children.get(self.name) is self:
-            del parent._children[self.name]
+        if self.parent is not None:
+            self.parent.child_stopped(self)
         self._notify_watchers(reason)
         watching = self._watching
         if watching:
@@ -1065,5 +1090,5 @@ class Cell(MailboxQueue):
             utilization=rho, mean_queue_length=mean_len, mean_wait=mean_wait,
             handling_time_p50=p50, handling_time_p90=p90, handling_time_p99=p99,
             state=STATE_NAMES[self.state], children=by_state,
-            restarts_in_window=0 if self.window is None else self.window.count(now),
+            restarts_in_window=0 if self.window is None else self.window.count(now), node=self.system.node_id,
         )

@@ -7,6 +7,8 @@ cross process boundaries. Following trio, "you closed it" (:class:`ActorStopped`
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
 __all__ = [
@@ -125,3 +127,21 @@ class AuthenticationFailed(LinkError):
     no answer within the handshake timeout), and by the frame decoder for a frame whose HMAC tag does not match:
     nothing from such a peer is unpickled, and the link is closed.
     """
+
+
+class NodeDown(ActorError):
+    """A node of the system was lost: its worker process died or its link broke.
+
+    It is the ``.cause`` of the :class:`ActorFailed` that pending asks to actors on that node raise, the
+    ``reason`` of the ``Terminated`` their watchers get, and the failure their supervisors decide on (an actor
+    that is restarted starts again on a live node). It is also published on the event stream. :attr:`node` is the
+    lost node (a ``Node``), :attr:`reason` says how it was lost.
+    """
+
+    def __init__(self, node: Any, reason: str = "lost") -> None:
+        super().__init__(node, reason)
+        self.node = node
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"node {getattr(self.node, 'name', self.node)} is down: {self.reason}"

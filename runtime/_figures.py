@@ -82,6 +82,8 @@ class ActorStatistics:
     """Its children counted by state."""
     restarts_in_window: int = 0
     """Restarts its supervisor counted against the restart intensity, within the strategy's window."""
+    node: str = ""
+    """The name of the node the actor runs on."""
 
 
 @attrs.frozen

@@ -78,6 +78,10 @@ class Correlations:
         else:
             future.add_done_callback(lambda _: fn(correlation_id))
 
+    def pending(self) -> list[Future[Any]]:
+        """The requests still waiting for an answer (a copy)."""
+        return list(self._pending.values())
+
     def __contains__(self, correlation_id: object) -> bool:
         return correlation_id in self._pending
 

@@ -22,6 +22,7 @@ from ._timers import positive_seconds
 
 if TYPE_CHECKING:
     from ._address import Target
+    from ._node import Node
     from ._system import ActorSystem
 
 __all__ = ["ActorRef", "ReplyRef", "Unreachable"]
@@ -47,6 +48,12 @@ class ActorRef:
     def address(self) -> Address:
         """Where the actor lives: its node, its id on that node, and its path."""
         return self._target.address
+
+    @property
+    def node(self) -> Node:
+        """The :class:`~runtime.Node` the actor lives on."""
+        target = self._target
+        return target.system.node_of(target.address.node)
 
     @property
     def name(self) -> str:

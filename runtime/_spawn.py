@@ -45,7 +45,8 @@ class SpawnSpec(NamedTuple):
     stop_timeout: float | None
     """Seconds a stop waits for the handler running at the time before cancelling it; ``None`` waits."""
     node: object
-    """Placement: where the actor runs. ``None``, the parent's node, is the only place there is so far."""
+    """Placement: ``None`` (the parent's node), a ``Node`` or its name, or ``"spread"`` (the live worker with the
+    fewest actors)."""
 
     @classmethod
     def of(cls, factory: Callable[..., Any], args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] | None = None,
@@ -64,8 +65,8 @@ class SpawnSpec(NamedTuple):
             raise TypeError(f"supervision={supervision!r} must be a strategy such as OneForOne()")
         if stop_timeout is not None:
             stop_timeout = positive_seconds("stop_timeout", stop_timeout)
-        if node is not None:
-            raise ValueError(f"node={node!r}: this system runs on one node; leave node=None")
+        if node is not None and not isinstance(node, str) and not isinstance(getattr(node, "name", None), str):
+            raise TypeError(f"node={node!r} must be None, a Node, a node's name or \"spread\"")
         restart = restart if restart.__class__ is Restart else Restart.coerce(restart)
         return cls(factory, args, _NO_KWARGS if not kwargs else kwargs, name, mailbox, restart,
                    supervision, stop_timeout, node)

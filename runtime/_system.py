@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import random
 import secrets
 from collections.abc import Callable
@@ -14,14 +15,18 @@ import trio
 from ._address import Address
 from ._cell import ActorBase, Cell
 from ._dispatcher import Dispatcher, current_actor, current_system
+from ._envelope import Stop
 from ._events import EventStream
 from ._exceptions import ActorFailed
 from ._figures import FIGURES_OFF, Figures, Metrics, SystemStatistics
 from ._futures import Correlations, Future
 from ._lifecycle import RUNNING, STOPPING
+from ._link import Link
 from ._mailbox import UNBOUNDED, Mailbox
 from ._messages import DeadLetter, LifecycleEvent, LifecycleKind
+from ._node import Cluster, Node
 from ._ref import ActorRef, Unreachable
+from ._remote import Published
 from ._show import show
 from ._spawn import SpawnSpec
 from ._supervision import OneForOne, Restart, Strategy
@@ -60,7 +65,8 @@ class ActorSystem:
 
     def __init__(self, name: str = "app", *, supervision: Strategy | None = None,
                  metrics: Metrics | None = None, mailbox: Mailbox | None = None,
-                 shutdown_timeout: float = 10.0, batch: int = 256, seed: int | None = None) -> None:
+                 shutdown_timeout: float = 10.0, batch: int = 256, seed: int | None = None, workers: int = 0,
+                 node_name: str | None = None, _head: tuple[str, Link] | None = None) -> None:
         if supervision is not None and not isinstance(supervision, Strategy):
             raise TypeError(f"supervision={supervision!r} must be a strategy such as OneForOne()")
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -68,8 +74,18 @@ class ActorSystem:
         shutdown_timeout = positive_seconds("shutdown_timeout", shutdown_timeout)
         self.name = name
         """The system's name."""
-        self.node_id = f"{name}.{secrets.token_hex(6)}"
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise ValueError(f"workers={workers!r} must be a whole number, 0 (one process) or more")
+        if node_name is not None and (not isinstance(node_name, str) or not node_name):
+            raise ValueError(f"node_name={node_name!r} must be a non-empty string")
+        self.node_id = node_name or f"{name}.{secrets.token_hex(6)}"
         """This system's node id: the ``node`` of every address it hands out, unique to this run."""
+        self.cluster: Cluster | None = None
+        """The other nodes: worker processes (``workers=N``), or the head for a worker; ``None`` on one node."""
+        if workers or _head is not None:
+            head, link = _head if _head is not None else (None, None)
+            self.cluster = Cluster(self, workers=workers, head=head, link=link)
+        self._cancel_scope: trio.CancelScope | None = None
         self.default_strategy: Strategy = supervision or OneForOne()
         self.metrics = metrics or Metrics()
         """How queue figures are measured."""
@@ -86,6 +102,7 @@ class ActorSystem:
         """The actor ids of this node, never reused."""
         self._unreachable: dict[Address, ActorRef] = {}
         self._plain_specs: dict[type, SpawnSpec] = {}
+        self._solo = Node(self.node_id, "head", os.getpid())
         self._system_token: Any = None
         self._batch = batch
         self._dead_letters = 0
@@ -127,6 +144,17 @@ class ActorSystem:
         nursery.start_soon(self.timer_service.run)
         nursery.start_soon(self._measure_loop)
         self._running = True
+        if self.cluster is not None:
+            try:
+                await self.cluster.start(nursery)
+            except BaseException:
+                self.cluster.kill_all()
+                await self.cluster.reap()
+                self._running = False
+                nursery.cancel_scope.cancel()
+                await self._nursery_cm.__aexit__(None, None, None)
+                current_system.reset(self._system_token)
+                raise
         self._body_scope = trio.CancelScope()
         self._body_scope.__enter__()
         return self
@@ -145,11 +173,16 @@ class ActorSystem:
                 with trio.CancelScope(shield=True) as scope:
                     scope.deadline = trio.current_time() + self.shutdown_timeout
                     await self.guardian.terminate(None)
+                    if self.cluster is not None:
+                        await self.cluster.stop()
                 if scope.cancelled_caught:
                     logger.error("actor system %r did not shut down within %ss; cancelling what is left",
                                  self.name, self.shutdown_timeout)
         finally:
             self._running = False
+            if self.cluster is not None:
+                self.cluster.kill_all()
+                await self.cluster.reap()
             self._nursery.cancel_scope.cancel()
             await self._nursery_cm.__aexit__(None, None, None)
             current_system.reset(self._system_token)
@@ -192,7 +225,7 @@ class ActorSystem:
 
     async def spawn(self, factory: Callable[..., Any], *args: Any, name: str | None = None,
                     mailbox: Mailbox | None = None, restart: Restart | str = Restart.TRANSIENT,
-                    supervision: Strategy | None = None, stop_timeout: float | None = None,
+                    supervision: Strategy | None = None, stop_timeout: float | None = None, node: object = None,
                     **kwargs: Any) -> ActorRef:
         """Start a top-level actor and return its ref once its ``on_start`` has finished.
 
@@ -208,17 +241,18 @@ class ActorSystem:
         then). A cancellation point; it yields to other tasks only while ``on_start`` blocks.
         """
         return await self.guardian.spawn_child(
-            self.make_spec(factory, args, kwargs, name, mailbox, restart, supervision, stop_timeout))
+            self.make_spec(factory, args, kwargs, name, mailbox, restart, supervision, stop_timeout, node))
 
     def make_spec(self, factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                   name: str | None, mailbox: Mailbox | None, restart: Restart | str, supervision: Strategy | None,
-                  stop_timeout: float | None) -> SpawnSpec:
+                  stop_timeout: float | None, node: object = None) -> SpawnSpec:
         """``SpawnSpec.of`` for ``spawn``: the spec of a spawn of an actor class with no arguments and no options,
         the commonest spawn of all, is made once per class and shared (it is immutable)."""
         if (args or kwargs or name is not None or mailbox is not None or restart is not Restart.TRANSIENT
-                or supervision is not None or stop_timeout is not None or not isinstance(factory, type)):
+                or supervision is not None or stop_timeout is not None or node is not None
+                or not isinstance(factory, type)):
             return SpawnSpec.of(factory, args, kwargs, name=name, mailbox=mailbox, restart=restart,
-                                supervision=supervision, stop_timeout=stop_timeout)
+                                supervision=supervision, stop_timeout=stop_timeout, node=node)
         spec = self._plain_specs.get(factory)
         if spec is None:
             spec = self._plain_specs[factory] = SpawnSpec.of(factory)
@@ -242,8 +276,14 @@ class ActorSystem:
         tells are dead letters and whose asks raise :class:`~runtime.ActorStopped`; the same object every time."""
         if address.node == self.node_id:
             cell = self._find(address.path) if address.path else self._guardian
-            if cell is not None and cell.uid == address.uid and not cell.is_stopped:
+            if cell is None and self.cluster is not None:
+                cell = self.cluster.find_hosted(address.path)
+            if isinstance(cell, Cell) and cell.uid == address.uid and not cell.is_stopped:
                 return cell.ref
+        elif self.cluster is not None:
+            remote = self.cluster.resolve(address)
+            if remote is not None:
+                return remote
         ref = self._unreachable.get(address)
         if ref is None:
             ref = self._unreachable[address] = Unreachable(self, address).ref
@@ -259,8 +299,16 @@ class ActorSystem:
         if not isinstance(ref, ActorRef):
             raise TypeError(f"stop() takes an ActorRef, not {ref!r}")
         cell = ref._target
-        if not isinstance(cell, Cell):  # nothing lives at that address
-            await trio.lowlevel.checkpoint()
+        if not isinstance(cell, Cell):
+            handle = None if self.cluster is None else self.cluster.handle_of(ref)
+            if handle is None:  # nothing lives at that address, or nothing here supervises it
+                if not ref.is_stopped:
+                    ref._target.deliver_system(Stop(None, "external"))
+                await trio.lowlevel.checkpoint()
+                return
+            await trio.lowlevel.checkpoint_if_cancelled()
+            handle.request_stop(None, "external")
+            await handle.wait_stopped()
             return
         current = current_actor.get()
         if current is not None and isinstance(current._target, Cell) and current._target.is_within(cell):
@@ -277,8 +325,13 @@ class ActorSystem:
         stack = [(cell, cell.name) for cell in reversed(top)]
         while stack:  # depth first, in start order; paths are built on the way down, not from the root each time
             cell, path = stack.pop()
+            if not isinstance(cell, Cell):  # a child on another node: its figures are kept there
+                continue
             actors[path] = cell.statistics()
             stack.extend((child, f"{path}/{child.name}") for child in reversed(cell.children))
+        if self.cluster is not None:
+            for figures in self.cluster.remote_statistics.values():
+                actors.update(figures)
         return SystemStatistics(dead_letters=self._dead_letters, actors=actors,
                                 pending_asks=len(self.correlations))
 
@@ -316,15 +369,70 @@ class ActorSystem:
 
     def dead_letter(self, message: object, sender: ActorRef | None, recipient: ActorRef | None,
                     reason: str) -> None:
-        """Count an undeliverable message and publish it as a :class:`DeadLetter`."""
+        """Count an undeliverable message and publish it as a :class:`DeadLetter` (a worker's, on the head)."""
+        if isinstance(message, DeadLetter):
+            return
+        cluster = self.cluster
+        if cluster is not None and cluster.head is not None:
+            cluster.send(cluster.head, Published(DeadLetter(message, sender, recipient, reason)))
+            return
         self._dead_letters += 1
-        if self.events and not isinstance(message, DeadLetter):
+        if self.events:
             self.events.publish(DeadLetter(message, sender, recipient, reason))
+
+    def publish(self, event: object) -> None:
+        """Publish ``event`` on the event stream (a dead letter is counted too); a worker sends it to the head."""
+        if isinstance(event, DeadLetter):
+            self._dead_letters += 1
+        cluster = self.cluster
+        if cluster is not None and cluster.head is not None:
+            cluster.send(cluster.head, Published(event))
+        elif self.events:
+            self.events.publish(event)
 
     def lifecycle(self, ref: ActorRef, kind: LifecycleKind, error: BaseException | None) -> None:
         """Publish a :class:`LifecycleEvent` if anyone listens."""
-        if self.events and (self._guardian is None or ref is not self._guardian.ref):
+        if self._guardian is not None and ref is self._guardian.ref:
+            return
+        if self.cluster is not None and self.cluster.head is not None:
+            self.publish(LifecycleEvent(ref, kind, error))
+        elif self.events:
             self.events.publish(LifecycleEvent(ref, kind, error))
+
+    @property
+    def running(self) -> bool:
+        """Whether the system is open (inside ``async with``)."""
+        return self._running
+
+    @property
+    def node(self) -> Node:
+        """The node this code runs on."""
+        if self.cluster is None:
+            return self._solo
+        return self.cluster.nodes[self.node_id]
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """Every node of the system, the lost ones included (``alive=False``): the head first, then the workers."""
+        if self.cluster is None:
+            return (self._solo,)
+        return tuple(self.cluster.nodes.values())
+
+    def node_of(self, node_id: str) -> Node:
+        """The :class:`Node` whose id is ``node_id`` (an unknown one shows as a lost peer)."""
+        if node_id == self.node_id:
+            return self.node
+        node = None if self.cluster is None else self.cluster.nodes.get(node_id)
+        return node if node is not None else Node(node_id, "peer", 0, alive=False)
+
+    def cancel(self) -> None:
+        """End the body of ``async with`` (a worker whose head is gone shuts down this way)."""
+        if self._body_scope is not None:
+            self._body_scope.cancel()
+
+    async def wait_cancelled(self) -> None:
+        """Sleep until :meth:`cancel` ends the body (a worker's whole life)."""
+        await trio.sleep_forever()
 
     def next_timer_generation(self) -> int:
         """A number that tells one start of a timer from every other."""

@@ -168,8 +168,8 @@ def test_the_spawn_spec_is_validated_once_and_pickles() -> None:
         spec.renamed("a/b")
     with pytest.raises(TypeError, match="not 42"):
         SpawnSpec.of(42)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="node="):
-        SpawnSpec.of(Echo, node="elsewhere")
+    with pytest.raises(TypeError, match="node="):
+        SpawnSpec.of(Echo, node=42)
     lam = cloudpickle.loads(cloudpickle.dumps(SpawnSpec.of(lambda: Echo(), name="lambda")))
     assert lam.name == "lambda"
     assert callable(lam.factory)

@@ -22,6 +22,8 @@ from actors import (
     Mailbox,
     MailboxFull,
     NameTaken,
+    Node,
+    NodeDown,
     NotAuthorized,
     OneForOne,
     SerializationError,
@@ -32,7 +34,7 @@ from actors.testing import Probe
 
 pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
 
-ERRORS = [ActorError, ActorFailed, ActorStopped, AskTimeout, FutureCancelled, MailboxFull, NameTaken,
+ERRORS = [ActorError, ActorFailed, ActorStopped, AskTimeout, FutureCancelled, MailboxFull, NameTaken, NodeDown,
           NotAuthorized, SerializationError, StorageError, Unroutable]
 
 
@@ -69,6 +71,14 @@ def test_actor_failed_pickles_with_its_cause() -> None:
     assert isinstance(copy.cause, KeyError)
     assert copy.cause.args == ("lost",)
     assert ActorFailed("no cause").cause is None
+
+
+def test_node_down_pickles_with_its_node_and_reason() -> None:
+    node = Node("app.w1", "worker", 1234, alive=False)
+    error = NodeDown(node, "its link broke")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.node, copy.reason) == (node, "its link broke")
+    assert str(copy) == "node app.w1 is down: its link broke"
 
 
 def test_ask_timeout_is_a_trio_timeout() -> None:

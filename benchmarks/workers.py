@@ -1,0 +1,129 @@
+"""Worker processes: tells and asks from the head to an actor on a worker, against the in-process floor.
+
+``remote_tell_per_s``: the head tells an actor on a worker ``messages`` small messages, then asks it once (so
+every message was handled); ``floor_tell_per_s`` is a raw trio task and memory channel doing the same work in one
+process, and ``remote_tell_vs_floor`` their ratio. ``remote_ask_p50_us`` / ``p99``: one ask at a time.
+``pipelined_asks_per_s``: 64 asks in flight at once. ``kill_to_failed_ask_ms``: from ``kill -9`` of the worker
+to the pending ask failing with ``NodeDown``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import time
+from typing import Any
+
+import trio
+
+from actors import Actor, ActorFailed, ActorSystem
+
+
+class Sink(Actor):
+    """Counts what it is told; answers an ask with the count."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def receive(self, message: Any) -> Any:
+        if message == "get":
+            return self.count
+        if message == "hang":
+            await trio.sleep_forever()
+        self.count += 1
+        return None
+
+
+async def _floor_tell(messages: int) -> float:
+    send, receive = trio.open_memory_channel[Any](messages + 1)
+    done = trio.Event()
+
+    async def consumer() -> None:
+        count = 0
+        async for message in receive:
+            if message == "get":
+                done.set()
+                return
+            count += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consumer)
+        start = time.perf_counter()
+        for i in range(messages):
+            send.send_nowait(i)
+        send.send_nowait("get")
+        await done.wait()
+        return messages / (time.perf_counter() - start)
+
+
+async def _remote(messages: int, asks: int) -> dict[str, float]:
+    async with ActorSystem(workers=1) as system:
+        sink = await system.spawn(Sink, node="spread")
+        await sink.ask("get")
+        start = time.perf_counter()
+        for i in range(messages):
+            sink.tell(i)
+        assert await sink.ask("get") == messages
+        tell_rate = messages / (time.perf_counter() - start)
+        latencies = []
+        for _ in range(asks):
+            started = time.perf_counter()
+            await sink.ask("get")
+            latencies.append(time.perf_counter() - started)
+        latencies.sort()
+        pipelined = asks * 4
+
+        async def asker(count: int) -> None:
+            for _ in range(count):
+                await sink.ask("get")
+
+        start = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for _ in range(64):
+                nursery.start_soon(asker, pipelined // 64)
+        pipelined_rate = (pipelined // 64 * 64) / (time.perf_counter() - start)
+        killed_at = 0.0
+
+        async def kill() -> None:
+            nonlocal killed_at
+            await trio.sleep(0.2)
+            killed_at = time.perf_counter()
+            os.kill(sink.node.pid, signal.SIGKILL)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(kill)
+            try:
+                await sink.ask("hang")
+            except ActorFailed:
+                failed_after = time.perf_counter() - killed_at
+        return {
+            "remote_tell_per_s": tell_rate,
+            "remote_ask_p50_us": statistics.median(latencies) * 1e6,
+            "remote_ask_p99_us": latencies[int(len(latencies) * 0.99) - 1] * 1e6,
+            "pipelined_asks_per_s": pipelined_rate,
+            "kill_to_failed_ask_ms": failed_after * 1e3,
+        }
+
+
+def run(quick: bool = False) -> dict[str, float]:
+    """The figures above, best of three runs (the kill figure from the last)."""
+    messages = 20_000 if quick else 200_000
+    asks = 200 if quick else 2_000
+    floor = max(trio.run(_floor_tell, messages) for _ in range(3))
+    runs = [trio.run(_remote, messages, asks) for _ in range(1 if quick else 3)]
+    figures = {
+        "floor_tell_per_s": floor,
+        "remote_tell_per_s": max(run["remote_tell_per_s"] for run in runs),
+        "remote_ask_p50_us": min(run["remote_ask_p50_us"] for run in runs),
+        "remote_ask_p99_us": min(run["remote_ask_p99_us"] for run in runs),
+        "pipelined_asks_per_s": max(run["pipelined_asks_per_s"] for run in runs),
+        "kill_to_failed_ask_ms": runs[-1]["kill_to_failed_ask_ms"],
+    }
+    figures["remote_tell_vs_floor"] = figures["remote_tell_per_s"] / floor
+    return figures
+
+
+if __name__ == "__main__":
+    for name, value in run().items():
+        print(f"{name}: {value:,.2f}")

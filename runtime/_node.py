@@ -1,0 +1,641 @@
+"""Nodes: the head's worker processes, the links to them, and what crosses those links.
+
+``ActorSystem(workers=N)`` starts N workers: fresh interpreters (``python -m runtime._node``, never ``fork``) with
+the head's ``sys.path`` and working directory, each one trio loop with its own dispatcher. The head and each worker
+share a ``socketpair``: the child's end is inherited through ``pass_fds`` (stdin, stdout and stderr stay the
+worker's own), the head writes a fresh per-system secret as the link's first bytes, and both ends then prove they
+hold it (:mod:`runtime._link`) before any frame is decoded. Worker-to-worker traffic is relayed by the head.
+
+:class:`Cluster` is one system's side of all that: its nodes, links, refs to remote actors, remote spawns and
+the loss of a node, which fails every actor there with :class:`~runtime.NodeDown`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+import trio
+
+from ._address import Address
+from ._envelope import WATCH_MARK, ChildFailed, Rebuilt, Stop
+from ._exceptions import ActorFailed, ActorStopped, LinkClosed, MailboxFull, NodeDown, SerializationError
+from ._link import Link, LinkOptions
+from ._messages import Terminated
+from ._ref import ActorRef
+from ._remote import (
+    ANSWER,
+    DELIVER,
+    DELIVER_SYSTEM,
+    ChildStopped,
+    NodeStatistics,
+    Published,
+    RemoteChild,
+    RemoteParent,
+    RemoteTarget,
+    SpawnReply,
+    SpawnRequest,
+)
+from ._show import show
+from ._spawn import SpawnSpec
+from ._supervision import RestartWindow
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+    from ._futures import Future
+    from ._system import ActorSystem
+
+__all__ = ["Cluster", "Node", "NodeKind", "NodeUp"]
+
+logger = logging.getLogger("actors")
+
+NodeKind = Literal["head", "worker", "peer"]
+
+_SECRET_BYTES = 32
+
+
+@attrs.frozen
+class Node:
+    """One node of a system: the head (the process that opened ``async with ActorSystem()``) or a worker."""
+
+    name: str
+    """Its name, unique for the life of the system (a replacement worker gets a new one)."""
+    kind: NodeKind
+    """``"head"``, ``"worker"`` or ``"peer"``."""
+    pid: int
+    """Its process id."""
+    alive: bool = True
+    """``False`` once the node is lost."""
+
+
+@attrs.frozen
+class NodeUp:
+    """Published on the head's event stream when a worker has started and its link is up."""
+
+    node: Node
+    """The new node."""
+
+
+class _Worker:
+    """The head's handle on one worker process."""
+
+    __slots__ = ("actors", "link", "node", "process")
+
+    def __init__(self, node: Node, process: trio.Process, link: Link) -> None:
+        self.node = node
+        self.process = process
+        self.link = link
+        self.actors = 0
+
+
+class Cluster:
+    """One system's view of its nodes: links, remote refs, remote spawns, relaying, and lost nodes."""
+
+    def __init__(self, system: ActorSystem, *, workers: int, head: str | None = None,
+                 link: Link | None = None) -> None:
+        self.system = system
+        self.head = head
+        """The head's node id, on a worker; ``None`` on the head itself."""
+        self.nodes: dict[str, Node] = {}
+        self.links: dict[str, Link] = {}
+        self.remote_refs: dict[Address, ActorRef] = {}
+        self.remote_children: dict[str, set[RemoteChild]] = {}
+        self.hosted: dict[int, Cell] = {}
+        self.remote_statistics: dict[str, dict[str, Any]] = {}
+        """On the head: each worker's latest figures of its actors, by path (at most a reporting period old)."""
+        """On a worker: the actors it runs for parents elsewhere, by uid."""
+        self._workers: dict[str, _Worker] = {}
+        self._processes: list[trio.Process] = []
+        self._wanted = workers
+        self._secret = os.urandom(_SECRET_BYTES)
+        self._names = itertools.count(1)
+        self._requests = itertools.count(1)
+        self._spawns: dict[int, tuple[str, trio.Event, list[SpawnReply]]] = {}
+        self._window = RestartWindow(max(3, workers), 5.0)
+        self._nursery: trio.Nursery | None = None
+        kind: NodeKind = "head" if head is None else "worker"
+        self.nodes[system.node_id] = Node(system.node_id, kind, os.getpid())
+        self._stopping = False
+        self._replacing = 0
+        self._joined = trio.Event()
+        if link is not None and head is not None:
+            self.links[head] = link
+            self.nodes[head] = Node(head, "head", os.getppid())
+
+    # -- the head: starting and stopping workers ---------------------------------------------------------
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Start the workers (on the head) or serve the link to the head (on a worker)."""
+        self._nursery = nursery
+        if self.head is not None:
+            nursery.start_soon(self._serve, self.head, self.links[self.head], None)
+            nursery.start_soon(self._report_statistics, self.head)
+            return
+        async with trio.open_nursery() as starting:
+            for _ in range(self._wanted):
+                starting.start_soon(self._start_worker)
+
+    async def _start_worker(self) -> None:
+        system = self.system
+        assert self._nursery is not None
+        node_id = f"{system.node_id}.w{next(self._names)}"
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
+            process = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "runtime._worker_main", "--fd", str(theirs.fileno()), "--node", node_id,
+                 "--head", system.node_id, "--name", system.name],
+                pass_fds=(theirs.fileno(),), cwd=os.getcwd(), env=env)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._processes.append(process)  # from now on, kill_all() reaches it whatever happens
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+        try:
+            await stream.send_all(self._secret)
+            link = await Link.connect(stream, self._secret, role="head", options=_LINK_OPTIONS,
+                                      on_refused=self._refused)
+        except BaseException:
+            process.kill()
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+                await process.wait()
+            raise
+        node = Node(node_id, "worker", process.pid)
+        self.nodes[node_id] = node
+        self.links[node_id] = link
+        self._workers[node_id] = _Worker(node, process, link)
+        self._nursery.start_soon(self._serve, node_id, link, process)
+        system.publish(NodeUp(node))
+        self._joined.set()
+        self._joined = trio.Event()
+
+    async def stop(self) -> None:
+        """On the head: close every link and wait for the workers to exit (killing those that take too long).
+        On a worker: stop the actors it runs for others, newest first."""
+        self._stopping = True
+        for cell in reversed(list(self.hosted.values())):
+            cell.request_stop(None, "parent")
+            await cell.wait_stopped()
+        for worker in list(self._workers.values()):
+            with trio.move_on_after(2.0):
+                await worker.link.aclose()
+        for worker in list(self._workers.values()):
+            with trio.move_on_after(5.0):
+                await worker.process.wait()
+            if worker.process.returncode is None:
+                logger.error("worker %s did not exit; killing it", worker.node.name)
+                worker.process.kill()
+                with trio.CancelScope(shield=True):
+                    await worker.process.wait()
+
+    def kill_all(self) -> None:
+        """Kill every worker process still running (the head is going away); the OS reaps them with trio's help
+        at the next ``wait``, which :meth:`reap` does."""
+        for process in self._processes:
+            if process.returncode is None:
+                process.kill()
+
+    async def reap(self) -> None:
+        """Wait for every killed worker process to be gone (shielded: it takes a moment at most)."""
+        with trio.CancelScope(shield=True):
+            for process in self._processes:
+                await process.wait()
+
+    # -- placement -----------------------------------------------------------------------------------------
+
+    def place(self, where: object) -> str:
+        """The node id that ``node=`` names: a :class:`Node`, a node's name, or ``"spread"``."""
+        if where == "spread":
+            live = [worker for worker in self._workers.values() if worker.node.alive]
+            if not live:
+                return self.system.node_id
+            return min(live, key=lambda worker: worker.actors).node.name
+        name = where.name if isinstance(where, Node) else where
+        node = self.nodes.get(name) if isinstance(name, str) else None
+        if node is None:
+            raise ValueError(f"node={show(where)} is not a node of this system; its nodes are "
+                             f"{', '.join(sorted(self.nodes))}")
+        if not node.alive:
+            raise ActorStopped(f"node {node.name} is down; nothing can be spawned there")
+        return node.name
+
+    # -- sending ---------------------------------------------------------------------------------------------
+
+    def resolve(self, address: Address) -> ActorRef | None:
+        """The ref for an address on another node this system can reach, else ``None``."""
+        ref = self.remote_refs.get(address)
+        if ref is not None:
+            return ref
+        node = self.nodes.get(address.node)
+        if node is None and self.head is None:
+            return None  # the head knows every node there is
+        target = RemoteTarget(self.system, address)
+        if node is not None and not node.alive:
+            target.stopped = NodeDown(node, "lost")
+        self.remote_refs[address] = target.ref
+        return target.ref
+
+    def send(self, node_id: str, item: Any) -> None:
+        """Send ``item`` towards ``node_id`` (a worker reaches every other node through the head)."""
+        link = self.links.get(node_id)
+        if link is None and self.head is not None:
+            link = self.links.get(self.head)
+        if link is None:
+            self._undeliverable(item, f"node {node_id} is not reachable")
+            return
+        try:
+            link.send(item)
+        except LinkClosed as exc:
+            self._undeliverable(item, str(exc))
+
+    def _undeliverable(self, item: Any, why: str) -> None:
+        system = self.system
+        cls = item.__class__
+        if cls is tuple and item[0] == DELIVER:
+            _, address, message, sender, correlation, reply_to = item
+            if correlation is not None:
+                self._answer(reply_to, correlation, True, ActorStopped(
+                    f"{address} is unreachable ({why}); {show(message)} was not delivered"))
+            else:
+                system.dead_letter(message, sender, system.resolve(address), f"unreachable: {why}")
+        elif cls is SpawnRequest:
+            self._spawn_done(SpawnReply(item.request, None, ActorStopped(f"cannot spawn there: {why}")))
+
+    def _answer(self, node: str | None, correlation: int, failed: bool, value: Any) -> None:
+        if node is None:
+            return
+        if node == self.system.node_id:
+            table = self.system.correlations
+            if failed:
+                table.fail(correlation, value)
+            else:
+                table.answer(correlation, value)
+            return
+        self.send(node, (ANSWER, node, correlation, failed, value))
+
+    def _refused(self, item: Any, error: SerializationError) -> None:
+        """A flush could not pickle ``item``: the ask or spawn it belonged to fails, a tell is a dead letter."""
+        system = self.system
+        cls = item.__class__
+        if cls is tuple and item[0] == DELIVER:
+            _, address, message, sender, correlation, reply_to = item
+            problem = SerializationError(f"{show(message)} for {address} cannot be sent to another node: {error}")
+            if correlation is not None:
+                self._answer(reply_to, correlation, True, problem)
+            else:
+                system.dead_letter(message, sender, system.resolve(address), f"not serializable: {error}")
+        elif cls is tuple and item[0] == ANSWER:
+            _, node, correlation, _, value = item
+            self.send(node, (ANSWER, node, correlation, True, SerializationError(
+                f"the answer {show(value)} cannot be sent to the asker's node: {error}")))
+        elif cls is SpawnRequest:
+            self._spawn_done(SpawnReply(item.request, None, SerializationError(
+                f"{show(item.spec.factory)} and its arguments cannot be sent to another node: {error}")))
+        else:
+            logger.error("could not send %s to another node: %s", show(item), error)
+
+    # -- receiving -------------------------------------------------------------------------------------------
+
+    async def _serve(self, node_id: str, link: Link, process: trio.Process | None) -> None:
+        """Run one link: take the peer's batches until it closes; then the node is lost (or has left)."""
+        assert self._nursery is not None
+        reason = "its link closed"
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(link.run)
+                if process is not None:
+                    nursery.start_soon(self._watch_process, process, link)
+                try:
+                    async for batch in link:
+                        for item in batch:
+                            self._receive(node_id, item)
+                except Exception as exc:  # a broken link: the node is lost
+                    reason = f"its link broke: {exc}"
+                nursery.cancel_scope.cancel()
+        finally:
+            self._node_down(node_id, reason)
+
+    async def _watch_process(self, process: trio.Process, link: Link) -> None:
+        await process.wait()
+        if link.state == "open":
+            with trio.move_on_after(0.1):  # let what it flushed before it died arrive
+                await link.wait_closed()
+            await link.aclose()
+
+    def _receive(self, from_node: str, item: Any) -> None:
+        system = self.system
+        cls = item.__class__
+        if cls is tuple:
+            kind = item[0]
+            if kind == DELIVER:
+                if item[1].node != system.node_id:
+                    self.send(item[1].node, item)
+                else:
+                    self._deliver(item)
+            elif kind == DELIVER_SYSTEM:
+                _, address, message = item
+                if address.node != system.node_id:
+                    self.send(address.node, item)
+                    return
+                target = system.resolve(address)._target
+                if message.__class__ is Stop and hasattr(target, "request_stop"):
+                    target.request_stop(message.reason, message.origin)
+                else:
+                    target.deliver_system(message)
+            elif kind == ANSWER:
+                _, node, correlation, failed, value = item
+                self._answer(node, correlation, failed, value)
+        elif cls is SpawnRequest:
+            assert self._nursery is not None
+            self._nursery.start_soon(self._host_spawn, from_node, item)
+        elif cls is SpawnReply:
+            self._spawn_done(item)
+        elif cls is ChildStopped:
+            self._child_stopped(item)
+        elif cls is Published:
+            system.publish(item.event)
+        elif cls is NodeStatistics:
+            self.remote_statistics[from_node] = item.actors
+        else:  # pragma: no cover - a peer of another version
+            logger.error("node %s sent %s, which this node does not understand", from_node, show(item))
+
+    def _deliver(self, item: tuple[Any, ...]) -> None:
+        system = self.system
+        _, address, message, sender, correlation, reply_to = item
+        ref = system.resolve(address)
+        target = ref._target
+        if correlation is None:
+            if message.__class__ is Terminated:
+                watched = message.ref._target
+                if isinstance(watched, RemoteTarget):
+                    watched.watchers.discard(ref)
+                target.deliver(message, sender, WATCH_MARK)
+            else:
+                target.deliver(message, sender, None)
+            return
+        future = system.correlations.new_future(system, ref)
+        future.add_done_callback(functools.partial(self._answered, reply_to, correlation))
+        try:
+            target.deliver(message, sender, future.correlation_id)
+        except MailboxFull as exc:
+            future.set_exception(exc)
+
+    def _answered(self, node: str | None, correlation: int, future: Future[Any]) -> None:
+        error = future.exception()
+        if error is None:
+            self._answer(node, correlation, False, future.result())
+        else:
+            self._answer(node, correlation, True, error)
+
+    # -- spawning on another node ----------------------------------------------------------------------------
+
+    async def spawn(self, parent: Cell, name: str, spec: SpawnSpec, node_id: str) -> ActorRef:
+        """Start ``spec`` as ``parent``'s child ``name`` on node ``node_id``; return its ref once it runs there."""
+        request = next(self._requests)
+        done = trio.Event()
+        box: list[SpawnReply] = []
+        self._spawns[request] = (node_id, done, box)
+        try:
+            self.send(node_id, SpawnRequest(request, parent.address, name, spec._replace(node=None)))
+            await done.wait()
+        finally:
+            self._spawns.pop(request, None)
+        reply = box[0]
+        if reply.error is not None:
+            raise reply.error
+        assert reply.address is not None
+        ref = self.system.resolve(reply.address)
+        handle = RemoteChild(ref, spec, parent)
+        parent.adopt(name, handle)
+        self.remote_children.setdefault(node_id, set()).add(handle)
+        worker = self._workers.get(node_id)
+        if worker is not None:
+            worker.actors += 1
+        return ref
+
+    def _spawn_done(self, reply: SpawnReply) -> None:
+        waiting = self._spawns.pop(reply.request, None)
+        if waiting is not None:
+            waiting[2].append(reply)
+            waiting[1].set()
+
+    async def _host_spawn(self, from_node: str, request: SpawnRequest) -> None:
+        """On a worker: start an actor whose parent lives on ``from_node``."""
+        from ._cell import Cell
+
+        system = self.system
+        parent = RemoteParent(system, request.parent)
+        cell = Cell(system, parent, request.name, request.spec, next(system.uids))  # type: ignore[arg-type]
+        self.hosted[cell.uid] = cell
+        try:
+            await cell.start()
+        except Exception as exc:
+            self.hosted.pop(cell.uid, None)
+            self.send(from_node, SpawnReply(request.request, None, exc))
+            return
+        self.send(from_node, SpawnReply(request.request, cell.address, None))
+
+    def handle_of(self, ref: ActorRef) -> RemoteChild | None:
+        """The handle a parent on this node keeps on the remote actor ``ref``, if one does."""
+        for handles in self.remote_children.values():
+            for handle in handles:
+                if handle.ref is ref:
+                    return handle
+        return None
+
+    async def _report_statistics(self, head: str) -> None:
+        """On a worker: send the head the figures of the actors it runs (and their descendants), once a second."""
+        from ._cell import Cell
+
+        period = max(1.0, self.system.metrics.tick)
+        while True:
+            await trio.sleep(period)
+            actors: dict[str, Any] = {}
+            stack: list[Any] = list(self.hosted.values())
+            while stack:
+                cell = stack.pop()
+                if isinstance(cell, Cell):
+                    actors[cell.path] = cell.statistics()
+                    stack.extend(cell.children)
+            self.send(head, NodeStatistics(actors))
+
+    def find_hosted(self, path: str) -> Cell | None:
+        """The local actor at ``path`` under one of the hosted actors, if any."""
+        for root in self.hosted.values():
+            if path == root.path:
+                return root
+            if path.startswith(root.path + "/"):
+                cell: Cell | None = root
+                for part in path[len(root.path) + 1:].split("/"):
+                    cell = None if cell is None else cell.child(part)
+                return cell
+        return None
+
+    def child_stopped(self, child: Cell, parent: RemoteParent) -> None:
+        """A hosted actor stopped for good: forget it, and tell its parent's node."""
+        self.hosted.pop(child.uid, None)
+        self.send(parent.address.node, ChildStopped(child.address, parent.address))
+
+    def _child_stopped(self, item: ChildStopped) -> None:
+        parent_ref = self.system.resolve(item.parent)
+        parent = parent_ref._target
+        handle = parent.child(item.child.name) if hasattr(parent, "child") else None
+        if isinstance(handle, RemoteChild) and handle.ref.address == item.child:
+            self._forget_child(handle)
+
+    def respawn(self, handle: RemoteChild, delay: float, then: Rebuilt | None) -> None:
+        """Start a child whose node was lost again on a live node, behind the same ref; ``then`` goes to its
+        parent once it runs (or fails to start, which is a failure of the child like any other)."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._respawn, handle, delay, then)
+
+    async def _respawn(self, handle: RemoteChild, delay: float, then: Rebuilt | None) -> None:
+        parent = handle.parent
+        reason = handle.ref._target.stopped  # type: ignore[attr-defined]
+        await trio.sleep(delay)
+        try:
+            while self._replacing and not any(worker.node.alive for worker in self._workers.values()):
+                await self._joined.wait()  # a replacement worker is on its way: run it there
+            node_id = self.place("spread")
+            if node_id == self.system.node_id:
+                raise ActorStopped("no live worker is left to run it")
+            request = next(self._requests)
+            done = trio.Event()
+            box: list[SpawnReply] = []
+            self._spawns[request] = (node_id, done, box)
+            self.send(node_id, SpawnRequest(request, parent.address, handle.name, handle.spec._replace(node=None)))
+            await done.wait()
+            reply = box[0]
+            if reply.error is not None:
+                raise reply.error
+            assert reply.address is not None
+        except Exception as exc:
+            if then is not None:
+                parent.deliver_system(then)
+            parent.deliver_system(ChildFailed(handle.ref, exc, 0))
+            return
+        target = RemoteTarget(self.system, reply.address)
+        target.ref = handle.ref
+        handle.ref._target = target  # the same ref, now reaching the fresh actor
+        self.remote_refs[reply.address] = handle.ref
+        handle.node = node_id
+        self.remote_children.setdefault(node_id, set()).add(handle)
+        worker = self._workers.get(node_id)
+        if worker is not None:
+            worker.actors += 1
+        self.system.lifecycle(handle.ref, "restarted", reason)
+        if then is not None:
+            parent.deliver_system(then)
+
+    def forget_child(self, handle: RemoteChild) -> None:
+        """A remote child is gone for good: its parent forgets it."""
+        self._forget_child(handle)
+
+    def _forget_child(self, handle: RemoteChild) -> None:
+        self.remote_children.get(handle.node, set()).discard(handle)
+        worker = self._workers.get(handle.node)
+        if worker is not None:
+            worker.actors -= 1
+        handle.parent.child_stopped(handle)
+        handle.stopped()
+
+    # -- losing a node ---------------------------------------------------------------------------------------
+
+    def _node_down(self, node_id: str, reason: str) -> None:
+        system = self.system
+        node = self.nodes.get(node_id)
+        if node is None or not node.alive:
+            return
+        node = self.nodes[node_id] = attrs.evolve(node, alive=False)
+        self.links.pop(node_id, None)
+        self.remote_statistics.pop(node_id, None)
+        worker = self._workers.get(node_id)
+        if worker is not None:
+            worker.node = node
+        down = NodeDown(node, reason)
+        if self.head is not None:  # a worker without its head has nothing left to do
+            if not self._stopping:
+                logger.info("the head is gone (%s); stopping", reason)
+            system.cancel()
+            return
+        if not self._stopping:
+            logger.error("worker %s is lost: %s", node_id, reason)
+        for request, (target_node, _, _) in list(self._spawns.items()):
+            if target_node == node_id:
+                self._spawn_done(SpawnReply(request, None, ActorFailed(f"node {node_id} was lost", down)))
+        for future in system.correlations.pending():
+            target = future._target
+            if target is not None and isinstance(target._target, RemoteTarget) \
+                    and target._target.address.node == node_id:
+                future.set_exception(ActorFailed(f"{target!r} was lost with its node {node_id}", down))
+        for address, ref in list(self.remote_refs.items()):
+            if address.node == node_id:
+                ref._target.lost(down)  # type: ignore[attr-defined]
+        system.publish(down)
+        for handle in self.remote_children.pop(node_id, set()):
+            handle.lost(down)
+        if not self._stopping and system.running and self._window.allow(trio.current_time()):
+            assert self._nursery is not None
+            self._replacing += 1  # counted from now, so that restarts of its actors wait for it
+            self._nursery.start_soon(self._replace_worker)
+
+    async def _replace_worker(self) -> None:
+        try:
+            await self._start_worker()
+        except Exception:
+            logger.exception("a replacement worker could not be started")
+        finally:
+            self._replacing -= 1
+            self._joined.set()
+            self._joined = trio.Event()
+
+
+_LINK_OPTIONS = LinkOptions(heartbeat=1.0, dead_after=5, handshake_timeout=30.0)
+
+
+# -- the worker process --------------------------------------------------------------------------------------
+
+
+async def _worker(fd: int, node_id: str, head: str, name: str) -> None:
+    from ._system import ActorSystem
+
+    sock = socket.socket(fileno=fd)
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+    secret = bytearray()
+    while len(secret) < _SECRET_BYTES:
+        chunk = await stream.receive_some(_SECRET_BYTES - len(secret))
+        if not chunk:
+            return
+        secret += chunk
+    link = await Link.connect(stream, bytes(secret), role="worker", options=_LINK_OPTIONS)
+    async with ActorSystem(name, node_name=node_id, _head=(head, link)) as system:
+        await system.wait_cancelled()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The worker process: ``python -m runtime._worker_main --fd N --node ID --head ID --name NAME``."""
+    parser = argparse.ArgumentParser(prog="python -m runtime._node", description=__doc__)
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--node", required=True)
+    parser.add_argument("--head", required=True)
+    parser.add_argument("--name", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format=f"[{args.node}] %(levelname)s %(name)s: %(message)s")
+    try:
+        trio.run(_worker, args.fd, args.node, args.head, args.name)
+    except KeyboardInterrupt:  # pragma: no cover - the head is being interrupted too
+        return 130
+    return 0
+

@@ -1,0 +1,312 @@
+"""Worker processes: actors placed on other nodes, messages and refs across, supervision, and a lost node.
+
+These tests start real worker processes (fresh interpreters), so they wait in real time for those to start;
+every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from actors import (
+    Actor,
+    ActorFailed,
+    ActorSystem,
+    DeadLetter,
+    LifecycleEvent,
+    NodeDown,
+    NodeUp,
+    SerializationError,
+    Terminated,
+)
+from actors.testing import Probe
+
+pytestmark = pytest.mark.deadline(60)
+
+
+class Worker(Actor):
+    """Counts, answers its pid, fails on request, tells a given ref who it is."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.count = start
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case "pid":
+                return os.getpid()
+            case "count":
+                self.count += 1
+                return self.count
+            case "boom":
+                raise ValueError("boom")
+            case ("introduce", ref):
+                ref.tell(("hello from", self.ref, os.getpid()))
+                return None
+            case ("slow", seconds):
+                await trio.sleep(seconds)
+                return "done"
+            case _:
+                return message
+
+
+def worker_node(system: ActorSystem, index: int = 0) -> Any:
+    return [node for node in system.nodes if node.kind == "worker" and node.alive][index]
+
+
+async def test_an_actor_on_a_worker_runs_in_that_process() -> None:
+    async with ActorSystem(workers=1) as system:
+        kinds = [node.kind for node in system.nodes]
+        assert kinds == ["head", "worker"]
+        assert system.node.kind == "head"
+        worker = worker_node(system)
+        ref = await system.spawn(Worker, 41, node=worker, name="w")
+        assert ref.node == worker
+        assert ref.path == "w"
+        assert await ref.ask("pid") == worker.pid != os.getpid()
+        assert await ref.ask("count") == 42
+        ref.tell("count")
+        assert await ref.ask("count") == 44  # in order per sender, tells included
+        assert system.lookup("w") is ref
+
+
+async def test_refs_and_messages_cross_nodes_and_come_back_as_the_same_refs() -> None:
+    async with ActorSystem(workers=1) as system:
+        remote = await system.spawn(Worker, node="spread")
+        probe = await Probe.spawn(system)
+        await remote.ask(("introduce", probe.ref))
+        greeting = await probe.expect(lambda message: message[0] == "hello from")
+        assert greeting[1] is remote  # the same object: equal and the same hash
+        assert greeting[2] == remote.node.pid
+
+
+async def test_a_lambda_factory_with_a_closure_runs_on_a_worker() -> None:
+    offset = 1000
+    async with ActorSystem(workers=1) as system:
+        ref = await system.spawn(lambda: Worker(offset), node="spread")
+        assert await ref.ask("count") == 1001
+
+
+async def test_a_failure_on_a_worker_is_supervised_from_the_head() -> None:
+    async with ActorSystem(workers=1) as system:
+        ref = await system.spawn(Worker, 10, node="spread", name="w")
+        assert await ref.ask("count") == 11
+        with pytest.raises(ActorFailed) as excinfo:
+            await ref.ask("boom")
+        assert isinstance(excinfo.value.cause, ValueError)
+        assert await ref.ask("count") == 11  # a fresh instance behind the same ref
+
+
+async def test_a_child_of_an_actor_can_live_on_a_worker_and_its_parent_stops_it() -> None:
+    log: list[str] = []
+
+    class Parent(Actor):
+        async def receive(self, message: Any) -> Any:
+            if message == "spawn":
+                return await self.spawn(Worker, node="spread", name="kid")
+            return [ref.name for ref in self.children]
+
+    async with ActorSystem(workers=1) as system:
+        parent = await system.spawn(Parent, name="parent")
+        kid = await parent.ask("spawn")
+        assert kid.path == "parent/kid"
+        assert kid.node.kind == "worker"
+        assert await parent.ask("names") == ["kid"]
+        assert await kid.ask("pid") == kid.node.pid
+        await system.stop(parent)  # stops the child on the worker first
+        log.append("stopped")
+    assert log == ["stopped"]
+
+
+async def test_stopping_a_remote_actor_waits_for_it_and_frees_its_name() -> None:
+    async with ActorSystem(workers=1) as system:
+        ref = await system.spawn(Worker, node="spread", name="w")
+        letters = await Probe.dead_letters(system)
+        await system.stop(ref)
+        assert system.lookup("w") is None
+        ref.tell("anyone?")  # the worker has no actor there any more: a dead letter, on the head's stream
+        letter = await letters.expect(DeadLetter)
+        assert letter.message == "anyone?"
+        again = await system.spawn(Worker, node="spread", name="w")
+        assert await again.ask("count") == 1
+
+
+async def test_a_message_that_cannot_be_pickled_is_refused_clearly() -> None:
+    async with ActorSystem(workers=1) as system:
+        ref = await system.spawn(Worker, node="spread")
+        with pytest.raises(SerializationError, match="cannot be sent to another node"):
+            await ref.ask(threading.Lock())
+        letters = await Probe.dead_letters(system)
+        ref.tell(threading.Lock())
+        assert "not serializable" in (await letters.expect(DeadLetter)).reason
+        assert await ref.ask("still fine") == "still fine"
+
+
+async def test_a_failed_spawn_on_a_worker_fails_the_spawn() -> None:
+    class Broken(Actor):
+        async def on_start(self) -> None:
+            raise RuntimeError("no start")
+
+        async def receive(self, message: Any) -> Any:  # pragma: no cover - never starts
+            return message
+
+    async with ActorSystem(workers=1) as system:
+        with pytest.raises(ActorFailed) as excinfo:
+            await system.spawn(Broken, node="spread", name="broken")
+        assert isinstance(excinfo.value.cause, RuntimeError)
+        assert system.lookup("broken") is None
+
+
+async def test_a_killed_worker_fails_its_actors_and_is_replaced() -> None:
+    async with ActorSystem(workers=1) as system:
+        events = await Probe.spawn(system)
+        system.events.subscribe(events.ref, NodeDown, NodeUp, LifecycleEvent)
+        ref = await system.spawn(Worker, node="spread", name="w")
+        lost = ref.node
+        async with trio.open_nursery() as nursery:
+            asked = trio.Event()
+
+            async def ask_and_fail() -> None:
+                asked.set()
+                with pytest.raises(ActorFailed) as excinfo:
+                    await ref.ask(("slow", 30.0))
+                assert isinstance(excinfo.value.cause, NodeDown)
+                assert excinfo.value.cause.node.name == lost.name
+
+            nursery.start_soon(ask_and_fail)
+            await asked.wait()
+            await trio.sleep(0.05)
+            start = trio.current_time()
+            os.kill(lost.pid, signal.SIGKILL)
+        assert trio.current_time() - start < 1.0  # the pending ask failed at once
+        down = await events.expect(NodeDown)
+        assert down.node.name == lost.name
+        assert not down.node.alive
+        await events.expect(lambda e: isinstance(e, LifecycleEvent) and e.ref is ref and e.kind == "failed")
+        up = await events.expect(NodeUp)
+        assert up.node.name != lost.name  # a replacement is a new node
+        # The supervisor restarts the actor there, behind the same ref.
+        restarted = await events.expect(lambda e: isinstance(e, LifecycleEvent) and e.kind == "restarted")
+        assert restarted.ref is ref
+        assert isinstance(restarted.error, NodeDown)
+        assert ref.node == up.node
+        assert await ref.ask("pid") == up.node.pid
+        assert [node.alive for node in system.nodes if node.name == lost.name] == [False]
+
+
+async def test_a_watcher_of_an_actor_on_a_lost_node_gets_terminated_with_node_down() -> None:
+    class Watcher(Actor):
+        def __init__(self, probe: Any) -> None:
+            self.probe = probe
+
+        async def receive(self, message: Any) -> Any:
+            if isinstance(message, Terminated):
+                self.probe.tell(message)
+            else:
+                self.watch(message)
+
+    async with ActorSystem(workers=1) as system:
+        ref = await system.spawn(Worker, node="spread", restart="temporary")
+        probe = await Probe.spawn(system)
+        watcher = await system.spawn(Watcher, probe.ref)
+        await watcher.ask(ref)  # it watches from now on
+        os.kill(ref.node.pid, signal.SIGKILL)
+        terminated = await probe.expect(Terminated)
+        assert terminated.ref is ref
+        assert isinstance(terminated.reason, NodeDown)
+
+
+def test_no_worker_outlives_its_system() -> None:
+    pids: list[int] = []
+
+    async def run() -> None:
+        async with ActorSystem(workers=2) as system:
+            pids.extend(node.pid for node in system.nodes if node.kind == "worker")
+            await system.spawn(Worker, node="spread")
+
+    trio.run(run)
+    assert len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_no_worker_outlives_a_cancelled_head() -> None:
+    pids: list[int] = []
+
+    async def run() -> None:
+        with trio.move_on_after(30):
+            async with ActorSystem(workers=1) as system:
+                pids.extend(node.pid for node in system.nodes if node.kind == "worker")
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(run)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.mark.parametrize(("options", "error"), [
+    ({"workers": -1}, ValueError), ({"workers": True}, ValueError), ({"workers": "2"}, ValueError),
+])
+def test_bad_worker_counts_are_refused(options: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error, match="workers="):
+        ActorSystem(**options)
+
+
+async def test_placement_names_a_node_of_the_system(actor_system: ActorSystem) -> None:
+    with pytest.raises(ValueError, match="one node"):
+        await actor_system.spawn(Worker, node="spread")
+    async with ActorSystem(workers=1) as system:
+        with pytest.raises(ValueError, match="not a node of this system"):
+            await system.spawn(Worker, node="elsewhere")
+        with pytest.raises(TypeError, match="node="):
+            await system.spawn(Worker, node=42)
+        local = await system.spawn(Worker, node=system.node)
+        assert await local.ask("pid") == os.getpid()
+
+
+async def test_a_spread_pool_places_its_routees_over_the_workers() -> None:
+    from actors import GetRoutees, Pool
+
+    async with ActorSystem(workers=2) as system:
+        pool = await system.spawn(Pool, Worker, size=4, spread=True, name="pool")
+        routees = await pool.ask(GetRoutees())
+        nodes = [ref.node.name for ref in routees]
+        workers = sorted(node.name for node in system.nodes if node.kind == "worker")
+        assert sorted(set(nodes)) == workers
+        assert sorted(nodes.count(name) for name in workers) == [2, 2]
+        pids = {await pool.ask("pid") for _ in range(4)}  # round robin over all four
+        assert pids == {node.pid for node in system.nodes if node.kind == "worker"}
+
+
+async def test_statistics_cover_the_actors_of_every_node() -> None:
+    class Parent(Actor):
+        async def on_start(self) -> None:
+            await self.spawn(Worker, name="kid")
+
+        async def receive(self, message: Any) -> Any:
+            return message
+
+    async with ActorSystem(workers=1) as system:
+        local = await system.spawn(Worker, name="local")
+        remote = await system.spawn(Parent, node="spread", name="remote")
+        await local.ask("count")
+        await remote.ask("hello")
+        figures = system.statistics().actors
+        for _ in range(50):  # a worker reports its figures once a second
+            if "remote/kid" in figures:
+                break
+            await trio.sleep(0.1)
+            figures = system.statistics().actors
+        assert figures["local"].node == system.node.name
+        assert figures["remote"].node == remote.node.name
+        assert figures["remote/kid"].node == remote.node.name
+        assert figures["remote"].handled == 1

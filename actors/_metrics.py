@@ -53,6 +53,7 @@ DEAD_LETTERS = "actors_dead_letters_total"
 PENDING_ASKS = "actors_pending_asks"
 LIVE_ACTORS = "actors_live_actors"
 SYSTEM_INFO = "actors_system_info"
+NODE_INFO = "actors_node_info"
 
 STATES = ("starting", "running", "suspended", "restarting", "stopping", "stopped")
 """Every state an actor reports; ``actors_state`` has one series per state, 1 for the current one."""
@@ -134,6 +135,11 @@ class StatisticsCollector:
             for name in known:
                 state.add_metric((path, name), 1.0 if name == figures.state else 0.0)
         yield state
+
+        node = InfoMetricFamily("actors_node", "The node (process) each actor runs on.", labels=("actor", "node"))
+        for path, figures in actors:
+            node.add_metric((path, figures.node), {})
+        yield node
 
         dead = CounterMetricFamily("actors_dead_letters", "Messages that could not be delivered.")
         pending = GaugeMetricFamily(PENDING_ASKS, "Requests still waiting for an answer.")

@@ -57,6 +57,8 @@ class ActorRow:
     """W, seconds."""
     restarts: int = 0
     """Times it was restarted."""
+    node: str = ""
+    """The node it runs on (its process: the head or a worker)."""
 
     @property
     def depth(self) -> int:
@@ -100,6 +102,7 @@ def parse_metrics(text: str) -> Snapshot:
         raise TopError(f"the page is not in the Prometheus text format: {exc}") from exc
     values: dict[str, dict[str, float]] = {}  # in the order the page lists the actors: tree order
     states: dict[str, str] = {}
+    nodes: dict[str, str] = {}
     system: str | None = None
     dead_letters = pending_asks = 0
     seen_actor_metrics = False
@@ -114,6 +117,8 @@ def parse_metrics(text: str) -> Snapshot:
                 pending_asks = int(value)
             elif name == m.LIVE_ACTORS:
                 seen_actor_metrics = True
+            elif name == m.NODE_INFO and "actor" in labels:
+                nodes[labels["actor"]] = labels.get("node", "")
             elif "actor" in labels and (name in _FIELDS or name == m.STATE):
                 seen_actor_metrics = True
                 row = values.setdefault(labels["actor"], {})
@@ -128,7 +133,7 @@ def parse_metrics(text: str) -> Snapshot:
             path, state=states.get(path, "?"), mailbox_length=int(row.get("mailbox_length", 0)),
             arrival_rate=row.get("arrival_rate", 0.0), service_rate=row.get("service_rate", 0.0),
             utilization=row.get("utilization", 0.0), mean_wait=row.get("mean_wait", 0.0),
-            restarts=int(row.get("restarts", 0)))
+            restarts=int(row.get("restarts", 0)), node=nodes.get(path, ""))
         for path, row in values.items()
     }
     return Snapshot(actors=actors, system=system, dead_letters=dead_letters, pending_asks=pending_asks)
@@ -170,6 +175,9 @@ def render(snapshot: Snapshot, previous: Snapshot | None = None, *, source: str 
         title += f" — {source}"
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", caption_justify="left")
     table.add_column("actor", no_wrap=True, overflow="fold")
+    several_nodes = len({row.node for row in snapshot.actors.values()}) > 1
+    if several_nodes:
+        table.add_column("node", no_wrap=True)
     table.add_column("state")
     for header in ("mailbox", "λ/s", "μ/s", "ρ", "W", "restarts"):
         table.add_column(header, justify="right", no_wrap=True)
@@ -183,6 +191,7 @@ def render(snapshot: Snapshot, previous: Snapshot | None = None, *, source: str 
         any_saturated |= saturated
         table.add_row(
             Text("  " * row.depth + row.path, style="bold red" if saturated else ""),
+            *((Text(row.node.rpartition(".")[2] or row.node),) if several_nodes else ()),
             Text(row.state, style="" if row.state == "running" else "yellow"),
             Text(f"{row.mailbox_length:,}" + (f" {GROWING_MARK}" if growing else ""),
                  style="bold yellow" if growing else ""),

@@ -184,6 +184,8 @@ class _RunOptions:
     """Seconds a graceful shutdown may take before what is left is cancelled."""
     debug: bool = False
     """Show tracebacks."""
+    workers: int = 0
+    """Worker processes to start (``ActorSystem(workers=N)``)."""
 
 
 async def _serve(service: _Service, options: _RunOptions) -> bool:
@@ -201,7 +203,8 @@ async def _serve(service: _Service, options: _RunOptions) -> bool:
     async with trio.open_nursery() as guard:
         stopping = trio.CancelScope()
         await guard.start(_watch_signals, stopping)
-        async with ActorSystem(options.name, shutdown_timeout=options.shutdown_timeout) as system:
+        async with ActorSystem(options.name, shutdown_timeout=options.shutdown_timeout,
+                               workers=options.workers) as system:
             with stopping:
                 async with trio.open_nursery() as nursery:
                     where = ""
@@ -335,10 +338,12 @@ def main() -> None:
 @click.option("--shutdown-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
               show_default=True, metavar="SECONDS",
               help="How long a graceful shutdown may take before the actors left are cancelled.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Worker processes to start; actors spawned with node=\"spread\" run there.")
 @click.option("--debug", is_flag=True, help="Debug logging, and tracebacks for a bad target.")
 @click.pass_context
 def run_command(ctx: click.Context, target: str, metrics_port: int | None, metrics_host: str, name: str | None,
-                shutdown_timeout: float, debug: bool) -> None:
+                shutdown_timeout: float, workers: int, debug: bool) -> None:
     """Run a long-lived supervised service until SIGINT or SIGTERM.
 
     MODULE:FACTORY names either an async function, called with the actor system
@@ -358,7 +363,7 @@ def run_command(ctx: click.Context, target: str, metrics_port: int | None, metri
             ctx.exit(2)
         options = _RunOptions(name=name or target.partition(":")[0].rpartition(".")[2],
                              metrics_host=metrics_host, metrics_port=metrics_port,
-                             shutdown_timeout=shutdown_timeout, debug=debug)
+                             shutdown_timeout=shutdown_timeout, debug=debug, workers=workers)
         status = _run_service(service, options)
     finally:
         undo_logging()

@@ -633,3 +633,14 @@ def test_bench_writes_its_results_in_the_current_directory_or_where_asked(tmp_pa
 
     # Nothing was written next to the harness (or anywhere else in the checkout).
     assert {path for path in REPO.rglob("*.json") if ".venv" not in path.parts} == before
+
+
+def test_run_with_workers_starts_them_and_stops_them_with_the_service() -> None:
+    with Running("run", "examples.service:main", "--metrics-port", "0", "--workers", "1") as service:
+        url = service.wait_for("metrics at").split("metrics at ")[1].strip()
+        page = wait_for_page(url, service.process)
+        service.signal(signal.SIGTERM)
+        status, stderr = service.wait()
+    assert status == 0, stderr
+    assert 'actors_node_info{actor="ticker"' in page
+    assert stderr.strip().splitlines()[-1].endswith("system 'service' stopped cleanly")

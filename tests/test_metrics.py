@@ -76,6 +76,7 @@ def check_page_matches(page: str, stats: SystemStatistics, system: str, *, value
         for state in STATES:
             labels = {("actor", path), ("state", state)}
             expected["actors_state", frozenset(labels)] = 1.0 if state == figures.state else 0.0
+        expected["actors_node_info", frozenset({("actor", path), ("node", figures.node)})] = 1.0
     expected["actors_dead_letters_total", frozenset()] = stats.dead_letters
     expected["actors_pending_asks", frozenset()] = stats.pending_asks
     expected["actors_live_actors", frozenset()] = len(stats.actors)

@@ -310,3 +310,54 @@ async def test_statistics_cover_the_actors_of_every_node() -> None:
         assert figures["remote"].node == remote.node.name
         assert figures["remote/kid"].node == remote.node.name
         assert figures["remote"].handled == 1
+
+
+async def test_a_group_restart_spans_nodes() -> None:
+    class Parent(Actor):
+        async def on_start(self) -> None:
+            await self.spawn(Worker, 100, name="local")
+            await self.spawn(Worker, 200, name="remote", node="spread")
+
+        async def receive(self, message: Any) -> Any:
+            return {ref.name: ref for ref in self.children}
+
+    from actors import OneForAll
+
+    async with ActorSystem(workers=1) as system:
+        parent = await system.spawn(Parent, name="p", supervision=OneForAll(max_restarts=5))
+        children = await parent.ask("children")
+        local, remote = children["local"], children["remote"]
+        assert remote.node.kind == "worker"
+        assert (await local.ask("count"), await remote.ask("count")) == (101, 201)
+        with pytest.raises(ActorFailed):
+            await remote.ask("boom")  # the remote child fails: both are restarted, in order
+        assert await parent.ask("children") == children  # the same refs
+        assert (await local.ask("count"), await remote.ask("count")) == (101, 201)
+        with pytest.raises(ActorFailed):
+            await local.ask("boom")  # and the other way round
+        assert (await local.ask("count"), await remote.ask("count")) == (101, 201)
+
+
+async def test_the_metrics_page_and_top_show_each_actors_node() -> None:
+    from prometheus_client import generate_latest
+    from rich.console import Console
+
+    from actors._metrics import metrics_registry
+    from actors._top import parse_metrics, render
+
+    async with ActorSystem(workers=1) as system:
+        await system.spawn(Worker, name="here")
+        remote = await system.spawn(Worker, node="spread", name="there")
+        await remote.ask("count")
+        for _ in range(50):  # a worker reports its figures once a second
+            if "there" in system.statistics().actors:
+                break
+            await trio.sleep(0.1)
+        snapshot = parse_metrics(generate_latest(metrics_registry(system)).decode())
+    assert snapshot.actors["here"].node == system.node.name
+    assert snapshot.actors["there"].node == remote.node.name
+    console = Console(width=200, record=True)
+    console.print(render(snapshot))
+    text = console.export_text()
+    assert "node" in text.splitlines()[2]
+    assert remote.node.name.rpartition(".")[2] in text

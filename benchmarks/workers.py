@@ -4,7 +4,8 @@
 every message was handled); ``floor_tell_per_s`` is a raw trio task and memory channel doing the same work in one
 process, and ``remote_tell_vs_floor`` their ratio. ``remote_ask_p50_us`` / ``p99``: one ask at a time.
 ``pipelined_asks_per_s``: 64 asks in flight at once. ``kill_to_failed_ask_ms``: from ``kill -9`` of the worker
-to the pending ask failing with ``NodeDown``.
+to the pending ask failing with ``NodeDown``. ``cpu_speedup_2_workers``: a pool of two actors doing about 5 ms of
+pure-Python work per message, spread over two workers, against the same pool in one process.
 """
 
 from __future__ import annotations
@@ -106,6 +107,40 @@ async def _remote(messages: int, asks: int) -> dict[str, float]:
         }
 
 
+class Busy(Actor):
+    """About ``work`` units of pure-Python work per message (a unit is one trial division)."""
+
+    async def receive(self, message: Any) -> Any:
+        total = 0
+        for n in range(message):
+            total += n % 7
+        return total
+
+
+async def _cpu(messages: int, work: int, workers: int) -> float:
+    from actors import Pool
+
+    async with ActorSystem(workers=workers) as system:
+        pool = await system.spawn(Pool, Busy, size=2, spread=workers > 0)
+        for _ in range(4):
+            await pool.ask(work)
+        start = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for _ in range(messages):
+                nursery.start_soon(pool.ask, work)
+        return time.perf_counter() - start
+
+
+def _work_for(milliseconds: float) -> int:
+    units = 100_000
+    start = time.perf_counter()
+    total = 0
+    for n in range(units):
+        total += n % 7
+    per_unit = (time.perf_counter() - start) / units
+    return max(1, int(milliseconds / 1e3 / per_unit))
+
+
 def run(quick: bool = False) -> dict[str, float]:
     """The figures above, best of three runs (the kill figure from the last)."""
     messages = 20_000 if quick else 200_000
@@ -121,6 +156,11 @@ def run(quick: bool = False) -> dict[str, float]:
         "kill_to_failed_ask_ms": runs[-1]["kill_to_failed_ask_ms"],
     }
     figures["remote_tell_vs_floor"] = figures["remote_tell_per_s"] / floor
+    work = _work_for(5.0)
+    cpu_messages = 40 if quick else 200
+    alone = min(trio.run(_cpu, cpu_messages, work, 0) for _ in range(2))
+    spread = min(trio.run(_cpu, cpu_messages, work, 2) for _ in range(2))
+    figures["cpu_speedup_2_workers"] = alone / spread
     return figures
 
 

@@ -70,3 +70,13 @@ async def test_work_queue_spreads_retries_and_dead_letters(autojump_clock: trio.
     assert len(result["done"]) == 3  # competing consumers: every worker got work
     assert result["redelivered"] == 3  # the three flaky jobs, each retried once
     assert (result["dead"], result["reason"]) == ("malformed", "rejected")
+
+
+async def test_cpu_bound_counts_the_same_primes_in_one_process_and_on_workers(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from examples import cpu_bound
+
+    assert await cpu_bound.main(limit=20_000) == 2262
+    out = capsys.readouterr().out
+    assert "2262 primes below 20,000" in out
+    assert "on 2 worker processes" in out

@@ -275,7 +275,12 @@ class Queue(Actor):
         if dlx.is_stopped:
             finals: set[ActorRef] = set()
         elif entry is not None:
-            finals = topology_.route(entry, key, headers, cc + bcc)
+            try:
+                finals = topology_.route(entry, key, headers, cc + bcc)
+            except ValueError as exc:  # a header value that a headers exchange on the way cannot compare
+                self.system.dead_letter(publish, self.ref, dlx, f"dead letter ({reason}) from {self!r} was "
+                                                                f"refused by {dlx!r}: {exc}")
+                return
         else:
             finals = {dlx}
         exchange = dlx.name if entry is not None else ""

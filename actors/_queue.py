@@ -20,6 +20,7 @@ from runtime import (
     ActorFailed,
     ActorRef,
     DeathReason,
+    Future,
     LeaseEnded,
     MailboxFull,
     Overflow,
@@ -198,6 +199,9 @@ class Queue(Actor):
         if durable and not isinstance(storage, str | os.PathLike):
             raise ValueError(f"durable=True needs storage= the path of its SQLite database (a file, or a "
                              f"directory for '<queue name>.sqlite3'), not {show(storage)}")
+        if not durable and storage is not None:
+            raise ValueError(f"storage={show(storage)} is used only by a durable queue; add durable=True (or "
+                             "drop storage=)")
         self._durable = durable
         self._storage = storage
         self._limits = QueueLimits(max_length=max_length, max_length_bytes=max_length_bytes, overflow=overflow,
@@ -216,12 +220,16 @@ class Queue(Actor):
         ref = self.ref
         self._name = ref.name
         self._topology = topology(self.system)
+        if self._durable and self._name.startswith("$"):
+            raise ValueError(f"a durable queue needs a name: spawn(Queue, name=..., durable=True); under a "
+                             f"generated name ({self._name!r}) its next run would look for another store")
         kept = self._topology.queue_state(ref)
         if self._durable:  # the store is the truth: start from what it holds, keep only the consumers
             state = QueueState(ref, self._limits, first_tag=0 if kept is None else kept.next_tag,
                                writes=PendingWrites())
             if kept is not None:
                 state.adopt_consumers(kept)
+                state.reservations.update(kept.reservations)
         else:
             state = kept if kept is not None else QueueState(ref, self._limits)
         self._state = state
@@ -239,8 +247,46 @@ class Queue(Actor):
                     raise exc.cause from exc.cause.__cause__
                 raise
             state.restore(await self._store.ask(_LOAD))
+            self._flush()  # what the restore changed: trimmed, expired, delivered
         else:
             state.dispatch()  # a restarted queue: deliver to whoever has room, and arm the expiry timer again
+
+    async def on_stop(self) -> None:
+        """A durable queue's last write: what is pending, and the settlements it was told and did not handle.
+
+        Its store (a child) has stopped by now, after finishing the write in flight; what the queue had not
+        sent it yet (changes made meanwhile, and the acks, nacks and rejects consumers made that a stop
+        overtook, see ``Delivery.ack``) is written here through a connection of its own, and the confirms
+        that waited for it are answered. This runs on a restart too, before the new instance restores.
+        """
+        state = self._state
+        if not self._durable or state is None or self._store is None:
+            return
+        state.close()
+        assert state.writes is not None
+        write = state.writes.take()
+        confirms, self._confirms = self._confirms, []
+        if not write and not confirms:
+            return
+        assert self._storage is not None
+        store = SQLiteStore(self._storage, self._name)
+        error: StorageError | None = None
+        try:
+            with trio.CancelScope(shield=True):  # a stop must not lose the last write half-way
+                await trio.to_thread.run_sync(self._write_last, store, write)
+        except StorageError as exc:
+            error = exc
+            logger.error("%r could not store its last changes: %r", self, exc)
+        _answer_confirms(confirms, error)
+
+    @staticmethod
+    def _write_last(store: SQLiteStore, write: PendingWrites) -> None:
+        store.open()
+        try:
+            if write:
+                store.write(write)
+        finally:
+            store.close()
 
     # -- QueueEffects: what the state asks of this actor ------------------------------------------------------
 
@@ -545,19 +591,18 @@ class Queue(Actor):
         self._confirms = []
         self._flushing = True
         ref = self.ref
-        future = self._store.request(write)
-        future.add_done_callback(lambda done: ref.tell(_Flushed(done.exception(), confirms)))
+
+        def written(done: Future[Any]) -> None:
+            error = done.exception()
+            _answer_confirms(confirms, error)  # at once: the queue may be stopping, its mailbox closed
+            ref.tell(_Flushed(error))
+
+        self._store.request(write).add_done_callback(written)
 
     def _flushed(self, message: _Flushed) -> None:
         self._flushing = False
-        error = message.error
-        if error is not None:
-            logger.error("%r could not store messages: %r", self, error)
-        for reply, count in message.confirms:
-            if error is None:
-                reply.tell(count)
-            else:
-                reply.fail(error)
+        if message.error is not None:
+            logger.error("%r could not store messages: %r", self, message.error)
 
     # -- figures -------------------------------------------------------------------------------------------
 
@@ -592,10 +637,18 @@ _LOAD: Final = _Load()
 
 @attrs.frozen
 class _Flushed:
-    """The store finished a write (``error`` is ``None``) or failed it; answer the confirms that waited."""
+    """The store finished a write (``error`` is ``None``) or failed it: the queue may send the next one."""
 
     error: BaseException | None
-    confirms: list[tuple[ReplyRef, int]]
+
+
+def _answer_confirms(confirms: list[tuple[ReplyRef, int]], error: BaseException | None) -> None:
+    """Answer publish confirms that waited for a write: their counts, or ``error`` if it failed."""
+    for reply, count in confirms:
+        if error is None:
+            reply.tell(count)
+        else:
+            reply.fail(error)
 
 
 class _Store(Actor):

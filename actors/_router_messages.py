@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from runtime import ActorRef
+from runtime import ActorRef, Topology
 
 __all__ = [
     "Ack",
@@ -156,19 +156,37 @@ class Delivery:
     """The queue it came from, ``None`` for a delivery straight from an exchange."""
 
     def ack(self) -> None:
-        """Acknowledge: the queue forgets the message. A plain call (a tell to the queue)."""
-        if self.queue is not None and self.delivery_tag is not None:
-            self.queue.tell(Ack(self.delivery_tag))
+        """Acknowledge: the queue forgets the message. A plain call (a tell to the queue).
+
+        The settlement is also noted at once where the queue's state sees it (``Topology.note_settlement``),
+        so that a durable queue that is stopped before it handles the tell still honours it: the message is
+        not restored on its next start. The same goes for :meth:`nack` and :meth:`reject`.
+        """
+        queue, tag = self.queue, self.delivery_tag
+        if queue is not None and tag is not None:
+            _note(queue, tag, None)
+            queue.tell(Ack(tag))
 
     def nack(self, requeue: bool = True) -> None:
         """Give the message back: requeued at its original place (``redelivered=True``) or dead-lettered."""
-        if self.queue is not None and self.delivery_tag is not None:
-            self.queue.tell(Nack(self.delivery_tag, requeue))
+        queue, tag = self.queue, self.delivery_tag
+        if queue is not None and tag is not None:
+            _note(queue, tag, bool(requeue))
+            queue.tell(Nack(tag, requeue))
 
     def reject(self) -> None:
         """Refuse the message for good: it is dead-lettered (reason ``rejected``) or dropped, never requeued."""
-        if self.queue is not None and self.delivery_tag is not None:
-            self.queue.tell(Reject(self.delivery_tag))
+        queue, tag = self.queue, self.delivery_tag
+        if queue is not None and tag is not None:
+            _note(queue, tag, False)
+            queue.tell(Reject(tag))
+
+
+def _note(queue: ActorRef, tag: int, requeue: bool | None) -> None:
+    """Note a settlement in the caller's system's topology (a no-op outside a system)."""
+    topology = Topology.current()
+    if topology is not None:
+        topology.note_settlement(queue, tag, requeue)
 
 
 @attrs.frozen

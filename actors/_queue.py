@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import attrs
 import trio
@@ -48,7 +48,9 @@ from runtime import (
 from ._actor import Actor
 from ._router_checks import check_count, check_ref, check_ttl, enqueue_error, publish_error, show
 from ._router_messages import (
+    AbortBatch,
     Ack,
+    CommitBatch,
     Delivery,
     Enqueue,
     EnqueueBatch,
@@ -56,6 +58,7 @@ from ._router_messages import (
     Get,
     GetStatistics,
     Nack,
+    PrepareBatch,
     Publish,
     PublishBatch,
     Reject,
@@ -388,15 +391,22 @@ class Queue(Actor):
             if not state.nack(message.delivery_tag, cls is Nack and message.requeue):
                 return self._unknown_tag(message)
             return None
-        if cls is EnqueueBatch:
+        if cls is EnqueueBatch or cls is PrepareBatch:
             entries: object = message.entries
             if not isinstance(entries, tuple | list):
-                return Reply.error(ValueError(f"EnqueueBatch entries {show(entries)} must be a tuple"))
+                return Reply.error(ValueError(f"{cls.__name__} entries {show(entries)} must be a tuple"))
             for entry in entries:
                 error = enqueue_error(entry)
                 if error is not None:
                     return Reply.error(error)
-            return self._enqueue_batch(message)
+            if cls is PrepareBatch:
+                return self._prepare_batch(message)
+            return self._enqueue_batch(tuple(entries))
+        if cls is CommitBatch:
+            return self._commit_batch(message)
+        if cls is AbortBatch:
+            state.reservations.pop(message.batch, None)
+            return None
         if cls is Get:
             return self._get(message)
         if cls is Subscribe:
@@ -468,48 +478,89 @@ class Queue(Actor):
             return None
         return 1
 
-    def _enqueue_batch(self, batch: EnqueueBatch) -> Any:
-        """A transaction's share for this queue: enqueue every message in this one step.
+    def _enqueue_batch(self, entries: tuple[Enqueue, ...]) -> Any:
+        """A share of a transaction in one step (``EnqueueBatch``): all of it, or none and the ask raises."""
+        prepared = self._prepare(entries)
+        if isinstance(prepared, Exception):
+            return Reply.error(prepared)
+        return self._commit(prepared)
 
-        A durable queue stores the messages it can pickle; one it cannot is kept in memory only (logged): the
-        batch was validated and routed already, and refusing part of it would break its all-or-nothing. The
-        length limits still apply to each message (a refused one is counted, and dead-lettered with
-        ``reject_publish_dlx``); a body that ``max_length_bytes`` cannot measure is refused as a dead letter.
+    def _prepare(self, entries: tuple[Enqueue, ...]) -> list[_Prepared] | Exception:
+        """Check a transaction's share: every message fits and can be measured and stored, or the error.
+
+        The error names the first message refused and this queue: a reject mode that would go beyond a limit
+        (room held for other transactions counts as used), a body that ``max_length_bytes`` cannot measure,
+        or one a durable queue cannot pickle. Nothing changes.
         """
         state = self._state
         assert state is not None
-        accepted = 0
-        durable = self._durable
-        for entry in batch.entries:
+        prepared: list[_Prepared] = []
+        total = 0
+        for index, entry in enumerate(entries):
             publish = entry.publish
+            which = f"{show(publish)} (message {index + 1} of {len(entries)} for it)"
             size = 0
             if self._max_bytes is not None:
                 try:
                     size = body_size(publish.body)
                 except Exception as exc:
-                    state.refused += 1
-                    self.system.dead_letter(entry, self.sender, self.ref,
-                                            f"refused: {self!r} has max_length_bytes={self._max_bytes} and "
-                                            f"cannot measure the body: pickle refused it ({exc!r})")
-                    continue
-            if self._reject_publish and state.refuses(size):
-                state.refused += 1
-                if self._reject_dlx:
-                    self._dead_letter_refused(entry.exchange, publish, size, entry.cc, entry.bcc)
-                continue
+                    return SerializationError(
+                        f"{self!r} has max_length_bytes={self._max_bytes} and cannot measure the body of {which}: "
+                        f"pickle refused it ({exc!r}); the transaction was not published")
+            payload = None
+            if self._durable:
+                try:
+                    payload = encode_payload(publish.body, publish.headers, entry.cc, entry.bcc)
+                except SerializationError as exc:
+                    return SerializationError(f"{self!r} is durable and cannot store {which}: {exc.__cause__!r}; "
+                                              "the transaction was not published")
+            total += size
+            if self._reject_publish and state.refuses_many(index + 1, total):
+                return ValueError(f"{self!r} is full ({state.describe_limits()}, "
+                                  f"overflow={self._limits.overflow!r}) and refuses {which}; the transaction "
+                                  "was not published")
+            prepared.append(_Prepared(entry, size, payload))
+        return prepared
+
+    def _commit(self, prepared: list[_Prepared]) -> Any:
+        """Enqueue a checked share; answer how many, once stored for a durable queue."""
+        state = self._state
+        assert state is not None
+        for entry, size, payload in prepared:
+            publish = entry.publish
             msg = state.admit(entry.exchange, publish.routing_key, publish.body, publish.headers,
                               publish.persistent, publish.ttl, size, entry.cc, entry.bcc)
-            if durable:
-                try:
-                    state.store(msg, encode_payload(publish.body, publish.headers, entry.cc, entry.bcc))
-                except SerializationError:
-                    logger.exception("%r cannot store %r; it is kept in memory only", self, publish)
+            if payload is not None:
+                state.store(msg, payload)
             state.place(msg)
-            accepted += 1
-        if durable and accepted and isinstance(self.sender, ReplyRef):
-            self._defer_confirm(accepted)
+        if self._durable and prepared and isinstance(self.sender, ReplyRef):
+            self._defer_confirm(len(prepared))
             return None
-        return accepted
+        return len(prepared)
+
+    def _prepare_batch(self, message: PrepareBatch) -> Any:
+        """Phase one of a transaction: hold room for the share, or refuse it all."""
+        state = self._state
+        assert state is not None
+        batch: object = message.batch
+        if batch.__class__ is not int or batch in state.reservations:
+            return Reply.error(ValueError(f"PrepareBatch batch={show(batch)} must be a new transaction id (int)"))
+        prepared = self._prepare(message.entries)
+        if isinstance(prepared, Exception):
+            return Reply.error(prepared)
+        assert isinstance(batch, int)
+        state.reservations[batch] = (len(prepared), sum(item.size for item in prepared), prepared)
+        return None
+
+    def _commit_batch(self, message: CommitBatch) -> Any:
+        """Phase two of a transaction: enqueue the share prepared under its id."""
+        state = self._state
+        assert state is not None
+        reserved = state.reservations.pop(message.batch, None)
+        if reserved is None:
+            return Reply.error(ValueError(f"{self!r} holds no prepared transaction {show(message.batch)}"))
+        prepared: list[_Prepared] = reserved[2]
+        return self._commit(prepared)
 
     def _defer_confirm(self, count: int) -> None:
         """Answer the current ask with ``count`` once the pending writes are stored."""
@@ -633,6 +684,14 @@ class _Load:
 
 
 _LOAD: Final = _Load()
+
+
+class _Prepared(NamedTuple):
+    """A message of a transaction's share, checked: its body size (if measured) and payload (if durable)."""
+
+    entry: Enqueue
+    size: int
+    payload: bytes | None
 
 
 @attrs.frozen

@@ -194,8 +194,9 @@ class QueueState:
         """Settlements noted by the consumers (:meth:`note_settlement`) that the queue has not handled yet."""
         self._closed = False
         """Set by :meth:`close`: no more deliveries."""
-        self.reservations: dict[int, tuple[int, int]] = {}
-        """Room held for transactions between their two phases: id -> (messages, bytes)."""
+        self.reservations: dict[int, tuple[int, int, Any]] = {}
+        """Room held for transactions between their two phases: id -> (messages, bytes, what the actor keeps
+        to enqueue them). Kept in the state, so that a queue restarted between the phases still commits."""
         self._effects: QueueEffects | None = None
         self._limited = limits.max_length is not None or limits.max_length_bytes is not None
         self._ready: deque[QueuedMessage] = deque()
@@ -323,7 +324,8 @@ class QueueState:
         reservations = self.reservations
         if not reservations:
             return 0, 0
-        return sum(count for count, _ in reservations.values()), sum(size for _, size in reservations.values())
+        return (sum(reserved[0] for reserved in reservations.values()),
+                sum(reserved[1] for reserved in reservations.values()))
 
     def admit(self, exchange: str, routing_key: str, body: Any, headers: Mapping[str, Any] | None,
               persistent: bool, ttl: float | None, size: int = 0, cc: tuple[str, ...] = (),

@@ -95,9 +95,10 @@ class ExchangeEntry:
 class Topology:
     """The exchanges and queues of one actor system, by ref; see the module docstring."""
 
-    __slots__ = ("_exchanges", "_kinds", "_queues", "_until_sweep")
+    __slots__ = ("_batches", "_exchanges", "_kinds", "_queues", "_until_sweep")
 
     def __init__(self) -> None:
+        self._batches = 0
         self._kinds: dict[ActorRef, RouterKind] = {}
         self._exchanges: dict[ActorRef, ExchangeEntry] = {}
         self._queues: dict[ActorRef, QueueState] = {}
@@ -121,6 +122,11 @@ class Topology:
         entry = self._exchanges[ref] = ExchangeEntry(ref, table, alternate)
         self._kinds[ref] = "exchange"
         return entry
+
+    def new_batch(self) -> int:
+        """A fresh transaction id, unique in this topology's system."""
+        self._batches += 1
+        return self._batches
 
     @staticmethod
     def current() -> Topology | None:

@@ -155,7 +155,14 @@ class Queue(Actor):
     - ``durable=True`` with ``storage=`` a path: every message is stored in SQLite (WAL mode, on a worker
       thread) before its publish is confirmed, and the queue restores them when it starts again (after a
       restart, or when spawned again with the same storage). ``storage`` is the database file, or an existing
-      directory in which the file is ``<queue name>.sqlite3``. Bodies and headers must be picklable.
+      directory in which the file is ``<queue name>.sqlite3``. Bodies and headers must be picklable. A durable
+      queue needs a ``name`` (a generated one changes from run to run), and ``storage`` needs ``durable=True``.
+      A message's deadline (its TTL) is stored on the wall clock, so a restore does not restart it; a first
+      delivery is stored, so that after a crash unacked messages come back ``redelivered=True``; a ``drop_head``
+      queue restored beyond its limits drops from the head. An ack, nack or reject made through a
+      :class:`~actors.Delivery` is noted in the queue's state at once: if the queue is stopped before it
+      handles it (a stop overtakes queued messages), it is still written at the stop, with every other
+      pending change.
 
     A store that cannot open, read or write its database raises :class:`~actors.StorageError` naming the path:
     as the cause of the failed spawn, or from the publish confirms that waited for the write.

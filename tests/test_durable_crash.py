@@ -127,7 +127,7 @@ def crash_runs(storage: Path, runs: int, seed: int) -> list[Outcome]:
 
 
 def test_kill_9_loses_nothing_confirmed_and_resurrects_nothing_acked(tmp_path: Path) -> None:
-    crash_runs(tmp_path, runs=3, seed=1)
+    crash_runs(tmp_path, runs=2, seed=1)
 
 
 @pytest.mark.slow

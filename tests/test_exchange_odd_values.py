@@ -218,7 +218,7 @@ async def _fuzz_one(kind: str, arguments: dict[str, Any], headers: dict[str, Any
         assert await exchange.ask(Publish("k", "plain", {"k": 1})) == 1
 
 
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=50)
 @given(kind=st.sampled_from(["headers", "headers", "topic", "direct"]),
        arguments=st.dictionaries(NAMES, VALUES, max_size=3), headers=st.dictionaries(NAMES, VALUES, max_size=3))
 def test_fuzz_odd_values_are_refused_never_fatal(kind: str, arguments: dict[str, Any],

@@ -55,7 +55,12 @@ class Exchange(Actor):
     :class:`PublishBatch` routes a transaction's batch; :class:`GetStatistics` answers :meth:`statistics`.
     Bad input (a key over 255 UTF-8 bytes, a non-str key, an invalid ``x-match``, a ``CC`` or ``BCC`` header
     that is not a list of such keys, a malformed message) makes the ask raise :class:`ValueError` naming the
-    value and the rule; the exchange keeps running, unchanged (a bad tell becomes a dead letter).
+    value and the rule; the exchange keeps running, unchanged (a bad tell becomes a dead letter). So do
+    values it cannot compare, as a binding argument or as a header value a headers binding tests: a list or
+    dict that contains itself, one nested more than 100 levels deep, a mapping whose ``items()`` or lookups
+    raise, an object whose ``__hash__`` raises (other than ``TypeError``, which makes a header value equal
+    to nothing and a binding argument refused); headers that cannot be read are refused by every kind.
+    Headers matching takes every float NaN as one value: a NaN header matches a NaN binding.
 
     Routing follows RabbitMQ. A publish reaches a *set* of final destinations: a queue or actor reachable
     through several bindings gets one copy. A destination that is another exchange routes the message with its
@@ -144,15 +149,18 @@ class Exchange(Actor):
             return Reply.error(error)
         entry = self._entry
         assert entry is not None
-        entry.published += 1
         name = self._name
         headers = publish.headers
         enqueue: Enqueue | None = None
-        if headers and ("CC" in headers or "BCC" in headers):  # the only cost without them: this check
-            enqueue = enqueue_of(name, publish)
-            finals = self._topology.route(entry, publish.routing_key, headers, enqueue.cc + enqueue.bcc)
-        else:
-            finals = self._topology.route(entry, publish.routing_key, headers)
+        try:
+            if headers and ("CC" in headers or "BCC" in headers):  # the only cost without them: this check
+                enqueue = enqueue_of(name, publish)
+                finals = self._topology.route(entry, publish.routing_key, headers, enqueue.cc + enqueue.bcc)
+            else:
+                finals = self._topology.route(entry, publish.routing_key, headers)
+        except ValueError as exc:  # a header value a headers exchange cannot compare: refused, nothing changed
+            return Reply.error(exc)
+        entry.published += 1
         sender = self.sender
         asked = isinstance(sender, ReplyRef)
         if not finals:
@@ -160,7 +168,7 @@ class Exchange(Actor):
             if publish.mandatory:
                 if asked:
                     return Reply.error(Unroutable(
-                        f"{publish!r} published to {self!r} reached no queue or actor (alternates included)"))
+                        f"{show(publish)} published to {self!r} reached no queue or actor (alternates included)"))
                 if sender is not None:
                     send(self, sender, Returned(publish))
                 else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import attrs
 import trio
@@ -20,6 +20,7 @@ from runtime import (
     ActorFailed,
     ActorRef,
     DeathReason,
+    Future,
     LeaseEnded,
     MailboxFull,
     Overflow,
@@ -47,7 +48,9 @@ from runtime import (
 from ._actor import Actor
 from ._router_checks import check_count, check_ref, check_ttl, enqueue_error, publish_error, show
 from ._router_messages import (
+    AbortBatch,
     Ack,
+    CommitBatch,
     Delivery,
     Enqueue,
     EnqueueBatch,
@@ -55,6 +58,7 @@ from ._router_messages import (
     Get,
     GetStatistics,
     Nack,
+    PrepareBatch,
     Publish,
     PublishBatch,
     Reject,
@@ -151,7 +155,14 @@ class Queue(Actor):
     - ``durable=True`` with ``storage=`` a path: every message is stored in SQLite (WAL mode, on a worker
       thread) before its publish is confirmed, and the queue restores them when it starts again (after a
       restart, or when spawned again with the same storage). ``storage`` is the database file, or an existing
-      directory in which the file is ``<queue name>.sqlite3``. Bodies and headers must be picklable.
+      directory in which the file is ``<queue name>.sqlite3``. Bodies and headers must be picklable. A durable
+      queue needs a ``name`` (a generated one changes from run to run), and ``storage`` needs ``durable=True``.
+      A message's deadline (its TTL) is stored on the wall clock, so a restore does not restart it; a first
+      delivery is stored, so that after a crash unacked messages come back ``redelivered=True``; a ``drop_head``
+      queue restored beyond its limits drops from the head. An ack, nack or reject made through a
+      :class:`~actors.Delivery` is noted in the queue's state at once: if the queue is stopped before it
+      handles it (a stop overtakes queued messages), it is still written at the stop, with every other
+      pending change.
 
     A store that cannot open, read or write its database raises :class:`~actors.StorageError` naming the path:
     as the cause of the failed spawn, or from the publish confirms that waited for the write.
@@ -198,6 +209,9 @@ class Queue(Actor):
         if durable and not isinstance(storage, str | os.PathLike):
             raise ValueError(f"durable=True needs storage= the path of its SQLite database (a file, or a "
                              f"directory for '<queue name>.sqlite3'), not {show(storage)}")
+        if not durable and storage is not None:
+            raise ValueError(f"storage={show(storage)} is used only by a durable queue; add durable=True (or "
+                             "drop storage=)")
         self._durable = durable
         self._storage = storage
         self._limits = QueueLimits(max_length=max_length, max_length_bytes=max_length_bytes, overflow=overflow,
@@ -216,12 +230,16 @@ class Queue(Actor):
         ref = self.ref
         self._name = ref.name
         self._topology = topology(self.system)
+        if self._durable and self._name.startswith("$"):
+            raise ValueError(f"a durable queue needs a name: spawn(Queue, name=..., durable=True); under a "
+                             f"generated name ({self._name!r}) its next run would look for another store")
         kept = self._topology.queue_state(ref)
         if self._durable:  # the store is the truth: start from what it holds, keep only the consumers
             state = QueueState(ref, self._limits, first_tag=0 if kept is None else kept.next_tag,
                                writes=PendingWrites())
             if kept is not None:
                 state.adopt_consumers(kept)
+                state.reservations.update(kept.reservations)
         else:
             state = kept if kept is not None else QueueState(ref, self._limits)
         self._state = state
@@ -239,8 +257,46 @@ class Queue(Actor):
                     raise exc.cause from exc.cause.__cause__
                 raise
             state.restore(await self._store.ask(_LOAD))
+            self._flush()  # what the restore changed: trimmed, expired, delivered
         else:
             state.dispatch()  # a restarted queue: deliver to whoever has room, and arm the expiry timer again
+
+    async def on_stop(self) -> None:
+        """A durable queue's last write: what is pending, and the settlements it was told and did not handle.
+
+        Its store (a child) has stopped by now, after finishing the write in flight; what the queue had not
+        sent it yet (changes made meanwhile, and the acks, nacks and rejects consumers made that a stop
+        overtook, see ``Delivery.ack``) is written here through a connection of its own, and the confirms
+        that waited for it are answered. This runs on a restart too, before the new instance restores.
+        """
+        state = self._state
+        if not self._durable or state is None or self._store is None:
+            return
+        state.close()
+        assert state.writes is not None
+        write = state.writes.take()
+        confirms, self._confirms = self._confirms, []
+        if not write and not confirms:
+            return
+        assert self._storage is not None
+        store = SQLiteStore(self._storage, self._name)
+        error: StorageError | None = None
+        try:
+            with trio.CancelScope(shield=True):  # a stop must not lose the last write half-way
+                await trio.to_thread.run_sync(self._write_last, store, write)
+        except StorageError as exc:
+            error = exc
+            logger.error("%r could not store its last changes: %r", self, exc)
+        _answer_confirms(confirms, error)
+
+    @staticmethod
+    def _write_last(store: SQLiteStore, write: PendingWrites) -> None:
+        store.open()
+        try:
+            if write:
+                store.write(write)
+        finally:
+            store.close()
 
     # -- QueueEffects: what the state asks of this actor ------------------------------------------------------
 
@@ -275,7 +331,12 @@ class Queue(Actor):
         if dlx.is_stopped:
             finals: set[ActorRef] = set()
         elif entry is not None:
-            finals = topology_.route(entry, key, headers, cc + bcc)
+            try:
+                finals = topology_.route(entry, key, headers, cc + bcc)
+            except ValueError as exc:  # a header value that a headers exchange on the way cannot compare
+                self.system.dead_letter(publish, self.ref, dlx, f"dead letter ({reason}) from {self!r} was "
+                                                                f"refused by {dlx!r}: {exc}")
+                return
         else:
             finals = {dlx}
         exchange = dlx.name if entry is not None else ""
@@ -337,15 +398,22 @@ class Queue(Actor):
             if not state.nack(message.delivery_tag, cls is Nack and message.requeue):
                 return self._unknown_tag(message)
             return None
-        if cls is EnqueueBatch:
+        if cls is EnqueueBatch or cls is PrepareBatch:
             entries: object = message.entries
             if not isinstance(entries, tuple | list):
-                return Reply.error(ValueError(f"EnqueueBatch entries {show(entries)} must be a tuple"))
+                return Reply.error(ValueError(f"{cls.__name__} entries {show(entries)} must be a tuple"))
             for entry in entries:
                 error = enqueue_error(entry)
                 if error is not None:
                     return Reply.error(error)
-            return self._enqueue_batch(message)
+            if cls is PrepareBatch:
+                return self._prepare_batch(message)
+            return self._enqueue_batch(tuple(entries))
+        if cls is CommitBatch:
+            return self._commit_batch(message)
+        if cls is AbortBatch:
+            state.reservations.pop(message.batch, None)
+            return None
         if cls is Get:
             return self._get(message)
         if cls is Subscribe:
@@ -417,48 +485,89 @@ class Queue(Actor):
             return None
         return 1
 
-    def _enqueue_batch(self, batch: EnqueueBatch) -> Any:
-        """A transaction's share for this queue: enqueue every message in this one step.
+    def _enqueue_batch(self, entries: tuple[Enqueue, ...]) -> Any:
+        """A share of a transaction in one step (``EnqueueBatch``): all of it, or none and the ask raises."""
+        prepared = self._prepare(entries)
+        if isinstance(prepared, Exception):
+            return Reply.error(prepared)
+        return self._commit(prepared)
 
-        A durable queue stores the messages it can pickle; one it cannot is kept in memory only (logged): the
-        batch was validated and routed already, and refusing part of it would break its all-or-nothing. The
-        length limits still apply to each message (a refused one is counted, and dead-lettered with
-        ``reject_publish_dlx``); a body that ``max_length_bytes`` cannot measure is refused as a dead letter.
+    def _prepare(self, entries: tuple[Enqueue, ...]) -> list[_Prepared] | Exception:
+        """Check a transaction's share: every message fits and can be measured and stored, or the error.
+
+        The error names the first message refused and this queue: a reject mode that would go beyond a limit
+        (room held for other transactions counts as used), a body that ``max_length_bytes`` cannot measure,
+        or one a durable queue cannot pickle. Nothing changes.
         """
         state = self._state
         assert state is not None
-        accepted = 0
-        durable = self._durable
-        for entry in batch.entries:
+        prepared: list[_Prepared] = []
+        total = 0
+        for index, entry in enumerate(entries):
             publish = entry.publish
+            which = f"{show(publish)} (message {index + 1} of {len(entries)} for it)"
             size = 0
             if self._max_bytes is not None:
                 try:
                     size = body_size(publish.body)
                 except Exception as exc:
-                    state.refused += 1
-                    self.system.dead_letter(entry, self.sender, self.ref,
-                                            f"refused: {self!r} has max_length_bytes={self._max_bytes} and "
-                                            f"cannot measure the body: pickle refused it ({exc!r})")
-                    continue
-            if self._reject_publish and state.refuses(size):
-                state.refused += 1
-                if self._reject_dlx:
-                    self._dead_letter_refused(entry.exchange, publish, size, entry.cc, entry.bcc)
-                continue
+                    return SerializationError(
+                        f"{self!r} has max_length_bytes={self._max_bytes} and cannot measure the body of {which}: "
+                        f"pickle refused it ({exc!r}); the transaction was not published")
+            payload = None
+            if self._durable:
+                try:
+                    payload = encode_payload(publish.body, publish.headers, entry.cc, entry.bcc)
+                except SerializationError as exc:
+                    return SerializationError(f"{self!r} is durable and cannot store {which}: {exc.__cause__!r}; "
+                                              "the transaction was not published")
+            total += size
+            if self._reject_publish and state.refuses_many(index + 1, total):
+                return ValueError(f"{self!r} is full ({state.describe_limits()}, "
+                                  f"overflow={self._limits.overflow!r}) and refuses {which}; the transaction "
+                                  "was not published")
+            prepared.append(_Prepared(entry, size, payload))
+        return prepared
+
+    def _commit(self, prepared: list[_Prepared]) -> Any:
+        """Enqueue a checked share; answer how many, once stored for a durable queue."""
+        state = self._state
+        assert state is not None
+        for entry, size, payload in prepared:
+            publish = entry.publish
             msg = state.admit(entry.exchange, publish.routing_key, publish.body, publish.headers,
                               publish.persistent, publish.ttl, size, entry.cc, entry.bcc)
-            if durable:
-                try:
-                    state.store(msg, encode_payload(publish.body, publish.headers, entry.cc, entry.bcc))
-                except SerializationError:
-                    logger.exception("%r cannot store %r; it is kept in memory only", self, publish)
+            if payload is not None:
+                state.store(msg, payload)
             state.place(msg)
-            accepted += 1
-        if durable and accepted and isinstance(self.sender, ReplyRef):
-            self._defer_confirm(accepted)
+        if self._durable and prepared and isinstance(self.sender, ReplyRef):
+            self._defer_confirm(len(prepared))
             return None
-        return accepted
+        return len(prepared)
+
+    def _prepare_batch(self, message: PrepareBatch) -> Any:
+        """Phase one of a transaction: hold room for the share, or refuse it all."""
+        state = self._state
+        assert state is not None
+        batch: object = message.batch
+        if batch.__class__ is not int or batch in state.reservations:
+            return Reply.error(ValueError(f"PrepareBatch batch={show(batch)} must be a new transaction id (int)"))
+        prepared = self._prepare(message.entries)
+        if isinstance(prepared, Exception):
+            return Reply.error(prepared)
+        assert isinstance(batch, int)
+        state.reservations[batch] = (len(prepared), sum(item.size for item in prepared), prepared)
+        return None
+
+    def _commit_batch(self, message: CommitBatch) -> Any:
+        """Phase two of a transaction: enqueue the share prepared under its id."""
+        state = self._state
+        assert state is not None
+        reserved = state.reservations.pop(message.batch, None)
+        if reserved is None:
+            return Reply.error(ValueError(f"{self!r} holds no prepared transaction {show(message.batch)}"))
+        prepared: list[_Prepared] = reserved[2]
+        return self._commit(prepared)
 
     def _defer_confirm(self, count: int) -> None:
         """Answer the current ask with ``count`` once the pending writes are stored."""
@@ -540,19 +649,18 @@ class Queue(Actor):
         self._confirms = []
         self._flushing = True
         ref = self.ref
-        future = self._store.request(write)
-        future.add_done_callback(lambda done: ref.tell(_Flushed(done.exception(), confirms)))
+
+        def written(done: Future[Any]) -> None:
+            error = done.exception()
+            _answer_confirms(confirms, error)  # at once: the queue may be stopping, its mailbox closed
+            ref.tell(_Flushed(error))
+
+        self._store.request(write).add_done_callback(written)
 
     def _flushed(self, message: _Flushed) -> None:
         self._flushing = False
-        error = message.error
-        if error is not None:
-            logger.error("%r could not store messages: %r", self, error)
-        for reply, count in message.confirms:
-            if error is None:
-                reply.tell(count)
-            else:
-                reply.fail(error)
+        if message.error is not None:
+            logger.error("%r could not store messages: %r", self, message.error)
 
     # -- figures -------------------------------------------------------------------------------------------
 
@@ -585,12 +693,28 @@ class _Load:
 _LOAD: Final = _Load()
 
 
+class _Prepared(NamedTuple):
+    """A message of a transaction's share, checked: its body size (if measured) and payload (if durable)."""
+
+    entry: Enqueue
+    size: int
+    payload: bytes | None
+
+
 @attrs.frozen
 class _Flushed:
-    """The store finished a write (``error`` is ``None``) or failed it; answer the confirms that waited."""
+    """The store finished a write (``error`` is ``None``) or failed it: the queue may send the next one."""
 
     error: BaseException | None
-    confirms: list[tuple[ReplyRef, int]]
+
+
+def _answer_confirms(confirms: list[tuple[ReplyRef, int]], error: BaseException | None) -> None:
+    """Answer publish confirms that waited for a write: their counts, or ``error`` if it failed."""
+    for reply, count in confirms:
+        if error is None:
+            reply.tell(count)
+        else:
+            reply.fail(error)
 
 
 class _Store(Actor):

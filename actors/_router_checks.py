@@ -20,8 +20,11 @@ _SHOW_LIMIT: Final = 60
 
 
 def show(value: object) -> str:
-    """``repr(value)`` cut short for error messages."""
-    text = repr(value)
+    """``repr(value)`` cut short for error messages; never raises (a failing ``repr`` shows the type)."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__} object (repr failed)>"
     return text if len(text) <= _SHOW_LIMIT else text[:_SHOW_LIMIT] + "…"
 
 
@@ -66,12 +69,15 @@ def publish_error(publish: Publish, what: str = "Publish") -> ValueError | None:
     if headers is not None:
         if not isinstance(headers, Mapping):
             return ValueError(f"headers {show(headers)} must be a mapping or None")
-        if not all(isinstance(name, str) for name in headers):
-            return ValueError(f"header names in {show(headers)} must all be str")
-        if "CC" in headers or "BCC" in headers:
-            error = _sender_keys_error(headers)
-            if error is not None:
-                return error
+        try:
+            if not all(isinstance(name, str) for name in headers):
+                return ValueError(f"header names in {show(headers)} must all be str")
+            if "CC" in headers or "BCC" in headers:
+                error = _sender_keys_error(headers)
+                if error is not None:
+                    return error
+        except Exception as exc:  # a mapping whose iteration or lookups raise
+            return ValueError(f"headers {show(headers)} cannot be read: {exc!r}")
     mandatory: object = publish.mandatory
     if mandatory.__class__ is not bool:
         return ValueError(f"mandatory={show(mandatory)} must be True or False")

@@ -12,11 +12,13 @@ from typing import Any
 
 import attrs
 
-from runtime import ActorRef
+from runtime import ActorRef, Topology
 
 __all__ = [
+    "AbortBatch",
     "Ack",
     "Bind",
+    "CommitBatch",
     "Delivery",
     "Enqueue",
     "EnqueueBatch",
@@ -25,6 +27,7 @@ __all__ = [
     "GetStatistics",
     "Headers",
     "Nack",
+    "PrepareBatch",
     "Publish",
     "PublishBatch",
     "Reject",
@@ -112,8 +115,10 @@ class PublishBatch:
 
     ``entries`` are (target, publish) pairs, a target being an ``Exchange`` or a ``Queue``. The receiving
     exchange or queue validates them all first (one bad entry refuses the whole batch, nothing is routed),
-    routes them all in one handler step and gives each queue its share in one :class:`EnqueueBatch`, so a
-    consumer never sees part of a queue's share. An ask answers the number of accepted copies.
+    routes them all in one handler step, then publishes all or nothing in two phases (``PrepareBatch`` to
+    every queue reached, then ``CommitBatch``, or ``AbortBatch`` if one refused), each queue enqueueing its
+    share in one step, so a consumer never sees part of it. An ask answers the number of accepted copies, or
+    raises the error of the queue that refused.
     """
 
     entries: tuple[tuple[ActorRef, Publish], ...]
@@ -156,19 +161,37 @@ class Delivery:
     """The queue it came from, ``None`` for a delivery straight from an exchange."""
 
     def ack(self) -> None:
-        """Acknowledge: the queue forgets the message. A plain call (a tell to the queue)."""
-        if self.queue is not None and self.delivery_tag is not None:
-            self.queue.tell(Ack(self.delivery_tag))
+        """Acknowledge: the queue forgets the message. A plain call (a tell to the queue).
+
+        The settlement is also noted at once where the queue's state sees it (``Topology.note_settlement``),
+        so that a durable queue that is stopped before it handles the tell still honours it: the message is
+        not restored on its next start. The same goes for :meth:`nack` and :meth:`reject`.
+        """
+        queue, tag = self.queue, self.delivery_tag
+        if queue is not None and tag is not None:
+            _note(queue, tag, None)
+            queue.tell(Ack(tag))
 
     def nack(self, requeue: bool = True) -> None:
         """Give the message back: requeued at its original place (``redelivered=True``) or dead-lettered."""
-        if self.queue is not None and self.delivery_tag is not None:
-            self.queue.tell(Nack(self.delivery_tag, requeue))
+        queue, tag = self.queue, self.delivery_tag
+        if queue is not None and tag is not None:
+            _note(queue, tag, bool(requeue))
+            queue.tell(Nack(tag, requeue))
 
     def reject(self) -> None:
         """Refuse the message for good: it is dead-lettered (reason ``rejected``) or dropped, never requeued."""
-        if self.queue is not None and self.delivery_tag is not None:
-            self.queue.tell(Reject(self.delivery_tag))
+        queue, tag = self.queue, self.delivery_tag
+        if queue is not None and tag is not None:
+            _note(queue, tag, False)
+            queue.tell(Reject(tag))
+
+
+def _note(queue: ActorRef, tag: int, requeue: bool | None) -> None:
+    """Note a settlement in the caller's system's topology (a no-op outside a system)."""
+    topology = Topology.current()
+    if topology is not None:
+        topology.note_settlement(queue, tag, requeue)
 
 
 @attrs.frozen
@@ -212,10 +235,43 @@ class EnqueueCC(Enqueue):
 
 @attrs.frozen
 class EnqueueBatch:
-    """A queue's share of a transaction: every entry is enqueued in one step, then delivered."""
+    """A queue's share of a batch in one step: every entry is enqueued, or none and the ask raises (a
+    reject mode that would go beyond a limit, a body the queue cannot measure or store)."""
 
     entries: tuple[Enqueue, ...]
     """The messages, in publish order."""
+
+
+@attrs.frozen
+class PrepareBatch:
+    """Phase one of a transaction, to each queue it reaches: take ``entries`` or refuse them all.
+
+    The queue checks every message (its length limits in a reject mode, with room already held for other
+    transactions counted; a body it must measure or store and cannot), then holds room for them under
+    ``batch`` and answers ``None``; or refuses the whole share, the ask raising an error that names the
+    message and the queue, and holds nothing.
+    """
+
+    batch: int
+    """The transaction's id (unique in its system)."""
+    entries: tuple[Enqueue, ...]
+    """The queue's share, in publish order."""
+
+
+@attrs.frozen
+class CommitBatch:
+    """Phase two: enqueue the share prepared under ``batch``; an ask answers how many once they are stored."""
+
+    batch: int
+    """The transaction's id."""
+
+
+@attrs.frozen
+class AbortBatch:
+    """Phase two when another queue refused: drop the share prepared under ``batch`` and the room it held."""
+
+    batch: int
+    """The transaction's id."""
 
 
 # --- Messages to queues -----------------------------------------------------------------------------------

@@ -14,14 +14,37 @@ is not counted and the copy becomes a dead letter: a router must not fail for th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from runtime import ActorRef, Future, MailboxFull, Reply, ReplyRef, RouterKind, Topology
+from runtime import (
+    ActorFailed,
+    ActorRef,
+    ActorStopped,
+    Future,
+    MailboxFull,
+    Reply,
+    ReplyRef,
+    RouterKind,
+    StorageError,
+    Topology,
+)
 
 from ._actor import Actor
 from ._router_checks import check_ref, publish_error, show
-from ._router_messages import Delivery, Enqueue, EnqueueBatch, EnqueueCC, Publish, PublishBatch, enqueue_of
+from ._router_messages import (
+    AbortBatch,
+    CommitBatch,
+    Delivery,
+    Enqueue,
+    EnqueueBatch,
+    EnqueueCC,
+    PrepareBatch,
+    Publish,
+    PublishBatch,
+    enqueue_of,
+)
 
 __all__ = [
     "BatchShares",
@@ -29,6 +52,7 @@ __all__ = [
     "Copies",
     "DeadLetterCopies",
     "OnePublish",
+    "TwoPhaseBatch",
     "plan_batch",
     "publish_batch",
     "send",
@@ -264,14 +288,128 @@ def plan_batch(topology: Topology, batch: PublishBatch) -> dict[ActorRef, list[E
 
 
 def publish_batch(actor: Actor, topology: Topology, batch: PublishBatch) -> Any:
-    """Handle a :class:`PublishBatch` received by an exchange or a queue: check it all, then route it all.
+    """Handle a :class:`PublishBatch` received by an exchange or a queue: all of it, or none of it.
 
-    Each queue gets its share in one ``EnqueueBatch`` (so none of its consumers sees part of it), each plain
-    actor a ``Delivery`` per message; an ask is answered with the number of accepted copies.
+    The batch is checked and routed in this step; then, in two phases (:class:`TwoPhaseBatch`), every queue
+    it reaches is asked to hold room for its share (``PrepareBatch``) and, once all have, to enqueue it
+    (``CommitBatch``); plain actors get their deliveries then. If a queue refuses (full in a reject mode, a
+    body it cannot measure or store) or has stopped, every queue drops what it prepared (``AbortBatch``),
+    nothing is published, and the ask raises that queue's error, which names the message and the queue.
+    An ask answers the number of accepted copies once every queue has stored its share.
     """
     try:
         plan = plan_batch(topology, batch)
     except ValueError as exc:
         return Reply.error(exc)
-    return send_routed(actor, topology.kinds, plan, BatchShares(plan), asked=isinstance(actor.sender, ReplyRef))
+    sender = actor.sender
+    asked = isinstance(sender, ReplyRef)
+    kinds = topology.kinds
+    queues = [destination for destination in plan if kinds.get(destination) == "queue"]
+    if not queues:
+        return send_routed(actor, kinds, plan, BatchShares(plan), asked=asked)
+    reply = actor.defer_reply() if asked else None
+    assert reply is None or isinstance(reply, ReplyRef)
+    TwoPhaseBatch(actor, batch, plan, queues, topology.new_batch(), reply).start()
+    return None
 
+
+class TwoPhaseBatch:
+    """A transaction's batch published to several queues all or nothing: prepare everywhere, then commit.
+
+    It lives in the callbacks of the queues' answers, not in the actor that started it, so a restart of that
+    actor does not leave prepared shares behind. A queue that stops between the phases cannot be rolled
+    back: its commit fails, and the ask raises saying so (the other queues have their shares).
+    """
+
+    __slots__ = ("_actor", "_batch", "_count", "_error", "_id", "_pending", "_plan", "_prepared", "_queues",
+                 "_reply", "_system")
+
+    def __init__(self, actor: Actor, batch: PublishBatch, plan: dict[ActorRef, list[Enqueue]],
+                 queues: list[ActorRef], batch_id: int, reply: ReplyRef | None) -> None:
+        self._actor = actor
+        self._system = actor.system
+        self._batch = batch
+        self._plan = plan
+        self._queues = queues
+        self._id = batch_id
+        self._reply = reply
+        self._prepared: list[ActorRef] = []
+        self._pending = 0
+        self._count = 0
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        """Phase one: ask every queue to prepare its share."""
+        self._pending = len(self._queues)
+        for queue in self._queues:
+            try:
+                future = queue.request(PrepareBatch(self._id, tuple(self._plan[queue])))
+            except MailboxFull as exc:
+                self._refused(queue, exc)
+                continue
+            future.add_done_callback(functools.partial(self._on_prepared, queue))
+
+    def _refused(self, queue: ActorRef, error: BaseException) -> None:
+        if self._error is None:
+            self._error = error
+        self._pending -= 1
+        if not self._pending:
+            self._decide()
+
+    def _on_prepared(self, queue: ActorRef, future: Future[Any]) -> None:
+        error = future.exception()
+        if error is not None:
+            if isinstance(error, ActorStopped | ActorFailed):
+                error = ActorStopped(f"{queue!r} stopped before it took its share of the transaction; nothing "
+                                     "was published")
+            self._refused(queue, error)
+            return
+        self._prepared.append(queue)
+        self._pending -= 1
+        if not self._pending:
+            self._decide()
+
+    def _decide(self) -> None:
+        """Every queue answered: commit everywhere, or abort everywhere."""
+        error = self._error
+        if error is not None:
+            for queue in self._prepared:
+                queue.tell(AbortBatch(self._id))
+            if self._reply is not None:
+                self._reply.fail(error)
+            else:
+                self._system.dead_letter(self._batch, None, self._actor.ref, f"transaction refused: {error}")
+            return
+        plan = self._plan
+        shares = BatchShares(plan)
+        for destination in plan:
+            if destination in self._queues:
+                continue
+            for delivery in shares.for_actor(destination):
+                try:
+                    destination.tell(delivery)
+                except MailboxFull as exc:
+                    self._system.dead_letter(delivery, self._actor.ref, destination, f"overflow: {exc}")
+                else:
+                    self._count += 1
+        self._pending = len(self._queues)
+        for queue in self._queues:
+            queue.request(CommitBatch(self._id)).add_done_callback(functools.partial(self._on_committed, queue))
+
+    def _on_committed(self, queue: ActorRef, future: Future[Any]) -> None:
+        error = future.exception()
+        if error is None:
+            self._count += future.result()
+        elif self._error is None:
+            self._error = error if isinstance(error, StorageError) else ActorStopped(
+                f"{queue!r} stopped between the two phases of the transaction and lost its share; the other "
+                f"queues have theirs: {error!r}")
+        self._pending -= 1
+        if self._pending:
+            return
+        if self._reply is None:
+            return
+        if self._error is not None:
+            self._reply.fail(self._error)
+        else:
+            self._reply.tell(self._count)

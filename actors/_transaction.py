@@ -21,13 +21,22 @@ class Transaction:
 
     ``tx.publish(...)`` only records the message: nothing is published before the block ends. On a normal exit
     the whole batch goes, as one :class:`~actors.PublishBatch` message, to the first exchange it names (or the
-    first queue, if it names no exchange), which routes every message in one handler step and hands each queue
-    its share in one message: a queue enqueues its share in one step, so none of its consumers sees part of
-    it. Leaving the block waits until every queue has confirmed (durable queues: stored); :attr:`routed` is
-    then the number of copies accepted. If the block raises (or is cancelled), nothing is published and the
-    error propagates.
+    first queue, if it names no exchange), which routes every message in one handler step, then publishes it
+    all or nothing, in two phases: every queue reached checks its share and holds room for it, then, once all
+    have, enqueues it in one step (so none of its consumers sees part of it) and stores it if durable. Leaving
+    the block waits until every queue has confirmed; :attr:`routed` is then the number of copies accepted.
 
-    Cancelling the wait at the end does not take back a batch that was already sent.
+    If a queue refuses its share (full with ``overflow="reject_publish"`` or ``"reject_publish_dlx"``, a body
+    that ``max_length_bytes`` cannot measure, or that a durable queue cannot pickle) or has stopped, nothing
+    is published anywhere and leaving the block raises that queue's error, naming the message and the queue
+    (:class:`ValueError` for a full queue, :class:`~actors.SerializationError` for a body it cannot measure
+    or store, :class:`~actors.ActorStopped`). If the block raises (or is cancelled), nothing is published
+    and the error propagates.
+
+    Limits: a queue that stops between the two phases loses its share while the others keep theirs (the
+    block raises :class:`~actors.ActorStopped` saying so), and a store that fails to write raises
+    :class:`~actors.StorageError` after the other queues have enqueued. Cancelling the wait at the end does
+    not take back a batch that was already sent.
     """
 
     def __init__(self, system: ActorSystem) -> None:

@@ -176,17 +176,27 @@ class QueueState:
     ``published == ready + unacked + acked + dead_lettered``.
     """
 
-    __slots__ = ("_armed", "_clock", "_consumers", "_effects", "_free", "_limited", "_ready", "_requeued", "_seq",
-                 "_tag", "_unacked", "acked", "dead_lettered", "delivered", "limits", "published", "queue",
-                 "ready_bytes", "redelivered", "refused", "writes")
+    __slots__ = ("_armed", "_clock", "_closed", "_consumers", "_effects", "_free", "_limited", "_noted", "_ready",
+                 "_requeued", "_seq", "_tag", "_unacked", "_wall", "acked", "dead_lettered", "delivered", "limits",
+                 "published", "queue", "ready_bytes", "redelivered", "refused", "reservations", "writes")
 
     def __init__(self, queue: ActorRef, limits: QueueLimits, *, clock: Callable[[], float] = trio.current_time,
-                 first_tag: int = 0, writes: PendingWrites | None = None) -> None:
+                 first_tag: int = 0, writes: PendingWrites | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.queue = queue
         """The queue's ref (the ``notify`` of its consumers' leases)."""
         self.limits = limits
         """Its rules."""
         self._clock = clock
+        self._wall = wall_clock
+        """Wall-clock seconds, for the deadlines a durable queue stores (trio's clock starts again each run)."""
+        self._noted: dict[int, bool | None] = {}
+        """Settlements noted by the consumers (:meth:`note_settlement`) that the queue has not handled yet."""
+        self._closed = False
+        """Set by :meth:`close`: no more deliveries."""
+        self.reservations: dict[int, tuple[int, int, Any]] = {}
+        """Room held for transactions between their two phases: id -> (messages, bytes, what the actor keeps
+        to enqueue them). Kept in the state, so that a queue restarted between the phases still commits."""
         self._effects: QueueEffects | None = None
         self._limited = limits.max_length is not None or limits.max_length_bytes is not None
         self._ready: deque[QueuedMessage] = deque()
@@ -298,12 +308,24 @@ class QueueState:
 
     def refuses(self, size: int) -> bool:
         """Whether a new message of ``size`` body bytes is refused: in a reject mode, beyond a limit."""
+        return self.refuses_many(1, size)
+
+    def refuses_many(self, count: int, size: int) -> bool:
+        """Whether ``count`` new messages of ``size`` body bytes in all are refused (room reserved counts as used)."""
         limits = self.limits
         if limits.overflow == "drop_head":
             return False
-        if limits.max_length is not None and self.ready >= limits.max_length:
+        held, held_bytes = self._reserved()
+        if limits.max_length is not None and self.ready + held + count > limits.max_length:
             return True
-        return limits.max_length_bytes is not None and self.ready_bytes + size > limits.max_length_bytes
+        return limits.max_length_bytes is not None and self.ready_bytes + held_bytes + size > limits.max_length_bytes
+
+    def _reserved(self) -> tuple[int, int]:
+        reservations = self.reservations
+        if not reservations:
+            return 0, 0
+        return (sum(reserved[0] for reserved in reservations.values()),
+                sum(reserved[1] for reserved in reservations.values()))
 
     def admit(self, exchange: str, routing_key: str, body: Any, headers: Mapping[str, Any] | None,
               persistent: bool, ttl: float | None, size: int = 0, cc: tuple[str, ...] = (),
@@ -320,8 +342,11 @@ class QueueState:
     def store(self, message: QueuedMessage, payload: bytes) -> None:
         """Record the insert of an admitted ``message`` (``payload``: its pickled body and headers) for the store."""
         assert self.writes is not None
+        expires_at = message.expires_at
+        # The deadline is stored on the wall clock: trio's clock starts again in the next process.
+        expires = None if expires_at is None else self._wall() + (expires_at - self._clock())
         self.writes.inserts.append((message.seq, message.exchange, message.routing_key, payload,
-                                    int(message.persistent), message.ttl, 0, 0))
+                                    int(message.persistent), message.ttl, 0, 0, expires))
 
     def place(self, message: QueuedMessage) -> None:
         """Deliver an admitted message at once if a consumer waits, else queue it and apply the length limits."""
@@ -333,27 +358,42 @@ class QueueState:
         self._ready.append(message)
         if self._limited:
             self.ready_bytes += message.size  # (sizes are 0 without a max_length_bytes)
-            limit = self.limits.max_length
-            max_bytes = self.limits.max_length_bytes
             # drop_head (in a reject mode the publish was refused before it could go beyond a limit).
-            while ((limit is not None and self.ready > limit)
-                   or (max_bytes is not None and self.ready_bytes > max_bytes)):
-                self._dead_letter(self._pop_head(), "maxlen")
+            self._trim()
         self.dispatch()
 
+    def _trim(self) -> None:
+        """Dead-letter messages from the head (reason ``maxlen``) until the queue is within its limits."""
+        limit = self.limits.max_length
+        max_bytes = self.limits.max_length_bytes
+        while ((limit is not None and self.ready > limit)
+               or (max_bytes is not None and self.ready_bytes > max_bytes)):
+            self._dead_letter(self._pop_head(), "maxlen")
+
     def restore(self, stored: Iterable[StoredMessage]) -> None:
-        """Queue messages read back from storage, in seq order, as published; then deliver what can be."""
-        now: float | None = None
+        """Queue messages read back from storage, in seq order, as published; then deliver what can be.
+
+        A message keeps the deadline it was given when published (stored on the wall clock), so a restore
+        does not give it its TTL again; one that expired meanwhile is dead-lettered (``expired``) at the head.
+        A ``drop_head`` queue restored beyond its length limits (they were lowered, say) dead-letters from the
+        head (``maxlen``) until it is within them; a queue in a reject mode keeps what it had and refuses new
+        publishes until it is back within them.
+        """
+        now: float | None = None  # read only if a message has a deadline
+        wall = 0.0
         measure = self.limits.max_length_bytes is not None
         for row in stored:
-            effective = self.limits.message_ttl
-            if row.ttl is not None and (effective is None or row.ttl < effective):
-                effective = row.ttl
-            expires_at = None
-            if effective is not None:
+            expires_at: float | None = None
+            if row.expires is not None or row.ttl is not None or self.limits.message_ttl is not None:
                 if now is None:
-                    now = self._clock()
-                expires_at = now + effective
+                    now, wall = self._clock(), self._wall()
+                if row.expires is not None:
+                    expires_at = now + (row.expires - wall)
+                else:  # stored before deadlines were: its TTL counts from now
+                    effective = self.limits.message_ttl
+                    if row.ttl is not None and (effective is None or row.ttl < effective):
+                        effective = row.ttl
+                    expires_at = None if effective is None else now + effective
             message = QueuedMessage(row.seq, row.exchange, row.routing_key, row.body, row.headers, row.persistent,
                                     row.ttl, expires_at, row.cc, row.bcc, body_size(row.body) if measure else 0)
             message.returns = row.returns
@@ -362,6 +402,8 @@ class QueueState:
             self.ready_bytes += message.size
             self._seq = max(self._seq, row.seq)
             self.published += 1
+        if self._limited and self.limits.overflow == "drop_head":
+            self._trim()
         self.dispatch()
 
     # -- the head of the queue ---------------------------------------------------------------------------------
@@ -445,6 +487,8 @@ class QueueState:
 
     def dispatch(self) -> None:
         """Deliver ready messages to consumers with room, round-robin; then re-arm the expiry timer."""
+        if self._closed:
+            return
         while self._free and (self._ready or self._requeued):
             consumer = self._next_free()
             if consumer is None:
@@ -472,6 +516,7 @@ class QueueState:
         else:
             self._unacked[tag] = (message, consumer)
             consumer.tags.add(tag)
+            self._stored_delivered(message)
         if consumer.has_room():
             consumer.in_free = True
             self._free.append(consumer)
@@ -491,8 +536,18 @@ class QueueState:
             self._forget(message)
         else:
             self._unacked[tag] = (message, None)
+            self._stored_delivered(message)
         self._arm_expiry()
         return message, tag
+
+    def _stored_delivered(self, message: QueuedMessage) -> None:
+        """A durable queue delivered ``message`` for the first time: store it as delivered.
+
+        After a crash it then comes back with ``redelivered=True``, as RabbitMQ flags a message that may have
+        been seen. (One that came back before is stored as redelivered already.)
+        """
+        if self.writes is not None and not message.redelivered:
+            self.writes.updates.append((message.returns, 1, message.seq))
 
     # -- settling ----------------------------------------------------------------------------------------------
 
@@ -509,8 +564,36 @@ class QueueState:
                 self._drop_consumer(consumer)
         return message
 
+    def note_settlement(self, tag: int, requeue: bool | None) -> None:
+        """A consumer settled ``tag`` and told the queue: ``None`` for an ack, else a nack with ``requeue``.
+
+        Called synchronously by the consumer (``Delivery.ack()``, ``nack()``, ``reject()``), before its
+        message reaches the queue. Only a durable queue notes them: if it stops before it handles the message
+        (a stop overtakes what is queued), :meth:`close` still applies the settlement, so that an acked message
+        is not restored on the next start. Handling the message forgets the note.
+        """
+        if self.writes is not None and not self._closed and tag in self._unacked:
+            self._noted[tag] = requeue
+
+    def close(self) -> None:
+        """The queue stops: apply the noted settlements it did not handle, and deliver nothing more.
+
+        Acks delete their messages, requeues and rejections are recorded (a rejection is dead-lettered), all
+        as pending writes for the store's last write.
+        """
+        noted = self._noted
+        self._closed = True
+        self._noted = {}
+        for tag, requeue in noted.items():
+            if requeue is None:
+                self.ack(tag)
+            else:
+                self.nack(tag, requeue)
+
     def ack(self, tag: object) -> bool:
         """Settle the delivery ``tag`` as done; ``False`` if it is not outstanding (nothing changes then)."""
+        if self._noted:
+            self._noted.pop(tag, None)  # type: ignore[call-overload]
         message = self._take_unacked(tag)
         if message is None:
             return False
@@ -521,6 +604,8 @@ class QueueState:
 
     def nack(self, tag: object, requeue: bool) -> bool:
         """Give the delivery ``tag`` back: requeue it, or dead-letter it (``rejected``); ``False`` if unknown."""
+        if self._noted:
+            self._noted.pop(tag, None)  # type: ignore[call-overload]
         message = self._take_unacked(tag)
         if message is None:
             return False

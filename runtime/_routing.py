@@ -52,8 +52,14 @@ _SHOW_LIMIT: Final = 40
 
 
 def _show(value: object) -> str:
-    """``repr(value)``, cut short for error messages so that a 300-byte key does not flood them."""
-    text = repr(value)
+    """``repr(value)``, cut short for error messages so that a 300-byte key does not flood them.
+
+    Never raises: a value whose ``repr`` fails (it raises, or recurses too deep) is shown by its type.
+    """
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__} object (repr failed)>"
     if len(text) <= _SHOW_LIMIT:
         return text
     if isinstance(value, str | bytes):
@@ -98,13 +104,63 @@ def split_words(key: str) -> tuple[str, ...]:
 
 _FROZEN_TYPES: Final = "None, bool, int, float, str, bytes, Decimal, list, tuple, dict or a hashable value"
 
+MAX_VALUE_DEPTH: Final = 100
+"""How deep lists and tables may nest in a header value or a binding argument (the top level is depth 1)."""
+
+_NAN: Final = ("float", "nan")
+"""The frozen form of every float NaN: NaN matches NaN (see :func:`_freeze`)."""
+
 
 @attrs.define(eq=False)
 class _Unequal:
     """The frozen form of an unhashable header value of an unknown type: equal to nothing but itself."""
 
 
-def _freeze(value: object, *, lenient: bool = False) -> Hashable:
+class _Opaque:
+    """The frozen form of a hashable value of another type: its hash taken once, its ``==`` never raising.
+
+    The value's own ``__hash__`` and ``__eq__`` are user code: taking the hash once, when the value is frozen,
+    and treating an ``__eq__`` that raises as "not equal" keeps every later dict and set operation on frozen
+    forms (binding, unbinding, matching) from failing half-way.
+    """
+
+    __slots__ = ("_hash", "value")
+
+    def __init__(self, value: object, hash_: int) -> None:
+        self.value = value
+        self._hash = hash_
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not _Opaque:
+            return NotImplemented
+        assert isinstance(other, _Opaque)
+        mine, theirs = self.value, other.value
+        if mine is theirs:
+            return True
+        if type(mine) is not type(theirs) or self._hash != other._hash:
+            return False
+        try:
+            return bool(mine == theirs)
+        except Exception:
+            return False
+
+    def __repr__(self) -> str:
+        return f"_Opaque({_show(self.value)})"
+
+
+class _Refused(Exception):
+    """Raised inside :func:`_freeze_value`: the value that cannot be frozen and why (made a ValueError there)."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        super().__init__(reason)
+        self.value = value
+        self.reason = reason
+
+
+def _freeze(value: object, *, lenient: bool = False, what: str = "argument value") -> Hashable:
     """Return a hashable form of ``value`` that is equal for two values iff they are equal by AMQP rules.
 
     This is the one definition of equality for binding arguments (binding identity) and header values
@@ -112,38 +168,67 @@ def _freeze(value: object, *, lenient: bool = False) -> Hashable:
     never an int and an int never a float; ``str`` and ``bytes`` are both binaries, equal when their UTF-8
     bytes are; lists compare element-wise in order and tables key by key, with the same strict rule; decimals
     compare as (sign, digits, exponent), so ``Decimal("1.0") != Decimal("1")``. Other hashable values compare
-    by type and ``==``. An unhashable value of another type raises :class:`ValueError`, unless ``lenient``
-    (used for message headers, which cannot be refused at match time), where it becomes a value equal to
-    nothing.
+    by type and ``==``.
+
+    NaN: every float NaN is one value here, equal to itself (a NaN header matches a NaN binding, whatever
+    objects they are), as two NaNs read off the wire would be the same field value; ``Decimal("NaN")``
+    likewise compares by its digits. Python's ``nan != nan`` would make such a binding match nothing, or match
+    only when the very same object is published, which depends on object identity.
+
+    Odd values are refused with :class:`ValueError` naming the value (``what`` names its role), never with
+    whatever they raise: a list or table that contains itself, one nested more than :data:`MAX_VALUE_DEPTH`
+    deep, a mapping that cannot be read (its ``items()`` raises), an object whose ``__hash__`` raises something
+    other than :class:`TypeError`, or an unhashable object of another type. With ``lenient`` (message headers
+    matched against a binding) an unhashable object of another type instead becomes a value equal to nothing.
     """
+    try:
+        return _freeze_value(value, lenient, 1, set())
+    except _Refused as exc:
+        where = "" if exc.value is value else f": value {_show(exc.value)}"
+        raise ValueError(f"{what} {_show(value)}{where} {exc.reason}; use {_FROZEN_TYPES}") from None
+    except Exception as exc:
+        raise ValueError(f"{what} {_show(value)} cannot be read: {exc!r}; use {_FROZEN_TYPES}") from exc
+
+
+def _freeze_value(value: object, lenient: bool, depth: int, path: set[int]) -> Hashable:
+    """:func:`_freeze` without the translation of errors; ``path`` holds the ids of the enclosing containers."""
     if value is None:
         return ("none",)
     if isinstance(value, bool):
-        return ("bool", value)
+        return ("bool", bool(value))
     if isinstance(value, int):
         return ("int", int(value))
     if isinstance(value, float):
-        return ("float", float(value))
+        number = float(value)
+        return _NAN if number != number else ("float", number)
     if isinstance(value, str):
-        return ("binary", value.encode("utf-8", "surrogatepass"))
+        return ("binary", str.encode(value, "utf-8", "surrogatepass"))
     if isinstance(value, bytes | bytearray | memoryview):
         return ("binary", bytes(value))
     if isinstance(value, decimal.Decimal):
-        return ("decimal", value.as_tuple())
-    if isinstance(value, list | tuple):
-        return ("array", tuple(_freeze(item, lenient=lenient) for item in value))
-    if isinstance(value, Mapping):
-        fields = ((_freeze(k, lenient=lenient), _freeze(v, lenient=lenient)) for k, v in value.items())
-        return ("table", frozenset(fields))
+        return ("decimal", tuple(decimal.Decimal.as_tuple(value)))
+    if isinstance(value, list | tuple | Mapping):
+        if depth > MAX_VALUE_DEPTH:
+            raise _Refused(value, f"is nested more than {MAX_VALUE_DEPTH} levels deep")
+        key = id(value)
+        if key in path:
+            raise _Refused(value, f"contains itself (a {type(value).__name__} that refers to itself cannot be matched)")
+        path.add(key)
+        try:
+            if isinstance(value, Mapping):
+                items = list(value.items())
+                return ("table", frozenset((_freeze_value(k, lenient, depth + 1, path),
+                                            _freeze_value(v, lenient, depth + 1, path)) for k, v in items))
+            return ("array", tuple([_freeze_value(item, lenient, depth + 1, path) for item in list(value)]))
+        finally:
+            path.discard(key)
     try:
-        hash(value)
+        hash_ = hash(value)
     except TypeError:
         if lenient:
             return _Unequal()
-        raise ValueError(
-            f"argument value {_show(value)} of type {type(value).__name__} is unhashable; use {_FROZEN_TYPES}"
-        ) from None
-    return ("other", type(value), value)
+        raise _Refused(value, f"of type {type(value).__name__} is unhashable") from None
+    return ("other", type(value), _Opaque(value, hash_))
 
 
 _NO_ARGUMENTS: Final = _freeze({})
@@ -158,7 +243,7 @@ def _freeze_arguments(arguments: _Arguments) -> Hashable:
             f"binding arguments {_show(arguments)} are a {type(arguments).__name__}; "
             "they must be a mapping or None"
         )
-    return _freeze(arguments)
+    return _freeze(arguments, what="binding arguments")
 
 
 def _check_headers(headers: object) -> Mapping[str, object]:
@@ -268,12 +353,17 @@ class _Table(Generic[D]):
         """
         key = validate_key(key, what="binding key")
         frozen = _freeze_arguments(arguments)
-        self._check_arguments(arguments)
+        try:
+            compiled = self._check_arguments(arguments)
+        except ValueError:
+            raise
+        except Exception as exc:  # a mapping that read once and fails the second time
+            raise ValueError(f"binding arguments {_show(arguments)} cannot be read: {exc!r}") from exc
         identity = (key, frozen)
         owned = self._bindings.get(destination)
         if owned is not None and identity in owned:
             return False
-        self._insert(key, arguments, frozen, destination)
+        self._insert(key, compiled, frozen, destination)
         if owned is None:
             self._bindings[destination] = {identity}
         else:
@@ -330,11 +420,15 @@ class _Table(Generic[D]):
         """The destinations a message with this routing key and these headers reaches, as a new set."""
         raise NotImplementedError
 
-    def _check_arguments(self, arguments: _Arguments) -> None:
-        """Raise :class:`ValueError` if ``arguments`` are invalid for this kind (called before any change)."""
+    def _check_arguments(self, arguments: _Arguments) -> object:
+        """Raise :class:`ValueError` if ``arguments`` are invalid for this kind (called before any change).
 
-    def _insert(self, key: str, arguments: _Arguments, frozen: Hashable, destination: D) -> None:
-        """Index a binding that does not exist yet."""
+        Returns what :meth:`_insert` needs of them (compiled once, so that they are read once).
+        """
+        return None
+
+    def _insert(self, key: str, compiled: object, frozen: Hashable, destination: D) -> None:
+        """Index a binding that does not exist yet (``compiled``: what :meth:`_check_arguments` returned)."""
         raise NotImplementedError
 
     def _remove(self, key: str, frozen: Hashable, destination: D) -> None:
@@ -377,7 +471,7 @@ class DirectTable(_Table[D]):
         found = self._routes.get(routing_key)
         return set(found) if found else set()
 
-    def _insert(self, key: str, arguments: _Arguments, frozen: Hashable, destination: D) -> None:
+    def _insert(self, key: str, compiled: object, frozen: Hashable, destination: D) -> None:
         counts = self._routes.get(key)
         if counts is None:
             counts = self._routes[key] = {}
@@ -405,7 +499,7 @@ class FanoutTable(_Table[D]):
         _check_headers(headers)
         return set(self._bindings)
 
-    def _insert(self, key: str, arguments: _Arguments, frozen: Hashable, destination: D) -> None:
+    def _insert(self, key: str, compiled: object, frozen: Hashable, destination: D) -> None:
         pass  # The base class's destination index is all a fanout needs.
 
     def _remove(self, key: str, frozen: Hashable, destination: D) -> None:
@@ -528,7 +622,7 @@ class TopicTable(_Table[D]):
             frontier = following
         return found, steps
 
-    def _insert(self, key: str, arguments: _Arguments, frozen: Hashable, destination: D) -> None:
+    def _insert(self, key: str, compiled: object, frozen: Hashable, destination: D) -> None:
         node = self._root
         for word in split_words(key):
             if word == "#":
@@ -586,20 +680,23 @@ class _HeadersSpec:
     @classmethod
     def parse(cls, arguments: _Arguments) -> _HeadersSpec:
         """Compile binding arguments; an invalid ``x-match`` or a non-str name raises :class:`ValueError`."""
-        if arguments is None:
-            arguments = {}
-        mode = arguments.get("x-match", "all")
+        items = [] if arguments is None else list(arguments.items())
+        mode: object = "all"
+        for name, value in items:
+            if not isinstance(name, str):
+                raise ValueError(f"header name {_show(name)} is a {type(name).__name__}; it must be a str")
+            if str.__eq__(name, "x-match"):
+                mode = value
         if not isinstance(mode, str) or mode not in X_MATCH_MODES:
             valid = ", ".join(repr(name) for name in X_MATCH_MODES)
             raise ValueError(f"x-match {_show(mode)} is not valid; use one of {valid} (case-sensitive)")
         with_x = mode.endswith("-with-x")
         tests: list[tuple[str, Hashable | None]] = []
-        for name, value in arguments.items():
-            if not isinstance(name, str):
-                raise ValueError(f"header name {_show(name)} is a {type(name).__name__}; it must be a str")
+        for name, value in items:
+            name = str.__str__(name)  # a str subclass with its own __eq__ or __hash__ must not reach the specs
             if name == "x-match" or (not with_x and name.startswith("x-")):
                 continue
-            tests.append((name, None if value is None else _freeze(value)))
+            tests.append((name, None if value is None else _freeze(value, what=f"binding argument {name!r}")))
         return cls(match_all=mode.startswith("all"), tests=tuple(tests))
 
     def matches(self, headers: Mapping[str, object], frozen: dict[str, Hashable]) -> bool:
@@ -618,7 +715,7 @@ class _HeadersSpec:
             return True  # A void binding value only asks for the header to be present, whatever its value.
         actual = frozen.get(name)
         if actual is None:
-            actual = frozen[name] = _freeze(headers[name], lenient=True)
+            actual = frozen[name] = _freeze(headers[name], lenient=True, what=f"header {name!r}")
         return actual == expected
 
 
@@ -640,7 +737,8 @@ class HeadersTable(_Table[D]):
     argument whose value is ``None`` only requires the header to be present; any other value requires an equal
     header by strict typed equality, as RabbitMQ 3.13 and later: ``True`` is not ``1``, ``1`` is not ``1.0``,
     ``"1"`` is not ``1``, ``str`` and ``bytes`` with the same UTF-8 bytes are equal, lists compare in order
-    and dicts by key, with the same rule. With nothing to compare, ``all`` matches every message and ``any``
+    and dicts by key, with the same rule; every float NaN is one value (a NaN header matches a NaN binding).
+    With nothing to compare, ``all`` matches every message and ``any``
     none. A message without headers is treated as having an empty table. Another ``x-match`` value (``"ALL"``,
     ``""``, a non-str) is refused at bind with :class:`ValueError`.
 
@@ -653,23 +751,33 @@ class HeadersTable(_Table[D]):
     """Frozen arguments -> compiled spec and the destinations bound with it."""
 
     def match(self, routing_key: str, headers: Mapping[str, object] | None = None) -> set[D]:
-        """The destinations bound with a spec that ``headers`` match; ``routing_key`` is only validated."""
+        """The destinations bound with a spec that ``headers`` match; ``routing_key`` is only validated.
+
+        A header value that a binding compares and that cannot be compared (see :func:`_freeze`), or headers
+        that cannot be read, raise :class:`ValueError` naming them; nothing changes.
+        """
         validate_key(routing_key)
         table = _check_headers(headers)
         frozen: dict[str, Hashable] = {}
         found: set[D] = set()
-        for entry in self._specs.values():
-            if entry.spec.matches(table, frozen):
-                found.update(entry.destinations)
+        try:
+            for entry in self._specs.values():
+                if entry.spec.matches(table, frozen):
+                    found.update(entry.destinations)
+        except ValueError:
+            raise
+        except Exception as exc:  # a mapping whose lookups raise: refused like any bad header
+            raise ValueError(f"headers {_show(headers)} cannot be read: {exc!r}") from exc
         return found
 
-    def _check_arguments(self, arguments: _Arguments) -> None:
-        _HeadersSpec.parse(arguments)
+    def _check_arguments(self, arguments: _Arguments) -> _HeadersSpec:
+        return _HeadersSpec.parse(arguments)
 
-    def _insert(self, key: str, arguments: _Arguments, frozen: Hashable, destination: D) -> None:
+    def _insert(self, key: str, compiled: object, frozen: Hashable, destination: D) -> None:
         entry = self._specs.get(frozen)
         if entry is None:
-            entry = self._specs[frozen] = _HeadersEntry(_HeadersSpec.parse(arguments))
+            assert isinstance(compiled, _HeadersSpec)
+            entry = self._specs[frozen] = _HeadersEntry(compiled)
         _add_one(entry.destinations, destination)
 
     def _remove(self, key: str, frozen: Hashable, destination: D) -> None:

@@ -53,6 +53,9 @@ class StoredMessage:
     """The keys of its ``CC`` header."""
     bcc: tuple[str, ...] = ()
     """The keys of the ``BCC`` header it was published with."""
+    expires: float | None = None
+    """When it expires, in wall-clock seconds (``time.time()``), fixed when it was published; ``None`` for
+    never, or for a message stored before deadlines were (its TTL then counts from the restore)."""
 
 
 @attrs.define
@@ -60,9 +63,10 @@ class PendingWrites:
     """Changes to store in one transaction: inserts, then updates, then deletes (each in order)."""
 
     inserts: list[tuple[Any, ...]] = attrs.Factory(list)
-    """Rows ``(seq, exchange, routing_key, payload, persistent, ttl, returns, redelivered)``."""
+    """Rows ``(seq, exchange, routing_key, payload, persistent, ttl, returns, redelivered, expires)``."""
     updates: list[tuple[int, int, int]] = attrs.Factory(list)
-    """``(returns, redelivered, seq)`` of messages that came back."""
+    """``(returns, redelivered, seq)`` of messages delivered (``redelivered`` is 1 from the first delivery on:
+    after a crash they come back flagged) or that came back."""
     deletes: list[tuple[int]] = attrs.Factory(list)
     """``(seq,)`` of messages that left the queue for good."""
 
@@ -127,15 +131,25 @@ CREATE TABLE IF NOT EXISTS messages (
     persistent INTEGER NOT NULL,
     ttl REAL,
     returns INTEGER NOT NULL,
-    redelivered INTEGER NOT NULL
+    redelivered INTEGER NOT NULL,
+    expires REAL
 )
 """
+
+_COLUMNS: Final = "seq, exchange, routing_key, payload, persistent, ttl, returns, redelivered, expires"
+
 
 
 class SQLiteStore:
     """A :class:`Store` in one SQLite database file: WAL mode, ``synchronous=FULL``, one table of messages.
 
     ``storage`` is the database file, or an existing directory in which the file is ``<queue>.sqlite3``.
+
+    A new database is made under a temporary name and renamed into place once its table exists, so a crash
+    while it is made never leaves a half-made file where the queue looks. Hence a file that is there and
+    empty (zero bytes) is damage, not a new queue: :meth:`open` refuses it, as it refuses a directory where
+    the file should be and a directory that does not exist, each with a :class:`~runtime.StorageError` naming
+    the path, rather than starting the queue empty.
     """
 
     __slots__ = ("_db", "_queue", "path")
@@ -147,24 +161,60 @@ class SQLiteStore:
         self._db: sqlite3.Connection | None = None
 
     def open(self) -> None:
-        """Open the database, creating the file and its table if needed."""
-        if self.path.is_dir():  # here, on the worker thread: it asks the file system
-            self.path = self.path / f"{self._queue}.sqlite3"
+        """Open the database, creating the file and its table if needed (see the class docstring)."""
+        path = self.path
         try:
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            if path.is_dir():  # here, on the worker thread: it asks the file system
+                path = self.path = path / f"{self._queue}.sqlite3"
+                if path.is_dir():
+                    raise StorageError(f"the queue database {str(path)!r} is a directory, not a database file; "
+                                       "move it away or give the queue another storage")
+            if not path.parent.is_dir():
+                raise StorageError(f"cannot open the queue database {str(path)!r}: the directory "
+                                   f"{str(path.parent)!r} does not exist")
+            if path.exists():
+                if path.stat().st_size == 0:
+                    raise StorageError(f"the queue database {str(path)!r} is empty (0 bytes): a truncated file, "
+                                       "not a queue database; remove it to start the queue empty")
+            else:
+                self._create(path)
+        except OSError as exc:
+            raise StorageError(f"cannot open the queue database {str(path)!r}: {exc}") from exc
+        self._db = self._connect(path)
+
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        """Connect to the database at ``path``, in WAL mode, with the table (added columns included)."""
+        try:
+            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the queue database {str(self.path)!r}: {exc}") from exc
+            raise StorageError(f"cannot open the queue database {str(path)!r}: {exc}") from exc
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+            if "expires" not in columns:  # a database made before deadlines were stored
+                db.execute("ALTER TABLE messages ADD COLUMN expires REAL")
         except sqlite3.Error as exc:
             db.close()
-            raise StorageError(f"cannot open the queue database {str(self.path)!r}: {exc}") from exc
+            raise StorageError(f"cannot open the queue database {str(path)!r}: {exc}") from exc
         except BaseException:
             db.close()
             raise
-        self._db = db
+        return db
+
+    def _create(self, path: Path) -> None:
+        """Make a new database at ``path``: built under a temporary name, then renamed into place (atomic)."""
+        building = path.with_name(f"{path.name}.new-{os.getpid()}")
+        for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
+            leftover.unlink(missing_ok=True)
+        self._connect(building).close()
+        os.replace(building, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a power loss
+        finally:
+            os.close(directory)
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
@@ -175,12 +225,11 @@ class SQLiteStore:
         """Every stored message, in seq order (unpickled here, on the caller's thread)."""
         db = self._connection()
         try:
-            rows = db.execute("SELECT seq, exchange, routing_key, payload, persistent, ttl, returns, redelivered "
-                              "FROM messages ORDER BY seq").fetchall()
+            rows = db.execute(f"SELECT {_COLUMNS} FROM messages ORDER BY seq").fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"cannot read the queue database {str(self.path)!r}: {exc}") from exc
         loaded = []
-        for seq, exchange, routing_key, payload, persistent, ttl, returns, redelivered in rows:
+        for seq, exchange, routing_key, payload, persistent, ttl, returns, redelivered, expires in rows:
             try:
                 stored = pickle.loads(payload)
             except Exception as exc:
@@ -188,7 +237,7 @@ class SQLiteStore:
                                    f"unpickled: {exc!r}") from exc
             cc, bcc = (stored[2], stored[3]) if len(stored) > 2 else ((), ())
             loaded.append(StoredMessage(seq, exchange, routing_key, stored[0], stored[1], bool(persistent), ttl,
-                                        returns, bool(redelivered), cc, bcc))
+                                        returns, bool(redelivered), cc, bcc, expires))
         return loaded
 
     def write(self, batch: PendingWrites) -> None:
@@ -198,7 +247,8 @@ class SQLiteStore:
             db.execute("BEGIN")
             try:
                 if batch.inserts:
-                    db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch.inserts)
+                    db.executemany(f"INSERT OR REPLACE INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   batch.inserts)
                 if batch.updates:
                     db.executemany("UPDATE messages SET returns = ?, redelivered = ? WHERE seq = ?",
                                    batch.updates)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from ._dispatcher import current_system
 from ._routing import RoutingTable
 
 if TYPE_CHECKING:
@@ -94,9 +95,10 @@ class ExchangeEntry:
 class Topology:
     """The exchanges and queues of one actor system, by ref; see the module docstring."""
 
-    __slots__ = ("_exchanges", "_kinds", "_queues", "_until_sweep")
+    __slots__ = ("_batches", "_exchanges", "_kinds", "_queues", "_until_sweep")
 
     def __init__(self) -> None:
+        self._batches = 0
         self._kinds: dict[ActorRef, RouterKind] = {}
         self._exchanges: dict[ActorRef, ExchangeEntry] = {}
         self._queues: dict[ActorRef, QueueState] = {}
@@ -120,6 +122,28 @@ class Topology:
         entry = self._exchanges[ref] = ExchangeEntry(ref, table, alternate)
         self._kinds[ref] = "exchange"
         return entry
+
+    def new_batch(self) -> int:
+        """A fresh transaction id, unique in this topology's system."""
+        self._batches += 1
+        return self._batches
+
+    @staticmethod
+    def current() -> Topology | None:
+        """The topology of the actor system the calling task runs in (an actor's, or the one opened by the
+        task), ``None`` outside any system."""
+        system = current_system.get()
+        return None if system is None else topology(system)
+
+    def note_settlement(self, queue: ActorRef, tag: int, requeue: bool | None) -> None:
+        """A consumer settles the delivery ``tag`` of ``queue`` (see :meth:`QueueState.note_settlement`).
+
+        Synchronous, before the settlement message reaches the queue: so that a durable queue that stops first
+        still honours it. Nothing happens for a ref that is not a queue of this topology.
+        """
+        state = self._queues.get(queue)
+        if state is not None:
+            state.note_settlement(tag, requeue)
 
     def queue_state(self, ref: ActorRef) -> QueueState | None:
         """The state the queue ``ref`` left when it last stopped or restarted, ``None`` for a new queue."""

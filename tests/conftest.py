@@ -26,6 +26,8 @@ from actors.testing import autojump_clock as autojump_clock
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "deadline(seconds): fail an async test with trio.TooSlowError once trio's clock passes seconds")
+    config.addinivalue_line(
+        "markers", "slow: a long test (many kill -9 runs, say), left out by default; run them with -m slow")
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -264,8 +264,8 @@ def test_durable_state_records_its_writes() -> None:
     got = state.get(auto_ack=True)
     assert state.writes is not None
     batch = state.writes.take()
-    assert batch.inserts == [(1, "ex", "k", b"payload", 1, None, 0, 0)]
-    assert batch.updates == [(1, 1, 1)]
+    assert batch.inserts == [(1, "ex", "k", b"payload", 1, None, 0, 0, None)]
+    assert batch.updates == [(0, 1, 1), (1, 1, 1)]  # delivered (flagged for a crash), then returned
     assert batch.deletes == [(1,)]
     assert not state.writes
 

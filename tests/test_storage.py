@@ -31,12 +31,12 @@ def test_store_round_trip(tmp_path: Path) -> None:
     store.open()
     assert store.path == tmp_path / "jobs.sqlite3"  # a directory holds '<queue>.sqlite3'
     batch = PendingWrites()
-    batch.inserts.append((1, "ex", "k", encode_payload("one", {"h": 1}), 1, 2.5, 0, 0))
-    batch.inserts.append((2, "", "k", encode_payload("two", None, ("c",), ("b",)), 0, None, 0, 0))
+    batch.inserts.append((1, "ex", "k", encode_payload("one", {"h": 1}), 1, 2.5, 0, 0, 1e10))
+    batch.inserts.append((2, "", "k", encode_payload("two", None, ("c",), ("b",)), 0, None, 0, 0, None))
     batch.updates.append((3, 1, 1))
     store.write(batch)
     store.write(PendingWrites(deletes=[(2,)]))
-    assert store.load() == [StoredMessage(1, "ex", "k", "one", {"h": 1}, True, 2.5, 3, True)]
+    assert store.load() == [StoredMessage(1, "ex", "k", "one", {"h": 1}, True, 2.5, 3, True, expires=1e10)]
     store.close()
     store.close()  # idempotent
     reopened = SQLiteStore(tmp_path / "jobs.sqlite3", "ignored")
@@ -48,9 +48,8 @@ def test_store_round_trip(tmp_path: Path) -> None:
 def test_storage_path_that_is_a_directory_raises_storage_error(tmp_path: Path) -> None:
     (tmp_path / "jobs.sqlite3").mkdir()  # where the database file should be
     store = SQLiteStore(tmp_path, "jobs")
-    with pytest.raises(StorageError, match=r"jobs\.sqlite3") as info:
+    with pytest.raises(StorageError, match=r"jobs\.sqlite3' is a directory") as info:
         store.open()
-    assert isinstance(info.value.__cause__, sqlite3.Error)
     assert str(tmp_path) in str(info.value)
 
 
@@ -58,7 +57,7 @@ def test_a_message_that_cannot_be_unpickled_raises_storage_error(tmp_path: Path)
     path = tmp_path / "q.db"
     store = SQLiteStore(path, "q")
     store.open()
-    store.write(PendingWrites(inserts=[(7, "", "k", b"not a pickle", 0, None, 0, 0)]))
+    store.write(PendingWrites(inserts=[(7, "", "k", b"not a pickle", 0, None, 0, 0, None)]))
     with pytest.raises(StorageError, match=r"message 7 .*q\.db.*cannot be unpickled"):
         store.load()
     store.close()
@@ -73,7 +72,7 @@ def test_a_closed_store_raises_storage_error(tmp_path: Path) -> None:
 def test_a_failed_write_stores_nothing(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "q.db", "q")
     store.open()
-    bad = PendingWrites(inserts=[(1, "", "k", b"x", 0, None, 0, 0), (2, None, "k", b"x", 0, None, 0, 0)])
+    bad = PendingWrites(inserts=[(1, "", "k", b"x", 0, None, 0, 0, None), (2, None, "k", b"x", 0, None, 0, 0, None)])
     with pytest.raises(StorageError, match="cannot write"):
         store.write(bad)  # exchange NOT NULL: the second row fails the transaction
     assert store.load() == []

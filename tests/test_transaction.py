@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -21,10 +22,12 @@ from actors import (
     Publish,
     PublishBatch,
     Queue,
+    SerializationError,
     Subscribe,
     Transaction,
     transaction,
 )
+from actors._router_messages import AbortBatch, CommitBatch, Enqueue, PrepareBatch
 from actors.testing import Probe
 
 pytestmark = pytest.mark.deadline(60)  # a broken rule fails its test instead of waiting forever
@@ -178,16 +181,44 @@ async def test_a_batch_with_a_bad_entry_is_refused_whole(autojump_clock: MockClo
     assert await published(jobs) == await published(audit) == 0
 
 
-async def test_a_full_queue_refuses_its_share(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+async def commit(tx: Transaction, *entries: tuple[ActorRef, Any]) -> None:
+    """Publish each (target, body) on routing key "k" in ``tx``."""
+    async with tx:
+        for target, body in entries:
+            tx.publish(target, "k", body)
+
+
+async def test_a_queue_that_refuses_part_of_a_batch_refuses_it_all(autojump_clock: MockClock,
+                                                                    actor_system: ActorSystem) -> None:
+    """All or nothing: a full queue (reject_publish) that can take 3 of 5 makes the whole batch fail."""
     exchange = await actor_system.spawn(Exchange, "fanout")
-    small = await actor_system.spawn(Queue, name="small", max_length=1, overflow="reject_publish")
-    await exchange.ask(Bind(small))
-    async with transaction(actor_system) as tx:
-        tx.publish(exchange, "k", 1)
-        tx.publish(exchange, "k", 2)
-    assert tx.routed == 1
+    big = await actor_system.spawn(Queue, name="big")
+    small = await actor_system.spawn(Queue, name="small", max_length=3, overflow="reject_publish")
+    probe = await Probe.spawn(actor_system)
+    for destination in (big, small, probe.ref):
+        await exchange.ask(Bind(destination))
+    tx = transaction(actor_system)
+    with pytest.raises(ValueError, match=r"<Queue 'small'.*is full \(max_length=3.*refuses Publish\(routing_key='k', "
+                                         r"body=3.*message 4 of 5"):
+        await commit(tx, *[(exchange, n) for n in range(5)])
+    assert tx.routed is None
+    await probe.expect_no_message(1)
+    for queue in (big, small):
+        stats = await queue.ask(GetStatistics())
+        assert (stats.published, stats.refused, stats.ready) == (0, 0, 0)
+    async with transaction(actor_system) as tx:  # nothing is held for the refused batch
+        for n in range(3):
+            tx.publish(exchange, "k", n)
+    assert tx.routed == 9
+
+
+async def test_a_full_queue_without_an_exchange_refuses_the_batch(autojump_clock: MockClock,
+                                                                  actor_system: ActorSystem) -> None:
+    small = await actor_system.spawn(Queue, name="small", max_length=1, overflow="reject_publish_dlx")
+    with pytest.raises(ValueError, match="is full"):
+        await commit(transaction(actor_system), (small, 1), (small, 2))
     stats = await small.ask(GetStatistics())
-    assert (stats.published, stats.refused) == (1, 1)
+    assert (stats.published, stats.refused, stats.dead_lettered) == (0, 0, 0)
 
 
 async def test_transaction_of_a_durable_queue_waits_for_storage(actor_system: ActorSystem, tmp_path: Any) -> None:
@@ -210,3 +241,40 @@ def test_transaction_needs_a_system() -> None:
         transaction("system")  # type: ignore[arg-type]
     assert isinstance(transaction.__doc__, str)
     assert Transaction.__doc__
+
+
+async def test_a_body_a_durable_queue_cannot_store_refuses_the_batch(actor_system: ActorSystem,
+                                                                     tmp_path: Any) -> None:
+    """A lock cannot be pickled: the batch is refused before anything is enqueued, stored or confirmed."""
+    exchange = await actor_system.spawn(Exchange, "fanout")
+    stored = await actor_system.spawn(Queue, name="stored", durable=True, storage=tmp_path)
+    other = await actor_system.spawn(Queue, name="other")
+    await exchange.ask(Bind(stored))
+    await exchange.ask(Bind(other))
+    with trio.fail_after(10):
+        with pytest.raises(SerializationError, match=r"<Queue 'stored'.*is durable and cannot store Publish\("
+                                                     r"routing_key='k', body=<unlocked _thread.lock.*message 2 of 2"):
+            await commit(transaction(actor_system), (exchange, "fine"), (exchange, threading.Lock()))
+        assert await published(stored) == await published(other) == 0
+        await actor_system.stop(stored)
+        stored = await actor_system.spawn(Queue, name="stored", durable=True, storage=tmp_path)
+        assert await published(stored) == 0  # nothing was stored either
+
+
+async def test_a_prepared_share_holds_its_room_until_commit_or_abort(autojump_clock: MockClock,
+                                                                     actor_system: ActorSystem) -> None:
+    """Between the two phases, a publish cannot take the room a transaction holds."""
+    small = await actor_system.spawn(Queue, name="small", max_length=1, overflow="reject_publish")
+    share = (Enqueue("", Publish("k", "held")),)
+    assert await small.ask(PrepareBatch(1, share)) is None
+    assert await small.ask(Publish("k", "late")) == 0  # the room is held
+    await small.ask(AbortBatch(1))
+    assert await small.ask(Publish("k", "now")) == 1
+    with pytest.raises(ValueError, match="is full"):
+        await small.ask(PrepareBatch(2, share))
+    assert (await small.ask(Get(auto_ack=True))).body == "now"
+    assert await small.ask(PrepareBatch(3, share)) is None
+    assert await small.ask(CommitBatch(3)) == 1
+    with pytest.raises(ValueError, match="holds no prepared transaction 3"):
+        await small.ask(CommitBatch(3))
+    assert (await small.ask(Get(auto_ack=True))).body == "held"

@@ -565,6 +565,16 @@ class Cluster:
         if worker is not None:
             worker.node = node
         down = NodeDown(node, reason)
+        # A worker reaches every other node through the head: losing the head loses them all.
+        lost = (lambda _: True) if self.head is not None else (lambda other: other == node_id)
+        for future in system.correlations.pending():
+            target = future._target
+            if target is not None and isinstance(target._target, RemoteTarget) \
+                    and lost(target._target.address.node):
+                future.set_exception(ActorFailed(f"{target!r} was lost with its node {node_id}", down))
+        for address, ref in list(self.remote_refs.items()):
+            if lost(address.node):
+                ref._target.lost(down)  # type: ignore[attr-defined]
         if self.head is not None:  # a worker without its head has nothing left to do
             if not self._stopping:
                 logger.info("the head is gone (%s); stopping", reason)
@@ -575,14 +585,6 @@ class Cluster:
         for request, (target_node, _, _) in list(self._spawns.items()):
             if target_node == node_id:
                 self._spawn_done(SpawnReply(request, None, ActorFailed(f"node {node_id} was lost", down)))
-        for future in system.correlations.pending():
-            target = future._target
-            if target is not None and isinstance(target._target, RemoteTarget) \
-                    and target._target.address.node == node_id:
-                future.set_exception(ActorFailed(f"{target!r} was lost with its node {node_id}", down))
-        for address, ref in list(self.remote_refs.items()):
-            if address.node == node_id:
-                ref._target.lost(down)  # type: ignore[attr-defined]
         system.publish(down)
         for handle in self.remote_children.pop(node_id, set()):
             handle.lost(down)

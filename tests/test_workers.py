@@ -18,6 +18,7 @@ import trio.testing
 from actors import (
     Actor,
     ActorFailed,
+    ActorStopped,
     ActorSystem,
     DeadLetter,
     LifecycleEvent,
@@ -361,3 +362,37 @@ async def test_the_metrics_page_and_top_show_each_actors_node() -> None:
     text = console.export_text()
     assert "node" in text.splitlines()[2]
     assert remote.node.name.rpartition(".")[2] in text
+
+
+async def test_a_reply_that_cannot_be_pickled_fails_the_ask_and_not_the_actor() -> None:
+    class Answering(Actor):
+        async def receive(self, message: Any) -> Any:
+            if message == "lock":
+                return threading.Lock()
+            return message
+
+    async with ActorSystem(workers=1) as system:
+        ref = await system.spawn(Answering, node="spread", name="a")
+        with pytest.raises(SerializationError, match="answer"):
+            await ref.ask("lock")
+        assert await ref.ask("fine") == "fine"
+        assert system.statistics().actors.get("a") is None or system.statistics().actors["a"].restarts == 0
+
+
+@pytest.mark.deadline(120)
+async def test_a_hung_worker_is_found_by_its_silence() -> None:
+    async with ActorSystem(workers=1) as system:
+        events = await Probe.spawn(system)
+        system.events.subscribe(events.ref, NodeDown)
+        ref = await system.spawn(Worker, node="spread", restart="temporary")
+        hung = ref.node
+        os.kill(hung.pid, signal.SIGSTOP)  # alive, but it says nothing any more
+        try:
+            with trio.fail_after(30):
+                down = await events.expect(NodeDown)
+        finally:
+            os.kill(hung.pid, signal.SIGCONT)
+        assert down.node.name == hung.name
+        assert "silent" in down.reason or "heartbeat" in down.reason or "dead" in down.reason
+        with pytest.raises(ActorStopped):
+            await ref.ask("anyone?")

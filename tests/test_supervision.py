@@ -22,7 +22,7 @@ from actors import (
     RestForOne,
     Terminated,
 )
-from runtime._supervision import Restart, RestartWindow, default_decider, should_restart
+from runtime._supervision import Restart, RestartWindow, default_decider, plan_restart, should_restart
 
 # -- the pure decisions --------------------------------------------------------------------------------------
 
@@ -502,3 +502,86 @@ async def test_supervision_state_is_inspectable(autojump_clock: trio.testing.Moc
         assert await parent.ask("repr") == "<Parent 'p' running queued=0 children=2>"
         await trio.sleep(11.0)
         assert system.statistics().actors["p"].restarts_in_window == 0
+
+
+# -- the restart plan, decided without a scheduler -------------------------------------------------------------
+
+
+class _Child:
+    """What plan_restart reads of a child."""
+
+    def __init__(self, path: str, restart: Restart = Restart.PERMANENT) -> None:
+        self.path = path
+        self.restart = restart
+        self.backoff_count = 0
+        self.last_restart = float("-inf")
+
+
+def test_a_lone_restart_plans_the_failed_child_only() -> None:
+    a, b = _Child("a"), _Child("b")
+    error = ValueError("x")
+    plan = plan_restart(OneForOne(), [a, b], b, error, failed=True, window=RestartWindow(3, 5.0), now=0.0)
+    assert (plan.action, plan.directive, plan.error) == ("restart", Directive.RESTART, error)
+    assert plan.halt == plan.rebuild == (b,)
+    assert plan.stop == ()
+    assert plan.alone
+
+
+def test_a_group_restart_halts_in_reverse_and_drops_temporary_siblings() -> None:
+    a, b, c = _Child("a"), _Child("b", Restart.TEMPORARY), _Child("c")
+    plan = plan_restart(OneForAll(), [a, b, c], a, ValueError(), failed=True, window=RestartWindow(3, 5.0), now=0.0)
+    assert plan.halt == (c, b, a)
+    assert plan.rebuild == (a, b, c)
+    assert plan.stop == (b,)
+    assert not plan.alone
+    rest = plan_restart(RestForOne(), [a, b, c], c, ValueError(), failed=True, window=RestartWindow(3, 5.0),
+                        now=0.0)
+    assert rest.halt == rest.rebuild == (c,)  # the last child: nothing was started after it
+    temporary = plan_restart(OneForAll(), [a, b, c], b, ValueError(), failed=True, window=RestartWindow(3, 5.0),
+                             now=0.0)
+    assert (temporary.action, temporary.stop) == ("stop", (b,))  # a failed temporary child is never restarted
+
+
+@pytest.mark.parametrize(("directive", "action"), [
+    (Directive.RESUME, "resume"), (Directive.STOP, "stop"), (Directive.ESCALATE, "escalate"),
+])
+def test_the_decider_picks_the_plan(directive: Directive, action: str) -> None:
+    child = _Child("a")
+    window = RestartWindow(3, 5.0)
+    plan = plan_restart(OneForOne(decider=lambda _: directive), [child], child, ValueError(), failed=True,
+                        window=window, now=0.0)
+    assert plan.action == action
+    assert plan.stop == ((child,) if action == "stop" else ())
+    assert window.count(0.0) == 0  # only a restart counts against the intensity
+
+
+def test_exceeding_the_intensity_gives_up_and_a_normal_exit_of_a_transient_child_stops_it() -> None:
+    child = _Child("a")
+    window = RestartWindow(1, 5.0)
+    assert plan_restart(OneForOne(), [child], child, ValueError(), failed=True, window=window, now=0.0).action \
+        == "restart"
+    plan = plan_restart(OneForOne(), [child], child, ValueError("again"), failed=True, window=window, now=1.0)
+    assert plan.action == "give_up"
+    exited = plan_restart(OneForOne(), [child], child, None, failed=False, window=RestartWindow(3, 5.0), now=0.0)
+    assert exited.action == "restart"  # a permanent child that stopped itself
+    transient = _Child("t", Restart.TRANSIENT)
+    assert plan_restart(OneForOne(), [transient], transient, None, failed=False, window=RestartWindow(3, 5.0),
+                        now=0.0).action == "stop"
+    give_up = plan_restart(OneForOne(max_restarts=0), [child], child, None, failed=False,
+                           window=RestartWindow(0, 5.0), now=0.0)
+    assert give_up.action == "give_up"
+    assert isinstance(give_up.error, ActorFailed)
+
+
+def test_the_backoff_count_grows_and_resets_after_a_quiet_window() -> None:
+    child = _Child("a")
+    strategy = OneForOne(max_restarts=100, within=10.0, backoff=Backoff(1.0, 60.0))
+    window = RestartWindow(100, 10.0)
+    delays = []
+    for now in (0.0, 1.0, 2.0):
+        plan = plan_restart(strategy, [child], child, ValueError(), failed=True, window=window, now=now)
+        child.backoff_count, child.last_restart = plan.backoff_count, now
+        delays.append(plan.delay)
+    assert delays == [1.0, 2.0, 4.0]
+    quiet = plan_restart(strategy, [child], child, ValueError(), failed=True, window=window, now=2.0 + 10.0)
+    assert (quiet.delay, quiet.backoff_count) == (1.0, 1)

@@ -693,14 +693,23 @@ class Cell(MailboxQueue):
             if self.state == RESTARTING:
                 await self._new_incarnation(message.error)  # type: ignore[union-attr]
             self._acknowledge(Rebuilt)
-        elif cls is Watch:
+        else:
+            self._note_watch(message)
+        # Halted or Rebuilt that nobody waits for any more (the parent gave up its plan): nothing to do.
+
+    def _note_watch(self, message: SystemMessage) -> bool:
+        """Take a ``Watch`` or ``Unwatch`` into the watcher set; ``False`` for any other system message."""
+        cls = message.__class__
+        if cls is Watch:
             if self._watchers is None:
                 self._watchers = set()
             self._watchers.add(message.watcher)  # type: ignore[union-attr]
-        elif cls is Unwatch:
+            return True
+        if cls is Unwatch:
             if self._watchers is not None:
                 self._watchers.discard(message.watcher)  # type: ignore[union-attr]
-        # Halted or Rebuilt that nobody waits for any more (the parent gave up its plan): nothing to do.
+            return True
+        return False
 
     def _acknowledge(self, kind: type[Halted] | type[Rebuilt]) -> None:
         if self.parent is not None:
@@ -1008,15 +1017,7 @@ class Cell(MailboxQueue):
         if sysq:
             self._sysq = None
             for message in sysq:
-                cls = message.__class__
-                if cls is Watch:
-                    if self._watchers is None:
-                        self._watchers = set()
-                    self._watchers.add(message.watcher)  # type: ignore[union-attr]
-                elif cls is Unwatch:
-                    if self._watchers is not None:
-                        self._watchers.discard(message.watcher)  # type: ignore[union-attr]
-                else:
+                if not self._note_watch(message):
                     self._refuse_system(message)
         putters = self._putters
         if putters is not None:

@@ -621,8 +621,15 @@ async def _worker(fd: int, node_id: str, head: str, name: str) -> None:
         if not chunk:
             return
         secret += chunk
-    link = await Link.connect(stream, bytes(secret), role="worker", options=_LINK_OPTIONS)
+    clusters: list[Cluster] = []
+
+    def refused(item: Any, error: SerializationError) -> None:  # an answer or a tell that does not pickle
+        clusters[0]._refused(item, error)
+
+    link = await Link.connect(stream, bytes(secret), role="worker", options=_LINK_OPTIONS, on_refused=refused)
     async with ActorSystem(name, node_name=node_id, _head=(head, link)) as system:
+        assert system.cluster is not None
+        clusters.append(system.cluster)
         await system.wait_cancelled()
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ._node import Node
     from ._system import ActorSystem
 
-__all__ = ["ActorRef", "ReplyRef", "Unreachable"]
+__all__ = ["ActorRef", "AddressTarget", "ReplyRef", "Unreachable"]
 
 _current = current_actor.get
 
@@ -186,13 +186,14 @@ def _resolve(address: Address) -> ActorRef:
     return system.resolve(address)
 
 
-class Unreachable:
-    """The target of a ref whose address resolves to no live actor: tells are dead letters, asks raise
-    :class:`~runtime.ActorStopped`, and a watch gets ``Terminated`` at once."""
+class AddressTarget:
+    """What the targets known only by their address share (an actor elsewhere, or nowhere): no mailbox here, no
+    room to wait for, a lease that means nothing here, and one way to refuse a message."""
 
     __slots__ = ("address", "ref", "system")
 
     slow = True
+    mailbox_length = 0
 
     def __init__(self, system: ActorSystem, address: Address) -> None:
         self.system = system
@@ -207,23 +208,46 @@ class Unreachable:
     def path(self) -> str:
         return self.address.path
 
-    is_stopped = True
-    mailbox_length = 0
-
     def has_room(self) -> bool:
         return True
 
     async def wait_for_room(self) -> None:  # pragma: no cover - has_room() is always True
         await trio.lowlevel.checkpoint()
 
+    @property
+    def is_stopped(self) -> bool:
+        raise NotImplementedError
+
     def deliver(self, message: Any, sender: ActorRef | None, mark: Any) -> None:
-        if mark.__class__ is int:
-            self.system.correlations.fail(
-                mark, ActorStopped(f"{self.ref!r} is unreachable; {show(message)} was not delivered"))
-        self.system.dead_letter(message, sender, self.ref, "unreachable")
+        raise NotImplementedError
+
+    def deliver_system(self, message: SystemMessage) -> None:
+        raise NotImplementedError
 
     def deliver_leased(self, message: Any, sender: ActorRef | None, lease: Any) -> None:
-        self.deliver(message, sender, lease)
+        """Leases stay on their node: a message told under one to another node is a plain tell."""
+        self.deliver(message, sender, None)
+
+    def _refuse(self, message: Any, sender: ActorRef | None, mark: Any, why: str, reason: str) -> None:
+        """Dead-letter ``message`` with ``reason``, and fail its ask (``mark``) with ``ActorStopped`` saying ``why``."""
+        if mark.__class__ is int:
+            self.system.correlations.fail(
+                mark, ActorStopped(f"{self.ref!r} {why}; {show(message)} was not delivered"))
+        self.system.dead_letter(message, sender, self.ref, reason)
+
+
+class Unreachable(AddressTarget):
+    """The target of a ref whose address resolves to no live actor: tells are dead letters, asks raise
+    :class:`~runtime.ActorStopped`, and a watch gets ``Terminated`` at once."""
+
+    __slots__ = ()
+
+    @property
+    def is_stopped(self) -> bool:
+        return True
+
+    def deliver(self, message: Any, sender: ActorRef | None, mark: Any) -> None:
+        self._refuse(message, sender, mark, "is unreachable", "unreachable")
 
     def deliver_system(self, message: SystemMessage) -> None:
         if message.__class__ is Watch:

@@ -33,17 +33,15 @@ from ._envelope import (
     Unwatch,
     Watch,
 )
-from ._exceptions import ActorStopped, NodeDown
+from ._exceptions import NodeDown
 from ._lifecycle import RESTARTING, RUNNING, STOPPED, STOPPING, SUSPENDED
 from ._messages import Terminated
-from ._ref import ActorRef
-from ._show import show
+from ._ref import ActorRef, AddressTarget
 from ._spawn import SpawnSpec
 from ._supervision import Restart
 
 if TYPE_CHECKING:
     from ._cell import Cell
-    from ._lease import Lease
     from ._node import Cluster
     from ._system import ActorSystem
 
@@ -127,7 +125,7 @@ def _cluster(system: ActorSystem) -> Cluster:
 # -- a ref's target on another node -----------------------------------------------------------------------------
 
 
-class RemoteTarget:
+class RemoteTarget(AddressTarget):
     """The target of a ref to an actor on another node: everything goes over the link to that node.
 
     One per address per system (``system.resolve`` keeps them), so a ref that comes back from another node is the
@@ -135,45 +133,22 @@ class RemoteTarget:
     ``Terminated`` with a :class:`~runtime.NodeDown` reason if the node is lost.
     """
 
-    __slots__ = ("address", "ref", "stopped", "system", "watchers")
-
-    slow = True
+    __slots__ = ("stopped", "watchers")
 
     def __init__(self, system: ActorSystem, address: Address) -> None:
-        self.system = system
-        self.address = address
-        self.ref = ActorRef(self)
+        super().__init__(system, address)
         self.stopped: BaseException | None = None
         """Why the actor is known to be gone (its node was lost), else ``None``."""
         self.watchers: set[ActorRef] = set()
 
     @property
-    def name(self) -> str:
-        return self.address.name
-
-    @property
-    def path(self) -> str:
-        return self.address.path
-
-    @property
     def is_stopped(self) -> bool:
         return self.stopped is not None
-
-    mailbox_length = 0
-
-    def has_room(self) -> bool:
-        return True
-
-    async def wait_for_room(self) -> None:  # pragma: no cover - has_room() is always True
-        await trio.lowlevel.checkpoint()
 
     def deliver(self, message: Any, sender: ActorRef | None, mark: Any) -> None:
         system = self.system
         if self.stopped is not None:
-            if mark.__class__ is int:
-                system.correlations.fail(mark, ActorStopped(
-                    f"{self.ref!r} is gone ({self.stopped}); {show(message)} was not delivered"))
-            system.dead_letter(message, sender, self.ref, "stopped")
+            self._refuse(message, sender, mark, f"is gone ({self.stopped})", "stopped")
             return
         item: tuple[Any, ...]
         if mark.__class__ is int:
@@ -181,10 +156,6 @@ class RemoteTarget:
         else:
             item = (DELIVER, self.address, message, sender, None, None)
         system.cluster.send(self.address.node, item)  # type: ignore[union-attr]
-
-    def deliver_leased(self, message: Any, sender: ActorRef | None, lease: Lease) -> None:
-        """Leases stay on their node: a message told under one to another node is a plain tell."""
-        self.deliver(message, sender, None)
 
     def deliver_system(self, message: SystemMessage) -> None:
         cls = message.__class__

@@ -597,7 +597,8 @@ class Cluster:
         try:
             await self._start_worker()
         except Exception:
-            logger.exception("a replacement worker could not be started")
+            if not self._stopping:  # a system closing kills the worker it was starting: not worth a word
+                logger.exception("a replacement worker could not be started")
         finally:
             self._replacing -= 1
             self._joined.set()

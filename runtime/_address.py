@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["Address", "Target"]
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Address:
     """Where an actor lives: ``node`` (its system's node id), ``uid`` (unique on that node) and ``path``.
 

@@ -110,6 +110,10 @@ class Cluster:
         self.remote_children: dict[str, set[RemoteChild]] = {}
         self.hosted: dict[int, Cell] = {}
         self.remote_statistics: dict[str, dict[str, Any]] = {}
+        self._local: dict[Address, ActorRef] = {}
+        """Refs of this node's actors that other nodes address, so that a message finds its actor without a walk
+        down the tree; stopped ones are dropped when found, and swept when the table doubles."""
+        self._local_limit = 1024
         """On the head: each worker's latest figures of its actors, by path (at most a reporting period old)."""
         """On a worker: the actors it runs for parents elsewhere, by uid."""
         self._workers: dict[str, _Worker] = {}
@@ -349,7 +353,7 @@ class Cluster:
                 if address.node != system.node_id:
                     self.send(address.node, item)
                     return
-                target = system.resolve(address)._target
+                target = self._local_ref(address)._target
                 if message.__class__ is Stop and hasattr(target, "request_stop"):
                     target.request_stop(message.reason, message.origin)
                 else:
@@ -371,10 +375,27 @@ class Cluster:
         else:  # pragma: no cover - a peer of another version
             logger.error("node %s sent %s, which this node does not understand", from_node, show(item))
 
+    def _local_ref(self, address: Address) -> ActorRef:
+        """The ref for an address on this node (see ``_local``)."""
+        local = self._local
+        ref = local.get(address)
+        if ref is not None and not ref.is_stopped:
+            return ref
+        ref = self.system.resolve(address)
+        if ref.is_stopped:
+            local.pop(address, None)
+            return ref
+        local[address] = ref
+        if len(local) > self._local_limit:
+            for stale in [key for key, value in local.items() if value.is_stopped]:
+                del local[stale]
+            self._local_limit = max(1024, 2 * len(local))
+        return ref
+
     def _deliver(self, item: tuple[Any, ...]) -> None:
         system = self.system
         _, address, message, sender, correlation, reply_to = item
-        ref = system.resolve(address)
+        ref = self._local_ref(address)
         target = ref._target
         if correlation is None:
             if message.__class__ is Terminated:

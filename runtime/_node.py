@@ -324,7 +324,11 @@ class Cluster:
                 try:
                     async for batch in link:
                         for item in batch:
-                            self._receive(node_id, item)
+                            try:
+                                self._receive(node_id, item)
+                            except Exception:  # a bug must not cost the node its link: say it and go on
+                                logger.exception("node %s: handling %s from %s failed", self.system.node_id,
+                                                 show(item), node_id)
                 except Exception as exc:  # a broken link: the node is lost
                     reason = f"its link broke: {exc}"
                 nursery.cancel_scope.cancel()
@@ -398,13 +402,16 @@ class Cluster:
         ref = self._local_ref(address)
         target = ref._target
         if correlation is None:
+            mark = None
             if message.__class__ is Terminated:
                 watched = message.ref._target
                 if isinstance(watched, RemoteTarget):
                     watched.watchers.discard(ref)
-                target.deliver(message, sender, WATCH_MARK)
-            else:
-                target.deliver(message, sender, None)
+                mark = WATCH_MARK
+            try:
+                target.deliver(message, sender, mark)
+            except MailboxFull as exc:  # overflow="fail": the teller is on another node, so it is a dead letter
+                system.dead_letter(message, sender, ref, f"overflow: {exc}")
             return
         future = system.correlations.new_future(system, ref)
         future.add_done_callback(functools.partial(self._answered, reply_to, correlation))

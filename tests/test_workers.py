@@ -396,3 +396,30 @@ async def test_a_hung_worker_is_found_by_its_silence() -> None:
         assert "silent" in down.reason or "heartbeat" in down.reason or "dead" in down.reason
         with pytest.raises(ActorStopped):
             await ref.ask("anyone?")
+
+
+async def test_a_tell_from_another_node_to_a_full_mailbox_is_a_dead_letter_not_a_lost_node() -> None:
+    from actors import Mailbox
+
+    class Gated(Actor):
+        async def receive(self, message: Any) -> Any:
+            if message == "wait":
+                await trio.sleep(1000)
+            return message
+
+    class Teller(Actor):
+        async def receive(self, message: Any) -> Any:
+            for value in message[1]:
+                message[0].tell(value)
+
+    async with ActorSystem(workers=1) as system:
+        letters = await Probe.dead_letters(system)
+        gated = await system.spawn(Gated, mailbox=Mailbox(capacity=1, overflow="fail"), stop_timeout=0.1)
+        gated.tell("wait")
+        teller = await system.spawn(Teller, node="spread")
+        await teller.ask((gated, ["fills it", "overflows"]))
+        letter = await letters.expect(DeadLetter)
+        assert letter.message == "overflows"
+        assert letter.reason.startswith("overflow")
+        assert all(node.alive for node in system.nodes)
+        assert await teller.ask((gated, [])) is None  # the worker and its link are fine

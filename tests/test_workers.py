@@ -423,3 +423,20 @@ async def test_a_tell_from_another_node_to_a_full_mailbox_is_a_dead_letter_not_a
         assert letter.reason.startswith("overflow")
         assert all(node.alive for node in system.nodes)
         assert await teller.ask((gated, [])) is None  # the worker and its link are fine
+
+
+async def test_actors_on_two_workers_talk_through_the_head() -> None:
+    class Asker(Actor):
+        async def receive(self, message: Any) -> Any:
+            other, question = message
+            return ("asked", await other.ask(question), os.getpid())
+
+    async with ActorSystem(workers=2) as system:
+        first, second = [node for node in system.nodes if node.kind == "worker"]
+        asker = await system.spawn(Asker, node=first)
+        answerer = await system.spawn(Worker, node=second)
+        reply = await asker.ask((answerer, "pid"))
+        assert reply == ("asked", second.pid, first.pid)
+        probe = await Probe.spawn(system)
+        await answerer.ask(("introduce", probe.ref))
+        assert (await probe.expect(lambda m: m[0] == "hello from"))[1] is answerer

@@ -3,12 +3,13 @@
     third-party apps ──Publish──> orders (topic exchange)
       "order.<region>.created" ──> payments queue (prefetch, TTL) ──> payment pool (fails now and then)
                                         payment workers ask pricing, then publish "order.<region>.paid"
-      "order.*.paid" ────────────> shipping queue ──> packer pool
+      "order.*.paid" ────────────> shipping queue ──> packer pool (on a worker process)
     rejected and expired messages ──> dlx (fanout exchange) ──> dead-letters queue ──> auditor
 
 The whole tree is one ``Supervisor`` built from ``ChildSpec``s. It runs for about ten seconds with a live
 progress line, then prints what happened and the queue figures of the busiest actors (λ, μ, ρ, L, W) with a
-check of Little's law (L = λW). Run it with ``make demo`` or ``python -m examples.demo [seconds]``.
+check of Little's law (L = λW). The packers run on a worker process. Run it with ``make demo`` or
+``python -m examples.demo [seconds] [workers]``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from actors import (
     ChildSpec,
     Delivery,
     Exchange,
+    GetRoutees,
     GetStatistics,
     Metrics,
     OneForOne,
@@ -126,10 +128,15 @@ class PaymentWorker(Actor):
 
 
 class Packer(Actor):
-    """Packs paid orders from the shipping queue."""
+    """Packs paid orders from the shipping queue (from a worker process, when the demo has workers)."""
 
     async def on_start(self) -> None:
-        broker(self, "shipping").tell(Subscribe(self.ref, prefetch=16))
+        path = "platform/broker/shipping"
+        # lookup() sees this node's actors; on a worker, ask the node the pool (our parent) runs on.
+        shipping = self.system.lookup(path) or await self.system.resolve(self.parent.node, path)  # type: ignore[union-attr]
+        if shipping is None:
+            raise LookupError(f"{path} is not running")
+        shipping.tell(Subscribe(self.ref, prefetch=16))
 
     async def receive(self, delivery: Delivery) -> None:
         await trio.sleep(0.001)
@@ -179,14 +186,17 @@ class App(Actor):
         return None
 
 
-def platform_spec() -> list[ChildSpec]:
-    """The supervision tree, declared: RestForOne, so a broker restart restarts everything that uses it."""
+def platform_spec(*, spread: bool = False) -> list[ChildSpec]:
+    """The supervision tree, declared: RestForOne, so a broker restart restarts everything that uses it.
+
+    ``spread``: the packers run on the worker processes (``ActorSystem(workers=N)``), the rest on the head.
+    """
     payments = OneForOne(max_restarts=100, within=10.0, backoff=Backoff(0.01, 0.5, jitter=0.2))
     return [
         ChildSpec(Broker, name="broker"),
         ChildSpec(Pricing, name="pricing"),
         ChildSpec(Pool, PaymentWorker, 7, name="payments", size=3, supervision=payments),
-        ChildSpec(Pool, Packer, name="packers", size=2),
+        ChildSpec(Pool, Packer, name="packers", size=2, spread=spread),
         ChildSpec(Auditor, name="auditor"),
         ChildSpec(Supervisor, [ChildSpec(App, "webshop", 150.0, 1, name="webshop"),
                                ChildSpec(App, "mobile", 100.0, 2, name="mobile"),
@@ -234,13 +244,21 @@ def figures_table(system: ActorSystem, top: int = 8) -> list[str]:
     return lines
 
 
-async def main(seconds: float = 10.0) -> dict[str, Any]:
-    """Run the platform for ``seconds`` (of trio's clock), print progress and a summary; return the figures."""
+async def main(seconds: float = 10.0, workers: int = 0) -> dict[str, Any]:
+    """Run the platform for ``seconds`` (of trio's clock), print progress and a summary; return the figures.
+
+    With ``workers``, the packers run on that many worker processes (the last stage of the pipeline crosses
+    processes: deliveries go out to them and their acks come back).
+    """
     # A short run: time every message and sample lengths every 20 ms, so that the Little's law check below
     # compares the figures, not the luck of a few samples (the defaults suit long-running services).
     metrics = Metrics(window=60.0, tick=0.02, sample_every=1)
-    async with ActorSystem("demo", metrics=metrics) as system:
-        await system.spawn(Supervisor, platform_spec(), name="platform", supervision=RestForOne())
+    async with ActorSystem("demo", metrics=metrics, workers=workers) as system:
+        await system.spawn(Supervisor, platform_spec(spread=workers > 0), name="platform",
+                           supervision=RestForOne())
+        packers = await system.lookup("platform/packers").ask(GetRoutees())  # type: ignore[union-attr]
+        places = sorted({"the head" if ref.node.kind == "head" else f"worker {ref.node.pid}" for ref in packers})
+        print(f"packers run on {', '.join(places)}", flush=True)
         start = trio.current_time()
         while (elapsed := trio.current_time() - start) < seconds:
             await trio.sleep(min(1.0, seconds - elapsed))
@@ -257,8 +275,9 @@ async def main(seconds: float = 10.0) -> dict[str, Any]:
     print("dead letters by reason:", ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none")
     print("\nqueue figures over the run (busiest actors first):")
     print("\n".join(table))
-    return {**result, "reasons": reasons}
+    return {**result, "reasons": reasons, "packer_nodes": places}
 
 
 if __name__ == "__main__":
-    trio.run(main, float(sys.argv[1]) if len(sys.argv) > 1 else 10.0)
+    trio.run(main, float(sys.argv[1]) if len(sys.argv) > 1 else 10.0,
+             int(sys.argv[2]) if len(sys.argv) > 2 else 1)

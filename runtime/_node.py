@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -35,13 +35,14 @@ from ._remote import (
     ANSWER,
     DELIVER,
     DELIVER_SYSTEM,
+    AddressReply,
     ChildStopped,
+    LookupRequest,
     NodeStatistics,
     Published,
     RemoteChild,
     RemoteParent,
     RemoteTarget,
-    SpawnReply,
     SpawnRequest,
 )
 from ._show import show
@@ -122,7 +123,8 @@ class Cluster:
         self._secret = os.urandom(_SECRET_BYTES)
         self._names = itertools.count(1)
         self._requests = itertools.count(1)
-        self._spawns: dict[int, tuple[str, trio.Event, list[SpawnReply]]] = {}
+        self._waiting: dict[int, tuple[str, trio.Event, list[AddressReply]]] = {}
+        """Requests to other nodes (spawns, look-ups) waiting for their reply, by request id."""
         self._window = RestartWindow(max(3, workers), 5.0)
         self._nursery: trio.Nursery | None = None
         kind: NodeKind = "head" if head is None else "worker"
@@ -273,9 +275,9 @@ class Cluster:
                 self._answer(reply_to, correlation, True, ActorStopped(
                     f"{address} is unreachable ({why}); {show(message)} was not delivered"))
             else:
-                system.dead_letter(message, sender, system.resolve(address), f"unreachable: {why}")
+                system.dead_letter(message, sender, system.ref_at(address), f"unreachable: {why}")
         elif cls is SpawnRequest:
-            self._spawn_done(SpawnReply(item.request, None, ActorStopped(f"cannot spawn there: {why}")))
+            self._spawn_done(AddressReply(item.request, None, ActorStopped(f"cannot spawn there: {why}")))
 
     def _answer(self, node: str | None, correlation: int, failed: bool, value: Any) -> None:
         if node is None:
@@ -299,13 +301,13 @@ class Cluster:
             if correlation is not None:
                 self._answer(reply_to, correlation, True, problem)
             else:
-                system.dead_letter(message, sender, system.resolve(address), f"not serializable: {error}")
+                system.dead_letter(message, sender, system.ref_at(address), f"not serializable: {error}")
         elif cls is tuple and item[0] == ANSWER:
             _, node, correlation, _, value = item
             self.send(node, (ANSWER, node, correlation, True, SerializationError(
                 f"the answer {show(value)} cannot be sent to the asker's node: {error}")))
         elif cls is SpawnRequest:
-            self._spawn_done(SpawnReply(item.request, None, SerializationError(
+            self._spawn_done(AddressReply(item.request, None, SerializationError(
                 f"{show(item.spec.factory)} and its arguments cannot be sent to another node: {error}")))
         else:
             logger.error("could not send %s to another node: %s", show(item), error)
@@ -368,8 +370,11 @@ class Cluster:
         elif cls is SpawnRequest:
             assert self._nursery is not None
             self._nursery.start_soon(self._host_spawn, from_node, item)
-        elif cls is SpawnReply:
+        elif cls is AddressReply:
             self._spawn_done(item)
+        elif cls is LookupRequest:
+            found = system.lookup(item.path)
+            self.send(from_node, AddressReply(item.request, None if found is None else found.address, None))
         elif cls is ChildStopped:
             self._child_stopped(item)
         elif cls is Published:
@@ -385,7 +390,7 @@ class Cluster:
         ref = local.get(address)
         if ref is not None and not ref.is_stopped:
             return ref
-        ref = self.system.resolve(address)
+        ref = self.system.ref_at(address)
         if ref.is_stopped:
             local.pop(address, None)
             return ref
@@ -429,22 +434,37 @@ class Cluster:
 
     # -- spawning on another node ----------------------------------------------------------------------------
 
-    async def spawn(self, parent: Cell, name: str, spec: SpawnSpec, node_id: str) -> ActorRef:
-        """Start ``spec`` as ``parent``'s child ``name`` on node ``node_id``; return its ref once it runs there."""
+    async def _ask_node(self, node_id: str, make: Callable[[int], Any]) -> Address | None:
+        """Send node ``node_id`` the request ``make(request id)`` and wait for its :class:`AddressReply`; raise the
+        error it carries (a lost node fails it with ``ActorFailed`` caused by ``NodeDown``)."""
         request = next(self._requests)
         done = trio.Event()
-        box: list[SpawnReply] = []
-        self._spawns[request] = (node_id, done, box)
+        box: list[AddressReply] = []
+        self._waiting[request] = (node_id, done, box)
         try:
-            self.send(node_id, SpawnRequest(request, parent.address, name, spec._replace(node=None)))
+            self.send(node_id, make(request))
             await done.wait()
         finally:
-            self._spawns.pop(request, None)
+            self._waiting.pop(request, None)
         reply = box[0]
         if reply.error is not None:
             raise reply.error
-        assert reply.address is not None
-        ref = self.system.resolve(reply.address)
+        return reply.address
+
+    async def lookup(self, node_id: str, path: str) -> ActorRef | None:
+        """The ref of the actor registered at ``path`` on node ``node_id``, or ``None``."""
+        try:
+            address = await self._ask_node(node_id, lambda request: LookupRequest(request, path))
+        except ActorFailed:  # the node was lost meanwhile: nothing is there
+            return None
+        return None if address is None else self.system.ref_at(address)
+
+    async def spawn(self, parent: Cell, name: str, spec: SpawnSpec, node_id: str) -> ActorRef:
+        """Start ``spec`` as ``parent``'s child ``name`` on node ``node_id``; return its ref once it runs there."""
+        address = await self._ask_node(
+            node_id, lambda request: SpawnRequest(request, parent.address, name, spec._replace(node=None)))
+        assert address is not None
+        ref = self.system.ref_at(address)
         handle = RemoteChild(ref, spec, parent)
         parent.adopt(name, handle)
         self.remote_children.setdefault(node_id, set()).add(handle)
@@ -453,8 +473,8 @@ class Cluster:
             worker.actors += 1
         return ref
 
-    def _spawn_done(self, reply: SpawnReply) -> None:
-        waiting = self._spawns.pop(reply.request, None)
+    def _spawn_done(self, reply: AddressReply) -> None:
+        waiting = self._waiting.pop(reply.request, None)
         if waiting is not None:
             waiting[2].append(reply)
             waiting[1].set()
@@ -471,9 +491,9 @@ class Cluster:
             await cell.start()
         except Exception as exc:
             self.hosted.pop(cell.uid, None)
-            self.send(from_node, SpawnReply(request.request, None, exc))
+            self.send(from_node, AddressReply(request.request, None, exc))
             return
-        self.send(from_node, SpawnReply(request.request, cell.address, None))
+        self.send(from_node, AddressReply(request.request, cell.address, None))
 
     def handle_of(self, ref: ActorRef) -> RemoteChild | None:
         """The handle a parent on this node keeps on the remote actor ``ref``, if one does."""
@@ -517,7 +537,7 @@ class Cluster:
         self.send(parent.address.node, ChildStopped(child.address, parent.address))
 
     def _child_stopped(self, item: ChildStopped) -> None:
-        parent_ref = self.system.resolve(item.parent)
+        parent_ref = self.system.ref_at(item.parent)
         parent = parent_ref._target
         handle = parent.child(item.child.name) if hasattr(parent, "child") else None
         if isinstance(handle, RemoteChild) and handle.ref.address == item.child:
@@ -539,25 +559,18 @@ class Cluster:
             node_id = self.place("spread")
             if node_id == self.system.node_id:
                 raise ActorStopped("no live worker is left to run it")
-            request = next(self._requests)
-            done = trio.Event()
-            box: list[SpawnReply] = []
-            self._spawns[request] = (node_id, done, box)
-            self.send(node_id, SpawnRequest(request, parent.address, handle.name, handle.spec._replace(node=None)))
-            await done.wait()
-            reply = box[0]
-            if reply.error is not None:
-                raise reply.error
-            assert reply.address is not None
+            address = await self._ask_node(node_id, lambda request: SpawnRequest(
+                request, parent.address, handle.name, handle.spec._replace(node=None)))
+            assert address is not None
         except Exception as exc:
             if then is not None:
                 parent.deliver_system(then)
             parent.deliver_system(ChildFailed(handle.ref, exc, 0))
             return
-        target = RemoteTarget(self.system, reply.address)
+        target = RemoteTarget(self.system, address)
         target.ref = handle.ref
         handle.ref._target = target  # the same ref, now reaching the fresh actor
-        self.remote_refs[reply.address] = handle.ref
+        self.remote_refs[address] = handle.ref
         handle.node = node_id
         self.remote_children.setdefault(node_id, set()).add(handle)
         worker = self._workers.get(node_id)
@@ -610,9 +623,9 @@ class Cluster:
             return
         if not self._stopping:
             logger.error("worker %s is lost: %s", node_id, reason)
-        for request, (target_node, _, _) in list(self._spawns.items()):
+        for request, (target_node, _, _) in list(self._waiting.items()):
             if target_node == node_id:
-                self._spawn_done(SpawnReply(request, None, ActorFailed(f"node {node_id} was lost", down)))
+                self._spawn_done(AddressReply(request, None, ActorFailed(f"node {node_id} was lost", down)))
         system.publish(down)
         for handle in self.remote_children.pop(node_id, set()):
             handle.lost(down)

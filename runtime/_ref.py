@@ -183,7 +183,7 @@ def _resolve(address: Address) -> ActorRef:
     system = current_system.get()
     if system is None:
         raise SerializationError(f"a ref to {address} can be unpickled only inside a running ActorSystem")
-    return system.resolve(address)
+    return system.ref_at(address)
 
 
 class AddressTarget:
@@ -316,4 +316,4 @@ def _resolve_reply(node: str, correlation_id: int, replier: Address) -> ReplyRef
     if system is None or system.node_id != node:
         raise SerializationError(f"the reply ref for ask #{correlation_id} of node {node} can be unpickled only "
                                  "on that node")
-    return ReplyRef(system.resolve(replier)._target, correlation_id, system.correlations)
+    return ReplyRef(system.ref_at(replier)._target, correlation_id, system.correlations)

@@ -49,13 +49,14 @@ __all__ = [
     "ANSWER",
     "DELIVER",
     "DELIVER_SYSTEM",
+    "AddressReply",
     "ChildStopped",
+    "LookupRequest",
     "NodeStatistics",
     "Published",
     "RemoteChild",
     "RemoteParent",
     "RemoteTarget",
-    "SpawnReply",
     "SpawnRequest",
 ]
 
@@ -86,8 +87,17 @@ class SpawnRequest:
 
 
 @attrs.frozen
-class SpawnReply:
-    """How :class:`SpawnRequest` ``request`` went: the new actor's address, or the error that failed it."""
+class LookupRequest:
+    """Which actor is registered at ``path`` on the node this goes to?"""
+
+    request: int
+    path: str
+
+
+@attrs.frozen
+class AddressReply:
+    """The answer to a :class:`SpawnRequest` (the new actor's address, or the error that failed it) or to a
+    :class:`LookupRequest` (the address, or ``None`` for nothing there)."""
 
     request: int
     address: Address | None
@@ -306,7 +316,7 @@ class RemoteParent:
     def __init__(self, system: ActorSystem, address: Address) -> None:
         self.system = system
         self.address = address
-        self.ref = system.resolve(address)
+        self.ref = system.ref_at(address)
         self.parent: _Above | None = None if not address.path else _ABOVE
         self.state = RUNNING
 

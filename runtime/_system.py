@@ -267,17 +267,32 @@ class ActorSystem:
         cell: Cell | None = self.guardian
         for part in path.split("/"):
             if cell is None:
-                return None
+                break
             cell = cell.child(part)
+        if cell is None and self.cluster is not None:  # under an actor this worker runs for a parent elsewhere
+            return self.cluster.find_hosted(path)
         return cell
 
-    def resolve(self, address: Address) -> ActorRef:
+    async def resolve(self, node: Node | str, path: str) -> ActorRef | None:
+        """The ref of the actor registered at ``path`` on ``node`` (a :class:`Node` or its name), or ``None``.
+
+        ``lookup`` for any node: on another node it asks that node (so it waits for the answer). A node that is
+        lost, or not a node of this system, has nothing registered: ``None``.
+        """
+        name = node.name if isinstance(node, Node) else node
+        if name == self.node_id or self.cluster is None:
+            await trio.lowlevel.checkpoint()
+            return self.lookup(path) if name == self.node_id else None
+        if name not in self.cluster.nodes and self.cluster.head is None:
+            await trio.lowlevel.checkpoint()
+            return None
+        return await self.cluster.lookup(name, path)
+
+    def ref_at(self, address: Address) -> ActorRef:
         """The ref at ``address``: the live actor's own ref, or (for an address that reaches nothing) a ref whose
         tells are dead letters and whose asks raise :class:`~runtime.ActorStopped`; the same object every time."""
         if address.node == self.node_id:
             cell = self._find(address.path) if address.path else self._guardian
-            if cell is None and self.cluster is not None:
-                cell = self.cluster.find_hosted(address.path)
             if isinstance(cell, Cell) and cell.uid == address.uid and not cell.is_stopped:
                 return cell.ref
         elif self.cluster is not None:

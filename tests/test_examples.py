@@ -80,3 +80,15 @@ async def test_cpu_bound_counts_the_same_primes_in_one_process_and_on_workers(
     out = capsys.readouterr().out
     assert "2262 primes below 20,000" in out
     assert "on 2 worker processes" in out
+
+
+async def test_the_demo_runs_its_packers_on_a_worker_process(capsys: pytest.CaptureFixture[str]) -> None:
+    from examples import demo
+
+    result = await demo.main(1.5, workers=1)  # in real time: worker links wait on real sockets
+    out = capsys.readouterr().out
+    assert result["packer_nodes"] != ["the head"]
+    assert result["packer_nodes"][0].startswith("worker ")
+    assert result["routed"] > 100
+    assert result["acked"] >= result["routed"] * 0.8  # acks from the worker reached the queues
+    assert "packers run on worker" in out

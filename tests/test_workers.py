@@ -440,3 +440,22 @@ async def test_actors_on_two_workers_talk_through_the_head() -> None:
         probe = await Probe.spawn(system)
         await answerer.ask(("introduce", probe.ref))
         assert (await probe.expect(lambda m: m[0] == "hello from"))[1] is answerer
+
+
+async def test_resolve_finds_an_actor_by_path_on_any_node() -> None:
+    class Finder(Actor):
+        async def receive(self, message: Any) -> Any:
+            node, path = message
+            return await self.system.resolve(node, path)
+
+    async with ActorSystem(workers=1) as system:
+        worker = worker_node(system)
+        here = await system.spawn(Worker, name="here")
+        there = await system.spawn(Worker, node=worker, name="there")
+        assert await system.resolve(system.node, "here") is here
+        assert await system.resolve(worker, "there") is there  # asked of the worker, the same ref back
+        assert await system.resolve(worker.name, "nobody") is None
+        assert await system.resolve("no-such-node", "here") is None
+        finder = await system.spawn(Finder, node=worker)
+        assert await finder.ask((system.node, "here")) is here  # from the worker, asked of the head
+        assert system.lookup("there") is there

@@ -54,6 +54,7 @@ class Target(Protocol):
     asker's correlation table by that ID), or a runtime mark (a timer tick, a watch mark, a lease). A target that
     cannot deliver turns the message into a dead letter and fails a pending ask with ``ActorStopped``.
     ``deliver_system`` queues a system message (stop, supervision, watch), which overtakes user messages.
+    ``send`` delivers once a bounded mailbox has room (backpressure), waiting as long as it takes.
 
     ``slow`` is ``False`` only while a local cell lets :meth:`ActorRef.tell` append to its queue inline; any other
     target keeps it ``True`` and gets every message through ``deliver``.
@@ -81,9 +82,7 @@ class Target(Protocol):
     @property
     def ref(self) -> ActorRef: ...
 
-    def has_room(self) -> bool: ...
-
-    async def wait_for_room(self) -> None: ...
+    async def send(self, message: Any, sender: ActorRef | None) -> None: ...
 
     def deliver(self, message: Any, sender: ActorRef | None, mark: Any) -> None: ...
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
-from ._exceptions import MailboxFull
+from ._exceptions import ActorStopped, MailboxFull
 from ._show import show
 
 if TYPE_CHECKING:
@@ -146,17 +146,20 @@ class MailboxQueue:
         q = self._queue
         return cap is None or q is None or len(q) < cap
 
-    async def wait_for_room(self) -> None:
-        """Park until the actor takes a message out of its mailbox or stops (the caller checks which)."""
-        if self._putters is None:
-            self._putters = trio.lowlevel.ParkingLot()
-        await self._putters.park()
-
-    def release_putters(self, count: int | float = 1) -> None:
-        """Wake ``count`` tasks parked in :meth:`wait_for_room` (all of them with ``math.inf``)."""
-        putters = self._putters
-        if putters:
-            putters.unpark(count=count)
+    async def send(self, message: Any, sender: ActorRef | None) -> None:
+        """Queue a user message once a bounded mailbox has room (backpressure); raise ``ActorStopped`` if the actor
+        stops while it waits. Always a checkpoint; cancelled while it waits, the message is not queued."""
+        # Yield first: the check for room and the put below must have no checkpoint between them, or another
+        # sender could take the room and the put would apply the overflow policy after all.
+        await trio.lowlevel.checkpoint()
+        if not self.has_room():
+            while self._accepting() and not self.has_room():
+                if self._putters is None:
+                    self._putters = trio.lowlevel.ParkingLot()
+                await self._putters.park()  # until the actor takes a message out, or stops
+            if not self._accepting():
+                raise ActorStopped(f"{self!r} stopped while {show(message)} waited for room in its mailbox")
+        self.deliver(message, sender, None)
 
     # -- the system lane -------------------------------------------------------------------------------------
 

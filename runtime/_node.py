@@ -35,6 +35,7 @@ from ._remote import (
     ANSWER,
     DELIVER,
     DELIVER_SYSTEM,
+    SEND,
     AddressReply,
     ChildStopped,
     LookupRequest,
@@ -367,6 +368,12 @@ class Cluster:
             elif kind == ANSWER:
                 _, node, correlation, failed, value = item
                 self._answer(node, correlation, failed, value)
+            elif kind == SEND:
+                if item[1].node != system.node_id:
+                    self.send(item[1].node, item)
+                else:
+                    assert self._nursery is not None
+                    self._nursery.start_soon(self._send, item)
         elif cls is SpawnRequest:
             assert self._nursery is not None
             self._nursery.start_soon(self._host_spawn, from_node, item)
@@ -424,6 +431,16 @@ class Cluster:
             target.deliver(message, sender, future.correlation_id)
         except MailboxFull as exc:
             future.set_exception(exc)
+
+    async def _send(self, item: tuple[Any, ...]) -> None:
+        """A ``send`` from another node: wait for room in the mailbox, then answer the sender."""
+        _, address, message, sender, correlation, reply_to = item
+        try:
+            await self._local_ref(address)._target.send(message, sender)
+        except Exception as exc:
+            self._answer(reply_to, correlation, True, exc)
+        else:
+            self._answer(reply_to, correlation, False, None)
 
     def _answered(self, node: str | None, correlation: int, future: Future[Any]) -> None:
         error = future.exception()

@@ -96,19 +96,11 @@ class ActorRef:
     async def send(self, message: Any) -> None:
         """Like :meth:`tell`, but wait for room in a bounded mailbox instead of applying its overflow policy.
 
-        Always a checkpoint. Cancelling the wait leaves the message unsent. Raises :class:`ActorStopped` if the
-        actor stops while we wait.
+        Always a checkpoint. Cancelling the wait leaves the message unsent (for an actor on another node, the
+        message may already be on its way). Raises :class:`ActorStopped` if the actor stops while we wait. For an
+        actor on another node, the send returns once that node has put the message in the mailbox.
         """
-        # Yield first: the check for room and the put below must have no checkpoint between them, or
-        # another sender could take the room and the put would apply the overflow policy after all.
-        await trio.lowlevel.checkpoint()
-        target = self._target
-        if not target.has_room():
-            while not target.is_stopped and not target.has_room():
-                await target.wait_for_room()
-            if target.is_stopped:
-                raise ActorStopped(f"{self!r} stopped while {show(message)} waited for room in its mailbox")
-        target.deliver(message, _current(), None)
+        await self._target.send(message, _current())
 
     def request(self, message: Any, *, timeout: float | None = None) -> Future[Any]:
         """Send ``message`` as a request and return its :class:`Future` at once (for callbacks).
@@ -208,11 +200,9 @@ class AddressTarget:
     def path(self) -> str:
         return self.address.path
 
-    def has_room(self) -> bool:
-        return True
-
-    async def wait_for_room(self) -> None:  # pragma: no cover - has_room() is always True
+    async def send(self, message: Any, sender: ActorRef | None) -> None:
         await trio.lowlevel.checkpoint()
+        self.deliver(message, sender, None)
 
     @property
     def is_stopped(self) -> bool:

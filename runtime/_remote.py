@@ -49,6 +49,7 @@ __all__ = [
     "ANSWER",
     "DELIVER",
     "DELIVER_SYSTEM",
+    "SEND",
     "AddressReply",
     "ChildStopped",
     "LookupRequest",
@@ -74,6 +75,9 @@ DELIVER_SYSTEM: Final = 1
 ANSWER: Final = 2
 """``(ANSWER, node, correlation, failed, value)``: the answer to ask ``correlation`` of node ``node``, a value or
 (``failed``) an exception to raise."""
+SEND: Final = 3
+"""``(SEND, address, message, sender, correlation, reply_to)``: a ``send`` (backpressure); the node answers
+``correlation`` once the message is in the actor's mailbox."""
 
 
 @attrs.frozen
@@ -154,6 +158,22 @@ class RemoteTarget(AddressTarget):
     @property
     def is_stopped(self) -> bool:
         return self.stopped is not None
+
+    async def send(self, message: Any, sender: ActorRef | None) -> None:
+        """A ``send`` is answered by the other node once the message is in the mailbox, which has room by then:
+        backpressure across nodes, one round trip a message."""
+        if self.stopped is not None:
+            await super().send(message, sender)
+            return
+        system = self.system
+        future = system.correlations.new_future(system, self.ref)
+        try:
+            _cluster(system).send(self.address.node,
+                                  (SEND, self.address, message, sender, future.correlation_id, system.node_id))
+            await future
+        finally:
+            if not future.done():
+                future.cancel()
 
     def deliver(self, message: Any, sender: ActorRef | None, mark: Any) -> None:
         system = self.system

@@ -18,6 +18,7 @@ import trio.testing
 from actors import (
     Actor,
     ActorFailed,
+    ActorRef,
     ActorStopped,
     ActorSystem,
     DeadLetter,
@@ -459,3 +460,27 @@ async def test_resolve_finds_an_actor_by_path_on_any_node() -> None:
         finder = await system.spawn(Finder, node=worker)
         assert await finder.ask((system.node, "here")) is here  # from the worker, asked of the head
         assert system.lookup("there") is there
+
+
+async def test_send_waits_for_room_in_a_bounded_mailbox_on_another_node() -> None:
+    from actors import Mailbox
+
+    class Slow(Actor):
+        def __init__(self, probe: ActorRef) -> None:
+            self.probe = probe
+
+        async def receive(self, message: Any) -> Any:
+            await trio.sleep(0.02)
+            self.probe.tell(message)
+
+    async with ActorSystem(workers=1) as system:
+        probe = await Probe.spawn(system)
+        slow = await system.spawn(Slow, probe.ref, node="spread", mailbox=Mailbox(capacity=2, overflow="fail"))
+        for n in range(10):  # a tell this fast would overflow the mailbox; send waits for room each time
+            await slow.send(n)
+        for n in range(10):
+            await probe.expect(n)
+        letters = await Probe.dead_letters(system)
+        await system.stop(slow)
+        await slow.send("after the stop")  # nothing there any more: a dead letter, as for a local actor
+        assert (await letters.expect(DeadLetter)).message == "after the stop"

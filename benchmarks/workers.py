@@ -4,8 +4,10 @@
 every message was handled); ``floor_tell_per_s`` is a raw trio task and memory channel doing the same work in one
 process, and ``remote_tell_vs_floor`` their ratio. ``remote_ask_p50_us`` / ``p99``: one ask at a time.
 ``pipelined_asks_per_s``: 64 asks in flight at once. ``kill_to_failed_ask_ms``: from ``kill -9`` of the worker
-to the pending ask failing with ``NodeDown``. ``cpu_speedup_2_workers``: a pool of two actors doing about 5 ms of
-pure-Python work per message, spread over two workers, against the same pool in one process.
+to the pending ask failing with ``NodeDown``; ``kill_to_replacement_up_ms`` / ``..._answers_ms``: to the
+replacement worker's ``NodeUp``, and to an actor spawned there answering. ``cpu_speedup_2_workers``: a pool
+of two actors doing about 5 ms of pure-Python work per message, spread over two workers, against the same pool
+in one process.
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ from typing import Any
 
 import trio
 
-from actors import Actor, ActorFailed, ActorSystem
+from actors import Actor, ActorFailed, ActorSystem, NodeUp
+
+
+class _OnEvent(Actor):
+    """Sets ``event`` when it receives an event (subscribed to ``NodeUp``)."""
+
+    def __init__(self, event: trio.Event) -> None:
+        self.event = event
+
+    async def receive(self, message: Any) -> Any:
+        self.event.set()
 
 
 class Sink(Actor):
@@ -84,6 +96,9 @@ async def _remote(messages: int, asks: int) -> dict[str, float]:
             for _ in range(64):
                 nursery.start_soon(asker, pipelined // 64)
         pipelined_rate = (pipelined // 64 * 64) / (time.perf_counter() - start)
+        joined = trio.Event()
+        watcher = await system.spawn(_OnEvent, joined)
+        system.events.subscribe(watcher, NodeUp)
         killed_at = 0.0
 
         async def kill() -> None:
@@ -98,12 +113,19 @@ async def _remote(messages: int, asks: int) -> dict[str, float]:
                 await sink.ask("hang")
             except ActorFailed:
                 failed_after = time.perf_counter() - killed_at
+        await joined.wait()
+        replaced_after = time.perf_counter() - killed_at
+        replacement = await system.spawn(Sink, node="spread")  # the only live worker now
+        await replacement.ask("get")
+        answered_after = time.perf_counter() - killed_at
         return {
             "remote_tell_per_s": tell_rate,
             "remote_ask_p50_us": statistics.median(latencies) * 1e6,
             "remote_ask_p99_us": latencies[int(len(latencies) * 0.99) - 1] * 1e6,
             "pipelined_asks_per_s": pipelined_rate,
             "kill_to_failed_ask_ms": failed_after * 1e3,
+            "kill_to_replacement_up_ms": replaced_after * 1e3,
+            "kill_to_replacement_answers_ms": answered_after * 1e3,
         }
 
 
@@ -154,6 +176,8 @@ def run(quick: bool = False) -> dict[str, float]:
         "remote_ask_p99_us": min(run["remote_ask_p99_us"] for run in runs),
         "pipelined_asks_per_s": max(run["pipelined_asks_per_s"] for run in runs),
         "kill_to_failed_ask_ms": runs[-1]["kill_to_failed_ask_ms"],
+        "kill_to_replacement_up_ms": runs[-1]["kill_to_replacement_up_ms"],
+        "kill_to_replacement_answers_ms": runs[-1]["kill_to_replacement_answers_ms"],
     }
     figures["remote_tell_vs_floor"] = figures["remote_tell_per_s"] / floor
     work = _work_for(5.0)

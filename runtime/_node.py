@@ -120,6 +120,7 @@ class Cluster:
         """On a worker: the actors it runs for parents elsewhere, by uid."""
         self._workers: dict[str, _Worker] = {}
         self._processes: list[trio.Process] = []
+        self._killed = False
         self._wanted = workers
         self._secret = os.urandom(_SECRET_BYTES)
         self._names = itertools.count(1)
@@ -168,6 +169,8 @@ class Cluster:
         finally:
             theirs.close()
         self._processes.append(process)  # from now on, kill_all() reaches it whatever happens
+        if self._killed:  # the system is going away while this one was starting
+            process.kill()
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
         try:
             await stream.send_all(self._secret)
@@ -208,17 +211,25 @@ class Cluster:
                     await worker.process.wait()
 
     def kill_all(self) -> None:
-        """Kill every worker process still running (the head is going away); the OS reaps them with trio's help
-        at the next ``wait``, which :meth:`reap` does."""
+        """Kill every worker process still running, and any that a start still under way opens after this (the
+        head is going away); :meth:`reap` then waits for them."""
+        self._killed = True
+        self._stopping = True
         for process in self._processes:
             if process.returncode is None:
                 process.kill()
 
     async def reap(self) -> None:
-        """Wait for every killed worker process to be gone (shielded: it takes a moment at most)."""
+        """Wait for every worker process to be gone, killing any still running (shielded, and bounded: a process
+        that outlives a SIGKILL for seconds is logged, not waited for)."""
         with trio.CancelScope(shield=True):
-            for process in self._processes:
-                await process.wait()
+            for process in list(self._processes):
+                if process.returncode is None:
+                    process.kill()
+                with trio.move_on_after(5.0):
+                    await process.wait()
+                if process.returncode is None:  # pragma: no cover - the kernel did not deliver the kill
+                    logger.error("worker process %d did not exit after SIGKILL", process.pid)
 
     # -- placement -----------------------------------------------------------------------------------------
 

@@ -647,7 +647,7 @@ class Cluster:
         if self.head is not None:  # a worker without its head has nothing left to do
             if not self._stopping:
                 logger.info("the head is gone (%s); stopping", reason)
-            system.cancel()
+            system._end_body()
             return
         if not self._stopping:
             logger.error("worker %s is lost: %s", node_id, reason)
@@ -700,7 +700,7 @@ async def _worker(fd: int, node_id: str, head: str, name: str) -> None:
     async with ActorSystem(name, node_name=node_id, _head=(head, link)) as system:
         assert system.cluster is not None
         clusters.append(system.cluster)
-        await system.wait_cancelled()
+        await trio.sleep_forever()  # until the head goes away, which ends the body
 
 
 def main(argv: Sequence[str] | None = None) -> int:

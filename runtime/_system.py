@@ -440,14 +440,10 @@ class ActorSystem:
         node = None if self.cluster is None else self.cluster.nodes.get(node_id)
         return node if node is not None else Node(node_id, "peer", 0, alive=False)
 
-    def cancel(self) -> None:
+    def _end_body(self) -> None:
         """End the body of ``async with`` (a worker whose head is gone shuts down this way)."""
         if self._body_scope is not None:
             self._body_scope.cancel()
-
-    async def wait_cancelled(self) -> None:
-        """Sleep until :meth:`cancel` ends the body (a worker's whole life)."""
-        await trio.sleep_forever()
 
     def next_timer_generation(self) -> int:
         """A number that tells one start of a timer from every other."""

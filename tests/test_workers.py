@@ -484,3 +484,41 @@ async def test_send_waits_for_room_in_a_bounded_mailbox_on_another_node() -> Non
         await system.stop(slow)
         await slow.send("after the stop")  # nothing there any more: a dead letter, as for a local actor
         assert (await letters.expect(DeadLetter)).message == "after the stop"
+
+
+def test_workers_exit_when_their_head_is_killed(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "head.py"
+    script.write_text(
+        "import trio\n"
+        "from actors import ActorSystem\n"
+        "async def main():\n"
+        "    async with ActorSystem(workers=1) as system:\n"
+        "        print([node.pid for node in system.nodes if node.kind == 'worker'][0], flush=True)\n"
+        "        await trio.sleep_forever()\n"
+        "trio.run(main)\n")
+    head = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert head.stdout is not None
+        worker = int(head.stdout.readline())
+        head.kill()  # SIGKILL: no shutdown at all
+        head.wait(timeout=10)
+        for _ in range(200):  # the worker sees its link end and exits by itself
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail(f"worker {worker} outlived its killed head by 10 s")
+    finally:
+        if head.poll() is None:
+            head.kill()
+            head.wait(timeout=10)
+        if head.stdout is not None:
+            head.stdout.close()

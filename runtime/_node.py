@@ -1,10 +1,11 @@
 """Nodes: the head's worker processes, the links to them, and what crosses those links.
 
-``ActorSystem(workers=N)`` starts N workers: fresh interpreters (``python -m runtime._node``, never ``fork``) with
-the head's ``sys.path`` and working directory, each one trio loop with its own dispatcher. The head and each worker
-share a ``socketpair``: the child's end is inherited through ``pass_fds`` (stdin, stdout and stderr stay the
-worker's own), the head writes a fresh per-system secret as the link's first bytes, and both ends then prove they
-hold it (:mod:`runtime._link`) before any frame is decoded. Worker-to-worker traffic is relayed by the head.
+``ActorSystem(workers=N)`` starts N workers: fresh interpreters (``python -m runtime._worker_main``, never
+``fork``) with the head's ``sys.path`` and working directory, each one trio loop with its own dispatcher. The head
+and each worker share a ``socketpair``: the child's end is inherited through ``pass_fds`` (stdin, stdout and
+stderr stay the worker's own), the head writes a fresh per-system secret as the link's first bytes, and both ends
+then prove they hold it (:mod:`runtime._link`) before any frame is decoded. Worker-to-worker traffic is relayed by
+the head.
 
 :class:`Cluster` is one system's side of all that: its nodes, links, refs to remote actors, remote spawns and
 the loss of a node, which fails every actor there with :class:`~runtime.NodeDown`.
@@ -705,7 +706,7 @@ async def _worker(fd: int, node_id: str, head: str, name: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The worker process: ``python -m runtime._worker_main --fd N --node ID --head ID --name NAME``."""
-    parser = argparse.ArgumentParser(prog="python -m runtime._node", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m runtime._worker_main", description=__doc__)
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--node", required=True)
     parser.add_argument("--head", required=True)

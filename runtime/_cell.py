@@ -278,7 +278,7 @@ class Cell(MailboxQueue):
         elif cls is Halt and self.parent is not None:
             self.parent.deliver_system(Halted(self.ref))
         elif cls is Rebuild and self.parent is not None:
-            self.parent.deliver_system(Rebuilt(self.ref))
+            self.parent.deliver_system(Rebuilt(self.ref, self._restarts))
 
     def has_work(self) -> bool:
         """Whether a runner should call :meth:`run` again."""
@@ -581,6 +581,13 @@ class Cell(MailboxQueue):
             raise
         return cell.ref
 
+    def is_current(self, incarnation: int) -> bool:
+        """Whether a failure report of this actor's ``incarnation`` is about the incarnation running now."""
+        return self._restarts == incarnation
+
+    def rebuilt(self, incarnation: int) -> None:
+        """A group restart rebuilt this actor (``incarnation`` is what it reported; a cell knows its own)."""
+
     def adopt(self, name: str, child: Any) -> None:
         """Register ``child`` (a cell, or a handle on a child on another node) under ``name``."""
         if self._children is None:
@@ -713,9 +720,9 @@ class Cell(MailboxQueue):
 
     def _acknowledge(self, kind: type[Halted] | type[Rebuilt]) -> None:
         if self.parent is not None:
-            self.parent.deliver_system(kind(self.ref))
+            self.parent.deliver_system(Halted(self.ref) if kind is Halted else Rebuilt(self.ref, self._restarts))
 
-    async def _await_acknowledgement(self, kind: type[Halted] | type[Rebuilt], child: ActorRef) -> None:
+    async def _await_acknowledgement(self, kind: type[Halted] | type[Rebuilt], child: ActorRef) -> Any:
         """Wait on the system lane for ``kind(child)``; other system messages keep their order for afterwards.
 
         This is how a parent performs a group restart step by step, as an OTP supervisor does it synchronously.
@@ -734,7 +741,7 @@ class Cell(MailboxQueue):
                 while sysq:
                     message = sysq.popleft()
                     if message.__class__ is kind and message.child is child:
-                        return
+                        return message
                     kept.append(message)
                 self._sys_waiter = task
                 await trio.lowlevel.wait_task_rescheduled(abort)
@@ -807,7 +814,7 @@ class Cell(MailboxQueue):
             return
         child: Any = children.get(child_ref.name)
         if (child is None or child.ref is not child_ref or child.state >= STOPPING or self.state >= STOPPING
-                or (isinstance(child, Cell) and child._restarts != incarnation)):
+                or not child.is_current(incarnation)):
             return
         strategy = self.strategy
         if self.window is None:
@@ -857,7 +864,8 @@ class Cell(MailboxQueue):
                 sibling.request_stop(None, "parent")
                 continue
             sibling.deliver_system(Rebuild(error))
-            await self._await_acknowledgement(Rebuilt, sibling.ref)
+            rebuilt = await self._await_acknowledgement(Rebuilt, sibling.ref)
+            sibling.rebuilt(rebuilt.incarnation)
 
     # -- this cell restarting and stopping -------------------------------------------------------------------
 

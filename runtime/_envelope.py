@@ -127,9 +127,13 @@ class Rebuild:
 
 @attrs.frozen
 class Rebuilt:
-    """To a parent: ``child`` has handled its :class:`Rebuild` (started, failed again, or was stopped)."""
+    """To a parent: ``child`` has handled its :class:`Rebuild` (started, failed again, or was stopped).
+
+    ``incarnation`` is the child's count of restarts after it: a failure report from an earlier one is stale.
+    """
 
     child: ActorRef
+    incarnation: int = 0
 
 
 @attrs.frozen

@@ -594,13 +594,14 @@ class Cluster:
         except Exception as exc:
             if then is not None:
                 parent.deliver_system(then)
-            parent.deliver_system(ChildFailed(handle.ref, exc, 0))
+            parent.deliver_system(ChildFailed(handle.ref, exc, handle.current))
             return
         target = RemoteTarget(self.system, address)
         target.ref = handle.ref
         handle.ref._target = target  # the same ref, now reaching the fresh actor
         self.remote_refs[address] = handle.ref
         handle.node = node_id
+        handle.current = 0  # a fresh actor in a fresh process counts its restarts from 0
         self.remote_children.setdefault(node_id, set()).add(handle)
         worker = self._workers.get(node_id)
         if worker is not None:

@@ -223,7 +223,8 @@ class RemoteChild:
     failure, its stop), which is all the parent's decisions need.
     """
 
-    __slots__ = ("_stopped_lot", "backoff_count", "last_restart", "name", "node", "parent", "ref", "spec", "state")
+    __slots__ = ("_stopped_lot", "backoff_count", "current", "last_restart", "name", "node", "parent", "ref", "spec",
+                 "state")
 
     def __init__(self, ref: ActorRef, spec: SpawnSpec, parent: Cell) -> None:
         self.ref = ref
@@ -232,6 +233,9 @@ class RemoteChild:
         self.node = ref.address.node
         self.spec = spec
         self.state = RUNNING
+        self.current = 0
+        """The child's count of restarts as last heard (a group restart's ``Rebuilt`` says it); failure reports
+        from before it are stale. A restart of its own only raises the count, so later reports are never older."""
         self.backoff_count = 0
         self.last_restart = float("-inf")
         self._stopped_lot: trio.lowlevel.ParkingLot | None = None
@@ -251,6 +255,14 @@ class RemoteChild:
     def child(self, name: str) -> None:
         """Its own children live on its node: none of them is known here."""
         return None
+
+    def is_current(self, incarnation: int) -> bool:
+        """Whether a failure report of ``incarnation`` is not older than what the parent last heard."""
+        return incarnation >= self.current
+
+    def rebuilt(self, incarnation: int) -> None:
+        """A group restart rebuilt the child, now at ``incarnation``."""
+        self.current = incarnation
 
     @property
     def _lost(self) -> bool:
@@ -272,7 +284,7 @@ class RemoteChild:
         elif cls is Reincarnate:
             cluster.respawn(self, message.delay, None)  # type: ignore[union-attr]
         elif cls is Rebuild:
-            cluster.respawn(self, 0.0, Rebuilt(self.ref))
+            cluster.respawn(self, 0.0, Rebuilt(self.ref, 0))
         elif cls is Resume:  # nothing is left to resume
             cluster.forget_child(self)
 
@@ -293,7 +305,7 @@ class RemoteChild:
             return
         self.state = SUSPENDED
         self.parent.system.lifecycle(self.ref, "failed", reason)
-        self.parent.deliver_system(ChildFailed(self.ref, reason, 0))
+        self.parent.deliver_system(ChildFailed(self.ref, reason, self.current))
 
     def stopped(self) -> None:
         """The child stopped for good (or its node is lost): release whoever waits in :meth:`wait_stopped`."""

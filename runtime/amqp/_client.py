@@ -567,6 +567,13 @@ class Connection:
         if nursery is None:
             raise TypeError("Connection.open needs a nursery to run its tasks in; "
                             "or use `async with open_connection(url) as connection`")
+        connection = await cls._connect(url)
+        await nursery.start(connection._run)
+        return connection
+
+    @classmethod
+    async def _connect(cls, url: str) -> Connection:
+        """Connect and handshake; the connection's tasks are not started yet."""
         params = _Params.parse(url)
         try:
             stream = await trio.open_tcp_stream(params.host, params.port)
@@ -578,7 +585,6 @@ class Connection:
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
-        await nursery.start(connection._run)
         return connection
 
     async def channel(self) -> Channel:
@@ -819,11 +825,21 @@ async def open_connection(url: str = "amqp://guest:guest@127.0.0.1:5672/") -> As
     ``url`` is ``amqp://user:password@host:port/vhost`` (defaults: guest/guest, 127.0.0.1, 5672, ``/``; a
     ``?heartbeat=N`` query overrides the broker's heartbeat proposal, ``0`` disabling heartbeats).
     """
-    async with trio.open_nursery() as nursery:
-        connection = await Connection.open(url, nursery)
-        try:
-            yield connection
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
-                await connection.close()
-            nursery.cancel_scope.cancel()
+    # The handshake happens outside the nursery, so that a refused login raises as itself, not in a group.
+    connection = await Connection._connect(url)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(connection._run)
+            try:
+                yield connection
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await connection.close()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The connection's tasks record their errors instead of raising: a lone exception is the block's own.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from group.exceptions[0].__cause__
+        raise
+    finally:
+        await trio.aclose_forcefully(connection._stream)

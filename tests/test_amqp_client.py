@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 import trio
+import trio.testing
 
 import runtime
 from runtime.amqp import (
@@ -275,6 +276,23 @@ async def test_cancelled_confirm_wait_leaves_the_channel_consistent(broker: str)
         while (delivery := await channel.basic_get(queue, no_ack=True)) is not None:
             bodies.add(delivery.body)
         assert b"kept" in bodies
+
+
+@pytest.mark.deadline(60)
+async def test_cancelled_channel_open_is_closed_behind_the_scenes(broker: str) -> None:
+    async with open_connection(broker) as connection:
+        with trio.move_on_after(0):  # cancelled before the Open goes out
+            await connection.channel()
+        for _ in range(3):  # cancelled (most likely) while waiting for the OpenOk
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(connection.channel)
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.cancel_scope.cancel()
+        # No channel number is reused while the broker may still hold it open (that would be a 504).
+        for _ in range(5):
+            channel = await connection.channel()
+            await channel.queue_declare(name("q"), exclusive=True)
+        assert connection.statistics().open
 
 
 def test_errors_pickle() -> None:

@@ -541,6 +541,8 @@ class Connection:
     _channel_max: int = DEFAULT_CHANNEL_MAX
     _heartbeat: int = 0
     _channels: dict[int, Channel] = attrs.field(factory=dict)
+    _abandoned: set[int] = attrs.field(factory=set)
+    """Channels whose Channel.Open was cancelled before its OpenOk: closed as soon as it comes, then reused."""
     _next_channel: int = 1
     _send_lock: trio.StrictFIFOLock = attrs.field(factory=trio.StrictFIFOLock)
     _buffer: bytearray = attrs.field(factory=bytearray)
@@ -593,7 +595,7 @@ class Connection:
         for _ in range(self._channel_max):
             channel_id = self._next_channel
             self._next_channel = channel_id % self._channel_max + 1
-            if channel_id not in self._channels:
+            if channel_id not in self._channels and channel_id not in self._abandoned:
                 break
         else:
             raise AMQPError(f"{self} has all its {self._channel_max} channels open")
@@ -602,7 +604,9 @@ class Connection:
             await channel._rpc(commands.Channel.Open(), commands.Channel.OpenOk)
         except BaseException:
             if channel._error is None:
-                # Cancelled before the OpenOk: the channel is unusable; let the broker's reply find nothing.
+                if channel._waiters:
+                    # Cancelled after the Open went out: close the channel once the broker has opened it.
+                    self._abandoned.add(channel_id)
                 channel._shut(ChannelClosed(f"channel {channel_id} was not opened"))
             raise
         return channel
@@ -787,8 +791,14 @@ class Connection:
             raise ProtocolError(f"{self._params.show()} sent unexpected {value!r} on channel 0")
         channel = self._channels.get(channel_id)
         if channel is None:
-            if isinstance(value, commands.Channel.CloseOk):
-                return  # the reply to a close whose waiter was cancelled
+            if channel_id in self._abandoned:
+                if isinstance(value, commands.Channel.OpenOk):
+                    self._send_nowait(_marshal(commands.Channel.Close(REPLY_SUCCESS, "abandoned", 0, 0), channel_id))
+                elif isinstance(value, commands.Channel.CloseOk | commands.Channel.Close):
+                    if isinstance(value, commands.Channel.Close):
+                        self._send_nowait(_marshal(commands.Channel.CloseOk(), channel_id))
+                    self._abandoned.discard(channel_id)
+                return
             raise ProtocolError(f"{self._params.show()} sent {value!r} on channel {channel_id}, which is not open")
         channel._on_frame(value)
 

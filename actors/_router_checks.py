@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from runtime import ActorRef, ReplyRef, validate_key
+from runtime import show as _show
 
 from ._router_messages import Enqueue, EnqueueCC, Publish
 
@@ -20,12 +21,8 @@ _SHOW_LIMIT: Final = 60
 
 
 def show(value: object) -> str:
-    """``repr(value)`` cut short for error messages; never raises (a failing ``repr`` shows the type)."""
-    try:
-        text = repr(value)
-    except Exception:
-        return f"<{type(value).__name__} object (repr failed)>"
-    return text if len(text) <= _SHOW_LIMIT else text[:_SHOW_LIMIT] + "…"
+    """``repr(value)`` cut short for error messages; never raises (``runtime.show``, at this module's length)."""
+    return _show(value, _SHOW_LIMIT)
 
 
 def check_ttl(what: str, value: object) -> float | None:

@@ -62,6 +62,7 @@ from ._routing import RoutingTable as RoutingTable
 from ._routing import make_table as make_table
 from ._routing import split_words as split_words
 from ._routing import validate_key as validate_key
+from ._show import show as show
 from ._spawn import SPAWN_OPTIONS as SPAWN_OPTIONS
 from ._spawn import SpawnSpec as SpawnSpec
 from ._storage import PendingWrites as PendingWrites
@@ -161,6 +162,7 @@ __all__ = [
     "make_table",
     "open_link",
     "positive_seconds",
+    "show",
     "split_words",
     "topology",
     "validate_key",

@@ -33,6 +33,7 @@ import attrs
 import cloudpickle  # type: ignore[import-untyped]
 
 from ._exceptions import AuthenticationFailed, FrameError, LinkError, SerializationError
+from ._show import show as _show
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
@@ -281,12 +282,8 @@ _SHOW_LIMIT: Final = 80
 
 
 def show(value: object) -> str:
-    """``repr(value)``, cut to a readable length for an error message."""
-    try:
-        text = repr(value)
-    except Exception as exc:  # a broken __repr__ must not hide the error being reported
-        text = f"<{type(value).__name__} with a failing repr: {exc!r}>"
-    return text if len(text) <= _SHOW_LIMIT else text[:_SHOW_LIMIT] + "…"
+    """``repr(value)``, cut to a readable length for an error message (see :func:`runtime._show.show`)."""
+    return _show(value, _SHOW_LIMIT)
 
 
 def dump_batch(items: Sequence[Any]) -> bytes:

@@ -82,9 +82,6 @@ class Correlations:
         """The requests still waiting for an answer (a copy)."""
         return list(self._pending.values())
 
-    def __contains__(self, correlation_id: object) -> bool:
-        return correlation_id in self._pending
-
     def __len__(self) -> int:
         return len(self._pending)
 

@@ -496,10 +496,7 @@ class Cluster:
         ref = self.system.ref_at(address)
         handle = RemoteChild(ref, spec, parent)
         parent.adopt(name, handle)
-        self.remote_children.setdefault(node_id, set()).add(handle)
-        worker = self._workers.get(node_id)
-        if worker is not None:
-            worker.actors += 1
+        self._place_child(handle, node_id)
         return ref
 
     def _spawn_done(self, reply: AddressReply) -> None:
@@ -570,7 +567,7 @@ class Cluster:
         parent = parent_ref._target
         handle = parent.child(item.child.name) if hasattr(parent, "child") else None
         if isinstance(handle, RemoteChild) and handle.ref.address == item.child:
-            self._forget_child(handle)
+            self.forget_child(handle)
 
     def respawn(self, handle: RemoteChild, delay: float, then: Rebuilt | None) -> None:
         """Start a child whose node was lost again on a live node, behind the same ref; ``then`` goes to its
@@ -600,21 +597,22 @@ class Cluster:
         target.ref = handle.ref
         handle.ref._target = target  # the same ref, now reaching the fresh actor
         self.remote_refs[address] = handle.ref
-        handle.node = node_id
         handle.current = 0  # a fresh actor in a fresh process counts its restarts from 0
-        self.remote_children.setdefault(node_id, set()).add(handle)
-        worker = self._workers.get(node_id)
-        if worker is not None:
-            worker.actors += 1
+        self._place_child(handle, node_id)
         self.system.lifecycle(handle.ref, "restarted", reason)
         if then is not None:
             parent.deliver_system(then)
 
-    def forget_child(self, handle: RemoteChild) -> None:
-        """A remote child is gone for good: its parent forgets it."""
-        self._forget_child(handle)
+    def _place_child(self, handle: RemoteChild, node_id: str) -> None:
+        """Count ``handle``'s actor as running on ``node_id`` (for ``"spread"``, and for losing that node)."""
+        handle.node = node_id
+        self.remote_children.setdefault(node_id, set()).add(handle)
+        worker = self._workers.get(node_id)
+        if worker is not None:
+            worker.actors += 1
 
-    def _forget_child(self, handle: RemoteChild) -> None:
+    def forget_child(self, handle: RemoteChild) -> None:
+        """A remote child is gone for good: its parent forgets it, and its node counts it no more."""
         self.remote_children.get(handle.node, set()).discard(handle)
         worker = self._workers.get(handle.node)
         if worker is not None:

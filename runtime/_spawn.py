@@ -18,6 +18,11 @@ SPAWN_OPTIONS = ("name", "mailbox", "restart", "supervision", "stop_timeout", "n
 _NO_KWARGS: Mapping[str, Any] = {}
 
 
+def _check_name(name: object) -> None:
+    if name is not None and (not isinstance(name, str) or not name or "/" in name):
+        raise ValueError(f"actor name {name!r} must be a non-empty string without '/'")
+
+
 class SpawnSpec(NamedTuple):
     """What to start and how: the factory, its arguments and the spawn options.
 
@@ -57,8 +62,7 @@ class SpawnSpec(NamedTuple):
         type, :class:`ValueError` for a bad name, restart type, stop timeout or placement, each naming the value."""
         if not callable(factory):
             raise TypeError(f"spawn() needs an Actor subclass or a callable returning an Actor, not {factory!r}")
-        if name is not None and (not isinstance(name, str) or not name or "/" in name):
-            raise ValueError(f"actor name {name!r} must be a non-empty string without '/'")
+        _check_name(name)
         if mailbox is not None and not isinstance(mailbox, Mailbox):
             raise TypeError(f"mailbox={mailbox!r} must be a Mailbox")
         if supervision is not None and not isinstance(supervision, Strategy):
@@ -73,8 +77,7 @@ class SpawnSpec(NamedTuple):
 
     def renamed(self, name: str | None) -> SpawnSpec:
         """The same spec under another name (checked like any name)."""
-        if name is not None and (not isinstance(name, str) or not name or "/" in name):
-            raise ValueError(f"actor name {name!r} must be a non-empty string without '/'")
+        _check_name(name)
         return self._replace(name=name)
 
 

@@ -385,14 +385,13 @@ class ActorSystem:
     def dead_letter(self, message: object, sender: ActorRef | None, recipient: ActorRef | None,
                     reason: str) -> None:
         """Count an undeliverable message and publish it as a :class:`DeadLetter` (a worker's, on the head)."""
-        if isinstance(message, DeadLetter):
-            return
         cluster = self.cluster
         if cluster is not None and cluster.head is not None:
-            cluster.send(cluster.head, Published(DeadLetter(message, sender, recipient, reason)))
+            if not isinstance(message, DeadLetter):  # the head counts and publishes it
+                cluster.send(cluster.head, Published(DeadLetter(message, sender, recipient, reason)))
             return
         self._dead_letters += 1
-        if self.events:
+        if self.events and not isinstance(message, DeadLetter):
             self.events.publish(DeadLetter(message, sender, recipient, reason))
 
     def publish(self, event: object) -> None:

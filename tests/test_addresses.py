@@ -199,7 +199,7 @@ def test_system_messages_are_frozen_values() -> None:
                 _envelope.ChildExited):
         assert attrs.has(cls)
         assert cls.__attrs_attrs__ is not None
-        assert "__dict__" not in dir(cls) or not hasattr(cls, "__dict__") or cls.__slots__ is not None
+        assert "__slots__" in cls.__dict__  # slotted, like every message value
 
 
 async def test_unwatch_before_the_watch_is_handled_leaves_no_terminated(

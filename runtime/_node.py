@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import itertools
+import json
 import logging
 import os
 import socket
@@ -29,7 +30,9 @@ import trio
 from ._address import Address
 from ._envelope import WATCH_MARK, ChildFailed, Rebuilt, Stop
 from ._exceptions import ActorFailed, ActorStopped, LinkClosed, MailboxFull, NodeDown, SerializationError
+from ._figures import Metrics
 from ._link import Link, LinkOptions
+from ._mailbox import Mailbox
 from ._messages import Terminated
 from ._ref import ActorRef
 from ._remote import (
@@ -162,7 +165,7 @@ class Cluster:
             env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
             process = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "runtime._worker_main", "--fd", str(theirs.fileno()), "--node", node_id,
-                 "--head", system.node_id, "--name", system.name],
+                 "--head", system.node_id, "--name", system.name, "--settings", _settings(system)],
                 pass_fds=(theirs.fileno(),), cwd=os.getcwd(), env=env)
         except BaseException:
             ours.close()
@@ -680,7 +683,13 @@ _LINK_OPTIONS = LinkOptions(heartbeat=1.0, dead_after=5, handshake_timeout=30.0)
 # -- the worker process --------------------------------------------------------------------------------------
 
 
-async def _worker(fd: int, node_id: str, head: str, name: str) -> None:
+def _settings(system: ActorSystem) -> str:
+    """What a worker's system takes from the head's (no secret: the command line is public): the queue figures'
+    settings and the default mailbox, as JSON."""
+    return json.dumps({"metrics": attrs.asdict(system.metrics), "mailbox": attrs.asdict(system.default_mailbox)})
+
+
+async def _worker(fd: int, node_id: str, head: str, name: str, settings: str) -> None:
     from ._system import ActorSystem
 
     sock = socket.socket(fileno=fd)
@@ -697,23 +706,26 @@ async def _worker(fd: int, node_id: str, head: str, name: str) -> None:
         clusters[0]._refused(item, error)
 
     link = await Link.connect(stream, bytes(secret), role="worker", options=_LINK_OPTIONS, on_refused=refused)
-    async with ActorSystem(name, node_name=node_id, _head=(head, link)) as system:
+    given = json.loads(settings)
+    async with ActorSystem(name, node_name=node_id, metrics=Metrics(**given["metrics"]),
+                           mailbox=Mailbox(**given["mailbox"]), _head=(head, link)) as system:
         assert system.cluster is not None
         clusters.append(system.cluster)
         await trio.sleep_forever()  # until the head goes away, which ends the body
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The worker process: ``python -m runtime._worker_main --fd N --node ID --head ID --name NAME``."""
+    """The worker process: ``python -m runtime._worker_main --fd N --node ID --head ID --name NAME --settings JSON``."""
     parser = argparse.ArgumentParser(prog="python -m runtime._worker_main", description=__doc__)
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--node", required=True)
     parser.add_argument("--head", required=True)
     parser.add_argument("--name", required=True)
+    parser.add_argument("--settings", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"[{args.node}] %(levelname)s %(name)s: %(message)s")
     try:
-        trio.run(_worker, args.fd, args.node, args.head, args.name)
+        trio.run(_worker, args.fd, args.node, args.head, args.name, args.settings)
     except KeyboardInterrupt:  # pragma: no cover - the head is being interrupted too
         return 130
     return 0

@@ -563,3 +563,17 @@ async def test_two_remote_children_failing_at_once_restart_their_group_once() ->
         assert sorted(kind for kind in kinds if kind[1] == "restarted") == [("a", "restarted"), ("b", "restarted")]
         assert await a.ask("count") == 1  # fresh instances, restarted once
         assert await b.ask("count") == 1
+
+
+async def test_workers_take_the_heads_figures_settings_and_default_mailbox() -> None:
+    from actors import Mailbox, Metrics
+
+    class Settings(Actor):
+        async def receive(self, message: Any) -> Any:
+            return self.system.metrics, self.system.default_mailbox
+
+    metrics = Metrics(window=10.0, buckets=5, tick=0.05, sample_every=1)
+    mailbox = Mailbox(capacity=50, overflow="drop_old")
+    async with ActorSystem(workers=1, metrics=metrics, mailbox=mailbox) as system:
+        remote = await system.spawn(Settings, node="spread")
+        assert await remote.ask("settings") == (metrics, mailbox)

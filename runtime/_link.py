@@ -22,9 +22,11 @@ arrived before it are taken.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final, Literal
@@ -57,7 +59,7 @@ from ._codec import (
 )
 from ._exceptions import AuthenticationFailed, LinkClosed, LinkError, SerializationError
 
-__all__ = ["Link", "LinkOptions", "LinkState", "LinkStatistics", "open_link"]
+__all__ = ["Link", "LinkOptions", "LinkState", "LinkStatistics", "RawSocketStream", "open_link"]
 
 logger = logging.getLogger("actors")
 
@@ -66,6 +68,84 @@ LinkState = Literal["open", "closing", "closed", "broken"]
 
 _STREAM_ERRORS: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 """What a stream raises when the other end is gone (trio turns a connection reset into ``BrokenResourceError``)."""
+
+
+class RawSocketStream(trio.abc.Stream):
+    """A stream over a connected stdlib socket that spends no scheduler turn it does not need: what links run on.
+
+    :class:`trio.SocketStream` pays a checkpoint before and after every operation, which on a link is three or four
+    turns of the scheduler for each frame each way; a round trip between two nodes is a chain of such turns, so
+    they are its latency. Here :meth:`send_all` writes at once when the socket takes the bytes (it waits only when
+    the socket is full) and so is *not* a checkpoint; :meth:`receive_some` always waits for the socket to be
+    readable first, so a reader that loops on it gives the other tasks a turn between reads, however fast the peer
+    writes. Socket errors come out as :class:`trio.BrokenResourceError`, as from trio's streams.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        self._closed = False
+
+    @property
+    def socket(self) -> socket.socket:
+        """The socket under the stream."""
+        return self._sock
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Write all of ``data``; wait only while the socket is full. Not a checkpoint when it writes at once."""
+        sock = self._sock
+        with memoryview(data) as view:
+            sent = 0
+            total = len(view)
+            while sent < total:
+                self._check_open()
+                try:
+                    sent += sock.send(view[sent:])
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(sock)
+                except OSError as exc:
+                    raise _broken(exc) from exc
+
+    async def wait_send_all_might_not_block(self) -> None:
+        self._check_open()
+        await trio.lowlevel.wait_writable(self._sock)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Wait until the socket is readable, then read up to ``max_bytes`` (64 KiB by default); ``b""`` at its end."""
+        sock = self._sock
+        size = 65536 if max_bytes is None else max_bytes
+        if size < 1:
+            raise ValueError(f"max_bytes must be at least 1, got {max_bytes!r}")
+        while True:
+            self._check_open()
+            await trio.lowlevel.wait_readable(sock)
+            try:
+                return sock.recv(size)
+            except BlockingIOError:  # woken without data: wait again
+                continue
+            except OSError as exc:
+                raise _broken(exc) from exc
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            trio.lowlevel.notify_closing(self._sock)
+            self._sock.close()
+        await trio.lowlevel.checkpoint()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this stream was closed")
+
+
+def _broken(exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError:
+    if exc.errno == errno.EBADF:
+        return trio.ClosedResourceError("the socket was closed")
+    return trio.BrokenResourceError(f"socket error: {exc!r}")
+
+
+EAGER_ITEMS: Final = 256
+"""Items queued in one turn of the scheduler after which a sender writes them at once (see :meth:`Link.send`)."""
 
 
 def _positive_seconds(name: str, *, optional: bool = False) -> Callable[[Any, Any, Any], None]:
@@ -175,15 +255,26 @@ class Link(trio.abc.AsyncResource):
     _reason: LinkError | None = attrs.field(default=None, init=False)
     """Why the link is closed or broken; ``None`` while it is open."""
     _pending: list[Any] = attrs.field(factory=list, init=False)
+    _unsent: bytes = attrs.field(default=b"", init=False)
+    """The end of frames a write in a sender's turn could not finish: the writer writes it before anything else."""
+    _armed: bool = attrs.field(default=True, init=False)
+    """The writer has caught up since the last write in a sender's turn: the next item may be written at once."""
+    _direct: socket.socket | None = attrs.field(default=None, init=False)
+    """The socket under a :class:`RawSocketStream`, which a sender's turn can write to without waiting."""
     _wake: trio.Event = attrs.field(factory=trio.Event, init=False)
     _write_lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
     _closed: trio.Event = attrs.field(factory=trio.Event, init=False)
     _frames_in: trio.MemorySendChannel[Frame] = attrs.field(init=False)
     _frames_out: trio.MemoryReceiveChannel[Frame] = attrs.field(init=False)
     _loops: trio.CancelScope | None = attrs.field(default=None, init=False)
+    _on_batch: Callable[[list[Any]], object] | None = attrs.field(default=None, init=False)
+    """Given to :meth:`run`: takes each batch in the reader's own turn, in place of :meth:`receive`."""
     _running: bool = attrs.field(default=False, init=False)
     _stream_closed: bool = attrs.field(default=False, init=False)
     _last_sent: float = attrs.field(init=False)
+    _last_received: float = attrs.field(init=False)
+    _beat: bool = attrs.field(default=False, init=False)
+    """A heartbeat is due: the heartbeat task asks the writer for one."""
     _frames_sent: int = attrs.field(default=0, init=False)
     _frames_received: int = attrs.field(default=0, init=False)
     _items_sent: int = attrs.field(default=0, init=False)
@@ -196,7 +287,9 @@ class Link(trio.abc.AsyncResource):
 
     def __attrs_post_init__(self) -> None:
         self._frames_in, self._frames_out = trio.open_memory_channel[Frame](self._options.receive_buffer)
-        self._last_sent = trio.current_time()
+        self._last_sent = self._last_received = trio.current_time()
+        if isinstance(self._stream, RawSocketStream):
+            self._direct = self._stream.socket
 
     @classmethod
     async def connect(cls, stream: trio.abc.Stream, secret: bytes, *, role: Role,
@@ -246,6 +339,11 @@ class Link(trio.abc.AsyncResource):
     def send(self, item: Any) -> None:
         """Queue ``item`` for the peer; it never blocks. The writer sends it with the next flush.
 
+        On a :class:`RawSocketStream`, the first item after the writer has caught up, and every
+        ``EAGER_ITEMS``-th item of a long burst, is written at once, in the caller's turn, with what is queued
+        before it: the peer starts on it a turn of the scheduler sooner, and on a long burst while the rest is
+        still being sent. Items sent in the same turn after it wait for the writer, which sends them together.
+
         Items reach the peer's :meth:`receive` in the order they were sent, unless the link closes or breaks
         first: what is still queued then is not sent (:attr:`LinkStatistics.pending` counts it), and a frame
         written just before a break may never be read. Raises
@@ -253,7 +351,10 @@ class Link(trio.abc.AsyncResource):
         """
         if self._state != "open":
             raise self._closed_error()
-        self._pending.append(item)
+        pending = self._pending
+        pending.append(item)
+        if self._direct is not None and (self._armed or len(pending) >= EAGER_ITEMS):
+            self._write_now()
         self._wake.set()
 
     # -- Receiving -----------------------------------------------------------------------------------------
@@ -288,17 +389,24 @@ class Link(trio.abc.AsyncResource):
 
     # -- Running and closing -------------------------------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, on_batch: Callable[[list[Any]], object] | None = None,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Write and read the link's frames until it closes; start it in a nursery (``nursery.start(link.run)``).
 
         Runs the writer (one frame per flush of what :meth:`send` queued, and heartbeats) and the reader (checks
         the peer's frames and hands batches to :meth:`receive`, and notices a silent peer). Returns when the link
         is closed or broken; a broken link is logged and its error kept in :attr:`error`, never raised here.
         Cancelled, it closes the link at once, without a goodbye: the peer sees a hang-up.
+
+        With ``on_batch``, the reader unpickles each batch and calls ``on_batch(items)`` itself, at once, in
+        place of :meth:`receive` (which must not be used then): a batch reaches its handler without a turn of the
+        scheduler in between. ``on_batch`` must not block; an exception from it breaks the link, and so does a
+        batch that does not unpickle.
         """
         if self._running:
             raise RuntimeError(f"{self!r} is already running")
         self._running = True
+        self._on_batch = on_batch
         try:
             async with trio.open_nursery() as nursery:
                 self._loops = nursery.cancel_scope
@@ -306,6 +414,8 @@ class Link(trio.abc.AsyncResource):
                     nursery.cancel_scope.cancel()
                 nursery.start_soon(self._write_loop)
                 nursery.start_soon(self._read_loop)
+                if self._options.heartbeat is not None:
+                    nursery.start_soon(self._heartbeat_loop, self._options.heartbeat)
                 task_status.started()
         finally:
             self._loops = None
@@ -386,36 +496,97 @@ class Link(trio.abc.AsyncResource):
     # -- The writer ----------------------------------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        heartbeat = self._options.heartbeat
         try:
             while True:
-                if not self._pending:
+                if not self._pending and not self._beat and not self._unsent:
+                    self._armed = True
                     self._wake = trio.Event()
-                    deadline = math.inf if heartbeat is None else self._last_sent + heartbeat
-                    with trio.move_on_at(deadline):
-                        await self._wake.wait()
-                async with self._write_lock:
-                    if self._pending:
+                    await self._wake.wait()
+                lock = self._write_lock
+                try:
+                    lock.acquire_nowait()  # no turn of the scheduler when aclose() is not writing
+                except trio.WouldBlock:
+                    await lock.acquire()
+                try:
+                    if self._pending or self._unsent:
                         await self._flush()
-                    elif heartbeat is not None and trio.current_time() >= self._last_sent + heartbeat:
+                    elif self._beat:
                         await self._write(self._encoder.encode(FrameKind.HEARTBEAT))
                         self._heartbeats_sent += 1
+                    self._beat = False
+                finally:
+                    lock.release()
         except _STREAM_ERRORS as exc:
             self._break(_caused(LinkClosed(f"the {self._peer} is gone: writing failed with {exc!r}"), exc))
         except SerializationError as exc:
             self._break(_caused(LinkClosed(f"link broken by an item no one takes refusals for: {exc}"), exc))
 
+    async def _heartbeat_loop(self, heartbeat: float) -> None:
+        """Ask the writer for a heartbeat after ``heartbeat`` seconds without a write, and break the link once the
+        peer has sent nothing for the silence limit. It never writes itself, so a write blocked on a peer that
+        reads nothing cannot keep it from noticing that the peer says nothing either."""
+        limit = self._options.silence_limit
+        while True:
+            now = trio.current_time()
+            if now >= self._last_received + limit:
+                self._break(LinkClosed(
+                    f"the {self._peer} sent nothing for {limit:g} s ({self._options.dead_after} heartbeat "
+                    f"intervals of {heartbeat:g} s): presumed dead"))
+                return
+            beat_at = self._last_sent + heartbeat
+            if now >= beat_at and not self._beat:
+                self._beat = True
+                self._wake.set()
+            if self._beat:  # asked for: look again a period on
+                beat_at = now + heartbeat
+            await trio.sleep_until(min(beat_at, self._last_received + limit))
+
     async def _flush(self) -> None:
-        """Write everything queued: one frame, or several if it is over the frame limit."""
+        """Write the rest of an unfinished write, then everything queued: one frame, or several over the limit."""
+        if self._unsent:
+            data, self._unsent = self._unsent, b""
+            await self._write(data)
+        data, frames, items = self._take_frames()
+        if data:
+            await self._write(data)
+            self._frames_sent += frames
+            self._items_sent += items
+
+    def _take_frames(self) -> tuple[bytes, int, int]:
+        """The frames for everything queued, how many and how many items they carry; the queue is then empty."""
         if not self._pending:
-            return
+            return b"", 0, 0
         items, self._pending = self._pending, []
         frames: list[bytes] = []
         sent = self._encode(items, frames)
-        if frames:
-            await self._write(b"".join(frames))
-            self._frames_sent += len(frames)
-            self._items_sent += sent
+        return b"".join(frames), len(frames), sent
+
+    def _write_now(self) -> None:
+        """Write what is queued in the caller's turn, as far as the socket takes it, unless a write is under way
+        (the writer's, or this one's own, called again from ``on_refused``)."""
+        lock = self._write_lock
+        if lock.locked() or self._unsent:
+            return
+        self._armed = False
+        lock.acquire_nowait()
+        try:
+            data, frames, items = self._take_frames()
+            if not data:
+                return
+            self._frames_sent += frames
+            self._items_sent += items
+            try:
+                written = self._direct.send(data)  # type: ignore[union-attr]
+            except OSError:  # full (BlockingIOError) or gone: the writer writes it, or meets the error itself
+                written = 0
+            self._bytes_sent += written
+            self._last_sent = trio.current_time()
+            if written < len(data):
+                self._unsent = data[written:]
+        except SerializationError as exc:
+            self._break(_caused(LinkClosed(f"link broken by an item no one takes refusals for: {exc}"), exc))
+        finally:
+            lock.release()
 
     def _encode(self, items: list[Any], frames: list[bytes]) -> int:
         """Append the frames for ``items`` to ``frames``; return how many items they carry.
@@ -459,7 +630,8 @@ class Link(trio.abc.AsyncResource):
     # -- The reader ----------------------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        limit = self._options.silence_limit
+        read_size = self._options.read_size
+        on_batch = self._on_batch
         data: bytes | bytearray = self._glued
         self._glued = b""
         try:
@@ -470,7 +642,12 @@ class Link(trio.abc.AsyncResource):
                     for frame in self._decoder:
                         if frame.kind == FrameKind.BATCH:
                             self._frames_received += 1
-                            await self._frames_in.send(frame)
+                            if on_batch is None:
+                                await self._frames_in.send(frame)
+                            else:
+                                items = load_batch(frame.payload)
+                                self._items_received += len(items)
+                                on_batch(items)
                         elif frame.kind == FrameKind.HEARTBEAT:
                             self._heartbeats_received += 1
                         else:
@@ -478,18 +655,18 @@ class Link(trio.abc.AsyncResource):
                             self._finish("closed", LinkClosed(
                                 f"link {self._role}->{self._peer} was closed by the {self._peer}"))
                             return
-                with trio.move_on_after(limit) as silence:
-                    data = await self._stream.receive_some(self._options.read_size)
-                if silence.cancelled_caught:
-                    raise LinkClosed(
-                        f"the {self._peer} sent nothing for {limit:g} s ({self._options.dead_after} heartbeat "
-                        f"intervals of {self._options.heartbeat:g} s): presumed dead")
+                data = await self._stream.receive_some(read_size)
+                self._last_received = trio.current_time()
                 if not data:
                     raise LinkClosed(f"the {self._peer} hung up without a goodbye (end of stream)")
+        except SerializationError as exc:  # only with on_batch: receive() raises it to its caller instead
+            self._break(_caused(LinkClosed(f"a batch from the {self._peer} does not unpickle here: {exc}"), exc))
         except LinkError as exc:
             self._break(exc)
         except _STREAM_ERRORS as exc:
             self._break(_caused(LinkClosed(f"the {self._peer} hung up: reading failed with {exc!r}"), exc))
+        except Exception as exc:  # on_batch raised
+            self._break(_caused(LinkClosed(f"the handler of the {self._peer}'s batches failed: {exc!r}"), exc))
 
     # -- Ending --------------------------------------------------------------------------------------------
 

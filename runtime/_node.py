@@ -31,7 +31,7 @@ from ._address import Address
 from ._envelope import WATCH_MARK, ChildFailed, Rebuilt, Stop
 from ._exceptions import ActorFailed, ActorStopped, LinkClosed, MailboxFull, NodeDown, SerializationError
 from ._figures import Metrics
-from ._link import Link, LinkOptions
+from ._link import Link, LinkOptions, RawSocketStream
 from ._mailbox import Mailbox
 from ._messages import Terminated
 from ._ref import ActorRef
@@ -175,7 +175,7 @@ class Cluster:
         self._processes.append(process)  # from now on, kill_all() reaches it whatever happens
         if self._killed:  # the system is going away while this one was starting
             process.kill()
-        stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+        stream = RawSocketStream(ours)
         try:
             await stream.send_all(self._secret)
             link = await Link.connect(stream, self._secret, role="head", options=_LINK_OPTIONS,
@@ -336,22 +336,23 @@ class Cluster:
         reason = "its link closed"
         try:
             async with trio.open_nursery() as nursery:
-                await nursery.start(link.run)
+                await nursery.start(functools.partial(link.run, on_batch=functools.partial(self._take, node_id)))
                 if process is not None:
                     nursery.start_soon(self._watch_process, process, link)
-                try:
-                    async for batch in link:
-                        for item in batch:
-                            try:
-                                self._receive(node_id, item)
-                            except Exception:  # a bug must not cost the node its link: say it and go on
-                                logger.exception("node %s: handling %s from %s failed", self.system.node_id,
-                                                 show(item), node_id)
-                except Exception as exc:  # a broken link: the node is lost
-                    reason = f"its link broke: {exc}"
+                await link.wait_closed()
+                if link.error is not None:  # a broken link: the node is lost
+                    reason = f"its link broke: {link.error}"
                 nursery.cancel_scope.cancel()
         finally:
             self._node_down(node_id, reason)
+
+    def _take(self, node_id: str, batch: list[Any]) -> None:
+        """A batch from node ``node_id``, taken in the link reader's turn."""
+        for item in batch:
+            try:
+                self._receive(node_id, item)
+            except Exception:  # a bug must not cost the node its link: say it and go on
+                logger.exception("node %s: handling %s from %s failed", self.system.node_id, show(item), node_id)
 
     async def _watch_process(self, process: trio.Process, link: Link) -> None:
         await process.wait()
@@ -693,7 +694,7 @@ async def _worker(fd: int, node_id: str, head: str, name: str, settings: str) ->
     from ._system import ActorSystem
 
     sock = socket.socket(fileno=fd)
-    stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+    stream = RawSocketStream(sock)
     secret = bytearray()
     while len(secret) < _SECRET_BYTES:
         chunk = await stream.receive_some(_SECRET_BYTES - len(secret))

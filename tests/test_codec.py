@@ -6,9 +6,12 @@ import itertools
 import pathlib
 import pickle
 import struct
+import sys
 import threading
+import types
 from typing import Any
 
+import cloudpickle  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -26,6 +29,7 @@ from runtime._codec import (
     check_proof,
     check_secret,
     dump_batch,
+    dumps,
     hello,
     load_batch,
     parse_hello,
@@ -378,3 +382,72 @@ def test_link_errors_say_when_they_are_raised_and_pickle(cls: type[LinkError]) -
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is cls
     assert str(copy) == str(error)
+
+
+# -- The fast pickler and when cloudpickle takes over ------------------------------------------------------
+
+
+@pytest.fixture
+def cloudpickle_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every value :func:`cloudpickle.dumps` is called with from here on."""
+    calls: list[Any] = []
+    real = cloudpickle.dumps
+
+    def counting(value: Any, *args: Any, **kwargs: Any) -> bytes:
+        calls.append(value)
+        result: bytes = real(value, *args, **kwargs)
+        return result
+
+    monkeypatch.setattr(cloudpickle, "dumps", counting)
+    return calls
+
+
+def _module_level(x: int) -> int:
+    return x + 1
+
+
+def test_dumps_takes_the_standard_pickler_where_it_means_the_same(cloudpickle_calls: list[Any]) -> None:
+    value = [1, "two", (3.0, None), {"four": b"5"}, _module_level]
+    assert pickle.loads(dumps(value)) == value
+    assert cloudpickle_calls == []
+
+
+def test_dumps_leaves_lambdas_closures_and_local_classes_to_cloudpickle(cloudpickle_calls: list[Any]) -> None:
+    factor = 3
+
+    class Local:
+        def __init__(self) -> None:
+            self.n = 4
+
+    value = [lambda x: x * factor, Local()]
+    triple, local = pickle.loads(dumps(value))
+    assert (triple(2), local.n) == (6, 4)
+    assert cloudpickle_calls == [value]
+
+
+def test_dumps_leaves_what_is_defined_in_main_to_cloudpickle(monkeypatch: pytest.MonkeyPatch,
+                                                             cloudpickle_calls: list[Any]) -> None:
+    main = sys.modules["__main__"]
+    defined_in_main = type("DefinedInMain", (), {"__module__": "__main__"})
+    monkeypatch.setattr(main, "DefinedInMain", defined_in_main, raising=False)
+    assert pickle.dumps(defined_in_main) != b""  # the standard pickler would take it, by a name no worker has
+    value = defined_in_main()
+    assert type(pickle.loads(dumps(value))).__name__ == "DefinedInMain"
+    assert cloudpickle_calls == [value]
+
+
+def test_dumps_leaves_modules_registered_by_value_to_cloudpickle(monkeypatch: pytest.MonkeyPatch,
+                                                                 cloudpickle_calls: list[Any]) -> None:
+    module = types.ModuleType("registered_by_value")
+    exec("def answer():\n    return 42\n", module.__dict__)
+    monkeypatch.setitem(sys.modules, "registered_by_value", module)
+    assert dumps(module.answer) == pickle.dumps(module.answer, protocol=pickle.HIGHEST_PROTOCOL)
+    assert cloudpickle_calls == []
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        payload = dumps(module.answer)
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    assert cloudpickle_calls == [module.answer]
+    monkeypatch.delitem(sys.modules, "registered_by_value")
+    assert pickle.loads(payload)() == 42  # by value: it loads where the module is not importable

@@ -7,6 +7,7 @@ Deterministic: memory streams and ``autojump_clock`` (mock time), scripted peers
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import logging
 import pathlib
@@ -51,6 +52,7 @@ from runtime._codec import (
     proof,
     session_keys,
 )
+from runtime._link import EAGER_ITEMS, RawSocketStream
 
 pytestmark = pytest.mark.deadline(60)
 
@@ -184,6 +186,29 @@ class StallingStream(trio.abc.Stream):
 def socket_streams() -> tuple[trio.SocketStream, trio.SocketStream]:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     return trio.SocketStream(trio.socket.from_stdlib_socket(a)), trio.SocketStream(trio.socket.from_stdlib_socket(b))
+
+
+def raw_socket_streams(buffer: int | None = None) -> tuple[RawSocketStream, RawSocketStream]:
+    """Both ends of a socketpair as :class:`RawSocketStream` s (what nodes use), with small buffers if given."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    if buffer is not None:
+        for sock in (a, b):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+    return RawSocketStream(a), RawSocketStream(b)
+
+
+async def connected(head_stream: trio.abc.Stream, worker_stream: trio.abc.Stream) -> tuple[Link, Link]:
+    """A head and a worker link over the two streams, connected and not yet running."""
+    links: dict[str, Link] = {}
+
+    async def connect(stream: trio.abc.Stream, role: Role) -> None:
+        links[role] = await Link.connect(stream, SECRET, role=role)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connect, head_stream, "head")
+        nursery.start_soon(connect, worker_stream, "worker")
+    return links["head"], links["worker"]
 
 
 # -- Round trips and batching ----------------------------------------------------------------------------
@@ -571,6 +596,169 @@ async def test_a_round_trip_over_a_real_socketpair() -> None:
             assert head.statistics().items_per_frame >= 100
             await head.aclose()
         assert worker.state == "closed"
+
+
+@pytest.mark.parametrize("streams", [socket_streams, raw_socket_streams], ids=["trio-socket", "raw-socket"])
+async def test_a_burst_arrives_whole_and_in_order_over_either_socket_stream(
+        streams: Callable[[], tuple[trio.abc.Stream, trio.abc.Stream]]) -> None:
+    async with link_pair(streams=streams()) as (head, worker):
+        for i in range(3 * EAGER_ITEMS + 7):
+            head.send(i)
+        received: list[Any] = []
+        while len(received) < 3 * EAGER_ITEMS + 7:
+            received.extend(await worker.receive())
+        assert received == list(range(3 * EAGER_ITEMS + 7))
+
+
+# -- Raw sockets: no scheduler turn a write or a read does not need ------------------------------------------
+
+
+async def test_a_raw_socket_stream_writes_what_the_socket_cannot_take_at_once_after_waiting() -> None:
+    ours, theirs = raw_socket_streams(buffer=4096)
+    data = bytes(range(256)) * 4096  # 1 MiB through a few KiB of buffers
+    received = bytearray()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ours.send_all, data)
+        while len(received) < len(data):
+            chunk = await theirs.receive_some(65536)
+            assert chunk
+            received += chunk
+    assert received == data
+    await ours.aclose()
+    assert await theirs.receive_some() == b""  # the end of the stream
+    await theirs.aclose()
+
+
+async def test_a_raw_socket_stream_reports_a_gone_peer_and_its_own_close() -> None:
+    ours, theirs = raw_socket_streams()
+    with pytest.raises(ValueError, match="max_bytes must be at least 1, got 0"):
+        await ours.receive_some(0)
+    await theirs.aclose()
+    with pytest.raises(trio.BrokenResourceError, match="socket error: BrokenPipeError"):
+        await ours.send_all(b"to no one")
+    await ours.aclose()
+    await ours.aclose()  # twice is harmless
+    with pytest.raises(trio.ClosedResourceError):
+        await ours.send_all(b"x")
+    with pytest.raises(trio.ClosedResourceError):
+        await ours.receive_some()
+
+
+async def test_closing_a_raw_socket_stream_wakes_its_blocked_reader() -> None:
+    ours, theirs = raw_socket_streams()
+    raised: list[BaseException] = []
+
+    async def read() -> None:
+        try:
+            await ours.receive_some()
+        except trio.ClosedResourceError as exc:
+            raised.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        await ours.aclose()
+    await theirs.aclose()
+    assert len(raised) == 1
+
+
+async def test_on_a_raw_socket_the_first_item_is_written_in_the_senders_turn() -> None:
+    async with link_pair(streams=raw_socket_streams()) as (head, worker):
+        await trio.testing.wait_all_tasks_blocked()  # the writer has caught up
+        head.send("first")
+        assert head.statistics().frames_sent == 1  # before any checkpoint: written by send() itself
+        for i in range(10):
+            head.send(i)
+        assert (head.statistics().frames_sent, head.statistics().pending) == (1, 10)  # these wait for the writer
+        assert await worker.receive() == ["first"]
+        assert await worker.receive() == list(range(10))
+        assert head.statistics().frames_sent == 2
+
+
+async def test_on_a_raw_socket_a_long_burst_is_written_every_eager_items() -> None:
+    async with link_pair(streams=raw_socket_streams()) as (head, worker):
+        await trio.testing.wait_all_tasks_blocked()
+        head.send("first")
+        for i in range(3 * EAGER_ITEMS):
+            head.send(i)
+        stats = head.statistics()
+        assert (stats.frames_sent, stats.items_sent, stats.pending) == (4, 3 * EAGER_ITEMS + 1, 0)
+        received: list[Any] = []
+        while len(received) < 4:
+            received.append(await worker.receive())
+        assert received == [["first"], *(list(range(n, n + EAGER_ITEMS)) for n in range(0, 3 * EAGER_ITEMS,
+                                                                                          EAGER_ITEMS))]
+
+
+async def test_a_write_in_the_senders_turn_that_the_socket_cannot_finish_is_finished_first_by_the_writer() -> None:
+    async with link_pair(streams=raw_socket_streams(buffer=4096)) as (head, worker):
+        await trio.testing.wait_all_tasks_blocked()
+        big = bytes(1_000_000)
+        head.send(big)
+        assert head.statistics().bytes_sent < len(big)  # the socket took only part of it
+        head.send("after")
+        assert await worker.receive() == [big]
+        assert await worker.receive() == ["after"]
+        assert head.statistics().bytes_sent > len(big)
+
+
+async def test_with_on_batch_the_reader_hands_each_batch_over_in_its_own_turn(
+        autojump_clock: trio.testing.MockClock) -> None:
+    head, worker = await connected(*trio.testing.memory_stream_pair())
+    got: list[list[Any]] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(head.run)
+        await nursery.start(functools.partial(worker.run, on_batch=got.append))
+        head.send(1)
+        head.send(2)
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == [[1, 2]]
+        assert worker.statistics().items_received == 2
+        await head.aclose()
+        await worker.wait_closed()
+    assert (worker.state, worker.error) == ("closed", None)
+
+
+def _explode() -> None:
+    raise ValueError("this does not load here")
+
+
+class _LoadsBadly:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_explode, ())
+
+
+@pytest.mark.parametrize(("item", "on_batch", "expected"), [
+    ("fine", lambda items: 1 / 0, "the handler of the head's batches failed: ZeroDivisionError"),
+    (_LoadsBadly(), lambda items: None, "a batch from the head does not unpickle here: cannot unpickle a batch"),
+])
+async def test_with_on_batch_a_failing_handler_or_batch_breaks_the_link(
+        autojump_clock: trio.testing.MockClock, item: Any, on_batch: Callable[[list[Any]], object],
+        expected: str) -> None:
+    head, worker = await connected(*trio.testing.memory_stream_pair())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(head.run)
+        await nursery.start(functools.partial(worker.run, on_batch=on_batch))
+        head.send(item)
+        await worker.wait_closed()
+        assert worker.state == "broken"
+        assert expected in str(worker.error)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_writer_stuck_on_a_peer_that_reads_nothing_does_not_hide_its_silence(
+        autojump_clock: trio.testing.MockClock) -> None:
+    ours, theirs = trio.testing.memory_stream_pair()
+    stalling = StallingStream(ours)
+    link, _peer = await connect_to_script(stalling, theirs, options=LinkOptions(heartbeat=1.0, dead_after=3))
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(link.run)
+        stalling.stalled = True
+        link.send("stuck")
+        await link.wait_closed()
+        assert trio.current_time() - start == pytest.approx(3.0)
+        assert "presumed dead" in str(link.error)
 
 
 # -- Refusing what cannot be pickled or is too big ----------------------------------------------------------

@@ -776,11 +776,13 @@ class Cell(MailboxQueue):
         await self.terminate(reason, deadline)
 
     def _fail(self, error: BaseException, message: Any, mark: int | None) -> None:
-        """The handler raised: fail the ask, suspend, and let the parent decide."""
+        """The handler raised: suspend, let the parent decide, and fail the ask. The parent hears first, so that
+        an asker who learns of the failure finds the supervisor already acting on it (the two may be on other
+        nodes, and arrive in separate frames)."""
+        self.report_failure(error)
         if mark is not None:
             self.system.correlations.fail(
                 mark, ActorFailed(f"{self.ref!r} failed while handling {show(message)}: {show(error)}", error))
-        self.report_failure(error)
 
     def report_failure(self, error: BaseException) -> None:
         """Suspend this actor and hand ``error`` to its supervisor (the system, at the top).

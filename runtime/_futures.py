@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 import outcome
 import trio
@@ -25,6 +25,9 @@ logger = logging.getLogger("actors")
 T = TypeVar("T")
 
 _PENDING, _VALUE, _ERROR = 0, 1, 2
+ERROR = _ERROR
+"""A future's state once it holds an exception (for subclasses that act on being resolved)."""
+F = TypeVar("F", bound="Future[Any]")
 
 
 class FutureCancelled(ActorError):
@@ -53,10 +56,17 @@ class Correlations:
         self._pending: dict[int, Future[Any]] = {}
         self._next = 0
 
-    def new_future(self, owner: _Owner, target: ActorRef) -> Future[Any]:
-        """A pending future with a fresh correlation ID, registered: the start of every request."""
+    @overload
+    def new_future(self, owner: _Owner, target: ActorRef) -> Future[Any]: ...
+
+    @overload
+    def new_future(self, owner: _Owner, target: ActorRef, kind: type[F]) -> F: ...
+
+    def new_future(self, owner: _Owner, target: ActorRef, kind: type[Future[Any]] | None = None) -> Future[Any]:
+        """A pending future with a fresh correlation ID, registered: the start of every request. ``kind`` is a
+        subclass of :class:`Future` to make instead."""
         self._next = correlation_id = self._next + 1
-        future: Future[Any] = Future(correlation_id, owner, self, target)
+        future = (Future if kind is None else kind)(correlation_id, owner, self, target)
         self._pending[correlation_id] = future
         return future
 

@@ -353,9 +353,11 @@ class Link(trio.abc.AsyncResource):
             raise self._closed_error()
         pending = self._pending
         pending.append(item)
-        if self._direct is not None and (self._armed or len(pending) >= EAGER_ITEMS):
-            self._write_now()
-        self._wake.set()
+        queued = len(pending)
+        if queued == 1 or queued >= EAGER_ITEMS:  # else the writer was woken for the first of them already
+            if self._direct is not None and (self._armed or queued >= EAGER_ITEMS) and not self._unsent:
+                self._write_now()
+            self._wake.set()
 
     # -- Receiving -----------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from ._address import Address
 from ._envelope import WATCH_MARK, ChildFailed, Rebuilt, Stop
 from ._exceptions import ActorFailed, ActorStopped, LinkClosed, MailboxFull, NodeDown, SerializationError
 from ._figures import Metrics
+from ._futures import ERROR, Future
 from ._link import Link, LinkOptions, RawSocketStream
 from ._mailbox import Mailbox
 from ._messages import Terminated
@@ -56,7 +57,6 @@ from ._supervision import RestartWindow
 
 if TYPE_CHECKING:
     from ._cell import Cell
-    from ._futures import Future
     from ._system import ActorSystem
 
 __all__ = ["Cluster", "Node", "NodeKind", "NodeUp"]
@@ -116,10 +116,10 @@ class Cluster:
         self.remote_children: dict[str, set[RemoteChild]] = {}
         self.hosted: dict[int, Cell] = {}
         self.remote_statistics: dict[str, dict[str, Any]] = {}
-        self._local: dict[Address, ActorRef] = {}
-        """Refs of this node's actors that other nodes address, so that a message finds its actor without a walk
-        down the tree; stopped ones are dropped when found, and swept when the table doubles."""
-        self._local_limit = 1024
+        self._local: dict[int, ActorRef] = {}
+        """Refs of this node's live actors that other nodes address, by uid, so that a message finds its actor
+        without a walk down the tree (a dict of ints: no Python-level hash or equality on the way); an actor leaves
+        it when it stops (:meth:`forget_local`)."""
         """On the head: each worker's latest figures of its actors, by path (at most a reporting period old)."""
         """On a worker: the actors it runs for parents elsewhere, by uid."""
         self._workers: dict[str, _Worker] = {}
@@ -409,25 +409,21 @@ class Cluster:
 
     def _local_ref(self, address: Address) -> ActorRef:
         """The ref for an address on this node (see ``_local``)."""
-        local = self._local
-        ref = local.get(address)
-        if ref is not None and not ref.is_stopped:
-            return ref
-        ref = self.system.ref_at(address)
-        if ref.is_stopped:
-            local.pop(address, None)
-            return ref
-        local[address] = ref
-        if len(local) > self._local_limit:
-            for stale in [key for key, value in local.items() if value.is_stopped]:
-                del local[stale]
-            self._local_limit = max(1024, 2 * len(local))
+        ref = self._local.get(address.uid)
+        if ref is None:
+            ref = self.system.ref_at(address)
+            if not ref.is_stopped:
+                self._local[address.uid] = ref
         return ref
+
+    def forget_local(self, uid: int) -> None:
+        """The actor ``uid`` of this node stopped: messages for it now find that it is gone."""
+        self._local.pop(uid, None)
 
     def _deliver(self, item: tuple[Any, ...]) -> None:
         system = self.system
         _, address, message, sender, correlation, reply_to = item
-        ref = self._local_ref(address)
+        ref = self._local.get(address.uid) or self._local_ref(address)
         target = ref._target
         if correlation is None:
             mark = None
@@ -441,8 +437,8 @@ class Cluster:
             except MailboxFull as exc:  # overflow="fail": the teller is on another node, so it is a dead letter
                 system.dead_letter(message, sender, ref, f"overflow: {exc}")
             return
-        future = system.correlations.new_future(system, ref)
-        future.add_done_callback(functools.partial(self._answered, reply_to, correlation))
+        future = system.correlations.new_future(system, ref, _RemoteAsk)
+        future.answers(self, reply_to, correlation)
         try:
             target.deliver(message, sender, future.correlation_id)
         except MailboxFull as exc:
@@ -457,13 +453,6 @@ class Cluster:
             self._answer(reply_to, correlation, True, exc)
         else:
             self._answer(reply_to, correlation, False, None)
-
-    def _answered(self, node: str | None, correlation: int, future: Future[Any]) -> None:
-        error = future.exception()
-        if error is None:
-            self._answer(node, correlation, False, future.result())
-        else:
-            self._answer(node, correlation, True, error)
 
     # -- spawning on another node ----------------------------------------------------------------------------
 
@@ -682,6 +671,24 @@ _LINK_OPTIONS = LinkOptions(heartbeat=1.0, dead_after=5, handshake_timeout=30.0)
 
 
 # -- the worker process --------------------------------------------------------------------------------------
+
+
+class _RemoteAsk(Future[Any]):
+    """An ask from another node, in this node's correlation table under an ID of its own: resolving it sends the
+    answer (or the error) back to the asker's node, with the asker's correlation ID."""
+
+    __slots__ = ("_asked", "_cluster", "_node")
+
+    def answers(self, cluster: Cluster, node: str | None, asked: int) -> None:
+        self._cluster = cluster
+        self._node = node
+        self._asked = asked
+
+    def _resolve(self, state: int, value: Any) -> bool:
+        if not super()._resolve(state, value):
+            return False
+        self._cluster._answer(self._node, self._asked, state == ERROR, value)
+        return True
 
 
 def _settings(system: ActorSystem) -> str:

@@ -475,8 +475,10 @@ class ActorSystem:
             self._measure_wakeup.set()
 
     def forget(self, cell: Cell) -> None:
-        """Stop keeping figures for a stopped cell."""
+        """A cell stopped: stop keeping its figures, and stop finding it for other nodes."""
         self._measured.discard(cell)
+        if self.cluster is not None:
+            self.cluster.forget_local(cell.uid)
 
     async def _measure_loop(self) -> None:
         """Sample every measured mailbox's length once per metrics tick (the time average behind L), and ask for a

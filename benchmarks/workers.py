@@ -3,18 +3,24 @@
 ``remote_tell_per_s``: the head tells an actor on a worker ``messages`` small messages, then asks it once (so
 every message was handled); ``floor_tell_per_s`` is a raw trio task and memory channel doing the same work in one
 process, and ``remote_tell_vs_floor`` their ratio. ``remote_ask_p50_us`` / ``p99``: one ask at a time.
-``pipelined_asks_per_s``: 64 asks in flight at once. ``kill_to_failed_ask_ms``: from ``kill -9`` of the worker
-to the pending ask failing with ``NodeDown``; ``kill_to_replacement_up_ms`` / ``..._answers_ms``: to the
-replacement worker's ``NodeUp``, and to an actor spawned there answering. ``cpu_speedup_2_workers``: a pool
+``pipelined_asks_per_s``: 64 asks in flight at once (``local_pipelined_asks_per_s``: the same against an actor in
+the head's own process, the ceiling of the head's side). ``bare_round_trip_p50_us``: the floor under an ask, a
+100-byte round trip between two trio processes over a socketpair with nothing else on the way.
+``kill_to_failed_ask_ms``: from ``kill -9`` of the worker to the pending ask failing with ``NodeDown``;
+``kill_to_replacement_up_ms`` / ``..._answers_ms``: to the replacement worker's ``NodeUp``, and to an actor
+spawned there answering. ``cpu_speedup_2_workers``: a pool
 of two actors doing about 5 ms of pure-Python work per message, spread over two workers, against the same pool
 in one process.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
+import socket
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -70,6 +76,64 @@ async def _floor_tell(messages: int) -> float:
         return messages / (time.perf_counter() - start)
 
 
+_ECHO = """
+import socket, sys, trio
+async def echo(fd):
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    while True:
+        await trio.lowlevel.wait_readable(sock)
+        data = sock.recv(65536)
+        if not data:
+            return
+        sock.send(data)
+trio.run(echo, int(sys.argv[1]))
+"""
+
+
+async def _bare_round_trip(count: int) -> float:
+    """The p50 of a 100-byte round trip between two trio processes over a socketpair, with nothing else on the way:
+    the floor under a cross-process ask (two wake-ups of a process, two reads, two writes)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    async with trio.open_nursery() as nursery:
+        process = await nursery.start(functools.partial(
+            trio.run_process, [sys.executable, "-c", _ECHO, str(theirs.fileno())], pass_fds=(theirs.fileno(),)))
+        theirs.close()
+        ours.setblocking(False)
+        latencies = []
+        for _ in range(count):
+            started = time.perf_counter()
+            ours.send(bytes(100))
+            received = 0
+            while received < 100:
+                await trio.lowlevel.wait_readable(ours)
+                received += len(ours.recv(65536))
+            latencies.append(time.perf_counter() - started)
+        ours.close()
+        await process.wait()
+    return statistics.median(latencies)
+
+
+async def _pipelined(sink: Any, asks: int) -> float:
+    """Asks a second with 64 askers, each waiting for its answer before it asks again."""
+
+    async def asker(count: int) -> None:
+        for _ in range(count):
+            await sink.ask("get")
+
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(64):
+            nursery.start_soon(asker, asks // 64)
+    return (asks // 64 * 64) / (time.perf_counter() - start)
+
+
+async def _local_pipelined(asks: int) -> float:
+    """The same 64 askers against an actor in their own process: the ceiling of the head's side of an ask."""
+    async with ActorSystem() as system:
+        return await _pipelined(await system.spawn(Sink), asks)
+
+
 async def _remote(messages: int, asks: int) -> dict[str, float]:
     async with ActorSystem(workers=1) as system:
         sink = await system.spawn(Sink, node="spread")
@@ -85,17 +149,7 @@ async def _remote(messages: int, asks: int) -> dict[str, float]:
             await sink.ask("get")
             latencies.append(time.perf_counter() - started)
         latencies.sort()
-        pipelined = asks * 4
-
-        async def asker(count: int) -> None:
-            for _ in range(count):
-                await sink.ask("get")
-
-        start = time.perf_counter()
-        async with trio.open_nursery() as nursery:
-            for _ in range(64):
-                nursery.start_soon(asker, pipelined // 64)
-        pipelined_rate = (pipelined // 64 * 64) / (time.perf_counter() - start)
+        pipelined_rate = await _pipelined(sink, asks * 4)
         joined = trio.Event()
         watcher = await system.spawn(_OnEvent, joined)
         system.events.subscribe(watcher, NodeUp)
@@ -180,6 +234,8 @@ def run(quick: bool = False) -> dict[str, float]:
         "kill_to_replacement_answers_ms": runs[-1]["kill_to_replacement_answers_ms"],
     }
     figures["remote_tell_vs_floor"] = figures["remote_tell_per_s"] / floor
+    figures["local_pipelined_asks_per_s"] = max(trio.run(_local_pipelined, asks * 4) for _ in range(3))
+    figures["bare_round_trip_p50_us"] = min(trio.run(_bare_round_trip, asks) for _ in range(3)) * 1e6
     work = _work_for(5.0)
     cpu_messages = 40 if quick else 200
     alone = min(trio.run(_cpu, cpu_messages, work, 0) for _ in range(2))

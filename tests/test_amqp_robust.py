@@ -322,3 +322,14 @@ async def test_connection_open_runs_in_a_nursery_of_ours_and_reconnects_there(pr
         await connection.close()
         assert not connection.statistics().open
 
+
+def test_the_amqp_benchmark_runs_at_a_tiny_scale(broker: str) -> None:
+    from benchmarks import amqp as amqp_benchmark
+
+    figures = amqp_benchmark.run(url=broker, messages=64, repeat=1, window=8, prefetch=8)
+    for client in amqp_benchmark.available():
+        assert figures[f"{client}_publish_per_s"] > 0
+        assert figures[f"{client}_consume_per_s"] > 0
+    if len(amqp_benchmark.available()) > 1:
+        assert figures["publish_vs_best"] > 0
+    assert "trio" in amqp_benchmark.table(figures)

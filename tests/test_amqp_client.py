@@ -6,16 +6,15 @@ Without a broker (no root, no apt, no network) the module is skipped; with ``CI=
 from __future__ import annotations
 
 import os
-import pathlib
 import pickle
 import secrets
-import subprocess
-import uuid
 from collections.abc import Iterator
 
 import pytest
 import trio
 import trio.testing
+from amqp_support import BROKER, name, run_broker
+from amqp_support import broker as broker
 
 import runtime
 from runtime.amqp import (
@@ -24,6 +23,7 @@ from runtime.amqp import (
     Channel,
     ChannelClosed,
     ConnectionLost,
+    ConsumerCancelled,
     NotFound,
     PreconditionFailed,
     PublishNacked,
@@ -31,30 +31,7 @@ from runtime.amqp import (
     open_connection,
 )
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-BROKER = ROOT / "scripts" / "broker"
-URL = "amqp://guest:guest@127.0.0.1:5672/"
 READ_ONLY_USER = "trio_actors_read_only"
-
-
-def run_broker(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BROKER), *args], capture_output=True, text=True, timeout=timeout, check=False)
-
-
-@pytest.fixture(scope="session")
-def broker() -> str:
-    """A RabbitMQ answering on 127.0.0.1:5672 (started if need be); skips, or fails under ``CI=true``, if none."""
-    try:
-        result = run_broker("start", timeout=300)
-        problem = None if result.returncode == 0 else f"exit status {result.returncode}: {result.stderr.strip()}"
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        problem = repr(exc)
-    if problem is not None:
-        reason = f"no RabbitMQ broker: `scripts/broker start` failed ({problem})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return URL
 
 
 @pytest.fixture(scope="session")
@@ -68,10 +45,6 @@ def read_only_user(broker: str) -> Iterator[tuple[str, str]]:
         assert result.returncode == 0, result.stderr
     yield READ_ONLY_USER, password
     run_broker("ctl", "delete_user", READ_ONLY_USER)
-
-
-def name(prefix: str) -> str:
-    return f"test.{prefix}.{uuid.uuid4().hex[:8]}"
 
 
 async def scratch_queue(channel: Channel) -> str:
@@ -120,7 +93,7 @@ async def test_thousand_confirmed_publishes_are_all_consumed(broker: str) -> Non
         bodies = []
         async for delivery in consumer:
             bodies.append(int(delivery.body))
-            await delivery.ack()
+            delivery.ack()
             if len(bodies) == 1000:
                 break
         await consumer.cancel()
@@ -142,7 +115,7 @@ async def test_prefetch_is_respected(broker: str) -> None:
         held = [await consumer.__anext__() for _ in range(3)]
         # Three unacked deliveries: the other seven stay ready in the queue, whatever the timing.
         assert (await channel.queue_declare(queue, passive=True)).message_count == 7
-        await held[0].ack()
+        held[0].ack()
         held.append(await consumer.__anext__())
         assert (await channel.queue_declare(queue, passive=True)).message_count == 6
         assert [d.body for d in held] == [b"0", b"1", b"2", b"3"]
@@ -158,10 +131,10 @@ async def test_nack_with_requeue_redelivers(broker: str) -> None:
         consumer = await channel.basic_consume(queue)
         first = await consumer.__anext__()
         assert not first.redelivered
-        await first.nack(requeue=True)
+        first.nack(requeue=True)
         second = await consumer.__anext__()
         assert (second.body, second.redelivered) == (b"again", True)
-        await second.ack()
+        second.ack()
         assert await channel.basic_get(queue) is None
 
 
@@ -179,7 +152,7 @@ async def test_body_larger_than_frame_max_round_trips(broker: str) -> None:
         assert delivery.body == body
         assert delivery.properties.content_type == "application/octet-stream"
         assert delivery.properties.headers == {"n": 1}
-        await delivery.ack()
+        delivery.ack()
 
 
 @pytest.mark.deadline(60)
@@ -298,10 +271,13 @@ async def test_cancelled_channel_open_is_closed_behind_the_scenes(broker: str) -
 def test_errors_pickle() -> None:
     for error in (AMQPError("m", 541, "INTERNAL_ERROR"), AccessRefused("denied", 403, "ACCESS_REFUSED"),
                   PreconditionFailed("p", 406, "PRECONDITION_FAILED"), ConnectionLost("lost"),
-                  PublishNacked("nacked"), Unroutable("u", exchange="x", routing_key="k")):
+                  PublishNacked("nacked"), Unroutable("u", exchange="x", routing_key="k"),
+                  ConsumerCancelled("c", consumer_tag="t", queue="q")):
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error)
         assert (str(copy), copy.reply_code, copy.reply_text) == (str(error), error.reply_code, error.reply_text)
     unroutable = pickle.loads(pickle.dumps(Unroutable("u", exchange="x", routing_key="k")))
     assert (unroutable.exchange, unroutable.routing_key) == ("x", "k")
+    cancelled = pickle.loads(pickle.dumps(ConsumerCancelled("c", consumer_tag="t", queue="q")))
+    assert (cancelled.consumer_tag, cancelled.queue) == ("t", "q")
     assert isinstance(AccessRefused("denied"), runtime.NotAuthorized)

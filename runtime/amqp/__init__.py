@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from ._client import Channel as Channel
+from ._client import ChannelStatistics as ChannelStatistics
 from ._client import Connection as Connection
 from ._client import ConnectionStatistics as ConnectionStatistics
 from ._client import Consumer as Consumer
 from ._client import Delivery as Delivery
 from ._client import Properties as Properties
 from ._client import QueueDeclared as QueueDeclared
+from ._client import Reconnect as Reconnect
 from ._client import open_connection as open_connection
 from ._errors import AccessRefused as AccessRefused
 from ._errors import AMQPError as AMQPError
 from ._errors import ChannelClosed as ChannelClosed
 from ._errors import ConnectionLost as ConnectionLost
+from ._errors import ConsumerCancelled as ConsumerCancelled
 from ._errors import NotFound as NotFound
 from ._errors import PreconditionFailed as PreconditionFailed
 from ._errors import ProtocolError as ProtocolError
@@ -25,10 +28,12 @@ __all__ = [
     "AccessRefused",
     "Channel",
     "ChannelClosed",
+    "ChannelStatistics",
     "Connection",
     "ConnectionLost",
     "ConnectionStatistics",
     "Consumer",
+    "ConsumerCancelled",
     "Delivery",
     "NotFound",
     "PreconditionFailed",
@@ -36,6 +41,7 @@ __all__ = [
     "ProtocolError",
     "PublishNacked",
     "QueueDeclared",
+    "Reconnect",
     "Unroutable",
     "open_connection",
 ]

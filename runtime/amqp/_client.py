@@ -1,59 +1,127 @@
-"""A trio-native AMQP 0-9-1 client: pamqp encodes and decodes the frames, trio moves them.
+"""A trio-native AMQP 0-9-1 client: pamqp encodes and decodes the frames (see ``_frames``), trio moves them.
 
-One reader task per connection reads frames and hands each to its channel; one heartbeat task sends heartbeats.
-Both live in a nursery the caller owns (:func:`open_connection` opens one). Sends are shielded from cancellation
-so that a frame is never half written; a send that cannot complete is ended by the heartbeat watch, which closes
-the socket when the broker falls silent.
+A connection runs a reader task, a writer task and a heartbeat task in a nursery the caller owns
+(:func:`open_connection` opens one). Every operation queues its frames in the connection's outbox without a
+checkpoint in between registering what it waits for (a reply, a confirm) and queueing the frames, so replies
+arrive in the order they are expected; the writer sends everything queued in one write per flush, after letting
+the tasks woken with it add theirs. Nothing is ever half written: a cancelled operation has either queued all its
+frames or none.
+
+With :class:`Reconnect`, a lost connection is opened again with backoff: the channels are reopened under the same
+numbers and the topology declared through the client (exchanges, queues, bindings, qos and consumers) is replayed
+in the order it was first declared, before any waiting operation goes on. What was in flight on the lost
+connection fails with :class:`ConnectionLost`.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import struct
+import math
+import ssl
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 import attrs
-import pamqp.exceptions
 import trio
 from pamqp import base, body, commands, header, heartbeat
-from pamqp import frame as pamqp_frame
 
 from ._errors import (
     REPLY_SUCCESS,
     AMQPError,
     ChannelClosed,
     ConnectionLost,
+    ConsumerCancelled,
     ProtocolError,
     PublishNacked,
     Unroutable,
     error_for,
 )
+from ._frames import (
+    PROTOCOL_HEADER,
+    FrameError,
+    FrameReader,
+    FrameValue,
+    encode_ack,
+    encode_method,
+    encode_nack,
+    encode_publish,
+)
 
-__all__ = ["Channel", "Connection", "Consumer", "Delivery", "Properties", "QueueDeclared", "open_connection"]
+__all__ = [
+    "Channel",
+    "Connection",
+    "ConnectionStatistics",
+    "Consumer",
+    "Delivery",
+    "Properties",
+    "QueueDeclared",
+    "Reconnect",
+    "open_connection",
+]
 
 logger = logging.getLogger("actors")
 
 Properties = commands.Basic.Properties
 """A message's properties (content type, headers, delivery mode, ...): pamqp's ``Basic.Properties``."""
 
-PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
-FRAME_HEADER = struct.Struct(">BHI")
-DEFAULT_FRAME_MAX = 131072
-DEFAULT_CHANNEL_MAX = 2047
-CLIENT_PROPERTIES: dict[str, Any] = {
+DEFAULT_URL: Final = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_FRAME_MAX: Final = 131072
+DEFAULT_CHANNEL_MAX: Final = 2047
+RECEIVE_SIZE: Final = 262144
+FLUSH_BYTES: Final = 262144
+"""The writer stops gathering and writes once this much is queued."""
+FLUSH_PASSES: Final = 16
+"""The writer waits at most this many scheduler passes for more frames before it writes."""
+OUTBOX_HIGH_WATER: Final = 4 * 1024 * 1024
+"""Publishers without confirms wait while more than this is queued and not yet written."""
+CLIENT_PROPERTIES: Final[dict[str, Any]] = {
     "product": "trio-actors",
     "platform": "Python/trio",
     "capabilities": {
         "authentication_failure_close": True,
         "basic.nack": True,
+        "connection.blocked": True,
         "consumer_cancel_notify": True,
         "publisher_confirms": True,
     },
 }
+_Errors: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ssl.SSLError)
+"""What a socket or TLS stream raises when the connection breaks; translated into :class:`ConnectionLost`."""
+
+
+@attrs.frozen
+class Reconnect:
+    """How a connection is opened again when it is lost: delays that grow from :attr:`initial` by :attr:`factor`
+    up to :attr:`maximum` between attempts, each attempt bounded by :attr:`attempt_timeout`.
+
+    Only a lost connection (:class:`ConnectionLost`: a socket error, EOF, two missed heartbeats, the broker closing
+    it with ``320 CONNECTION_FORCED``) is reconnected; an attempt refused for good (a login the broker refuses now)
+    ends the connection with that error, and so does running out of :attr:`attempts`. Times are trio's, so
+    ``MockClock`` governs them.
+    """
+
+    initial: float = 0.1
+    """Seconds before the first attempt."""
+    maximum: float = 10.0
+    """The longest wait between attempts, in seconds."""
+    factor: float = 2.0
+    """How much each wait grows over the one before."""
+    attempt_timeout: float = 10.0
+    """Seconds an attempt (connecting, TLS, the AMQP handshake) may take before it counts as failed."""
+    attempts: int | None = None
+    """Attempts before the connection is given up (``None``: never)."""
+
+    def delays(self) -> Iterator[float]:
+        """The waits before each attempt, in order (a decision, no I/O)."""
+        delay = self.initial
+        count = 0
+        while self.attempts is None or count < self.attempts:
+            yield delay
+            count += 1
+            delay = min(self.maximum, delay * self.factor)
 
 
 @attrs.frozen
@@ -64,14 +132,16 @@ class _Params:
     password: str
     vhost: str
     heartbeat: int | None
+    tls: bool
 
     @classmethod
     def parse(cls, url: str) -> _Params:
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme != "amqp":
-            raise ValueError(f"{url!r} is not an amqp:// URL")
+        if parts.scheme not in ("amqp", "amqps"):
+            raise ValueError(f"{url!r} is not an amqp:// or amqps:// URL")
+        tls = parts.scheme == "amqps"
         try:
-            port = parts.port or 5672
+            port = parts.port or (5671 if tls else 5672)
         except ValueError as exc:
             raise ValueError(f"{url!r} has an invalid port") from exc
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
@@ -89,18 +159,12 @@ class _Params:
             password=urllib.parse.unquote(parts.password) if parts.password is not None else "guest",
             vhost=urllib.parse.unquote(path) if path else "/",
             heartbeat=heartbeat_value,
+            tls=tls,
         )
 
     def show(self) -> str:
         vhost = urllib.parse.quote(self.vhost, safe="")
-        return f"amqp://{self.user}@{self.host}:{self.port}/{vhost}"
-
-
-def _marshal(value: pamqp_frame.FrameTypes, channel_id: int) -> bytes:
-    try:
-        return pamqp_frame.marshal(value, channel_id)
-    except (pamqp.exceptions.PAMQPException, ValueError, TypeError, struct.error) as exc:
-        raise ValueError(f"cannot encode {value!r}: {exc}") from exc
+        return f"{'amqps' if self.tls else 'amqp'}://{self.user}@{self.host}:{self.port}/{vhost}"
 
 
 @attrs.frozen
@@ -121,7 +185,7 @@ class Delivery:
     """A message delivered by ``basic_consume`` or ``basic_get``.
 
     Unless it was consumed with ``no_ack=True``, settle it once with :meth:`ack` or :meth:`nack`; the broker
-    redelivers it (``redelivered=True``) if the channel closes first.
+    redelivers it (``redelivered=True``) if the channel closes or the connection is lost first.
     """
 
     body: bytes
@@ -137,18 +201,24 @@ class Delivery:
     redelivered: bool
     """Whether the broker delivered it before (to this or another consumer) without an ack."""
     _channel: Channel
+    _epoch: int
 
     def __repr__(self) -> str:
         return (f"<Delivery tag={self.delivery_tag} {self.exchange!r}/{self.routing_key!r} "
                 f"{len(self.body)} bytes redelivered={self.redelivered}>")
 
-    async def ack(self, *, multiple: bool = False) -> None:
-        """Acknowledge this delivery (and with ``multiple`` every earlier unsettled one on the channel)."""
-        await self._channel._send_method(commands.Basic.Ack(self.delivery_tag, multiple))
+    def ack(self, *, multiple: bool = False) -> None:
+        """Acknowledge this delivery (and with ``multiple`` every earlier unsettled one on the channel).
 
-    async def nack(self, *, requeue: bool = True, multiple: bool = False) -> None:
-        """Reject this delivery: the broker requeues it (``requeue``) or dead-letters or drops it."""
-        await self._channel._send_method(commands.Basic.Nack(self.delivery_tag, multiple, requeue))
+        Does not block: the ack is queued for the writer. Raises the channel's error if it is closed, and
+        :class:`ConnectionLost` if the delivery came on a connection since lost (the broker redelivers it).
+        """
+        self._channel._settle(self, multiple, None)
+
+    def nack(self, *, requeue: bool = True, multiple: bool = False) -> None:
+        """Reject this delivery: the broker requeues it (``requeue``) or dead-letters or drops it. Does not
+        block; raises as :meth:`ack` does."""
+        self._channel._settle(self, multiple, requeue)
 
 
 @attrs.define(eq=False)
@@ -156,6 +226,7 @@ class _Waiter:
     """One outstanding synchronous method: the reply (or the error) arrives from the reader task."""
 
     expect: tuple[type[Any], ...]
+    on_reply: Callable[[Any], None] | None = None
     event: trio.Event = attrs.field(factory=trio.Event)
     result: Any = None
     error: BaseException | None = None
@@ -186,7 +257,7 @@ class _Confirm:
 class _Incoming:
     """A content-bearing method (Deliver, GetOk, Return) whose header and body frames are still arriving."""
 
-    method: base.Frame
+    method: Any
     size: int = -1
     properties: commands.Basic.Properties | None = None
     chunks: list[bytes] = attrs.field(factory=list)
@@ -198,34 +269,103 @@ class Consumer:
     """The deliveries of one ``basic_consume``, as an async iterator.
 
     Iteration ends when the consumer is cancelled (:meth:`cancel`) or its channel closed by this side; it raises
-    the channel's error when the broker closed the channel or the connection broke.
+    :class:`ConsumerCancelled` when the broker cancelled the consumer (its queue was deleted), and the channel's
+    error when the broker closed the channel or the connection was lost for good. With reconnection the
+    consumer is started again on the new connection; deliveries of the lost connection that were not read yet
+    are dropped, since the broker redelivers them (those of a ``no_ack`` consumer are kept).
     """
 
     _channel: Channel
     consumer_tag: str
-    _send: trio.MemorySendChannel[Delivery]
-    _receive: trio.MemoryReceiveChannel[Delivery]
+    """The broker's tag for this consumer."""
+    queue: str
+    """The queue consumed from (its new name, after a reconnect, if the broker named it)."""
+    no_ack: bool
+    """Whether deliveries count as acknowledged once sent."""
+    _exclusive: bool
+    _arguments: dict[str, Any] | None
+    _ready: collections.deque[Delivery] = attrs.field(factory=collections.deque)
+    _lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+    _ended: bool = False
+    _end_error: AMQPError | None = None
 
     def __repr__(self) -> str:
-        return f"<Consumer {self.consumer_tag!r} on channel {self._channel.channel_id}>"
+        state = "ended" if self._ended else "active"
+        return (f"<Consumer {self.consumer_tag!r} on {self.queue!r} channel {self._channel.channel_id} {state} "
+                f"ready={len(self._ready)}>")
 
     def __aiter__(self) -> Consumer:
         return self
 
     async def __anext__(self) -> Delivery:
-        try:
-            return await self._receive.receive()
-        except trio.EndOfChannel:
-            error = self._channel._error
-            if error is not None and not isinstance(error, ChannelClosed):
-                raise error from None
-            raise StopAsyncIteration from None
+        await trio.lowlevel.checkpoint_if_cancelled()
+        delivery = self._take()
+        if delivery is not None:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return delivery
+        while True:
+            if self._ended:
+                if self._end_error is not None:
+                    raise self._end_error
+                raise StopAsyncIteration
+            await self._lot.park()
+            delivery = self._take()
+            if delivery is not None:
+                return delivery
+
+    def _take(self) -> Delivery | None:
+        ready = self._ready
+        while ready:
+            delivery = ready.popleft()
+            channel = self._channel
+            if self.no_ack or (delivery._epoch == channel._epoch and channel._error is None):
+                return delivery
+            # Received on a lost connection or a closed channel: the broker redelivers it.
+        return None
 
     async def cancel(self) -> None:
-        """Stop the broker delivering to this consumer (Basic.Cancel); deliveries already here stay readable."""
+        """Stop the broker delivering to this consumer (Basic.Cancel); deliveries already here stay readable.
+
+        A no-op on a consumer that has ended. Waits for a reconnection under way.
+        """
+        if self._ended:
+            await trio.lowlevel.checkpoint()
+            return
+        self._channel._connection._topology.forget_consumer(self)
         await self._channel._rpc(commands.Basic.Cancel(self.consumer_tag), commands.Basic.CancelOk)
         self._channel._consumers.pop(self.consumer_tag, None)
-        self._send.close()
+        self._end(None)
+
+    def _method(self) -> commands.Basic.Consume:
+        return commands.Basic.Consume(queue=self.queue, consumer_tag=self.consumer_tag, no_ack=self.no_ack,
+                                      exclusive=self._exclusive, arguments=self._arguments)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        self._ready.append(delivery)
+        if self._lot:
+            self._lot.unpark()
+
+    def _end(self, error: AMQPError | None) -> None:
+        if not self._ended:
+            self._ended = True
+            self._end_error = error
+        self._lot.unpark_all()
+
+
+@attrs.frozen
+class ChannelStatistics:
+    """What :meth:`Channel.statistics` returns."""
+
+    channel_id: int
+    """The channel's number."""
+    open: bool
+    """Whether the channel is usable."""
+    confirming: bool
+    """Whether it is in confirm mode."""
+    unconfirmed: int
+    """Publishes sent and not yet confirmed."""
+    consumers: int
+    """Consumers started on it and not ended."""
 
 
 @attrs.define(eq=False, repr=False)
@@ -233,11 +373,13 @@ class Channel:
     """An AMQP channel: declarations, publishing (with confirms), consuming.
 
     Obtain one from :meth:`Connection.channel`. A channel the broker closes (a 404, 406 or 403) stays closed:
-    every later operation raises the same error, so open a new channel to go on.
+    every later operation raises the same error, so open a new channel to go on. On a connection that
+    reconnects, the channel is reopened under the same number and its operations wait while it is.
     """
 
     _connection: Connection
     channel_id: int
+    """The channel's number on the connection."""
     _waiters: collections.deque[_Waiter] = attrs.field(factory=collections.deque)
     _consumers: dict[str, Consumer] = attrs.field(factory=dict)
     _gets: collections.deque[_Waiter] = attrs.field(factory=collections.deque)
@@ -246,6 +388,12 @@ class Channel:
     _publish_seq: int = 0
     _unconfirmed: dict[int, _Confirm] = attrs.field(factory=dict)
     _error: AMQPError | None = None
+    _epoch: int = 0
+    """Counts the connections this channel was opened on: deliveries of an earlier one cannot be settled."""
+    _opened: bool = False
+    """Whether the broker has this channel open on the current connection."""
+    _unsettled: dict[int, None] = attrs.field(factory=dict)
+    """The tags of the deliveries to settle (not ``no_ack``), in tag order."""
 
     def __repr__(self) -> str:
         state = "open" if self._error is None else "closed"
@@ -258,77 +406,111 @@ class Channel:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    def statistics(self) -> ChannelStatistics:
+        """Whether the channel is open, in confirm mode, and its unconfirmed publishes and consumers."""
+        return ChannelStatistics(self.channel_id, self._error is None, self._confirming, len(self._unconfirmed),
+                                 len(self._consumers))
+
     # -- operations ---------------------------------------------------------------------------------------------
 
     async def exchange_declare(self, exchange: str, exchange_type: str = "direct", *, passive: bool = False,
                                durable: bool = False, auto_delete: bool = False, internal: bool = False,
                                arguments: dict[str, Any] | None = None) -> None:
         """Declare an exchange (or with ``passive`` check it exists: :class:`NotFound` otherwise)."""
-        await self._rpc(commands.Exchange.Declare(
-            exchange=exchange, exchange_type=exchange_type, passive=passive, durable=durable,
-            auto_delete=auto_delete, internal=internal, arguments=arguments), commands.Exchange.DeclareOk)
+        method = commands.Exchange.Declare(exchange=exchange, exchange_type=exchange_type, passive=passive,
+                                           durable=durable, auto_delete=auto_delete, internal=internal,
+                                           arguments=arguments)
+        await self._rpc(method, commands.Exchange.DeclareOk)
+        if not passive:
+            self._connection._topology.add(_Step("exchange", exchange, method))
+
+    async def exchange_delete(self, exchange: str, *, if_unused: bool = False) -> None:
+        """Delete an exchange and its bindings (a no-op if it does not exist)."""
+        await self._rpc(commands.Exchange.Delete(exchange=exchange, if_unused=if_unused),
+                        commands.Exchange.DeleteOk)
+        self._connection._topology.forget_exchange(exchange)
 
     async def queue_declare(self, queue: str = "", *, passive: bool = False, durable: bool = False,
                             exclusive: bool = False, auto_delete: bool = False,
                             arguments: dict[str, Any] | None = None) -> QueueDeclared:
         """Declare a queue (``""``: the broker names it) and return its name and counts.
 
-        Redeclaring an existing queue with other properties or arguments raises :class:`PreconditionFailed`.
+        Redeclaring an existing queue with other properties or arguments raises :class:`PreconditionFailed`. A
+        server-named queue is named anew when a reconnection declares it again (``Consumer.queue`` follows).
         """
-        ok = await self._rpc(commands.Queue.Declare(
-            queue=queue, passive=passive, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
-            arguments=arguments), commands.Queue.DeclareOk)
+        method = commands.Queue.Declare(queue=queue, passive=passive, durable=durable, exclusive=exclusive,
+                                        auto_delete=auto_delete, arguments=arguments)
+        ok = await self._rpc(method, commands.Queue.DeclareOk)
+        if not passive:
+            self._connection._topology.add(_Step("queue", ok.queue, method))
         return QueueDeclared(ok.queue, ok.message_count, ok.consumer_count)
+
+    async def queue_delete(self, queue: str, *, if_unused: bool = False, if_empty: bool = False) -> int:
+        """Delete a queue and return how many messages it held; its consumers are cancelled by the broker."""
+        ok = await self._rpc(commands.Queue.Delete(queue=queue, if_unused=if_unused, if_empty=if_empty),
+                             commands.Queue.DeleteOk)
+        self._connection._topology.forget_queue(queue)
+        return int(ok.message_count or 0)
 
     async def queue_bind(self, queue: str, exchange: str, routing_key: str = "", *,
                          arguments: dict[str, Any] | None = None) -> None:
         """Bind a queue to an exchange with a binding key (and arguments, for a headers exchange)."""
-        await self._rpc(commands.Queue.Bind(queue=queue, exchange=exchange, routing_key=routing_key,
-                                            arguments=arguments), commands.Queue.BindOk)
+        method = commands.Queue.Bind(queue=queue, exchange=exchange, routing_key=routing_key, arguments=arguments)
+        await self._rpc(method, commands.Queue.BindOk)
+        self._connection._topology.add(_Step("bind", _binding_key(queue, exchange, routing_key, arguments),
+                                             method))
+
+    async def queue_unbind(self, queue: str, exchange: str, routing_key: str = "", *,
+                           arguments: dict[str, Any] | None = None) -> None:
+        """Remove a binding (a no-op if it does not exist)."""
+        await self._rpc(commands.Queue.Unbind(queue=queue, exchange=exchange, routing_key=routing_key,
+                                              arguments=arguments), commands.Queue.UnbindOk)
+        self._connection._topology.forget(_binding_key(queue, exchange, routing_key, arguments))
 
     async def basic_qos(self, prefetch_count: int, *, global_: bool = False) -> None:
         """Limit unacknowledged deliveries: per consumer created afterwards (RabbitMQ), or per channel with
         ``global_``. ``0`` is unlimited."""
-        await self._rpc(commands.Basic.Qos(prefetch_count=prefetch_count, global_=global_), commands.Basic.QosOk)
+        method = commands.Basic.Qos(prefetch_count=prefetch_count, global_=global_)
+        await self._rpc(method, commands.Basic.QosOk)
+        self._connection._topology.add_qos(_Step("qos", (self.channel_id, global_), method, channel=self))
 
     async def confirm_select(self) -> None:
         """Put the channel in confirm mode: from then on ``basic_publish`` returns once the broker acks."""
         if not self._confirming:
             await self._rpc(commands.Confirm.Select(), commands.Confirm.SelectOk)
             self._confirming = True
+        else:
+            await trio.lowlevel.checkpoint()
 
     async def basic_publish(self, exchange: str, routing_key: str, body: bytes, *,
                             properties: commands.Basic.Properties | None = None, mandatory: bool = False) -> None:
         """Publish a message; in confirm mode, return once the broker has acked it.
 
         Raises :class:`PublishNacked` if the broker nacks it and, for a ``mandatory`` publish that reached no queue,
-        :class:`Unroutable`. ``mandatory`` needs confirm mode: only the ack tells that no return is coming.
-        Cancelled while waiting for the ack, the message may or may not have been published.
+        :class:`Unroutable`. ``mandatory`` needs confirm mode: only the ack tells that no return is coming. While
+        the broker has blocked the connection (a resource alarm) or a reconnection is under way, the publish waits
+        before it is sent; a publish awaiting its confirm when the connection is lost raises
+        :class:`ConnectionLost` (it may or may not have reached the broker). Without confirm mode the publish
+        returns once it is queued for the socket. Cancelled while waiting for the ack, the message may or may
+        not have been published.
         """
         if mandatory and not self._confirming:
             raise ValueError(f"mandatory publish to {exchange!r}/{routing_key!r} needs confirm mode: "
                              "await channel.confirm_select() first")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        connection = self._connection
+        if connection._down is not None or not connection._unblocked.is_set():
+            await connection._wait_publishable()
         self._check()
-        frame_max = self._connection._frame_max
-        room = (frame_max - 8) if frame_max else len(body) or 1
-        parts = [_marshal(commands.Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=mandatory),
-                          self.channel_id),
-                 _marshal(header.ContentHeader(0, len(body), properties or commands.Basic.Properties()),
-                          self.channel_id)]
-        parts.extend(_marshal(body_frame(body[i:i + room]), self.channel_id) for i in range(0, len(body), room))
-        data = b"".join(parts)
-        pending: _Confirm | None = None
-
-        def register() -> None:
-            nonlocal pending
-            self._check()
-            if self._confirming:
-                self._publish_seq += 1
-                pending = self._unconfirmed[self._publish_seq] = _Confirm(exchange, routing_key, mandatory)
-
-        await self._connection._send(data, before=register)
-        if pending is None:
+        data = encode_publish(self.channel_id, exchange, routing_key, mandatory, properties, body,
+                              connection._frame_max)
+        if not self._confirming:
+            connection._write(data)
+            await connection._wait_drained()
             return
+        self._publish_seq += 1
+        pending = self._unconfirmed[self._publish_seq] = _Confirm(exchange, routing_key, mandatory)
+        connection._write(data)
         await pending.event.wait()
         if pending.error is not None:
             raise pending.error
@@ -341,13 +523,12 @@ class Channel:
     async def basic_consume(self, queue: str, *, no_ack: bool = False, exclusive: bool = False,
                             consumer_tag: str = "", arguments: dict[str, Any] | None = None) -> Consumer:
         """Start consuming from a queue; iterate the returned :class:`Consumer` for the deliveries."""
-        send, receive = trio.open_memory_channel[Delivery](float("inf"))
-        consumer = Consumer(self, consumer_tag, send, receive)
+        consumer = Consumer(self, consumer_tag, queue, no_ack, exclusive, arguments)
         # The deliveries may follow ConsumeOk at once: register the consumer before the reply is handled.
-        ok = await self._rpc(commands.Basic.Consume(queue=queue, consumer_tag=consumer_tag, no_ack=no_ack,
-                                                    exclusive=exclusive, arguments=arguments),
-                             commands.Basic.ConsumeOk, on_reply=lambda ok: self._add_consumer(ok, consumer))
-        assert ok.consumer_tag == consumer.consumer_tag
+        await self._rpc(consumer._method(), commands.Basic.ConsumeOk,
+                        on_reply=lambda ok: self._add_consumer(ok, consumer))
+        self._connection._topology.add(_Step("consume", ("consume", consumer.consumer_tag), None, channel=self,
+                                             consumer=consumer))
         return consumer
 
     def _add_consumer(self, ok: commands.Basic.ConsumeOk, consumer: Consumer) -> None:
@@ -356,18 +537,36 @@ class Channel:
 
     async def basic_get(self, queue: str, *, no_ack: bool = False) -> Delivery | None:
         """Take one message from a queue, or ``None`` if it is empty. Not limited by ``basic_qos``."""
+        def unsettled(ok: commands.Basic.GetOk) -> None:
+            self._unsettled[ok.delivery_tag or 0] = None
+
         result: Delivery | None = await self._rpc(commands.Basic.Get(queue=queue, no_ack=no_ack),
-                                                  commands.Basic.GetOk, commands.Basic.GetEmpty)
+                                                  commands.Basic.GetOk, commands.Basic.GetEmpty,
+                                                  on_reply=None if no_ack else unsettled)
         return result
 
     async def close(self) -> None:
-        """Close the channel (the broker requeues its unacked deliveries); a no-op if it is already closed."""
+        """Close the channel (the broker requeues its unacked deliveries); a no-op if it is already closed.
+
+        While the connection is reconnecting the channel is closed at once, without waiting (if the reconnection
+        had reopened it already, the broker is told behind the scenes).
+        """
         if self._error is not None:
+            await trio.lowlevel.checkpoint()
             return
-        try:
-            await self._rpc(commands.Channel.Close(REPLY_SUCCESS, "bye", 0, 0), commands.Channel.CloseOk)
-        except AMQPError:
-            pass  # closed meanwhile, by the broker or with the connection: closed either way
+        connection = self._connection
+        connection._topology.forget_channel(self)
+        if connection._down is None:
+            try:
+                await self._rpc(commands.Channel.Close(REPLY_SUCCESS, "bye", 0, 0), commands.Channel.CloseOk)
+            except AMQPError:
+                pass  # closed meanwhile, by the broker or with the connection: closed either way
+        else:
+            await trio.lowlevel.checkpoint()
+            if self._opened:
+                # Reopened by the replay under way: close it without waiting, and keep its number until CloseOk.
+                connection._abandoned.add(self.channel_id)
+                connection._write(encode_method(commands.Channel.Close(REPLY_SUCCESS, "bye", 0, 0), self.channel_id))
         self._shut(ChannelClosed(f"channel {self.channel_id} is closed"))
 
     # -- machinery ----------------------------------------------------------------------------------------------
@@ -376,75 +575,148 @@ class Channel:
         if self._error is not None:
             raise self._error
 
-    async def _send_method(self, method: base.Frame) -> None:
-        self._check()
-        await self._connection._send(_marshal(method, self.channel_id), before=self._check)
+    def _settle(self, delivery: Delivery, multiple: bool, requeue: bool | None) -> None:
+        """Queue the ack (``requeue`` is None) or nack of ``delivery``.
 
-    async def _rpc(self, method: base.Frame, *expect: type[Any], on_reply: Any = None) -> Any:
+        An ack after which no delivery up to its tag is left unsettled goes out as ``multiple``, and replaces an
+        ack of this channel queued just before it (which it covers): a consumer acking one delivery after another
+        sends one ack per flush, and the broker does the work of one.
+        """
+        self._check()
+        if delivery._epoch != self._epoch:
+            raise ConnectionLost(f"{delivery!r} came on a connection to {self._connection._params.show()} since "
+                                 "lost; the broker redelivers it")
+        tag = delivery.delivery_tag
+        unsettled = self._unsettled
+        known = tag in unsettled
+        if multiple:
+            for other in list(unsettled):
+                if other > tag:
+                    break
+                del unsettled[other]
+        else:
+            unsettled.pop(tag, None)
+        connection = self._connection
+        if requeue is not None:
+            connection._write(encode_nack(self.channel_id, tag, multiple, requeue))
+        elif known and (not unsettled or next(iter(unsettled)) > tag):
+            frame = encode_ack(self.channel_id, tag, True)
+            if connection._last_ack == (self.channel_id, len(connection._outbox)):
+                connection._outbox[-len(frame):] = frame
+                connection._queued += 1
+            else:
+                connection._write(frame)
+            connection._last_ack = (self.channel_id, len(connection._outbox))
+        else:
+            connection._write(encode_ack(self.channel_id, tag, multiple))
+
+    async def _rpc(self, method: base.Frame, *expect: type[Any], on_reply: Callable[[Any], None] | None = None,
+                   wait_connected: bool = True) -> Any:
         """Send a synchronous method and wait for its reply (one of ``expect``).
 
-        Replies arrive in the order the methods were sent, so the waiter is queued in the same step as the send.
-        Cancelled after the send, the waiter stays queued (abandoned) to take its reply when it comes.
+        Waits first for a reconnection under way (unless ``wait_connected`` is false: the replay itself). Replies
+        arrive in the order the methods were sent, so the waiter is queued in the same step as the frame.
+        Cancelled after that, the waiter stays queued (abandoned) to take its reply when it comes.
         """
-        waiter = _Waiter(expect)
-        waiter.result = on_reply
-        data = _marshal(method, self.channel_id)
-
-        def register() -> None:
-            self._check()
-            self._waiters.append(waiter)
-
-        await self._connection._send(data, before=register)
+        data = encode_method(method, self.channel_id)
+        if wait_connected:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            if self._connection._down is not None:
+                await self._connection._wait_connected()
+        self._check()
+        waiter = _Waiter(expect, on_reply)
+        self._waiters.append(waiter)
+        self._connection._write(data)
         await waiter.event.wait()
         if waiter.error is not None:
             raise waiter.error
         return waiter.result
 
     def _shut(self, error: AMQPError) -> None:
-        """Close this side: fail every waiter, publish and consumer with ``error``. Idempotent."""
+        """Close this side for good: fail every waiter, publish and consumer with ``error``. Idempotent."""
         if self._error is None:
             self._error = error
         self._connection._channels.pop(self.channel_id, None)
-        while self._waiters:
-            self._waiters.popleft().fail(self._error)
-        for pending in self._unconfirmed.values():
-            pending.error = self._error
-            pending.event.set()
-        self._unconfirmed.clear()
+        self._connection._topology.forget_channel(self)
+        self._interrupt(self._error)
         for consumer in self._consumers.values():
-            consumer._send.close()
+            consumer._end(None if isinstance(self._error, ChannelClosed) else self._error)
         self._consumers.clear()
 
-    def _on_frame(self, value: pamqp_frame.FrameTypes) -> None:
+    def _interrupt(self, error: AMQPError) -> None:
+        """The connection under this channel is gone: fail what awaits a reply or a confirm with ``error``.
+        Consumers stay, to be started again on the next connection."""
+        self._epoch += 1
+        self._opened = False
+        self._unsettled.clear()
+        self._incoming = None
+        self._publish_seq = 0
+        while self._waiters:
+            self._waiters.popleft().fail(error)
+        while self._gets:
+            self._gets.popleft().fail(error)
+        for pending in self._unconfirmed.values():
+            pending.error = error
+            pending.event.set()
+        self._unconfirmed.clear()
+
+    async def _reopen(self) -> None:
+        """Open this channel again on a new connection (the replay), in confirm mode if it was."""
+        await self._rpc(commands.Channel.Open(), commands.Channel.OpenOk, wait_connected=False)
+        if self._confirming:
+            await self._rpc(commands.Confirm.Select(), commands.Confirm.SelectOk, wait_connected=False)
+
+    def _on_frame(self, value: FrameValue) -> None:
         """Handle one frame for this channel (reader task; never blocks)."""
-        if isinstance(value, header.ContentHeader):
-            if self._incoming is None or self._incoming.size >= 0:
-                raise ProtocolError(f"unexpected content header on channel {self.channel_id}")
-            self._incoming.size = value.body_size
-            self._incoming.properties = value.properties
-            self._content_maybe_done()
-        elif isinstance(value, body.ContentBody):
-            if self._incoming is None or self._incoming.size < 0:
+        kind = type(value)
+        if kind is body.ContentBody:
+            incoming = self._incoming
+            if incoming is None or incoming.size < 0:
                 raise ProtocolError(f"unexpected content body on channel {self.channel_id}")
-            self._incoming.chunks.append(value.value)
-            self._incoming.received += len(value.value)
-            self._content_maybe_done()
-        elif isinstance(value, commands.Basic.Deliver | commands.Basic.Return):
+            chunk = value.value  # type: ignore[union-attr]
+            incoming.chunks.append(chunk)
+            incoming.received += len(chunk)
+            if incoming.received >= incoming.size:
+                self._content_done(incoming)
+        elif kind is header.ContentHeader:
+            incoming = self._incoming
+            if incoming is None or incoming.size >= 0:
+                raise ProtocolError(f"unexpected content header on channel {self.channel_id}")
+            incoming.size = value.body_size  # type: ignore[union-attr]
+            incoming.properties = value.properties  # type: ignore[union-attr]
+            if incoming.size == 0:
+                self._content_done(incoming)
+        elif kind is commands.Basic.Deliver or kind is commands.Basic.Return:
             self._incoming = _Incoming(value)
-        elif isinstance(value, commands.Basic.Ack | commands.Basic.Nack):
-            self._on_confirm(value)
-        elif isinstance(value, commands.Channel.Close):
-            self._connection._send_nowait(_marshal(commands.Channel.CloseOk(), self.channel_id))
+        elif kind is commands.Basic.Ack or kind is commands.Basic.Nack:
+            self._on_confirm(value)  # type: ignore[arg-type]
+        elif kind is commands.Channel.Close:
+            assert isinstance(value, commands.Channel.Close)
+            self._connection._write(encode_method(commands.Channel.CloseOk(), self.channel_id))
+            self._opened = False
             self._shut(error_for(value.reply_code or 0, value.reply_text,
                                  where=f"channel {self.channel_id} of {self._connection._params.show()}"))
-        elif isinstance(value, commands.Basic.Cancel):
-            consumer = self._consumers.pop(value.consumer_tag or "", None)
-            if consumer is not None:
-                consumer._send.close()
+        elif kind is commands.Basic.Cancel:
+            assert isinstance(value, commands.Basic.Cancel)
+            self._on_cancel(value)
         elif isinstance(value, base.Frame):
             self._on_reply(value)
         else:
             raise ProtocolError(f"unexpected {value!r} on channel {self.channel_id}")
+
+    def _on_cancel(self, value: commands.Basic.Cancel) -> None:
+        tag = value.consumer_tag or ""
+        if not value.nowait:
+            self._connection._write(encode_method(commands.Basic.CancelOk(tag), self.channel_id))
+        consumer = self._consumers.pop(tag, None)
+        if consumer is None:
+            return
+        self._connection._topology.forget_consumer(consumer)
+        logger.warning("the broker cancelled consumer %r on queue %r (channel %d of %s)", tag, consumer.queue,
+                       self.channel_id, self._connection._params.show())
+        consumer._end(ConsumerCancelled(
+            f"consumer {tag!r} on queue {consumer.queue!r} was cancelled by the broker "
+            "(the queue was deleted, or its node is gone)", consumer_tag=tag, queue=consumer.queue))
 
     def _on_reply(self, value: Any) -> None:
         if not self._waiters:
@@ -456,42 +728,45 @@ class Channel:
         self._waiters.popleft()
         if isinstance(value, commands.Basic.GetOk):
             # The message follows in content frames; resolve the waiter once it is complete.
+            if waiter.on_reply is not None:
+                waiter.on_reply(value)
             self._gets.append(waiter)
             self._incoming = _Incoming(value)
             return
         if isinstance(value, commands.Basic.GetEmpty):
             waiter.resolve(None)
             return
-        if waiter.result is not None:
-            waiter.result(value)
+        if waiter.on_reply is not None:
+            waiter.on_reply(value)
         waiter.resolve(value)
-        if isinstance(value, commands.Channel.CloseOk):
+        if isinstance(value, commands.Channel.OpenOk):
+            self._opened = True
+        elif isinstance(value, commands.Channel.CloseOk):
+            self._opened = False
             self._shut(ChannelClosed(f"channel {self.channel_id} is closed"))
 
-    def _content_maybe_done(self) -> None:
-        incoming = self._incoming
-        assert incoming is not None
-        if incoming.received < incoming.size:
-            return
+    def _content_done(self, incoming: _Incoming) -> None:
         if incoming.received > incoming.size:
             raise ProtocolError(f"content on channel {self.channel_id} is longer than its header said")
         self._incoming = None
         method = incoming.method
-        data = b"".join(incoming.chunks)
+        chunks = incoming.chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         properties = incoming.properties or commands.Basic.Properties()
-        if isinstance(method, commands.Basic.Return):
+        if type(method) is commands.Basic.Return:
             self._on_return(method)
             return
-        assert isinstance(method, commands.Basic.Deliver | commands.Basic.GetOk)
-        delivery = Delivery(data, properties, method.exchange, method.routing_key or "",
-                            method.delivery_tag or 0, method.redelivered, self)
-        if isinstance(method, commands.Basic.GetOk):
+        delivery = Delivery(data, properties, method.exchange, method.routing_key or "", method.delivery_tag or 0,
+                            method.redelivered, self, self._epoch)
+        if type(method) is commands.Basic.GetOk:
             self._gets.popleft().resolve(delivery)
             return
-        consumer = self._consumers.get(method.consumer_tag or "")
+        consumer = self._consumers.get(method.consumer_tag)
         if consumer is None:
             raise ProtocolError(f"delivery for unknown consumer {method.consumer_tag!r} on channel {self.channel_id}")
-        consumer._send.send_nowait(delivery)
+        if not consumer.no_ack:
+            self._unsettled[delivery.delivery_tag] = None
+        consumer._deliver(delivery)
 
     def _on_return(self, method: commands.Basic.Return) -> None:
         # A return precedes the ack of its publish; the broker routes in order, so it belongs to the oldest
@@ -504,84 +779,195 @@ class Channel:
         logger.warning("basic.return on channel %d matches no pending mandatory publish: %r", self.channel_id, method)
 
     def _on_confirm(self, value: commands.Basic.Ack | commands.Basic.Nack) -> None:
-        acked = isinstance(value, commands.Basic.Ack)
+        acked = type(value) is commands.Basic.Ack
         tag = value.delivery_tag
+        unconfirmed = self._unconfirmed
         if value.multiple:
             # Insertion order is tag order: settle from the oldest up to ``tag``.
             settled = []
-            for key in self._unconfirmed:
+            for key in unconfirmed:
                 if key > tag:
                     break
                 settled.append(key)
         else:
-            settled = [tag] if tag in self._unconfirmed else []
+            settled = [tag] if tag in unconfirmed else []
         for key in settled:
-            pending = self._unconfirmed.pop(key)
+            pending = unconfirmed.pop(key)
             pending.acked = acked
             pending.event.set()
 
 
-def body_frame(data: bytes) -> body.ContentBody:
-    return body.ContentBody(data)
+def _binding_key(queue: str, exchange: str, routing_key: str, arguments: dict[str, Any] | None) -> tuple[Any, ...]:
+    return ("bind", queue, exchange, routing_key, repr(sorted((arguments or {}).items())))
+
+
+@attrs.define(eq=False)
+class _Step:
+    """One declaration a reconnection replays, in the order it was first made."""
+
+    kind: str
+    """``"exchange"``, ``"queue"``, ``"bind"``, ``"qos"`` or ``"consume"``."""
+    key: Any
+    """What identifies it: the exchange or queue name, the binding, the channel, the consumer tag."""
+    method: base.Frame | None
+    """The method to send again (a consumer's is made from the consumer)."""
+    channel: Channel | None = None
+    """The channel it belongs to (qos, consume); ``None``: any channel."""
+    consumer: Consumer | None = None
+
+
+@attrs.define(eq=False)
+class _Topology:
+    """What the connection declared, to be declared again after a reconnection: decisions, no I/O."""
+
+    steps: list[_Step] = attrs.field(factory=list)
+
+    def add(self, step: _Step) -> None:
+        """Record ``step`` unless the same declaration is already recorded (it keeps its first place)."""
+        if step.kind == "queue" or step.kind == "exchange":
+            key = (step.kind, step.key)
+            if any((other.kind, other.key) == key for other in self.steps):
+                return
+        elif any(other.key == step.key for other in self.steps):
+            return
+        self.steps.append(step)
+
+    def add_qos(self, step: _Step) -> None:
+        """Record a qos; an earlier one of the same channel and scope that no consumer came after is dropped."""
+        assert step.channel is not None
+        for index in range(len(self.steps) - 1, -1, -1):
+            other = self.steps[index]
+            if other.kind == "consume" and other.channel is step.channel:
+                break
+            if other.kind == "qos" and other.key == step.key:
+                del self.steps[index]
+                break
+        self.steps.append(step)
+
+    def forget(self, key: Any) -> None:
+        self.steps = [step for step in self.steps if step.key != key]
+
+    def forget_exchange(self, exchange: str) -> None:
+        self.steps = [step for step in self.steps if not (
+            (step.kind == "exchange" and step.key == exchange)
+            or (step.kind == "bind" and step.key[2] == exchange))]
+
+    def forget_queue(self, queue: str) -> None:
+        self.steps = [step for step in self.steps if not (
+            (step.kind == "queue" and step.key == queue)
+            or (step.kind == "bind" and step.key[1] == queue)
+            or (step.kind == "consume" and step.consumer is not None and step.consumer.queue == queue))]
+
+    def forget_consumer(self, consumer: Consumer) -> None:
+        self.steps = [step for step in self.steps if step.consumer is not consumer]
+
+    def forget_channel(self, channel: Channel) -> None:
+        self.steps = [step for step in self.steps if step.channel is not channel]
+
+    def rename_queue(self, old: str, new: str) -> None:
+        """A server-named queue got a new name on the new connection: later steps use it."""
+        for step in self.steps:
+            if step.kind == "queue" and step.key == old:
+                step.key = new
+            elif step.kind == "bind" and step.key[1] == old:
+                assert isinstance(step.method, commands.Queue.Bind)
+                step.method.queue = new
+                step.key = (step.key[0], new, *step.key[2:])
+            elif step.kind == "consume" and step.consumer is not None and step.consumer.queue == old:
+                step.consumer.queue = new
 
 
 @attrs.define(eq=False, repr=False)
 class Connection:
-    """A connection to an AMQP 0-9-1 broker (RabbitMQ).
+    """A connection to an AMQP 0-9-1 broker (RabbitMQ), over TCP or TLS (``amqps://``).
 
     Open one with ``async with open_connection(url) as connection`` (which owns the connection's tasks), or
     ``await Connection.open(url, nursery)`` to run them in a nursery of yours and ``await connection.close()``.
     When the broker closes the connection or the socket fails, every pending and later operation raises
-    :class:`ConnectionLost` (or the error the broker's reply code maps to).
+    :class:`ConnectionLost` (or the error the broker's reply code maps to) — unless the connection was opened
+    with ``reconnect=Reconnect(...)``, when it is opened again (see :class:`Reconnect`).
     """
 
     _params: _Params
-    _stream: trio.SocketStream
-    _frame_max: int = 0
+    _reconnect: Reconnect | None
+    _ssl_context: ssl.SSLContext | None
+    _name: str | None
+    _stream: trio.abc.Stream
+    _reader: FrameReader
+    _frame_max: int = DEFAULT_FRAME_MAX
     _channel_max: int = DEFAULT_CHANNEL_MAX
     _heartbeat: int = 0
     _channels: dict[int, Channel] = attrs.field(factory=dict)
     _abandoned: set[int] = attrs.field(factory=set)
     """Channels whose Channel.Open was cancelled before its OpenOk: closed as soon as it comes, then reused."""
     _next_channel: int = 1
-    _send_lock: trio.StrictFIFOLock = attrs.field(factory=trio.StrictFIFOLock)
-    _buffer: bytearray = attrs.field(factory=bytearray)
+    _outbox: bytearray = attrs.field(factory=bytearray)
+    _queued: int = 0
+    """Counts the frames queued (and acks merged): the writer waits while it grows."""
+    _last_ack: tuple[int, int] | None = None
+    """``(channel, outbox length)`` when the outbox ends with an ack a later ack of that channel may replace."""
+    _writer_lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+    _drained_lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
     _error: AMQPError | None = None
+    """Why the connection ended for good (``ChannelClosed`` when this side closed it)."""
+    _down: AMQPError | None = None
+    """Why the connection is down while a reconnection is under way."""
+    _connected: trio.Event = attrs.field(factory=trio.Event)
+    """Set while connected (topology replayed), and once closed for good, to wake the waiters."""
+    _unblocked: trio.Event = attrs.field(factory=trio.Event)
+    """Cleared while the broker says the connection is blocked (Connection.Blocked)."""
+    _blocked_reason: str = ""
+    _link_error: AMQPError | None = None
+    _link_scope: trio.CancelScope | None = None
     _closing: bool = False
     _close_ok: trio.Event = attrs.field(factory=trio.Event)
     _scope: trio.CancelScope | None = None
-    _outbox_send: trio.MemorySendChannel[bytes] | None = None
+    _topology: _Topology = attrs.field(factory=_Topology)
+    _reconnects: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        self._connected.set()
+        self._unblocked.set()
 
     def __repr__(self) -> str:
-        state = "open" if self._error is None else "closed"
+        if self._error is not None:
+            state = "closed"
+        elif self._down is not None:
+            state = "reconnecting"
+        else:
+            state = "blocked" if not self._unblocked.is_set() else "open"
         return f"<Connection {self._params.show()} {state} channels={len(self._channels)}>"
 
     @classmethod
-    async def open(cls, url: str = "amqp://guest:guest@127.0.0.1:5672/", nursery: trio.Nursery | None = None,
-                   ) -> Connection:
-        """Connect and handshake (Start/StartOk with PLAIN, Tune/TuneOk, Open/OpenOk), then start the reader and
-        heartbeat tasks in ``nursery``.
+    async def open(cls, url: str = DEFAULT_URL, nursery: trio.Nursery | None = None, *,
+                   reconnect: Reconnect | None = None, ssl_context: ssl.SSLContext | None = None,
+                   name: str | None = None) -> Connection:
+        """Connect and handshake (TLS for ``amqps://``; Start/StartOk with PLAIN, Tune/TuneOk, Open/OpenOk), then
+        start the connection's tasks in ``nursery``.
 
         ``nursery`` is required; it is optional in the signature only for the error message. Bound the handshake
         with ``trio.fail_after``: cancelled, the socket is closed. A refused login or virtual host raises
-        :class:`AccessRefused`; an unreachable broker :class:`ConnectionLost`.
+        :class:`AccessRefused`; an unreachable broker or a failed TLS handshake :class:`ConnectionLost` (the first
+        connection is not retried, even with ``reconnect``). ``ssl_context`` defaults to
+        :func:`ssl.create_default_context` (the system's CAs, the host name checked). ``name`` is announced to the
+        broker as the ``connection_name`` client property, which its tools show.
         """
         if nursery is None:
             raise TypeError("Connection.open needs a nursery to run its tasks in; "
                             "or use `async with open_connection(url) as connection`")
-        connection = await cls._connect(url)
+        connection = await cls._connect(url, reconnect, ssl_context, name)
         await nursery.start(connection._run)
         return connection
 
     @classmethod
-    async def _connect(cls, url: str) -> Connection:
+    async def _connect(cls, url: str, reconnect: Reconnect | None, ssl_context: ssl.SSLContext | None,
+                       name: str | None) -> Connection:
         """Connect and handshake; the connection's tasks are not started yet."""
         params = _Params.parse(url)
-        try:
-            stream = await trio.open_tcp_stream(params.host, params.port)
-        except OSError as exc:
-            raise ConnectionLost(f"cannot connect to {params.show()}: {exc}") from exc
-        connection = cls(params, stream)
+        if ssl_context is not None and not params.tls:
+            raise ValueError(f"ssl_context is given but {params.show()} is not an amqps:// URL")
+        stream = await _open_stream(params, ssl_context)
+        connection = cls(params, reconnect, ssl_context, name, stream, FrameReader())
         try:
             await connection._handshake()
         except BaseException:
@@ -590,7 +976,10 @@ class Connection:
         return connection
 
     async def channel(self) -> Channel:
-        """Open a new channel."""
+        """Open a new channel (waiting for a reconnection under way)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._down is not None:
+            await self._wait_connected()
         self._check()
         for _ in range(self._channel_max):
             channel_id = self._next_channel
@@ -601,7 +990,7 @@ class Connection:
             raise AMQPError(f"{self} has all its {self._channel_max} channels open")
         channel = self._channels[channel_id] = Channel(self, channel_id)
         try:
-            await channel._rpc(commands.Channel.Open(), commands.Channel.OpenOk)
+            await channel._rpc(commands.Channel.Open(), commands.Channel.OpenOk, wait_connected=False)
         except BaseException:
             if channel._error is None:
                 if channel._waiters:
@@ -612,15 +1001,18 @@ class Connection:
         return channel
 
     async def close(self) -> None:
-        """Close the connection gracefully (Connection.Close, wait for CloseOk) and stop its tasks.
+        """Close the connection gracefully (Connection.Close after everything queued, wait for CloseOk) and stop
+        its tasks.
 
-        A no-op on a connection already closed or lost. Cancelled, the socket is closed at once.
+        A no-op on a connection already closed or lost for good; a reconnection under way is abandoned.
+        Cancelled, the socket is closed at once.
         """
         if self._error is None and not self._closing:
             self._closing = True
             try:
-                await self._send(_marshal(commands.Connection.Close(REPLY_SUCCESS, "bye", 0, 0), 0))
-                await self._close_ok.wait()
+                if self._down is None and self._link_error is None:
+                    self._write(encode_method(commands.Connection.Close(REPLY_SUCCESS, "bye", 0, 0), 0))
+                    await self._close_ok.wait()
             except AMQPError:
                 pass  # lost meanwhile: closed either way
             finally:
@@ -629,67 +1021,206 @@ class Connection:
             self._scope.cancel()
         await trio.aclose_forcefully(self._stream)
 
-    def statistics(self) -> ConnectionStatistics:
-        """The negotiated parameters and the number of open channels."""
-        return ConnectionStatistics(self._frame_max, self._channel_max, self._heartbeat, len(self._channels),
-                                    self._error is None)
+    async def wait_connected(self) -> None:
+        """Return once the connection is up: at once if it is, after the reconnection (topology replayed) if one
+        is under way. Raises the connection's error if it ended for good."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        await self._wait_connected()
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
-    # -- machinery ----------------------------------------------------------------------------------------------
+    def statistics(self) -> ConnectionStatistics:
+        """The negotiated parameters, the state and the number of open channels and reconnections."""
+        return ConnectionStatistics(self._frame_max, self._channel_max, self._heartbeat, len(self._channels),
+                                    self._error is None, self._error is None and self._down is None,
+                                    not self._unblocked.is_set(), self._reconnects)
+
+    # -- machinery: writing -------------------------------------------------------------------------------------
 
     def _check(self) -> None:
         if self._error is not None:
             raise self._error
 
-    async def _send(self, data: bytes, before: Any = None) -> None:
-        """Write ``data`` whole. ``before`` runs once the lock is held, just before the write (no checkpoint in
-        between), so that what it registers is in the same order as the writes."""
-        async with self._send_lock:
-            self._check()
-            if before is not None:
-                before()
-            with trio.CancelScope(shield=True):
-                try:
-                    await self._stream.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    error = self._error or ConnectionLost(f"lost {self._params.show()}: {exc}")
-                    error.__cause__ = error.__cause__ or exc
-                    self._fail(error)
-                    raise error from exc
+    def _write(self, data: bytes) -> None:
+        """Queue ``data`` for the writer: the order of the calls is the order on the wire."""
+        if self._error is not None:
+            raise self._error
+        if self._down is not None and self._link_error is not None:
+            raise self._down
+        self._outbox += data
+        self._queued += 1
+        self._last_ack = None
+        if self._writer_lot:
+            self._writer_lot.unpark()
 
-    def _send_nowait(self, data: bytes) -> None:
-        """Queue ``data`` for the writer side of the reader task (replies the reader owes the broker)."""
-        assert self._outbox_send is not None
-        try:
-            self._outbox_send.send_nowait(data)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass  # the connection is going away: the reply would not reach the broker anyway
+    async def _wait_drained(self) -> None:
+        """A checkpoint; and while the outbox is over its high water mark, wait for the writer."""
+        if len(self._outbox) <= OUTBOX_HIGH_WATER:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        while len(self._outbox) > OUTBOX_HIGH_WATER and self._error is None and self._link_error is None:
+            await self._drained_lot.park()
+
+    async def _wait_connected(self) -> None:
+        while True:
+            self._check()
+            if self._down is None:
+                return
+            await self._connected.wait()
+
+    async def _wait_publishable(self) -> None:
+        while True:
+            await self._wait_connected()
+            if self._unblocked.is_set():
+                return
+            await self._unblocked.wait()
+
+    async def _write_loop(self, stream: trio.abc.Stream) -> None:
+        while True:
+            if not self._outbox:
+                await self._writer_lot.park()
+                continue
+            # Let the tasks woken with this one queue their frames too: one write for all of them.
+            for _ in range(FLUSH_PASSES):
+                if len(self._outbox) >= FLUSH_BYTES:
+                    break
+                queued = self._queued
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                if self._queued == queued:
+                    break
+            data, self._outbox, self._last_ack = self._outbox, bytearray(), None
+            try:
+                await stream.send_all(data)
+            except _Errors as exc:
+                self._break_link(_lost(f"lost {self._params.show()}: {_describe(exc)}", exc))
+                return
+            if self._drained_lot:
+                self._drained_lot.unpark_all()
+
+    async def _heartbeat_loop(self) -> None:
+        frame = heartbeat.Heartbeat.marshal()
+        while True:
+            await trio.sleep(self._heartbeat / 2)
+            if self._error is None and self._link_error is None:
+                self._write(frame)
+
+    # -- machinery: reading -------------------------------------------------------------------------------------
+
+    async def _read_loop(self, stream: trio.abc.Stream) -> None:
+        silence = 2 * self._heartbeat if self._heartbeat else math.inf
+        reader = self._reader
+        error: AMQPError
+        with trio.CancelScope(deadline=trio.current_time() + silence) as scope:
+            while True:
+                try:
+                    chunk = await stream.receive_some(RECEIVE_SIZE)
+                except _Errors as exc:
+                    error = _lost(f"lost {self._params.show()}: {_describe(exc)}", exc)
+                    break
+                if not chunk:
+                    error = ConnectionLost(f"{self._params.show()} hung up")
+                    break
+                scope.deadline = trio.current_time() + silence
+                reader.feed(chunk)
+                try:
+                    while (frame := reader.read()) is not None:
+                        self._dispatch(*frame)
+                except FrameError as exc:
+                    error = ProtocolError(f"{self._params.show()} sent {exc}")
+                    error.__cause__ = exc
+                    break
+                except AMQPError as exc:
+                    error = exc
+                    break
+        if scope.cancelled_caught:
+            error = ConnectionLost(f"{self._params.show()} sent nothing for {silence} s (two heartbeats)")
+        self._break_link(error)
+
+    def _dispatch(self, channel_id: int, value: FrameValue) -> None:
+        if channel_id != 0:
+            channel = self._channels.get(channel_id)
+            if channel is not None:
+                channel._on_frame(value)
+                return
+            if channel_id in self._abandoned:
+                if isinstance(value, commands.Channel.OpenOk):
+                    self._write(encode_method(commands.Channel.Close(REPLY_SUCCESS, "abandoned", 0, 0), channel_id))
+                elif isinstance(value, commands.Channel.CloseOk | commands.Channel.Close):
+                    if isinstance(value, commands.Channel.Close):
+                        self._write(encode_method(commands.Channel.CloseOk(), channel_id))
+                    self._abandoned.discard(channel_id)
+                return
+            if isinstance(value, commands.Channel.Close):  # closed by the broker as this side closed it
+                self._write(encode_method(commands.Channel.CloseOk(), channel_id))
+                return
+            if isinstance(value, commands.Channel.CloseOk | body.ContentBody | header.ContentHeader
+                          | commands.Basic.Deliver | commands.Basic.Ack | commands.Basic.Nack):
+                return  # crossed this side's close of the channel
+            raise ProtocolError(f"{self._params.show()} sent {value!r} on channel {channel_id}, which is not open")
+        if isinstance(value, heartbeat.Heartbeat):
+            return
+        if isinstance(value, commands.Connection.Close):
+            self._write(encode_method(commands.Connection.CloseOk(), 0))
+            raise error_for(value.reply_code or 0, value.reply_text, where=self._params.show(), connection=True)
+        if isinstance(value, commands.Connection.CloseOk) and self._closing:
+            self._close_ok.set()
+            raise ChannelClosed(f"{self._params.show()} is closed")
+        if isinstance(value, commands.Connection.Blocked):
+            self._blocked_reason = value.reason or ""
+            if self._unblocked.is_set():
+                self._unblocked = trio.Event()
+            logger.warning("%s is blocked by the broker (%s): publishes wait", self._params.show(),
+                           self._blocked_reason or "no reason given")
+            return
+        if isinstance(value, commands.Connection.Unblocked):
+            self._blocked_reason = ""
+            self._unblocked.set()
+            logger.info("%s is unblocked by the broker", self._params.show())
+            return
+        raise ProtocolError(f"{self._params.show()} sent unexpected {value!r} on channel 0")
+
+    # -- machinery: the handshake -------------------------------------------------------------------------------
 
     async def _handshake(self) -> None:
-        await self._write(PROTOCOL_HEADER)
+        await self._send_direct(PROTOCOL_HEADER)
         start = await self._expect(commands.Connection.Start)
         if "PLAIN" not in start.mechanisms.split():
             raise ProtocolError(f"{self._params.show()} does not offer PLAIN login (offers {start.mechanisms!r})")
         response = f"\0{self._params.user}\0{self._params.password}"
-        await self._write(_marshal(commands.Connection.StartOk(
-            client_properties=CLIENT_PROPERTIES, mechanism="PLAIN", response=response), 0))
+        properties = CLIENT_PROPERTIES if self._name is None else {**CLIENT_PROPERTIES, "connection_name": self._name}
+        await self._send_direct(encode_method(commands.Connection.StartOk(
+            client_properties=properties, mechanism="PLAIN", response=response), 0))
         tune = await self._expect(commands.Connection.Tune)
-        self._frame_max = min(x for x in (tune.frame_max, DEFAULT_FRAME_MAX) if x) if tune.frame_max \
-            else DEFAULT_FRAME_MAX
+        self._frame_max = min(tune.frame_max, DEFAULT_FRAME_MAX) if tune.frame_max else DEFAULT_FRAME_MAX
         self._channel_max = min(tune.channel_max or DEFAULT_CHANNEL_MAX, DEFAULT_CHANNEL_MAX)
         self._heartbeat = tune.heartbeat if self._params.heartbeat is None else self._params.heartbeat
-        await self._write(_marshal(commands.Connection.TuneOk(self._channel_max, self._frame_max, self._heartbeat),
-                                   0))
-        await self._write(_marshal(commands.Connection.Open(virtual_host=self._params.vhost), 0))
+        await self._send_direct(encode_method(
+            commands.Connection.TuneOk(self._channel_max, self._frame_max, self._heartbeat), 0))
+        self._reader.frame_max = self._frame_max
+        await self._send_direct(encode_method(commands.Connection.Open(virtual_host=self._params.vhost), 0))
         await self._expect(commands.Connection.OpenOk)
 
-    async def _write(self, data: bytes) -> None:
+    async def _send_direct(self, data: bytes) -> None:
         try:
             await self._stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            raise ConnectionLost(f"lost {self._params.show()} during the handshake: {exc}") from exc
+        except _Errors as exc:
+            raise _lost(f"lost {self._params.show()} during the handshake: {_describe(exc)}", exc) from exc
 
     async def _expect(self, cls: type[Any]) -> Any:
-        channel_id, value = await self._read_frame()
+        while True:
+            try:
+                frame = self._reader.read()
+            except FrameError as exc:
+                raise ProtocolError(f"{self._params.show()} sent {exc}") from exc
+            if frame is not None:
+                break
+            try:
+                chunk = await self._stream.receive_some(RECEIVE_SIZE)
+            except _Errors as exc:
+                raise _lost(f"lost {self._params.show()} during the handshake: {_describe(exc)}", exc) from exc
+            if not chunk:
+                raise ConnectionLost(f"{self._params.show()} hung up during the handshake")
+            self._reader.feed(chunk)
+        channel_id, value = frame
         if isinstance(value, commands.Connection.Close):
             raise error_for(value.reply_code or 0, value.reply_text, where=self._params.show(), connection=True)
         if channel_id != 0 or not isinstance(value, cls):
@@ -697,118 +1228,208 @@ class Connection:
                                 f"handshake; expected {cls.name}")
         return value
 
-    async def _read_frame(self) -> tuple[int, pamqp_frame.FrameTypes]:
-        """The next frame from the socket; raises :class:`ConnectionLost` on EOF or a socket error."""
-        while True:
-            if len(self._buffer) >= FRAME_HEADER.size:
-                _, channel_id, size = FRAME_HEADER.unpack_from(self._buffer)
-                if self._frame_max and size > self._frame_max:
-                    raise ProtocolError(f"{self._params.show()} sent a frame of {size} bytes; "
-                                        f"frame_max is {self._frame_max}")
-                total = FRAME_HEADER.size + size + 1
-                if len(self._buffer) >= total:
-                    data = bytes(self._buffer[:total])
-                    del self._buffer[:total]
-                    try:
-                        _, channel_id, value = pamqp_frame.unmarshal(data)
-                    except (pamqp.exceptions.PAMQPException, ValueError, struct.error) as exc:
-                        raise ProtocolError(f"{self._params.show()} sent a malformed frame: {exc}") from exc
-                    return channel_id, value
-            elif self._buffer.startswith(b"AMQP"[:len(self._buffer)]) and len(self._buffer) >= 4:
-                raise ProtocolError(f"{self._params.show()} does not speak AMQP 0-9-1 "
-                                    f"(it answered {bytes(self._buffer)!r})")
-            try:
-                chunk = await self._stream.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                raise ConnectionLost(f"lost {self._params.show()}: {exc}") from exc
-            if not chunk:
-                raise ConnectionLost(f"{self._params.show()} hung up")
-            self._buffer += chunk
+    # -- machinery: the connection's life -----------------------------------------------------------------------
 
     async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The connection's tasks: the reader, the writer of the reader's replies, and the heartbeat."""
-        send, receive = trio.open_memory_channel[bytes](float("inf"))
-        self._outbox_send = send
-        with trio.CancelScope() as scope:
-            self._scope = scope
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._read_loop, nursery.cancel_scope)
-                    nursery.start_soon(self._outbox_loop, receive)
-                    if self._heartbeat:
-                        nursery.start_soon(self._heartbeat_loop)
-                    task_status.started()
-            finally:
-                send.close()
-                if self._error is None:
-                    self._fail(ChannelClosed(f"{self._params.show()} is closed"))
-                with trio.CancelScope(shield=True):
-                    await trio.aclose_forcefully(self._stream)
-
-    async def _outbox_loop(self, receive: trio.MemoryReceiveChannel[bytes]) -> None:
-        async for data in receive:
-            try:
-                await self._send(data)
-            except AMQPError:
-                return
-
-    async def _heartbeat_loop(self) -> None:
-        frame = heartbeat.Heartbeat.marshal()
-        while True:
-            await trio.sleep(self._heartbeat / 2)
-            try:
-                await self._send(frame)
-            except AMQPError:
-                return
-
-    async def _read_loop(self, cancel_scope: trio.CancelScope) -> None:
+        """The connection's tasks, for each connection in turn: the reader, the writer, the heartbeat (and after a
+        reconnection the replay); between connections, the reconnection."""
         try:
-            while True:
-                silence = 2 * self._heartbeat if self._heartbeat else float("inf")
-                with trio.move_on_after(silence):
-                    channel_id, value = await self._read_frame()
-                    self._dispatch(channel_id, value)
-                    continue
-                raise ConnectionLost(f"{self._params.show()} sent nothing for {silence} s (two heartbeats)")
-        except AMQPError as error:
-            self._fail(error)
-        cancel_scope.cancel()
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                replay = False
+                while True:
+                    error = await self._serve(replay, task_status)
+                    task_status = trio.TASK_STATUS_IGNORED
+                    if (self._closing or self._error is not None or self._reconnect is None
+                            or type(error) is not ConnectionLost):
+                        self._fail(error)
+                        return
+                    self._lose(error)
+                    failure = await self._reconnect_with_backoff(error)
+                    if failure is not None:
+                        self._fail(failure)
+                        return
+                    replay = True
+        finally:
+            if self._error is None:
+                self._fail(ChannelClosed(f"{self._params.show()} is closed"))
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self._stream)
 
-    def _dispatch(self, channel_id: int, value: pamqp_frame.FrameTypes) -> None:
-        if isinstance(value, heartbeat.Heartbeat):
+    async def _serve(self, replay: bool, task_status: trio.TaskStatus[None]) -> AMQPError:
+        """Run the tasks of the current connection until it breaks; return why."""
+        async with trio.open_nursery() as nursery:
+            self._new_link(nursery.cancel_scope)
+            nursery.start_soon(self._read_loop, self._stream)
+            nursery.start_soon(self._write_loop, self._stream)
+            if self._heartbeat:
+                nursery.start_soon(self._heartbeat_loop)
+            if replay:
+                nursery.start_soon(self._replay)
+            task_status.started()
+        assert self._link_error is not None
+        return self._link_error
+
+    def _new_link(self, scope: trio.CancelScope) -> None:
+        self._link_error = None
+        self._link_scope = scope
+
+    def _break_link(self, error: AMQPError) -> None:
+        if self._link_error is None:
+            self._link_error = error
+        if self._closing:
+            self._close_ok.set()
+        if self._link_scope is not None:
+            self._link_scope.cancel()
+
+    def _lose(self, error: AMQPError) -> None:
+        """The connection is lost and will be opened again: fail what was in flight, keep the rest."""
+        logger.warning("%s; reconnecting", error)
+        self._down = error
+        self._connected = trio.Event()
+        self._unblocked.set()
+        self._outbox = bytearray()
+        self._last_ack = None
+        self._abandoned.clear()
+        self._drained_lot.unpark_all()
+        for channel in list(self._channels.values()):
+            channel._interrupt(error)
+
+    async def _reconnect_with_backoff(self, lost: AMQPError) -> AMQPError | None:
+        """Open a new connection after backoff delays; ``None`` once connected, else why it was given up."""
+        assert self._reconnect is not None
+        await trio.aclose_forcefully(self._stream)
+        attempts = 0
+        for delay in self._reconnect.delays():
+            await trio.sleep(delay)
+            attempts += 1
+            try:
+                with trio.fail_after(self._reconnect.attempt_timeout):
+                    stream = await _open_stream(self._params, self._ssl_context)
+                    self._stream, self._reader = stream, FrameReader()
+                    await self._handshake()
+            except trio.TooSlowError:
+                logger.warning("reconnecting to %s: attempt %d took over %s s", self._params.show(), attempts,
+                               self._reconnect.attempt_timeout)
+            except ConnectionLost as exc:
+                logger.warning("reconnecting to %s: attempt %d failed: %s", self._params.show(), attempts, exc)
+            except AMQPError as exc:
+                await trio.aclose_forcefully(self._stream)
+                return exc
+            else:
+                self._reconnects += 1
+                return None
+            await trio.aclose_forcefully(self._stream)
+        error = ConnectionLost(f"gave up reconnecting to {self._params.show()} after {attempts} attempts; "
+                               f"lost: {lost}")
+        error.__cause__ = lost
+        return error
+
+    async def _replay(self) -> None:
+        """Reopen the channels and declare the topology again, in order; then let the waiting operations go."""
+        try:
+            for channel in sorted(self._channels.values(), key=lambda c: c.channel_id):
+                try:
+                    await channel._reopen()
+                except ConnectionLost:
+                    raise
+                except AMQPError as exc:
+                    logger.error("reconnected to %s but could not reopen channel %d: %s", self._params.show(),
+                                 channel.channel_id, exc)
+            spare: Channel | None = None
+            for step in list(self._topology.steps):
+                if step not in self._topology.steps:
+                    continue  # dropped meanwhile (its channel failed)
+                if step.channel is None and (spare is None or spare._error is not None):
+                    spare = await self._spare_channel()
+                await self._replay_step(step, spare)
+            if spare is not None and spare._error is None:
+                await spare._rpc(commands.Channel.Close(REPLY_SUCCESS, "replayed", 0, 0), commands.Channel.CloseOk,
+                                 wait_connected=False)
+        except ConnectionLost:
+            return  # lost again: the run loop reconnects
+        self._down = None
+        self._connected.set()
+        logger.warning("reconnected to %s; topology declared again (%d steps)", self._params.show(),
+                       len(self._topology.steps))
+
+    async def _spare_channel(self) -> Channel:
+        channel_id = next(i for i in range(self._channel_max, 0, -1)
+                          if i not in self._channels and i not in self._abandoned)
+        channel = self._channels[channel_id] = Channel(self, channel_id)
+        await channel._rpc(commands.Channel.Open(), commands.Channel.OpenOk, wait_connected=False)
+        return channel
+
+    async def _replay_step(self, step: _Step, spare: Channel | None) -> None:
+        channel = step.channel or spare
+        assert channel is not None
+        if channel._error is not None:
             return
-        if channel_id == 0:
-            if isinstance(value, commands.Connection.Close):
-                self._send_nowait(_marshal(commands.Connection.CloseOk(), 0))
-                raise error_for(value.reply_code or 0, value.reply_text, where=self._params.show(),
-                                connection=True)
-            if isinstance(value, commands.Connection.CloseOk) and self._closing:
-                self._close_ok.set()
-                raise ChannelClosed(f"{self._params.show()} is closed")
-            if isinstance(value, commands.Connection.Blocked | commands.Connection.Unblocked):
-                logger.info("%s: %r", self._params.show(), value)
+        try:
+            if step.kind == "consume":
+                assert step.consumer is not None
+                await channel._rpc(step.consumer._method(), commands.Basic.ConsumeOk, wait_connected=False)
                 return
-            raise ProtocolError(f"{self._params.show()} sent unexpected {value!r} on channel 0")
-        channel = self._channels.get(channel_id)
-        if channel is None:
-            if channel_id in self._abandoned:
-                if isinstance(value, commands.Channel.OpenOk):
-                    self._send_nowait(_marshal(commands.Channel.Close(REPLY_SUCCESS, "abandoned", 0, 0), channel_id))
-                elif isinstance(value, commands.Channel.CloseOk | commands.Channel.Close):
-                    if isinstance(value, commands.Channel.Close):
-                        self._send_nowait(_marshal(commands.Channel.CloseOk(), channel_id))
-                    self._abandoned.discard(channel_id)
-                return
-            raise ProtocolError(f"{self._params.show()} sent {value!r} on channel {channel_id}, which is not open")
-        channel._on_frame(value)
+            assert step.method is not None
+            ok = await channel._rpc(step.method, commands.Exchange.DeclareOk, commands.Queue.DeclareOk,
+                                    commands.Queue.BindOk, commands.Basic.QosOk, wait_connected=False)
+            if step.kind == "queue" and ok.queue != step.key:
+                logger.warning("the server-named queue %r is now %r", step.key, ok.queue)
+                self._topology.rename_queue(step.key, ok.queue)
+        except ConnectionLost:
+            raise
+        except AMQPError as exc:
+            # The broker refused it (someone redeclared it otherwise, or deleted what it needs): it is dropped, and
+            # the channel that needed it is closed with that error, so its users see it.
+            logger.error("reconnected to %s but could not declare %s %r again: %s", self._params.show(), step.kind,
+                         step.key, exc)
+            self._topology.steps = [other for other in self._topology.steps if other is not step]
 
     def _fail(self, error: AMQPError) -> None:
-        """Mark the connection closed with ``error`` and fail every channel with it. Idempotent."""
+        """Mark the connection ended with ``error`` and fail every channel with it. Idempotent."""
         if self._error is None:
             self._error = error
         self._close_ok.set()
+        self._connected.set()
+        self._unblocked.set()
+        self._drained_lot.unpark_all()
         for channel in list(self._channels.values()):
             channel._shut(self._error)
+
+
+async def _open_stream(params: _Params, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
+    """A TCP stream to the broker, wrapped in TLS (handshake done) for ``amqps://``."""
+    try:
+        tcp = await trio.open_tcp_stream(params.host, params.port)
+    except OSError as exc:
+        raise _lost(f"cannot connect to {params.show()}: {exc}", exc) from exc
+    if not params.tls:
+        return tcp
+    context = ssl_context if ssl_context is not None else ssl.create_default_context()
+    stream = trio.SSLStream(tcp, context, server_hostname=params.host)
+    try:
+        await stream.do_handshake()
+    except _Errors as exc:
+        await trio.aclose_forcefully(tcp)
+        raise _lost(f"TLS handshake with {params.show()} failed: {_describe(exc)}", exc) from exc
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
+    return stream
+
+
+def _describe(exc: BaseException) -> str:
+    """The error, with the SSL or OS error trio wraps in a BrokenResourceError."""
+    cause = exc.__cause__
+    if isinstance(exc, trio.BrokenResourceError) and cause is not None:
+        return f"{cause}" or type(cause).__name__
+    return f"{exc}" or type(exc).__name__
+
+
+def _lost(message: str, cause: BaseException) -> ConnectionLost:
+    error = ConnectionLost(message)
+    error.__cause__ = cause
+    return error
 
 
 @attrs.frozen
@@ -824,19 +1445,30 @@ class ConnectionStatistics:
     open_channels: int
     """Channels open now."""
     open: bool
-    """Whether the connection is usable."""
+    """Whether the connection is usable (not closed, nor lost for good)."""
+    connected: bool
+    """Whether it is connected now (``False`` while a reconnection is under way)."""
+    blocked: bool
+    """Whether the broker has blocked it (a resource alarm): publishes wait until it is unblocked."""
+    reconnects: int
+    """How many times it was connected again after being lost."""
 
 
 @asynccontextmanager
-async def open_connection(url: str = "amqp://guest:guest@127.0.0.1:5672/") -> AsyncIterator[Connection]:
+async def open_connection(url: str = DEFAULT_URL, *, reconnect: Reconnect | None = None,
+                          ssl_context: ssl.SSLContext | None = None, name: str | None = None,
+                          ) -> AsyncIterator[Connection]:
     """``async with open_connection(url) as connection``: a connection whose tasks live in a nursery owned by the
     block; it is closed gracefully when the block ends.
 
-    ``url`` is ``amqp://user:password@host:port/vhost`` (defaults: guest/guest, 127.0.0.1, 5672, ``/``; a
-    ``?heartbeat=N`` query overrides the broker's heartbeat proposal, ``0`` disabling heartbeats).
+    ``url`` is ``amqp://user:password@host:port/vhost`` or ``amqps://...`` for TLS (defaults: guest/guest,
+    127.0.0.1, 5672 or 5671, ``/``; a ``?heartbeat=N`` query overrides the broker's heartbeat proposal, ``0``
+    disabling heartbeats). ``reconnect`` opens the connection again when it is lost (see :class:`Reconnect`);
+    ``ssl_context`` is the TLS context of an ``amqps://`` URL (default: :func:`ssl.create_default_context`);
+    ``name`` is announced to the broker as the connection's name.
     """
     # The handshake happens outside the nursery, so that a refused login raises as itself, not in a group.
-    connection = await Connection._connect(url)
+    connection = await Connection._connect(url, reconnect, ssl_context, name)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(connection._run)

@@ -9,6 +9,7 @@ __all__ = [
     "AccessRefused",
     "ChannelClosed",
     "ConnectionLost",
+    "ConsumerCancelled",
     "NotFound",
     "PreconditionFailed",
     "ProtocolError",
@@ -44,12 +45,37 @@ class AMQPError(ActorError):
 
 
 class ConnectionLost(AMQPError):
-    """The connection to the broker is gone: the socket failed or hit EOF, the broker fell silent for longer than
-    two heartbeats, or the broker closed the connection (``320 CONNECTION_FORCED`` when an operator closed it).
+    """The connection to the broker is gone: the socket or its TLS layer failed or hit EOF, the broker could not be
+    reached, the broker fell silent for longer than two heartbeats, or the broker closed the connection
+    (``320 CONNECTION_FORCED`` when an operator closed it).
 
-    Raised by every operation on the connection and its channels from then on; ``__cause__`` carries the OS or
-    trio error when there is one.
+    Without reconnection, raised by every operation on the connection and its channels from then on. With it,
+    raised by what was in flight when the connection was lost (a publish awaiting its confirm, a method awaiting
+    its reply, the settling of a delivery received on the lost connection); later operations wait for the new
+    connection. ``__cause__`` carries the OS, SSL or trio error when there is one.
     """
+
+
+class ConsumerCancelled(AMQPError):
+    """The broker cancelled a consumer (a ``basic.cancel`` it sent, announced by the ``consumer_cancel_notify``
+    capability): its queue was deleted, or the node holding the queue went away.
+
+    Raised by the consumer's iteration once the deliveries that came before the cancel are read; the channel
+    stays open. :attr:`consumer_tag` and :attr:`queue` name the consumer.
+    """
+
+    def __init__(self, message: str, reply_code: int = 0, reply_text: str = "", *, consumer_tag: str = "",
+                 queue: str = "") -> None:
+        super().__init__(message, reply_code, reply_text)
+        self.consumer_tag = consumer_tag
+        self.queue = queue
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_consumer_cancelled, (self.args, self.consumer_tag, self.queue))
+
+
+def _consumer_cancelled(args: tuple[str, int, str], consumer_tag: str, queue: str) -> ConsumerCancelled:
+    return ConsumerCancelled(*args, consumer_tag=consumer_tag, queue=queue)
 
 
 class ChannelClosed(AMQPError):

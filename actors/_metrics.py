@@ -46,6 +46,8 @@ SERVICE_RATE = "actors_service_rate"
 UTILIZATION = "actors_utilization"
 MEAN_QUEUE_LENGTH = "actors_mean_queue_length"
 MEAN_WAIT = "actors_mean_wait_seconds"
+MEAN_IN_SYSTEM = "actors_mean_in_system"
+MEAN_SOJOURN = "actors_mean_sojourn_seconds"
 RESTARTS_IN_WINDOW = "actors_restarts_in_window"
 HANDLING_TIME = "actors_handling_time_seconds"
 STATE = "actors_state"
@@ -72,10 +74,14 @@ _PER_ACTOR: tuple[tuple[str, str, str, Callable[[ActorStatistics], float]], ...]
      lambda s: s.service_rate),
     (UTILIZATION, "gauge", "ρ = λ/μ over the window; 0 while μ is unknown, 1 or more when saturated.",
      lambda s: s.utilization),
-    (MEAN_QUEUE_LENGTH, "gauge", "L: time-averaged mailbox length over the window.",
+    (MEAN_QUEUE_LENGTH, "gauge", "Lq: time-averaged number of messages waiting over the window.",
      lambda s: s.mean_queue_length),
-    (MEAN_WAIT, "gauge", "W: mean seconds from enqueue to start of handling over the window.",
+    (MEAN_WAIT, "gauge", "Wq: mean seconds from enqueue to the start of handling over the window.",
      lambda s: s.mean_wait),
+    (MEAN_IN_SYSTEM, "gauge", "L: time-averaged number of messages waiting or in service over the window.",
+     lambda s: s.mean_in_system),
+    (MEAN_SOJOURN, "gauge", "W: mean seconds from enqueue to the end of handling over the window.",
+     lambda s: s.mean_sojourn),
     (RESTARTS_IN_WINDOW, "gauge", "Restarts counted against the supervisor's restart intensity right now.",
      lambda s: s.restarts_in_window),
 )

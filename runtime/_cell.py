@@ -223,8 +223,10 @@ class Cell(MailboxQueue):
     def _accepting(self) -> bool:
         return self.state < STOPPING
 
-    def _now(self) -> float:
-        return self.system.now()
+    def _stamp(self) -> tuple[float, int]:
+        # The weight is how many arrivals this sample stands for: the figures weigh each sample by it, so a rate
+        # of sampling that changes from tick to tick biases nothing.
+        return self.system.now(), self._mask + 1
 
     def _ready(self) -> None:
         """Hand the cell to the dispatcher (the caller checked it is not scheduled yet)."""
@@ -365,7 +367,6 @@ class Cell(MailboxQueue):
                 self._refused(message, env[1], result)
             if stamp is not None:
                 self.figures.add_sample(stamp, started, self.system.now(), self._arrivals)
-                self._mask = self.system.sample_mask  # after a tick asked for this sample (see measure loop)
         self._handled += taken - skipped
         self._env = None
         if peak > self._peak:
@@ -1062,10 +1063,17 @@ class Cell(MailboxQueue):
         q = self._queue
         length = 0 if q is None else len(q)
         figures = self.figures
-        figures.sample_length(now, length, self._arrivals)
-        # Time the next message that arrives, so that an actor with few messages gets waits and handling times
-        # every tick; when is set by the clock, not by the queue, so W stays unbiased.
-        self._mask = 0
+        arrivals = self._arrivals
+        figures.sample_length(now, length, self._env is not None, arrivals)
+        # Until the next tick, time every message if fewer than ``sample_every`` arrived since the last one (so an
+        # actor with few messages still gets waits and handling times), else one in ``sample_every``. Each sample
+        # is weighed by the arrivals it stands for. (Timing "the next message after a tick" instead sampled a
+        # message that had seen no arrival since the tick, so a shorter queue than the average: W came out short.)
+        mask = self.system.sample_mask
+        if arrivals - figures.ticked_arrivals <= mask:
+            mask = 0
+        self._mask = mask
+        figures.ticked_arrivals = arrivals
         if length or self.scheduled:
             figures.idle_ticks = 0
             return True
@@ -1073,7 +1081,6 @@ class Cell(MailboxQueue):
         if figures.idle_ticks < figures.idle_limit:
             return True
         figures.park(now)
-        self._mask = self.system.sample_mask
         if q is not None:
             self._queue = None
             self.slow = True
@@ -1084,10 +1091,10 @@ class Cell(MailboxQueue):
         now = self.system.now()
         figures = self.figures
         if figures:
-            lam, mu, rho, mean_len, mean_wait = figures.rates(now, self._arrivals)
+            lam, mu, rho, mean_len, mean_wait, in_system, sojourn = figures.rates(now, self._arrivals)
             p50, p90, p99 = figures.percentiles()
         else:
-            lam = mu = rho = mean_len = mean_wait = p50 = p90 = p99 = 0.0
+            lam = mu = rho = mean_len = mean_wait = in_system = sojourn = p50 = p90 = p99 = 0.0
         length = self.mailbox_length
         by_state: dict[str, int] = {}
         for child in self.children:
@@ -1098,7 +1105,8 @@ class Cell(MailboxQueue):
             # The run loop updates the peak as it takes messages: while the actor is busy, the queue may be
             # longer than any length seen so far.
             mailbox_length=length, peak_mailbox_length=max(self._peak, length), arrival_rate=lam, service_rate=mu,
-            utilization=rho, mean_queue_length=mean_len, mean_wait=mean_wait,
+            utilization=rho, mean_queue_length=mean_len, mean_wait=mean_wait, mean_in_system=in_system,
+            mean_sojourn=sojourn,
             handling_time_p50=p50, handling_time_p90=p90, handling_time_p99=p99,
             state=STATE_NAMES[self.state], children=by_state,
             restarts_in_window=0 if self.window is None else self.window.count(now), node=self.system.node_id,

@@ -7,7 +7,8 @@ once per message:
 - ``mark``: ``None`` for a tell; an ``int`` correlation ID for an ask, whose answer resolves through the asker's
   correlation table by that ID; or a runtime mark on a message the runtime queued itself (a timer tick, a watch
   mark on ``Terminated``, a :class:`~runtime.Lease`), which the run loop opens on its one slow branch;
-- ``stamp``: the enqueue time, for the messages that figure sampling selects, else ``None``.
+- ``stamp``: ``(enqueue time, weight)`` for the messages that figure sampling selects (the weight is how many
+  arrivals the sample stands for), else ``None``.
 
 System messages are frozen attrs values. They overtake every user message, and the ones that name an actor name
 it by ref, so they can cross to another node like any message.
@@ -41,7 +42,7 @@ __all__ = [
     "Watch",
 ]
 
-Envelope = tuple[Any, "ActorRef | None", Any, "float | None"]
+Envelope = tuple[Any, "ActorRef | None", Any, "tuple[float, int] | None"]
 """``(message, sender, mark, stamp)``: see the module docstring."""
 
 

@@ -1,9 +1,18 @@
-"""Queue figures for every actor: arrival rate λ, service rate μ, utilization ρ, mean length L and mean wait W.
+"""Queue figures for every actor: arrival rate λ, service rate μ, utilization ρ, and the two pairs Lq/Wq (waiting)
+and L/W (in the system: waiting or in service).
+
+- λ: messages queued per second; μ: 1 / mean handling time; ρ = λ / μ.
+- Lq: time-average number of messages waiting (the mailbox's length); Wq: mean seconds from enqueue to the start
+  of handling.
+- L: time-average number waiting or in service (the mailbox's length, plus one while a handler runs); W: mean
+  seconds from enqueue to the end of handling (the sojourn).
 
 The per-message cost is a counter increment. No clock is read per message: one message in ``sample_every`` is
-stamped when it is queued, and its wait and handling time are measured from that stamp. The mailbox length is
-sampled by the system's metrics tick at a fixed period, which gives the time average L independently of the wait
-samples, so Little's law (L = λW) is a real check on the figures rather than an identity.
+stamped when it is queued (and, after each metrics tick, the next one to arrive), and its wait, handling time and
+sojourn are measured from that stamp. The mailbox's length and whether a handler is running are sampled by the
+system's metrics tick at a fixed period, which gives the time averages Lq and L independently of the message
+samples, so Little's law (Lq = λWq, L = λW) is a real check on the figures rather than an identity: it holds to
+sampling noise because both sides count the same messages over the same window.
 
 Figures cover a sliding window made of buckets; a bucket older than the window is dropped whole.
 """
@@ -67,9 +76,9 @@ class ActorStatistics:
     utilization: float
     """ρ = λ / μ; 0 when μ is unknown."""
     mean_queue_length: float
-    """L: time-averaged mailbox length over the window."""
+    """Lq: time-averaged number of messages waiting (the mailbox's length) over the window."""
     mean_wait: float
-    """W: mean seconds from enqueue to start of handling over the window."""
+    """Wq: mean seconds from enqueue to the start of handling over the window."""
     handling_time_p50: float = 0.0
     """Median handling time of the sampled recent messages, in seconds."""
     handling_time_p90: float = 0.0
@@ -84,6 +93,10 @@ class ActorStatistics:
     """Restarts its supervisor counted against the restart intensity, within the strategy's window."""
     node: str = ""
     """The name of the node the actor runs on."""
+    mean_in_system: float = 0.0
+    """L: time-averaged number of messages waiting or in service over the window."""
+    mean_sojourn: float = 0.0
+    """W: mean seconds from enqueue to the end of handling over the window."""
 
 
 @attrs.frozen
@@ -111,13 +124,15 @@ FIGURES_OFF = _Off()
 
 
 class _Bucket:
-    __slots__ = ("arrivals0", "len_n", "len_sum", "service_n", "service_sum", "start", "wait_n", "wait_sum")
+    __slots__ = ("arrivals0", "busy_n", "len_n", "len_sum", "service_n", "service_sum", "start", "wait_n", "wait_sum")
 
     def __init__(self, start: float, arrivals0: int) -> None:
         self.start = start
         self.arrivals0 = arrivals0
         self.len_sum = 0
         self.len_n = 0
+        self.busy_n = 0
+        """Ticks that found a handler running (the one message in service)."""
         self.wait_sum = 0.0
         self.wait_n = 0
         self.service_sum = 0.0
@@ -132,7 +147,8 @@ class Figures:
     it is scheduled again it resumes, and the idle stretch counts as zero-length samples, so λ and L stay right.
     """
 
-    __slots__ = ("_buckets", "_span", "_tick", "_window", "active", "idle_ticks", "parked_at", "recent_service")
+    __slots__ = ("_buckets", "_span", "_tick", "_window", "active", "idle_ticks", "parked_at", "recent_service",
+                 "ticked_arrivals")
 
     def __init__(self, now: float, arrivals: int, metrics: Metrics) -> None:
         self._window = metrics.window
@@ -145,6 +161,8 @@ class Figures:
         self.idle_ticks = 0
         """Consecutive ticks that found the mailbox empty and the actor idle."""
         self.parked_at = now
+        self.ticked_arrivals = arrivals
+        """The actor's arrival count at the last metrics tick."""
 
     @property
     def idle_limit(self) -> int:
@@ -165,6 +183,7 @@ class Figures:
             self._buckets.append(bucket)
         self.active = True
         self.idle_ticks = 0
+        self.ticked_arrivals = arrivals
 
     def _current(self, now: float, arrivals: int) -> _Bucket:
         buckets = self._buckets
@@ -176,31 +195,35 @@ class Figures:
                 buckets.popleft()
         return last
 
-    def sample_length(self, now: float, length: int, arrivals: int) -> None:
-        """Record the mailbox length seen by one metrics tick."""
+    def sample_length(self, now: float, length: int, busy: bool, arrivals: int) -> None:
+        """Record what one metrics tick saw: the mailbox's length, and whether a handler was running."""
         bucket = self._current(now, arrivals)
         bucket.len_sum += length
         bucket.len_n += 1
+        if busy:
+            bucket.busy_n += 1
 
-    def add_sample(self, queued: float, started: float, finished: float, arrivals: int) -> None:
-        """Record one sampled message: its wait (queued to started) and its handling time (started to finished).
+    def add_sample(self, stamp: tuple[float, int], started: float, finished: float, arrivals: int) -> None:
+        """Record one sampled message: its wait (queued to started) and its handling time (started to finished),
+        weighed by the number of arrivals it stands for. ``stamp`` is ``(queued, weight)``.
 
         A sampled message whose handling raised is not recorded.
         """
+        queued, weight = stamp
         bucket = self._current(finished, arrivals)
-        bucket.wait_sum += started - queued
-        bucket.wait_n += 1
+        bucket.wait_sum += weight * (started - queued)
+        bucket.wait_n += weight
         seconds = finished - started
-        bucket.service_sum += seconds
-        bucket.service_n += 1
+        bucket.service_sum += weight * seconds
+        bucket.service_n += weight
         self.recent_service.append(seconds)
 
-    def rates(self, now: float, arrivals: int) -> tuple[float, float, float, float, float]:
-        """``(λ, μ, ρ, L, W)`` over the window ending at ``now``."""
+    def rates(self, now: float, arrivals: int) -> tuple[float, float, float, float, float, float, float]:
+        """``(λ, μ, ρ, Lq, Wq, L, W)`` over the window ending at ``now``."""
         oldest = now - self._window - self._span
         first: _Bucket | None = None
         service_sum = wait_sum = 0.0
-        service_n = wait_n = len_sum = len_n = 0
+        service_n = wait_n = len_sum = len_n = busy_n = 0
         for b in self._buckets:  # one pass: statistics() runs this for every actor of a system
             if b.start < oldest:
                 continue
@@ -212,15 +235,19 @@ class Figures:
             wait_n += b.wait_n
             len_sum += b.len_sum
             len_n += b.len_n
+            busy_n += b.busy_n
         if first is None:
-            return 0.0, 0.0, 0.0, 0.0, 0.0
+            return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
         span = now - first.start
         lam = (arrivals - first.arrivals0) / span if span > 0 else 0.0
         mu = service_n / service_sum if service_sum > 0 else 0.0
         rho = lam / mu if mu > 0 else 0.0
-        mean_len = len_sum / len_n if len_n else 0.0
-        mean_wait = wait_sum / wait_n if wait_n else 0.0
-        return lam, mu, rho, mean_len, mean_wait
+        waiting = len_sum / len_n if len_n else 0.0
+        in_system = (len_sum + busy_n) / len_n if len_n else 0.0
+        wait = wait_sum / wait_n if wait_n else 0.0
+        # The sampled messages' sojourns are their waits plus their handling times (both summed over the same ones).
+        sojourn = (wait_sum + service_sum) / wait_n if wait_n else 0.0
+        return lam, mu, rho, waiting, wait, in_system, sojourn
 
     def percentiles(self) -> tuple[float, float, float]:
         """Handling-time p50, p90 and p99 of the recent sampled messages."""

@@ -63,8 +63,8 @@ class MailboxQueue:
     queue): then :meth:`~runtime.ActorRef.tell` appends inline, the only copy of the fast path. Everything else goes
     through :meth:`deliver`.
 
-    A subclass provides the four hooks: ``_accepting`` (whether user messages are still taken), ``_now`` (the clock
-    for sampled stamps), ``_ready`` (hand the actor to its dispatcher) and ``_undeliverable`` (dead-letter a
+    A subclass provides the four hooks: ``_accepting`` (whether user messages are still taken), ``_stamp`` (the
+    time a sampled message is queued at; it also arms the next sample), ``_ready`` (hand the actor to its dispatcher) and ``_undeliverable`` (dead-letter a
     message, failing its ask).
     """
 
@@ -80,7 +80,7 @@ class MailboxQueue:
         self._arrivals = 0
         self._peak = 0
         self._mask = mask
-        """Arrival numbers ``n`` with ``n & mask == 0`` are stamped; ``-1`` stamps none, ``0`` the next one."""
+        """Arrival numbers ``n`` with ``n & mask == 0`` are stamped; ``-1`` stamps none, ``0`` every one."""
         self.scheduled = False
         """Whether the actor is with the dispatcher (queued to run, or running)."""
         self.slow = True
@@ -90,7 +90,7 @@ class MailboxQueue:
     def _accepting(self) -> bool:
         raise NotImplementedError
 
-    def _now(self) -> float:
+    def _stamp(self) -> tuple[float, int]:
         raise NotImplementedError
 
     def _ready(self) -> None:
@@ -124,7 +124,7 @@ class MailboxQueue:
         if cap is not None and len(q) >= cap and not self._overflowed(message, sender, mark, q, cap):
             return
         n = self._arrivals = self._arrivals + 1
-        q.append((message, sender, mark, None if n & self._mask else self._now()))
+        q.append((message, sender, mark, None if n & self._mask else self._stamp()))
         if not self.scheduled:
             self._ready()
 

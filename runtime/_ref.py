@@ -89,7 +89,7 @@ class ActorRef:
             cell.deliver(message, _current(), None)
             return
         n = cell._arrivals = cell._arrivals + 1
-        cell._queue.append((message, _current(), None, None if n & cell._mask else cell.system.now()))
+        cell._queue.append((message, _current(), None, None if n & cell._mask else cell._stamp()))
         if not cell.scheduled:
             cell._ready()
 

@@ -146,3 +146,53 @@ async def test_a_quiet_actor_is_parked_and_resumes_with_right_figures(
         assert again.arrival_rate == pytest.approx(10.0, rel=0.15)
         assert again.mean_queue_length == pytest.approx(0.0, abs=0.05)
         assert (again.arrivals, again.handled) == (50, 50)
+
+
+@pytest.mark.parametrize(("rho", "seed"), [(0.5, 11), (0.8, 12)])
+async def test_little_law_holds_for_both_pairs_at_the_default_settings(
+        autojump_clock: trio.testing.MockClock, rho: float, seed: int) -> None:
+    """M/M/1 at the default figures: Lq = λ·Wq and L = λ·W on the reported figures, and W as theory says.
+
+    The lengths are sampled by the 4 Hz metrics tick over the 60 s window (240 samples) and the waits from a
+    weighted sample of the messages, measured apart: they agree to that sampling's noise.
+    """
+    service_rate = 200.0
+    arrival_rate = rho * service_rate
+    rng = random.Random(seed)
+    async with ActorSystem() as system:
+        server = await system.spawn(Server, name="server")
+        start = trio.current_time()
+        while trio.current_time() - start < 90.0:
+            await trio.sleep(rng.expovariate(arrival_rate))
+            server.tell(rng.expovariate(service_rate))
+        stats = system.statistics().actors["server"]
+    lam = stats.arrival_rate
+    assert lam == pytest.approx(arrival_rate, rel=0.05)
+    assert stats.service_rate == pytest.approx(service_rate, rel=0.05)
+    assert stats.mean_queue_length == pytest.approx(lam * stats.mean_wait, rel=0.12)
+    assert stats.mean_in_system == pytest.approx(lam * stats.mean_sojourn, rel=0.12)
+    assert stats.mean_in_system > stats.mean_queue_length  # the one in service counts too
+    assert stats.mean_sojourn == pytest.approx(stats.mean_wait + 1 / stats.service_rate, rel=0.01)
+    assert stats.mean_sojourn == pytest.approx(1 / (service_rate - arrival_rate), rel=0.15)  # M/M/1: W = 1/(μ-λ)
+
+
+async def test_a_message_timed_after_a_tick_is_not_one_that_saw_a_short_queue(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Every message's wait, measured by the actor itself, against the figures' weighted sample of them."""
+    waits: list[float] = []
+
+    class Timed(Actor):
+        async def receive(self, message: Any) -> Any:
+            service, queued = message
+            waits.append(trio.current_time() - queued)
+            await trio.sleep(service)
+
+    rng = random.Random(7)
+    async with ActorSystem() as system:
+        server = await system.spawn(Timed, name="server")
+        while trio.current_time() < 60.0:
+            await trio.sleep(rng.expovariate(100.0))
+            server.tell((rng.expovariate(200.0), trio.current_time()))
+        stats = system.statistics().actors["server"]
+    exact = sum(waits) / len(waits)
+    assert stats.mean_wait == pytest.approx(exact, rel=0.08)

@@ -49,6 +49,8 @@ FIGURES: dict[str, Callable[[ActorStatistics], float]] = {
     "actors_utilization": lambda s: s.utilization,
     "actors_mean_queue_length": lambda s: s.mean_queue_length,
     "actors_mean_wait_seconds": lambda s: s.mean_wait,
+    "actors_mean_in_system": lambda s: s.mean_in_system,
+    "actors_mean_sojourn_seconds": lambda s: s.mean_sojourn,
     "actors_restarts_in_window": lambda s: s.restarts_in_window,
 }
 QUANTILES: dict[str, Callable[[ActorStatistics], float]] = {
@@ -123,6 +125,8 @@ async def test_collector_page_matches_statistics(autojump_clock: trio.testing.Mo
         assert busy.service_rate == pytest.approx(100.0)
         assert busy.utilization > 0
         assert busy.mean_wait > 0
+        assert busy.mean_sojourn > busy.mean_wait
+        assert busy.mean_in_system > 0
         assert busy.handling_time_p50 == pytest.approx(0.01)
         assert stats.pending_asks == 1
         check_page_matches(page, stats, "shop")

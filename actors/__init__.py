@@ -46,9 +46,11 @@ from runtime import Unroutable as Unroutable
 from ._actor import Actor as Actor
 from ._exchange import Exchange as Exchange
 from ._exchange import ExchangeStatistics as ExchangeStatistics
+from ._pool import Autoscale as Autoscale
 from ._pool import Broadcast as Broadcast
 from ._pool import GetRoutees as GetRoutees
 from ._pool import Pool as Pool
+from ._pool import PoolResized as PoolResized
 from ._pool import Resize as Resize
 from ._queue import Queue as Queue
 from ._queue import QueueStatistics as QueueStatistics
@@ -77,12 +79,12 @@ from ._transaction import transaction as transaction
 
 __all__ = [
     "Ack", "Actor", "ActorError", "ActorFailed", "ActorRef", "ActorStatistics", "ActorStopped", "ActorSystem",
-    "Address", "AskTimeout", "Backoff", "Bind", "Broadcast", "ChildSpec", "CountChildren", "DeadLetter", "Delivery",
-    "Directive", "DynamicSupervisor", "Exchange", "ExchangeStatistics", "Future", "FutureCancelled", "Get",
-    "GetRoutees", "GetStatistics", "Lease", "LeaseEnded", "LifecycleEvent", "Mailbox", "MailboxFull", "Metrics",
-    "Nack", "NameTaken", "Node", "NodeDown", "NodeUp", "NotAuthorized", "OneForAll", "OneForOne", "PoisonPill",
-    "Pool", "Publish", "PublishBatch", "Queue", "QueueStatistics", "Reject", "Reply", "Resize", "RestForOne",
-    "Restart", "Returned", "SerializationError", "SpawnSpec", "StartChild", "StopChild", "StorageError", "Strategy",
-    "Subscribe", "Supervisor", "SystemStatistics", "Terminated", "Transaction", "Unbind", "Unroutable",
-    "Unsubscribe", "WhichChildren", "transaction",
+    "Address", "AskTimeout", "Autoscale", "Backoff", "Bind", "Broadcast", "ChildSpec", "CountChildren",
+    "DeadLetter", "Delivery", "Directive", "DynamicSupervisor", "Exchange", "ExchangeStatistics", "Future",
+    "FutureCancelled", "Get", "GetRoutees", "GetStatistics", "Lease", "LeaseEnded", "LifecycleEvent", "Mailbox",
+    "MailboxFull", "Metrics", "Nack", "NameTaken", "Node", "NodeDown", "NodeUp", "NotAuthorized", "OneForAll",
+    "OneForOne", "PoisonPill", "Pool", "PoolResized", "Publish", "PublishBatch", "Queue", "QueueStatistics",
+    "Reject", "Reply", "Resize", "RestForOne", "Restart", "Returned", "SerializationError", "SpawnSpec",
+    "StartChild", "StopChild", "StorageError", "Strategy", "Subscribe", "Supervisor", "SystemStatistics",
+    "Terminated", "Transaction", "Unbind", "Unroutable", "Unsubscribe", "WhichChildren", "transaction",
 ]

@@ -10,16 +10,19 @@ from __future__ import annotations
 import bisect
 import functools
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic, Literal, TypeVar
 
 import attrs
+import trio
 
 from runtime import ActorRef, ActorStopped, Future, MailboxFull, PoisonPill, Reply, ReplyRef, SpawnSpec, Terminated
 
 from ._actor import Actor
 
-__all__ = ["ROUTINGS", "Broadcast", "GetRoutees", "Pool", "Resize", "Routing"]
+__all__ = ["ROUTINGS", "Autoscale", "Broadcast", "GetRoutees", "Pool", "PoolResized", "Resize", "Routing",
+           "erlang_c_wait"]
 
 T = TypeVar("T")
 
@@ -64,6 +67,116 @@ class GetRoutees:
 
     Management messages are handled in order with routed ones, so the answer reflects every earlier change.
     """
+
+
+# -- sizing from the queue model ----------------------------------------------------------------------------
+
+
+def erlang_c_wait(arrival_rate: float, service_rate: float, servers: int) -> float:
+    """The mean wait in queue (Wq, seconds) that queueing theory predicts for an M/M/c system (Erlang C).
+
+    ``arrival_rate`` λ and ``service_rate`` μ (per server) are per second; ``servers`` is c. The wait is infinite
+    when the servers cannot keep up (λ ≥ cμ) and 0 without arrivals. Computed through Erlang B's recurrence, which
+    stays exact where the textbook sum of factorials overflows.
+    """
+    if servers < 1:
+        raise ValueError(f"servers={servers!r} must be at least 1")
+    if arrival_rate <= 0:
+        return 0.0
+    if service_rate <= 0 or arrival_rate >= servers * service_rate:
+        return math.inf
+    offered = arrival_rate / service_rate  # A, in erlangs
+    blocking = 1.0  # Erlang B with 0 servers
+    for k in range(1, servers + 1):
+        blocking = offered * blocking / (k + offered * blocking)
+    waiting = servers * blocking / (servers - offered * (1 - blocking))  # Erlang C: P(an arrival waits)
+    return waiting / (servers * service_rate - arrival_rate)
+
+
+def _positive(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(_instance: Any, _attribute: Any, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+            raise ValueError(f"Autoscale {name}={value!r} must be a positive, finite number")
+
+    return check
+
+
+def _count(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(_instance: Any, _attribute: Any, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"Autoscale {name}={value!r} must be an integer of 1 or more")
+
+    return check
+
+
+@attrs.frozen
+class Autoscale:
+    """How a :class:`Pool` sizes itself from its queue figures: ``spawn(Pool, Worker, autoscale=Autoscale(max=8))``.
+
+    Every ``interval`` seconds the pool takes its measured arrival rate λ and its routees' mean service rate μ,
+    and wants the smallest size c in ``[min, max]`` whose M/M/c prediction meets the target: a predicted mean wait
+    (:func:`erlang_c_wait`) of at most ``target_wait`` seconds when it is given, else a utilization λ/(cμ) of at
+    most ``target_utilization``; ``max`` when none does. It grows at once, and shrinks only once it has wanted
+    fewer routees for ``cooldown`` seconds. Until a routee has measured μ, it keeps ``min`` routees.
+    """
+
+    min: int = attrs.field(default=1, validator=_count("min"))
+    """The fewest routees."""
+    max: int = attrs.field(default=16, validator=_count("max"))
+    """The most routees."""
+    target_wait: float | None = attrs.field(default=None)
+    """Seconds: the longest predicted mean wait in queue; ``None`` to size by utilization instead."""
+    target_utilization: float = attrs.field(default=0.8)
+    """The highest λ/(cμ), between 0 and 1 (used when ``target_wait`` is ``None``)."""
+    interval: float = attrs.field(default=5.0, validator=_positive("interval"))
+    """Seconds between two sizing decisions."""
+    cooldown: float = attrs.field(default=30.0)
+    """Seconds the pool must have wanted fewer routees before it shrinks."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.max < self.min:
+            raise ValueError(f"Autoscale max={self.max!r} must be at least min={self.min!r}")
+        if self.target_wait is not None:
+            _positive("target_wait")(self, None, self.target_wait)
+        utilization = self.target_utilization
+        if isinstance(utilization, bool) or not isinstance(utilization, int | float) or not 0 < utilization <= 1:
+            raise ValueError(f"Autoscale target_utilization={utilization!r} must be a number in (0, 1]")
+        cooldown = self.cooldown
+        if isinstance(cooldown, bool) or not isinstance(cooldown, int | float) or not 0 <= cooldown < math.inf:
+            raise ValueError(f"Autoscale cooldown={cooldown!r} must be a finite number of seconds, 0 or more")
+
+    def size_for(self, arrival_rate: float, service_rate: float) -> tuple[int, float]:
+        """The size this policy wants for λ = ``arrival_rate`` and μ = ``service_rate``, and its predicted wait."""
+        for servers in range(self.min, self.max + 1):
+            wait = erlang_c_wait(arrival_rate, service_rate, servers)
+            if self.target_wait is not None:
+                if wait <= self.target_wait:
+                    return servers, wait
+            elif arrival_rate <= self.target_utilization * servers * service_rate:
+                return servers, wait
+        return self.max, erlang_c_wait(arrival_rate, service_rate, self.max)
+
+
+@attrs.frozen
+class PoolResized:
+    """Published on the event stream each time an autoscaling pool changes its size."""
+
+    pool: ActorRef
+    """The pool."""
+    size: int
+    """Its new number of routees."""
+    previous: int
+    """Its number of routees before."""
+    reason: str
+    """Why: the measured λ and μ and the predicted wait at the new size."""
+
+
+@attrs.frozen
+class _Rescale:
+    """The autoscaling pool's own periodic tick."""
+
+
+_RESCALE: Final = _Rescale()
 
 
 # -- routing decisions ---------------------------------------------------------------------------------------
@@ -294,15 +407,30 @@ class Pool(Actor):
     routee mailbox whose policy is ``"fail"``) is refused: an ask raises the error, a tell becomes a dead letter;
     the pool keeps running.
 
+    With ``autoscale=Autoscale(...)`` instead of ``size``, the pool sizes itself from its queue figures (see
+    :class:`Autoscale`): it starts ``min`` routees, and publishes :class:`PoolResized` on the event stream at each
+    change. A routee it removes is taken out of the routing at once and handles what it was sent before it stops,
+    as with :class:`Resize`.
+
     A routee whose constructor takes a keyword named like an option of the pool or of ``spawn`` (``size``,
-    ``routing``, ``key``, ``virtual_nodes``, ``spread``, ``name``, ...) gets it through the factory:
-    ``spawn(Pool, functools.partial(Worker, size=10), size=4)``.
+    ``routing``, ``key``, ``virtual_nodes``, ``spread``, ``autoscale``, ``name``, ...) gets it through the
+    factory: ``spawn(Pool, functools.partial(Worker, size=10), size=4)``.
     """
 
-    def __init__(self, factory: Callable[..., Any], /, *args: Any, size: int,
+    def __init__(self, factory: Callable[..., Any], /, *args: Any, size: int | None = None,
                  routing: Routing = "round_robin", key: Callable[[Any], object] | None = None,
-                 virtual_nodes: int = 100, spread: bool = False, **kwargs: Any) -> None:
-        _check_size(size)
+                 virtual_nodes: int = 100, spread: bool = False, autoscale: Autoscale | None = None,
+                 **kwargs: Any) -> None:
+        if autoscale is None:
+            if size is None:
+                raise ValueError("a Pool needs size=, its number of routees, or autoscale=Autoscale(...)")
+            _check_size(size)
+        elif not isinstance(autoscale, Autoscale):
+            raise TypeError(f"autoscale={autoscale!r} must be an Autoscale")
+        elif size is not None:
+            raise ValueError(f"a Pool takes size= or autoscale=, not both (size={size!r})")
+        else:
+            size = autoscale.min
         if spread.__class__ is not bool:
             raise TypeError(f"spread={spread!r} must be True or False")
         if routing not in ROUTINGS:
@@ -316,6 +444,9 @@ class Pool(Actor):
         """The routing logic's name."""
         self._routee = SpawnSpec.of(factory, args, kwargs, restart="transient", node="spread" if spread else None)
         self._size = size
+        self._autoscale = autoscale
+        self._shrink_since: float | None = None
+        """When the autoscaler first wanted fewer routees than it has, in this stretch of wanting fewer."""
         self._routees: list[ActorRef] = []
         self._started = 0
         self._logic: RoundRobin[ActorRef] | RandomRouting[ActorRef] | SmallestMailbox[ActorRef] | \
@@ -338,8 +469,10 @@ class Pool(Actor):
         return list(self._routees)
 
     async def on_start(self) -> None:
-        """Start the routees."""
+        """Start the routees (and the autoscaler's tick)."""
         await self._grow(self._size)
+        if self._autoscale is not None:
+            self.timers.start_periodic(_RESCALE, self._autoscale.interval, _RESCALE)
 
     async def _grow(self, size: int) -> None:
         while len(self._routees) < size:
@@ -361,6 +494,9 @@ class Pool(Actor):
             return self.routees
         if isinstance(message, Resize):
             return await self._resize(message)
+        if message is _RESCALE:
+            await self._rescale()
+            return None
         if not self._routees:
             return Reply.error(ActorStopped(f"{self.ref!r} has no routees left; {message!r} was not routed"))
         if isinstance(message, Broadcast):
@@ -400,6 +536,38 @@ class Pool(Actor):
                 return Reply.error(exc)
         return self.routees
 
+    async def _rescale(self) -> None:
+        """One autoscaling decision from the pool's and its routees' figures (see :class:`Autoscale`)."""
+        policy = self._autoscale
+        assert policy is not None
+        me = self.ref
+        figures = self.system.statistics(me).actors
+        own = figures.get(me.path)
+        rates = [s.service_rate for s in (figures.get(ref.path) for ref in self._routees)
+                 if s is not None and s.service_rate > 0]
+        current = len(self._routees)
+        if own is None or not rates:  # nothing measured yet: hold at min
+            wanted, wait, arrivals, service = policy.min, math.nan, 0.0, 0.0
+        else:
+            # The pool's own ticks arrive at it too, one per interval: they are not work for the routees.
+            arrivals = max(0.0, own.arrival_rate - 1 / policy.interval)
+            service = sum(rates) / len(rates)
+            wanted, wait = policy.size_for(arrivals, service)
+        if wanted >= current:
+            self._shrink_since = None
+            if wanted == current:
+                return
+        else:
+            now = trio.current_time()
+            if self._shrink_since is None:
+                self._shrink_since = now
+            if now - self._shrink_since < policy.cooldown:
+                return
+            self._shrink_since = None
+        await self._resize(Resize(wanted))
+        self.system.publish(PoolResized(me, len(self._routees), current, (
+            f"λ={arrivals:.3g}/s μ={service:.3g}/s: {wanted} routees predict a mean wait of {wait:.3g} s")))
+
     def _forward(self, routee: ActorRef, message: object) -> None:
         try:
             self.forward(routee, message)
@@ -438,7 +606,8 @@ class Pool(Actor):
 
     def __repr__(self) -> str:
         where = "not spawned" if self._cell is None else repr(self._cell.path)
-        return f"<Pool {where} {self.routing} routees={len(self._routees)}>"
+        scaling = "" if self._autoscale is None else " autoscaled"
+        return f"<Pool {where} {self.routing}{scaling} routees={len(self._routees)}>"
 
 
 def _routee_name(ref: ActorRef) -> str:

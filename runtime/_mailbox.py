@@ -64,8 +64,8 @@ class MailboxQueue:
     through :meth:`deliver`.
 
     A subclass provides the four hooks: ``_accepting`` (whether user messages are still taken), ``_stamp`` (the
-    time a sampled message is queued at; it also arms the next sample), ``_ready`` (hand the actor to its dispatcher) and ``_undeliverable`` (dead-letter a
-    message, failing its ask).
+    time a sampled message is queued at, and how many arrivals it stands for), ``_ready`` (hand the actor to its
+    dispatcher) and ``_undeliverable`` (dead-letter a message, failing its ask).
     """
 
     __slots__ = ("_arrivals", "_capacity", "_mask", "_overflow", "_peak", "_putters", "_queue", "_sysq", "scheduled",

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import os
 import random
 import secrets
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
+import attrs
 import trio
 
 from ._address import Address
@@ -18,7 +20,7 @@ from ._dispatcher import Dispatcher, current_actor, current_system
 from ._envelope import Stop
 from ._events import EventStream
 from ._exceptions import ActorFailed
-from ._figures import FIGURES_OFF, Figures, Metrics, SystemStatistics
+from ._figures import FIGURES_OFF, ActorStatistics, Figures, Metrics, SystemStatistics
 from ._futures import Correlations, Future
 from ._lifecycle import RUNNING, STOPPING
 from ._link import Link
@@ -45,6 +47,11 @@ class _Guardian(ActorBase):
 
     async def receive(self, message: Any) -> None:
         raise TypeError(f"the root of the actor tree takes no messages; got {show(message)}")
+
+
+_RANKABLE: Final = frozenset(
+    field.name for field in attrs.fields(ActorStatistics) if field.type in (int, float, "int", "float"))
+"""The figures ``statistics(by=...)`` can rank actors by."""
 
 
 class ActorSystem:
@@ -333,20 +340,48 @@ class ActorSystem:
         cell.request_stop(None, "external")
         await cell.wait_stopped()
 
-    def statistics(self) -> SystemStatistics:
-        """A frozen snapshot: dead letters, pending asks, and every live actor's figures by path."""
+    def statistics(self, path: str | ActorRef | None = None, *, top: int | None = None,
+                   by: str = "mailbox_length") -> SystemStatistics:
+        """A frozen snapshot: dead letters, pending asks, and every live actor's figures by path.
+
+        ``path`` (a path or a ref) keeps only that actor and its descendants, the subtree an autoscaling pool or a
+        dashboard of one service looks at, and walks only that subtree. ``top=K`` keeps the ``K`` actors with the
+        largest ``by`` figure (a numeric field of :class:`~runtime.ActorStatistics`: ``"mailbox_length"``,
+        ``"arrival_rate"``, ``"mean_sojourn"``, ``"utilization"``, ``"restarts"``, ...), largest first. Actors on
+        other nodes are included, with the figures their node last reported (at most a second old).
+        """
+        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+            raise ValueError(f"statistics(top={top!r}): top must be an int of at least 1")
+        if by not in _RANKABLE:
+            raise ValueError(f"statistics(by={by!r}): by must be one of {', '.join(sorted(_RANKABLE))}")
+        if isinstance(path, ActorRef):
+            path = path.path
+        elif path is not None and not isinstance(path, str):
+            raise TypeError(f"statistics(path={path!r}) takes a path or an ActorRef")
         actors: dict[str, Any] = {}
-        top = self._guardian.children if self._guardian is not None else []
-        stack = [(cell, cell.name) for cell in reversed(top)]
+        if path is None:
+            roots: list[Any] = self._guardian.children if self._guardian is not None else []
+            stack = [(cell, cell.name) for cell in reversed(roots)]
+        else:
+            found = self._find(path) if path else None
+            stack = [(found, path)] if found is not None else []
         while stack:  # depth first, in start order; paths are built on the way down, not from the root each time
-            cell, path = stack.pop()
+            cell, at = stack.pop()
             if not isinstance(cell, Cell):  # a child on another node: its figures are kept there
                 continue
-            actors[path] = cell.statistics()
-            stack.extend((child, f"{path}/{child.name}") for child in reversed(cell.children))
+            actors[at] = cell.statistics()
+            stack.extend((child, f"{at}/{child.name}") for child in reversed(cell.children))
         if self.cluster is not None:
+            within = None if path is None else (path, path + "/")
             for figures in self.cluster.remote_statistics.values():
-                actors.update(figures)
+                if within is None:
+                    actors.update(figures)
+                else:
+                    actors.update((key, value) for key, value in figures.items()
+                                  if key == within[0] or key.startswith(within[1]))
+        if top is not None and len(actors) > top:
+            ranked = heapq.nlargest(top, actors.items(), key=lambda item: getattr(item[1], by))
+            actors = dict(ranked)
         return SystemStatistics(dead_letters=self._dead_letters, actors=actors,
                                 pending_asks=len(self.correlations))
 

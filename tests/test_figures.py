@@ -196,3 +196,39 @@ async def test_a_message_timed_after_a_tick_is_not_one_that_saw_a_short_queue(
         stats = system.statistics().actors["server"]
     exact = sum(waits) / len(waits)
     assert stats.mean_wait == pytest.approx(exact, rel=0.08)
+
+
+async def test_statistics_of_a_subtree_and_the_top_k(autojump_clock: trio.testing.MockClock) -> None:
+    class Parent(Actor):
+        async def on_start(self) -> None:
+            for n in range(3):
+                await self.spawn(Server, name=f"child-{n}")
+
+        async def receive(self, message: Any) -> Any:
+            return None
+
+    async with ActorSystem() as system:
+        parent = await system.spawn(Parent, name="parent")
+        other = await system.spawn(Server, name="other")
+        for n in range(3):
+            child = system.lookup(f"parent/child-{n}")
+            assert child is not None
+            for _ in range(n + 1):
+                child.tell(10.0)  # the first is handled at once, the rest wait: n queued
+        other.tell(10.0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert set(system.statistics().actors) == {"parent", "parent/child-0", "parent/child-1", "parent/child-2",
+                                                    "other"}
+        subtree = system.statistics(parent)
+        assert set(subtree.actors) == {"parent", "parent/child-0", "parent/child-1", "parent/child-2"}
+        assert set(system.statistics("parent/child-1").actors) == {"parent/child-1"}
+        assert system.statistics("nobody/here").actors == {}
+        top = system.statistics(top=2, by="mailbox_length")
+        assert list(top.actors) == ["parent/child-2", "parent/child-1"]
+        assert [s.mailbox_length for s in top.actors.values()] == [2, 1]
+        with pytest.raises(ValueError, match="by must be one of"):
+            system.statistics(by="colour")
+        with pytest.raises(ValueError, match=r"statistics\(top=0\): top must be an int of at least 1"):
+            system.statistics(top=0)
+        with pytest.raises(TypeError, match=r"statistics\(path=3\) takes a path or an ActorRef"):
+            system.statistics(3)  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from actors import (
     ActorRef,
     ActorStopped,
     ActorSystem,
+    Autoscale,
     DeadLetter,
     Mailbox,
     MailboxFull,
@@ -528,6 +529,9 @@ async def test_a_full_routee_mailbox_refuses_the_message(autojump_clock: trio.te
     ({"size": 2, "routing": "fastest"}, ValueError, ["routing='fastest'", "'round_robin'", "'consistent_hash'"]),
     ({"size": 2, "routing": "consistent_hash"}, ValueError, ["key="]),
     ({"size": 2, "key": "not callable"}, TypeError, ["key='not callable'"]),
+    ({}, ValueError, ["a Pool needs size=", "or autoscale="]),
+    ({"size": 2, "autoscale": Autoscale()}, ValueError, ["takes size= or autoscale=, not both (size=2)"]),
+    ({"autoscale": 4}, TypeError, ["autoscale=4 must be an Autoscale"]),
 ])
 async def test_bad_pool_options_fail_the_spawn_naming_them(
         autojump_clock: trio.testing.MockClock, options: dict[str, Any], error: type[Exception],

@@ -350,14 +350,15 @@ class BrokerHub:
         self._lost: set[tuple[str, str]] = set()
         """(name, incarnation) of peers that are lost: what they still send is dropped."""
         self._queued: list[PeerLink] = []
-        self._replies: list[str] = []
-        """Newcomers whose hello the writer is to answer with a ``here``."""
+        self._replies: list[tuple[MessageKind, str]] = []
+        """Presence messages the reader asked the writer to send: a ``here`` to each newcomer, a ``bye`` to a
+        peer this node found lost that still talks to it."""
+        self._told_lost: set[tuple[str, str]] = set()
         self._wake = trio.Event()
         self._flushing = trio.Lock()
         self._channel: Channel | None = None
         self._connection: Connection | None = None
         self._scope: trio.CancelScope | None = None
-        self._done = trio.Event()
         self._closing = False
         self._published = 0
         self._batches_sent = 0
@@ -377,36 +378,36 @@ class BrokerHub:
         await nursery.start(self._run)
 
     async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            async with open_connection(self.settings.url) as connection:
-                self._connection = connection
-                channel = self._channel = await connection.channel()
-                await channel.exchange_declare(self.exchange, "fanout")
-                try:
-                    await channel.queue_declare(self.inbox, exclusive=True, auto_delete=True)
-                except AMQPError as exc:
-                    if exc.reply_code == 405:  # RESOURCE_LOCKED: another connection's exclusive queue
-                        raise NameTaken(
-                            f"node name {self.me!r} is taken: a live node of cluster {self.cluster!r} on "
-                            f"{self.settings.shown_url} already has it; give this one another node_name=") from exc
-                    raise
-                await channel.queue_bind(self.inbox, self.exchange)
-                consumer = await channel.basic_consume(self.inbox, no_ack=True, exclusive=True)
-                with trio.CancelScope() as self._scope:
-                    async with trio.open_nursery() as nursery:
-                        await self._publish_presence("hello", EVERYONE)
-                        nursery.start_soon(self._write_loop)
-                        nursery.start_soon(self._beat_loop)
-                        task_status.started()
-                        try:
-                            async for delivery in consumer:
+        async with open_connection(self.settings.url) as connection:
+            self._connection = connection
+            channel = self._channel = await connection.channel()
+            await channel.exchange_declare(self.exchange, "fanout")
+            try:
+                await channel.queue_declare(self.inbox, exclusive=True, auto_delete=True)
+            except AMQPError as exc:
+                if exc.reply_code == 405:  # RESOURCE_LOCKED: another connection's exclusive queue
+                    raise NameTaken(
+                        f"node name {self.me!r} is taken: a live node of cluster {self.cluster!r} on "
+                        f"{self.settings.shown_url} already has it; give this one another node_name=") from exc
+                raise
+            await channel.queue_bind(self.inbox, self.exchange)
+            consumer = await channel.basic_consume(self.inbox, no_ack=True, exclusive=True)
+            with trio.CancelScope() as self._scope:
+                async with trio.open_nursery() as nursery:
+                    await self._publish_presence("hello", EVERYONE)
+                    nursery.start_soon(self._write_loop)
+                    nursery.start_soon(self._beat_loop)
+                    task_status.started()
+                    try:
+                        async for delivery in consumer:
+                            try:
                                 self._take(delivery)
-                        except AMQPError as exc:
-                            self._lose_all(f"the broker connection was lost: {exc}")
-                            return
-                        self._lose_all("the broker stopped delivering to this node")
-        finally:
-            self._done.set()
+                            except Exception:  # a bug must not cost the node its cluster: say it, go on
+                                logger.exception("node %s: taking %r from the broker failed", self.me, delivery)
+                    except AMQPError as exc:
+                        self._lose_all(f"the broker connection was lost: {exc}")
+                        return
+                    self._lose_all("the broker stopped delivering to this node")
 
     def _lose_all(self, why: str) -> None:
         if self._closing:
@@ -446,16 +447,22 @@ class BrokerHub:
         self._wake.set()
 
     async def _write_loop(self) -> None:
-        while True:
-            if not self._queued and not self._replies:
-                self._wake = trio.Event()
-                await self._wake.wait()
-            async with self._flushing:
-                await self._flush_all()
+        """Publish what is queued, one message per peer per flush. A lost connection ends it; the reader finds
+        the loss too and loses every peer."""
+        try:
+            while True:
+                if not self._queued and not self._replies:
+                    self._wake = trio.Event()
+                    await self._wake.wait()
+                async with self._flushing:
+                    await self._flush_all()
+        except AMQPError as exc:
+            logger.info("node %s stopped publishing: %s", self.me, exc)
 
     async def _flush_all(self) -> None:
         while self._replies:
-            await self._publish_presence("here", self._replies.pop(0))
+            kind, recipient = self._replies.pop(0)
+            await self._publish_presence(kind, recipient)
         while self._queued:
             queued, self._queued = self._queued, []
             for peer in queued:
@@ -511,9 +518,12 @@ class BrokerHub:
         await channel.basic_publish(exchange, routing_key, body, properties=properties)
 
     async def _beat_loop(self) -> None:
-        while True:
-            await trio.sleep(self.settings.heartbeat)
-            await self._publish_presence("beat", EVERYONE)
+        try:
+            while True:
+                await trio.sleep(self.settings.heartbeat)
+                await self._publish_presence("beat", EVERYONE)
+        except AMQPError as exc:
+            logger.info("node %s stopped beating: %s", self.me, exc)
 
     # -- receiving ----------------------------------------------------------------------------------------------
 
@@ -531,10 +541,15 @@ class BrokerHub:
                 self._judge(now)
             return
         if (sender, checked.incarnation) in self._lost:
-            if checked.kind not in ("beat", "bye"):
+            if checked.kind != "beat":
                 self._drop(f"a {checked.kind} from {sender!r}, which this node has found lost")
             else:
                 self._dropped += 1
+            if checked.kind != "bye" and (sender, checked.incarnation) not in self._told_lost:
+                # It still counts on this node (it was only slow, say): a goodbye tells it that the two are
+                # apart for good, so that its own pending asks fail instead of waiting on messages dropped here.
+                self._told_lost.add((sender, checked.incarnation))
+                self._reply(("bye", sender))
             return
         peer = self.peers.get(sender)
         if peer is not None and peer.incarnation != checked.incarnation:
@@ -563,8 +578,8 @@ class BrokerHub:
             self._batches_received += 1
             self._items_received += len(items)
             peer.take(items)
-        elif kind == "hello":
-            self._reply_here(sender)
+        elif kind == "hello":  # answered straight to its inbox, so that the newcomer knows this node at once
+            self._reply(("here", sender))
         elif kind == "bye":
             logger.info("node %s: peer %s left", self.me, sender)
             self._lose(peer, "closed", LinkClosed(f"peer {sender} left the cluster"))
@@ -580,11 +595,10 @@ class BrokerHub:
         self._on_peer(peer)
         return peer
 
-    def _reply_here(self, sender: str) -> None:
-        """Answer a newcomer's hello straight to its inbox, so that it knows this node at once (the writer
-        publishes it: the reader never waits)."""
+    def _reply(self, message: tuple[MessageKind, str]) -> None:
+        """Have the writer publish a presence message to one node (the reader never waits)."""
         if not self._closing:
-            self._replies.append(sender)
+            self._replies.append(message)
             self._wake.set()
 
     def _judge(self, now: float) -> None:

@@ -279,8 +279,9 @@ class Cluster:
         if ref is not None:
             return ref
         node = self.nodes.get(address.node)
-        if node is None and self.head is None:
-            return None  # the head (or a peer) knows every node there is
+        if node is None and self.head is None and self.hub is None:
+            return None  # the head knows every node there is
+        # On a broker, a node not heard from yet may still join: its ref works from then on.
         target = RemoteTarget(self.system, address)
         if node is not None and not node.alive:
             target.stopped = NodeDown(node, "lost")

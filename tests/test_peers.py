@@ -273,6 +273,24 @@ async def test_a_peer_that_vanishes_fails_pending_asks_and_fires_watchers(broker
         assert [n.alive for n in b.nodes if n.name == "a"] == [False]  # b lost every peer with its connection
 
 
+async def test_a_peer_found_lost_is_told_so_and_its_asks_do_not_hang(broker: str) -> None:
+    async with pair(broker) as (a, b):
+        await a.spawn(Echo, name="echo")
+        with trio.fail_after(10):
+            ref = await b.resolve("a", "echo")
+            assert ref is not None
+            assert a.cluster is not None
+            assert a.cluster.hub is not None
+            a.cluster.hub.peers["b"].last_seen -= 100  # as if b had stalled: a's next beat finds it lost
+            await until(lambda: not next(n for n in a.nodes if n.name == "b").alive)
+            # b still counts on a; a drops what b sends and says goodbye to it, so b's ask fails.
+            with pytest.raises((ActorFailed, ActorStopped)) as excinfo:
+                await ref.ask("hang")
+        cause = excinfo.value.cause if isinstance(excinfo.value, ActorFailed) else excinfo.value
+        assert "node a is down" in str(cause)
+        assert [n.alive for n in b.nodes if n.name == "a"] == [False]
+
+
 async def test_a_node_name_taken_in_the_cluster_is_refused(broker: str) -> None:
     cluster = cluster_name()
     async with node(broker, cluster, "a"):

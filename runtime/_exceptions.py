@@ -69,7 +69,8 @@ class MailboxFull(ActorError):
 
 
 class NameTaken(ActorError):
-    """``spawn`` was given a name that a live sibling already has."""
+    """``spawn`` was given a name that a live sibling already has, or a node of a cluster on a broker was given a
+    node name that a live node of that cluster already has."""
 
 
 class Unroutable(ActorError):

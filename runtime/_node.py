@@ -1,4 +1,4 @@
-"""Nodes: the head's worker processes, the links to them, and what crosses those links.
+"""Nodes: the head's worker processes, peers on a broker, the links to them, and what crosses those links.
 
 ``ActorSystem(workers=N)`` starts N workers: fresh interpreters (``python -m runtime._worker_main``, never
 ``fork``) with the head's ``sys.path`` and working directory, each one trio loop with its own dispatcher. The head
@@ -6,6 +6,11 @@ and each worker share a ``socketpair``: the child's end is inherited through ``p
 stderr stay the worker's own), the head writes a fresh per-system secret as the link's first bytes, and both ends
 then prove they hold it (:mod:`runtime._link`) before any frame is decoded. Worker-to-worker traffic is relayed by
 the head.
+
+``ActorSystem(name, broker=url, secret=...)`` makes the system a node of the cluster ``name`` on a RabbitMQ broker
+instead (:mod:`runtime._broker`): every other node of that cluster is a *peer*, reached through a
+:class:`~runtime._broker.PeerLink`, which has the shape of a link, so the code below serves both. Peers are not
+restarted by each other.
 
 :class:`Cluster` is one system's side of all that: its nodes, links, refs to remote actors, remote spawns and
 the loss of a node, which fails every actor there with :class:`~runtime.NodeDown`.
@@ -28,6 +33,7 @@ import attrs
 import trio
 
 from ._address import Address
+from ._broker import BrokerHub, BrokerSettings, PeerLink
 from ._envelope import WATCH_MARK, ChildFailed, Rebuilt, Stop
 from ._exceptions import ActorFailed, ActorStopped, LinkClosed, MailboxFull, NodeDown, SerializationError
 from ._figures import Metrics
@@ -70,7 +76,8 @@ _SECRET_BYTES = 32
 
 @attrs.frozen
 class Node:
-    """One node of a system: the head (the process that opened ``async with ActorSystem()``) or a worker."""
+    """One node of a system: the head (the process that opened ``async with ActorSystem()``), a worker, or a peer
+(another system of the same cluster on a broker)."""
 
     name: str
     """Its name, unique for the life of the system (a replacement worker gets a new one)."""
@@ -84,7 +91,7 @@ class Node:
 
 @attrs.frozen
 class NodeUp:
-    """Published on the head's event stream when a worker has started and its link is up."""
+    """Published on the event stream when a worker has started and its link is up, or a peer has joined."""
 
     node: Node
     """The new node."""
@@ -106,12 +113,16 @@ class Cluster:
     """One system's view of its nodes: links, remote refs, remote spawns, relaying, and lost nodes."""
 
     def __init__(self, system: ActorSystem, *, workers: int, head: str | None = None,
-                 link: Link | None = None) -> None:
+                 link: Link | None = None, broker: BrokerSettings | None = None) -> None:
         self.system = system
         self.head = head
         """The head's node id, on a worker; ``None`` on the head itself."""
         self.nodes: dict[str, Node] = {}
-        self.links: dict[str, Link] = {}
+        self.links: dict[str, Link | PeerLink] = {}
+        self.hub: BrokerHub | None = None
+        """This node on the broker, when the system was given ``broker=``."""
+        if broker is not None:
+            self.hub = BrokerHub(system, broker, on_peer=self._peer_up, on_refused=self._refused)
         self.remote_refs: dict[Address, ActorRef] = {}
         self.remote_children: dict[str, set[RemoteChild]] = {}
         self.hosted: dict[int, Cell] = {}
@@ -138,6 +149,8 @@ class Cluster:
         self._stopping = False
         self._replacing = 0
         self._joined = trio.Event()
+        self._changed = trio.Event()
+        """Set (and replaced) whenever a node joins or is lost."""
         if link is not None and head is not None:
             self.links[head] = link
             self.nodes[head] = Node(head, "head", os.getppid())
@@ -147,6 +160,8 @@ class Cluster:
     async def start(self, nursery: trio.Nursery) -> None:
         """Start the workers (on the head) or serve the link to the head (on a worker)."""
         self._nursery = nursery
+        if self.hub is not None:
+            await self.hub.start(nursery)
         if self.head is not None:
             nursery.start_soon(self._serve, self.head, self.links[self.head], None)
             nursery.start_soon(self._report_statistics, self.head)
@@ -197,11 +212,14 @@ class Cluster:
 
     async def stop(self) -> None:
         """On the head: close every link and wait for the workers to exit (killing those that take too long).
-        On a worker: stop the actors it runs for others, newest first."""
+        On a worker: stop the actors it runs for others, newest first. On a broker: leave the cluster (publish
+        what is queued for peers, then say goodbye)."""
         self._stopping = True
         for cell in reversed(list(self.hosted.values())):
             cell.request_stop(None, "parent")
             await cell.wait_stopped()
+        if self.hub is not None:
+            await self.hub.aclose()
         for worker in list(self._workers.values()):
             with trio.move_on_after(2.0):
                 await worker.link.aclose()
@@ -261,8 +279,9 @@ class Cluster:
         if ref is not None:
             return ref
         node = self.nodes.get(address.node)
-        if node is None and self.head is None:
+        if node is None and self.head is None and self.hub is None:
             return None  # the head knows every node there is
+        # On a broker, a node not heard from yet may still join: its ref works from then on.
         target = RemoteTarget(self.system, address)
         if node is not None and not node.alive:
             target.stopped = NodeDown(node, "lost")
@@ -294,6 +313,8 @@ class Cluster:
                 system.dead_letter(message, sender, system.ref_at(address), f"unreachable: {why}")
         elif cls is SpawnRequest:
             self._spawn_done(AddressReply(item.request, None, ActorStopped(f"cannot spawn there: {why}")))
+        elif cls is LookupRequest:  # nothing can be found on a node that cannot be reached
+            self._spawn_done(AddressReply(item.request, None, None))
 
     def _answer(self, node: str | None, correlation: int, failed: bool, value: Any) -> None:
         if node is None:
@@ -330,21 +351,50 @@ class Cluster:
 
     # -- receiving -------------------------------------------------------------------------------------------
 
-    async def _serve(self, node_id: str, link: Link, process: trio.Process | None) -> None:
+    async def _serve(self, node_id: str, link: Link | PeerLink, process: trio.Process | None) -> None:
         """Run one link: take the peer's batches until it closes; then the node is lost (or has left)."""
         assert self._nursery is not None
         reason = "its link closed"
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(functools.partial(link.run, on_batch=functools.partial(self._take, node_id)))
-                if process is not None:
+                if process is not None and isinstance(link, Link):
                     nursery.start_soon(self._watch_process, process, link)
                 await link.wait_closed()
-                if link.error is not None:  # a broken link: the node is lost
+                if isinstance(link, PeerLink):
+                    reason = str(link.reason)
+                elif link.error is not None:  # a broken link: the node is lost
                     reason = f"its link broke: {link.error}"
                 nursery.cancel_scope.cancel()
         finally:
-            self._node_down(node_id, reason)
+            if self.links.get(node_id, link) is link:  # else a new incarnation of the peer took its place
+                self._node_down(node_id, reason)
+
+    def _peer_up(self, link: PeerLink) -> None:
+        """A peer joined the cluster (or came back under the same name): it is a node from now on."""
+        assert self._nursery is not None
+        name = link.name
+        if name in self.links:  # its previous incarnation is lost first
+            self._node_down(name, "it started again")
+        # Refs to a previous incarnation's actors stay lost; addresses of the new one must not find them.
+        for address in [address for address in self.remote_refs if address.node == name]:
+            del self.remote_refs[address]
+        node = self.nodes[name] = Node(name, "peer", link.pid)
+        self.links[name] = link
+        self._nursery.start_soon(self._serve, name, link, None)
+        logger.info("node %s: peer %s joined", self.system.node_id, name)
+        self.system.publish(NodeUp(node))
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_node(self, name: str) -> Node:
+        """Wait until a live node called ``name`` is part of the system; return it."""
+        while True:
+            node = self.nodes.get(name)
+            if node is not None and node.alive:
+                await trio.lowlevel.checkpoint()
+                return node
+            await self._changed.wait()
 
     def _take(self, node_id: str, batch: list[Any]) -> None:
         """A batch from node ``node_id``, taken in the link reader's turn."""
@@ -475,6 +525,10 @@ class Cluster:
 
     async def lookup(self, node_id: str, path: str) -> ActorRef | None:
         """The ref of the actor registered at ``path`` on node ``node_id``, or ``None``."""
+        node = self.nodes.get(node_id)
+        if node is not None and not node.alive:
+            await trio.lowlevel.checkpoint()
+            return None
         try:
             address = await self._ask_node(node_id, lambda request: LookupRequest(request, path))
         except ActorFailed:  # the node was lost meanwhile: nothing is there
@@ -622,6 +676,8 @@ class Cluster:
             return
         node = self.nodes[node_id] = attrs.evolve(node, alive=False)
         self.links.pop(node_id, None)
+        self._changed.set()
+        self._changed = trio.Event()
         self.remote_statistics.pop(node_id, None)
         worker = self._workers.get(node_id)
         if worker is not None:
@@ -642,7 +698,7 @@ class Cluster:
                 logger.info("the head is gone (%s); stopping", reason)
             system._end_body()
             return
-        if not self._stopping:
+        if not self._stopping and node.kind == "worker":
             logger.error("worker %s is lost: %s", node_id, reason)
         for request, (target_node, _, _) in list(self._waiting.items()):
             if target_node == node_id:
@@ -650,7 +706,8 @@ class Cluster:
         system.publish(down)
         for handle in self.remote_children.pop(node_id, set()):
             handle.lost(down)
-        if not self._stopping and system.running and self._window.allow(trio.current_time()):
+        if node.kind == "worker" and not self._stopping and system.running \
+                and self._window.allow(trio.current_time()):
             assert self._nursery is not None
             self._replacing += 1  # counted from now, so that restarts of its actors wait for it
             self._nursery.start_soon(self._replace_worker)

@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import secrets
+import socket
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
@@ -15,6 +16,7 @@ import attrs
 import trio
 
 from ._address import Address
+from ._broker import BrokerSettings
 from ._cell import ActorBase, Cell
 from ._dispatcher import Dispatcher, current_actor, current_system
 from ._envelope import Stop
@@ -68,12 +70,23 @@ class ActorSystem:
     also a stray ``trio.Cancelled`` it raised itself, ``GeneratorExit`` or a ``BaseExceptionGroup``. Only
     ``KeyboardInterrupt`` and ``SystemExit`` end the system: they stop the runners at once, skip the orderly
     shutdown, and leave ``async with`` inside a ``BaseExceptionGroup``, as trio nurseries raise them.
+
+    ``workers=N`` starts N worker processes (nodes) on this machine. ``broker="amqp://user:password@host/vhost"``
+    with ``secret=`` (bytes, at least 16, or the path of a file holding them) makes the system one node of the
+    cluster called ``name`` on that RabbitMQ broker instead: every system opened with the same name, broker and
+    secret is a node of it, listed in :attr:`nodes` with kind ``"peer"`` while it is alive. ``node_name`` names
+    this node (default: host name and pid on a broker); it must be unique among the live nodes of the cluster
+    (:class:`~runtime.NameTaken` otherwise). Opening the block then connects to the broker: a refused login is
+    :class:`~runtime.NotAuthorized`, an unreachable broker a ``ConnectionLost``. ``broker=`` and ``workers=``
+    cannot be combined yet.
     """
 
     def __init__(self, name: str = "app", *, supervision: Strategy | None = None,
                  metrics: Metrics | None = None, mailbox: Mailbox | None = None,
                  shutdown_timeout: float = 10.0, batch: int = 256, seed: int | None = None, workers: int = 0,
-                 node_name: str | None = None, _head: tuple[str, Link] | None = None) -> None:
+                 node_name: str | None = None, broker: str | None = None,
+                 secret: bytes | str | os.PathLike[str] | None = None, _head: tuple[str, Link] | None = None,
+                 _heartbeat: float = 1.0) -> None:
         if supervision is not None and not isinstance(supervision, Strategy):
             raise TypeError(f"supervision={supervision!r} must be a strategy such as OneForOne()")
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -85,13 +98,17 @@ class ActorSystem:
             raise ValueError(f"workers={workers!r} must be a whole number, 0 (one process) or more")
         if node_name is not None and (not isinstance(node_name, str) or not node_name):
             raise ValueError(f"node_name={node_name!r} must be a non-empty string")
+        settings = _broker_settings(name, broker, secret, workers, node_name, _heartbeat)
+        if settings is not None and node_name is None:
+            node_name = f"{socket.gethostname()}.{os.getpid()}"
         self.node_id = node_name or f"{name}.{secrets.token_hex(6)}"
         """This system's node id: the ``node`` of every address it hands out, unique to this run."""
         self.cluster: Cluster | None = None
-        """The other nodes: worker processes (``workers=N``), or the head for a worker; ``None`` on one node."""
-        if workers or _head is not None:
+        """The other nodes: worker processes (``workers=N``), the head for a worker, or the peers on a broker;
+        ``None`` on one node."""
+        if workers or _head is not None or settings is not None:
             head, link = _head if _head is not None else (None, None)
-            self.cluster = Cluster(self, workers=workers, head=head, link=link)
+            self.cluster = Cluster(self, workers=workers, head=head, link=link, broker=settings)
         self._cancel_scope: trio.CancelScope | None = None
         self.default_strategy: Strategy = supervision or OneForOne()
         self.metrics = metrics or Metrics()
@@ -295,6 +312,17 @@ class ActorSystem:
             return None
         return await self.cluster.lookup(name, path)
 
+    async def wait_node(self, node: str) -> Node:
+        """Wait until a live node called ``node`` is part of the system (a peer joining the cluster, say) and
+        return it; at once if it is. Bound the wait with ``trio.fail_after``; cancelling it changes nothing."""
+        if node == self.node_id:
+            await trio.lowlevel.checkpoint()
+            return self.node
+        if self.cluster is None:
+            raise RuntimeError(f"{self!r} is a single node: no node {node!r} can join it; "
+                               "give it broker= and secret= to make it a node of a cluster")
+        return await self.cluster.wait_node(node)
+
     def ref_at(self, address: Address) -> ActorRef:
         """The ref at ``address``: the live actor's own ref, or (for an address that reaches nothing) a ref whose
         tells are dead letters and whose asks raise :class:`~runtime.ActorStopped`; the same object every time."""
@@ -462,7 +490,8 @@ class ActorSystem:
 
     @property
     def nodes(self) -> tuple[Node, ...]:
-        """Every node of the system, the lost ones included (``alive=False``): the head first, then the workers."""
+        """Every node of the system, the lost ones included (``alive=False``): this one first, then the workers or
+        the peers in the order they joined."""
         if self.cluster is None:
             return (self._solo,)
         return tuple(self.cluster.nodes.values())
@@ -535,3 +564,28 @@ class ActorSystem:
             for cell in list(measured):
                 if not cell.sample_figures(now):
                     measured.discard(cell)
+
+
+_MAX_NAME = 100
+
+
+def _broker_settings(name: object, broker: object, secret: object, workers: int, node_name: str | None,
+                     heartbeat: float) -> BrokerSettings | None:
+    """The settings of a node on a broker, from ``ActorSystem``'s arguments (``None`` without ``broker=``), each
+    refused with an error that names it."""
+    if broker is None:
+        if secret is not None:
+            raise ValueError("secret= is given without broker=: a secret signs the messages of a cluster on a broker; "
+                             "pass broker='amqp://...' too, or leave secret= out")
+        return None
+    if secret is None:
+        raise ValueError(f"broker={broker!r} needs secret= (bytes, at least 16, or the path of a file holding "
+                         "them): every message between the nodes of a cluster is signed with it")
+    if workers:
+        raise ValueError(f"broker= and workers={workers} cannot be combined yet: run one system per process on "
+                         "the broker (each one a node of the cluster), or workers without a broker")
+    for what, value in (("name", name), ("node_name", node_name)):
+        if value is not None and (not isinstance(value, str) or not value or len(value.encode()) > _MAX_NAME):
+            raise ValueError(f"{what}={value!r} must be a non-empty string of at most {_MAX_NAME} bytes on a "
+                             "broker: it names the cluster's queues")
+    return BrokerSettings(broker, secret, heartbeat=heartbeat)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ import pkgutil
 import pytest
 import trio
 import trio.testing
+from test_amqp_client import broker as broker  # the session's RabbitMQ (skips without one)
 
 import examples
 
@@ -92,3 +93,15 @@ async def test_the_demo_runs_its_packers_on_a_worker_process(capsys: pytest.Capt
     assert result["routed"] > 100
     assert result["acked"] >= result["routed"] * 0.5  # acks from the worker reached the queues (real time: slack)
     assert "packers run on worker" in out
+
+
+async def test_peers_greet_each_other_through_the_broker(broker: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import uuid
+
+    from examples import peers
+
+    with trio.fail_after(60):  # real time: the nodes meet on the broker
+        answer = await peers.main(cluster=f"test-example-{uuid.uuid4().hex[:8]}")
+    assert answer == "hello visitor, from node server"
+    out = capsys.readouterr().out
+    assert "server: the visitor left" in out

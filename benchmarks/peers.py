@@ -1,0 +1,146 @@
+"""Peers on RabbitMQ: tells and asks from one node of a cluster to an actor on another, through the broker.
+
+Needs the broker of ``scripts/broker`` (``amqp://guest:guest@127.0.0.1:5672/``, or ``TRIO_ACTORS_BROKER``). Two
+layouts: ``in_process``, two systems in one trio loop (one core does both ends' work), and ``two_process``, the
+sink's node in a process of its own (``tests/peer_node.py``), as two machines would be.
+
+``tell_per_s``: node a tells an actor on node b ``messages`` small messages in bursts of ``burst`` (a checkpoint
+between bursts, as an actor's handler would give), then asks it once, so every message was handled; each flush
+for b is one signed AMQP message. ``ask_p50_us`` / ``ask_p99_us``: one ask at a time (four hops through the
+broker: a to the broker to b and back). ``pipelined_asks_per_s``: 64 asks in flight at once.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+import trio
+
+from actors import Actor, ActorRef, ActorSystem
+
+URL = os.environ.get("TRIO_ACTORS_BROKER", "amqp://guest:guest@127.0.0.1:5672/")
+SECRET = b"the benchmark's cluster secret.."
+PEER_NODE = pathlib.Path(__file__).resolve().parent.parent / "tests" / "peer_node.py"
+
+
+class Sink(Actor):
+    """Counts what it is told; answers ``"get"`` with the count."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def receive(self, message: Any) -> Any:
+        if message == "get":
+            return self.count
+        self.count += 1
+        return None
+
+
+class Greeter(Actor):
+    """What ``tests/peer_node.py`` asks on the other node when it starts."""
+
+    async def receive(self, message: Any) -> Any:
+        return f"greetings, {message}"
+
+
+async def _measure(sink: ActorRef, messages: int, burst: int, asks: int, *,
+                   check_count: bool) -> dict[str, float]:
+    start_count = await sink.ask("get")
+    start = time.perf_counter()
+    for sent in range(0, messages, burst):
+        for i in range(sent, min(messages, sent + burst)):
+            sink.tell(i)
+        await trio.lowlevel.checkpoint()
+    counted = await sink.ask("get")
+    tell_rate = messages / (time.perf_counter() - start)
+    if check_count:
+        assert counted == start_count + messages, (counted, start_count, messages)
+    latencies = []
+    for _ in range(asks):
+        started = time.perf_counter()
+        await sink.ask("get")
+        latencies.append(time.perf_counter() - started)
+    latencies.sort()
+    pipelined = asks * 4
+
+    async def asker(count: int) -> None:
+        for _ in range(count):
+            await sink.ask("get")
+
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(64):
+            nursery.start_soon(asker, pipelined // 64)
+    pipelined_rate = (pipelined // 64 * 64) / (time.perf_counter() - start)
+    return {
+        "tell_per_s": tell_rate,
+        "ask_p50_us": statistics.median(latencies) * 1e6,
+        "ask_p99_us": latencies[int(len(latencies) * 0.99) - 1] * 1e6,
+        "pipelined_asks_per_s": pipelined_rate,
+    }
+
+
+async def _in_process(messages: int, burst: int, asks: int) -> dict[str, float]:
+    cluster = f"bench-{uuid.uuid4().hex[:8]}"
+    async with ActorSystem(cluster, broker=URL, secret=SECRET, node_name="a") as a, \
+            ActorSystem(cluster, broker=URL, secret=SECRET, node_name="b") as b:
+        await b.spawn(Sink, name="sink")
+        with trio.fail_after(10):
+            await a.wait_node("b")
+            sink = await a.resolve("b", "sink")
+        assert sink is not None
+        return await _measure(sink, messages, burst, asks, check_count=True)
+
+
+async def _two_process(messages: int, burst: int, asks: int) -> dict[str, float]:
+    """The sink is ``tests/peer_node.py``'s echo actor, which answers anything but ``"get"`` too: a tell to it
+    is handled as an echo whose answer nobody asked for, so the tells are counted by a final ask only."""
+    cluster = f"bench-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as directory:
+        secret_file = pathlib.Path(directory) / "secret"
+        secret_file.write_bytes(SECRET)
+        async with ActorSystem(cluster, broker=URL, secret=SECRET, node_name="a") as a:
+            await a.spawn(Greeter, name="greeter")
+            process = await trio.lowlevel.open_process(
+                [sys.executable, str(PEER_NODE), URL, cluster, "b", str(secret_file), "1.0", "a"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+            try:
+                with trio.fail_after(30):
+                    await a.wait_node("b")
+                    sink = None
+                    while sink is None:
+                        sink = await a.resolve("b", "echo")
+                        await trio.sleep(0.05)
+                return await _measure(sink, messages, burst, asks, check_count=False)
+            finally:
+                process.kill()
+                with trio.CancelScope(shield=True):
+                    await process.wait()
+
+
+def run(quick: bool = False) -> dict[str, float]:
+    """The figures above for both layouts, best of three runs (one when ``quick``)."""
+    messages = 20_000 if quick else 200_000
+    asks = 200 if quick else 2_000
+    figures: dict[str, float] = {}
+    for layout, measure in (("in_process", _in_process), ("two_process", _two_process)):
+        runs = [trio.run(measure, messages, 1_000, asks) for _ in range(1 if quick else 3)]
+        figures[f"{layout}_tell_per_s"] = max(run["tell_per_s"] for run in runs)
+        figures[f"{layout}_ask_p50_us"] = min(run["ask_p50_us"] for run in runs)
+        figures[f"{layout}_ask_p99_us"] = min(run["ask_p99_us"] for run in runs)
+        figures[f"{layout}_pipelined_asks_per_s"] = max(run["pipelined_asks_per_s"] for run in runs)
+    return figures
+
+
+if __name__ == "__main__":
+    for name, value in run(quick="--quick" in sys.argv).items():
+        print(f"{name}: {value:,.2f}")

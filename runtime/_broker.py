@@ -1,0 +1,644 @@
+"""Nodes that meet on a RabbitMQ broker: one inbox queue per node, signed batches, and presence by heartbeats.
+
+``ActorSystem(name, broker=url, secret=...)`` makes the system one node of the cluster ``name`` on that broker.
+:class:`BrokerHub` is that node's side of it: one AMQP connection and channel, the node's inbox (an exclusive,
+auto-delete queue named from the cluster and the node, see :func:`inbox_name`), bound to the cluster's presence
+exchange (a fanout, :func:`presence_exchange`), and one :class:`PeerLink` per live peer. A peer link has the shape
+of a :class:`~runtime._link.Link` (``send(item)`` never blocks; ``run(on_batch=...)``; ``wait_closed()``;
+``error``), so the :class:`~runtime._node.Cluster` runs peers with the same code as worker processes.
+
+What a node sends another travels as one AMQP message per flush: everything queued for that peer since the last
+flush, pickled together (:func:`~runtime._codec.dump_batch`), published to the peer's inbox through the default
+exchange. Every message, batches and presence alike, is signed with HMAC-SHA256 under a key derived from the
+cluster's secret and name (:func:`signing_key`), over its kind, sender, recipient, message id (the sender's
+incarnation and a sequence number) and body (:func:`signature`). :func:`check_message` verifies all of that
+before anything is decoded; the hub then refuses a sequence number that is not above the last one it took from
+that incarnation (a replay). A message that fails is dropped unread and logged as a warning.
+
+Presence: a node announces itself with a ``hello`` on the presence exchange when it starts (each peer answers
+``here`` straight to its inbox), a ``beat`` every heartbeat interval, and a ``bye`` when it closes in an orderly
+way. A node's own beats come back to it through the fanout; a peer is lost once this node has taken its own
+beats for ``dead_after`` intervals without one from the peer. Measuring silence against the node's own echo
+keeps a node whose loop was busy (or whose broker was slow) from declaring every peer lost: their beats wait in
+its inbox ahead of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import math
+import os
+import secrets
+import urllib.parse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import attrs
+import trio
+
+from ._codec import check_secret, dump_batch, load_batch, split_batch
+from ._exceptions import AuthenticationFailed, LinkClosed, LinkError, NameTaken, SerializationError
+from ._remote import ANSWER, DELIVER
+from ._show import show
+from .amqp import AMQPError, Channel, Connection, Delivery, Properties, open_connection
+
+if TYPE_CHECKING:
+    from ._system import ActorSystem
+
+__all__ = [
+    "BrokerHub",
+    "BrokerSettings",
+    "BrokerStatistics",
+    "PeerLink",
+    "check_message",
+    "inbox_name",
+    "load_secret",
+    "presence_exchange",
+    "signature",
+    "signing_key",
+]
+
+logger = logging.getLogger("actors")
+
+MessageKind = Literal["batch", "hello", "here", "beat", "bye"]
+KINDS: Final[frozenset[str]] = frozenset(("batch", "hello", "here", "beat", "bye"))
+EVERYONE: Final = "*"
+"""The recipient of a message published on the presence exchange."""
+BATCH_CONTENT_TYPE: Final = "application/x-trio-actors-batch"
+MAX_BODY: Final = 16 * 1024 * 1024
+"""The largest batch body a node publishes (bigger flushes are split); RabbitMQ's own limit is 128 MiB."""
+
+
+# -- settings and names ---------------------------------------------------------------------------------------
+
+
+def _check_url(url: object) -> str:
+    if not isinstance(url, str):
+        raise TypeError(f"broker={url!r} must be a URL string such as 'amqp://guest:guest@127.0.0.1:5672/'")
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme == "amqps":
+        raise ValueError(f"broker={_hide_password(url)!r}: amqps:// (TLS) is not supported by this version; "
+                         "use amqp:// on a trusted network")
+    if scheme != "amqp":
+        raise ValueError(f"broker={_hide_password(url)!r} must be an amqp:// URL, "
+                         "such as 'amqp://guest:guest@127.0.0.1:5672/'")
+    return url
+
+
+def _hide_password(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def load_secret(secret: object) -> bytes:
+    """The cluster secret: ``secret`` itself (bytes), or the bytes of the file at that path (``str`` or a path).
+
+    Raises :class:`TypeError` for anything else and :class:`ValueError` for an unreadable file or a secret of
+    fewer than 16 bytes; errors name the path, never the secret.
+    """
+    if isinstance(secret, bytes | bytearray):
+        data = bytes(secret)
+        where = "secret"
+    elif isinstance(secret, str | os.PathLike):
+        path = os.fspath(secret)
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except OSError as exc:
+            raise ValueError(f"secret={path!r}: cannot read the secret from that file: {exc.strerror}") from exc
+        where = f"the secret in {path!r}"
+    else:
+        raise TypeError(f"secret must be bytes or the path of a file holding them, got {type(secret).__name__}")
+    try:
+        return check_secret(data)
+    except ValueError as exc:
+        raise ValueError(f"{where} is too short: {exc}") from None
+
+
+def _positive(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(_instance: Any, _attribute: Any, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+            raise ValueError(f"{name}={value!r} must be a positive, finite number")
+
+    return check
+
+
+@attrs.frozen
+class BrokerSettings:
+    """How a node meets its cluster on the broker."""
+
+    url: str = attrs.field(validator=lambda _i, _a, value: _check_url(value))
+    """The broker's ``amqp://user:password@host:port/vhost`` URL."""
+    secret: bytes = attrs.field(repr=False, converter=load_secret)
+    """The cluster secret (bytes, or the path of a file holding them)."""
+    heartbeat: float = attrs.field(default=1.0, validator=_positive("heartbeat"))
+    """Seconds between two presence beats."""
+    dead_after: int = attrs.field(default=3, validator=_positive("dead_after"))
+    """Heartbeat intervals of silence after which a peer is lost."""
+
+    @property
+    def shown_url(self) -> str:
+        """The URL without its password, for messages and logs."""
+        return _hide_password(self.url)
+
+
+def inbox_name(cluster: str, node: str) -> str:
+    """The name of ``node``'s inbox queue in ``cluster``."""
+    return f"trio-actors.{cluster}.node.{node}"
+
+
+def presence_exchange(cluster: str) -> str:
+    """The name of ``cluster``'s presence exchange (a fanout every node's inbox is bound to)."""
+    return f"trio-actors.{cluster}.presence"
+
+
+# -- signing ----------------------------------------------------------------------------------------------------
+
+
+def signing_key(secret: bytes, cluster: str) -> bytes:
+    """The key that signs the messages of ``cluster``: HMAC-SHA256(secret, "broker" || cluster's name), so that
+    one secret shared by two clusters does not let a message of one pass in the other."""
+    return hmac.digest(check_secret(secret), b"trio-actors broker\0" + cluster.encode(), "sha256")
+
+
+def signature(key: bytes, kind: str, sender: str, recipient: str, message_id: str, body: bytes) -> str:
+    """The hex HMAC-SHA256 of a message: its kind, sender, recipient, message id and body, each length-prefixed
+    so that no two different messages sign the same bytes."""
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    for part in (kind.encode(), sender.encode(), recipient.encode(), message_id.encode()):
+        mac.update(len(part).to_bytes(4, "big"))
+        mac.update(part)
+    mac.update(body)
+    return mac.hexdigest()
+
+
+@attrs.frozen
+class Checked:
+    """A message whose signature verified: who sent it, what it is, and its place in its sender's sequence."""
+
+    kind: MessageKind
+    sender: str
+    incarnation: str
+    """The sender's incarnation: fresh each time a system with that node name opens."""
+    seq: int
+    """Its place among the messages of that incarnation, from 1."""
+
+
+def check_message(key: bytes, me: str, properties: Properties, body: bytes) -> Checked:
+    """Verify a message taken from ``me``'s inbox before anything in it is decoded.
+
+    Raises :class:`~runtime.AuthenticationFailed` saying what is wrong: a missing or malformed property, a
+    recipient other than ``me`` (or everyone), or a signature that does not verify.
+    """
+    kind = properties.message_type
+    sender = properties.app_id
+    message_id = properties.message_id
+    headers = properties.headers or {}
+    recipient = headers.get("to")
+    sig = headers.get("sig")
+    if kind not in KINDS or not sender or not isinstance(message_id, str) or not isinstance(recipient, str) \
+            or not isinstance(sig, str):
+        raise AuthenticationFailed(
+            f"a message of type {show(kind)} from {show(sender)} lacks the properties of a signed message")
+    if recipient not in (me, EVERYONE):
+        raise AuthenticationFailed(f"a {kind} from {sender!r} is addressed to {recipient!r}, not to {me!r}")
+    if not hmac.compare_digest(signature(key, kind, sender, recipient, message_id, body), sig):
+        raise AuthenticationFailed(
+            f"a {kind} claiming to come from {sender!r} ({len(body)} bytes) has a wrong signature: it was forged, "
+            "corrupted, or signed with another secret")
+    incarnation, _, seq = message_id.rpartition(".")
+    if not incarnation or not seq.isdigit():
+        raise AuthenticationFailed(f"a {kind} from {sender!r} has a malformed message id {message_id!r}")
+    return Checked(kind, sender, incarnation, int(seq))  # type: ignore[arg-type]
+
+
+# -- one peer ----------------------------------------------------------------------------------------------------
+
+
+LinkState = Literal["open", "closed", "broken"]
+
+
+class PeerLink:
+    """This node's link to one peer through the broker, with the interface of a :class:`~runtime._link.Link`.
+
+    :meth:`send` queues an item without blocking; the hub's writer publishes everything queued for the peer as
+    one message per flush. Batches from the peer are handed to the ``on_batch`` given to :meth:`run`, in the
+    hub's reader turn (batches that arrive before :meth:`run` are kept for it). The link ends ``"closed"`` when
+    the peer said goodbye or this node closed, ``"broken"`` when the peer fell silent or the broker connection
+    was lost.
+    """
+
+    __slots__ = ("_closed", "_early", "_hub", "_on_batch", "_reason", "_state", "incarnation", "last_seen",
+                 "last_seq", "name", "pending", "pid")
+
+    def __init__(self, hub: BrokerHub, name: str, pid: int, incarnation: str, now: float) -> None:
+        self._hub = hub
+        self.name = name
+        """The peer's node name."""
+        self.pid = pid
+        """The peer's process id, as it announced it."""
+        self.incarnation = incarnation
+        self.last_seq = 0
+        self.last_seen = now
+        """When this node last took a message from the peer (its own clock, in the reader's turn)."""
+        self.pending: list[Any] = []
+        self._early: list[list[Any]] = []
+        self._on_batch: Callable[[list[Any]], object] | None = None
+        self._state: LinkState = "open"
+        self._reason: LinkError | None = None
+        self._closed = trio.Event()
+
+    def send(self, item: Any) -> None:
+        """Queue ``item`` for the peer; it never blocks. Raises :class:`~runtime.LinkClosed` once the link ended."""
+        if self._state != "open":
+            raise LinkClosed(f"the link to peer {self.name} is {self._state}: {self._reason}")
+        pending = self.pending
+        pending.append(item)
+        if len(pending) == 1:
+            self._hub._dirty(self)
+
+    async def run(self, *, on_batch: Callable[[list[Any]], object],
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Hand the peer's batches to ``on_batch`` (first those that came before) until the link ends."""
+        self._on_batch = on_batch
+        early, self._early = self._early, []
+        for batch in early:
+            on_batch(batch)
+        task_status.started()
+        await self._closed.wait()
+
+    def take(self, items: list[Any]) -> None:
+        """A batch from the peer (the hub's reader turn)."""
+        if self._on_batch is None:
+            self._early.append(items)
+        else:
+            self._on_batch(items)
+
+    async def wait_closed(self) -> None:
+        """Wait until the link is closed or broken."""
+        await self._closed.wait()
+
+    @property
+    def state(self) -> LinkState:
+        """``"open"``, ``"closed"`` (a goodbye, or this node closed) or ``"broken"`` (the peer was lost)."""
+        return self._state
+
+    @property
+    def error(self) -> LinkError | None:
+        """Why the link broke; ``None`` while it is open or after an orderly close."""
+        return self._reason if self._state == "broken" else None
+
+    @property
+    def reason(self) -> LinkError | None:
+        """Why the link ended, closed or broken; ``None`` while it is open."""
+        return self._reason
+
+    def finish(self, state: Literal["closed", "broken"], reason: LinkError) -> None:
+        """End the link (once): what is still queued is dropped, and :meth:`run` returns."""
+        if self._state != "open":
+            return
+        self._state = state
+        self._reason = reason
+        self.pending = []
+        self._closed.set()
+
+    def __repr__(self) -> str:
+        return f"<PeerLink {self.name} pid={self.pid} {self._state} pending={len(self.pending)}>"
+
+
+@attrs.frozen
+class BrokerStatistics:
+    """What a node's hub has done so far, as returned by :meth:`BrokerHub.statistics`."""
+
+    peers: int
+    """Peers whose link is open."""
+    published: int
+    """Messages published: batches and presence."""
+    batches_sent: int
+    items_sent: int
+    batches_received: int
+    items_received: int
+    dropped: int
+    """Messages taken from the inbox and dropped unread: a bad signature, a replay, a lost peer's."""
+
+
+Refused = Callable[[Any, SerializationError], object]
+
+
+class BrokerHub:
+    """One node on the broker: its connection, its inbox, its presence, and a :class:`PeerLink` per peer."""
+
+    def __init__(self, system: ActorSystem, settings: BrokerSettings, *, on_peer: Callable[[PeerLink], object],
+                 on_refused: Refused) -> None:
+        self.settings = settings
+        self.cluster = system.name
+        self.me = system.node_id
+        self.inbox = inbox_name(self.cluster, self.me)
+        self.exchange = presence_exchange(self.cluster)
+        self.peers: dict[str, PeerLink] = {}
+        self._on_peer = on_peer
+        self._on_refused = on_refused
+        self._key = signing_key(settings.secret, self.cluster)
+        self._incarnation = secrets.token_hex(8)
+        self._seq = 0
+        self._lost: set[tuple[str, str]] = set()
+        """(name, incarnation) of peers that are lost: what they still send is dropped."""
+        self._queued: list[PeerLink] = []
+        self._replies: list[tuple[MessageKind, str]] = []
+        """Presence messages the reader asked the writer to send: a ``here`` to each newcomer, a ``bye`` to a
+        peer this node found lost that still talks to it."""
+        self._told_lost: set[tuple[str, str]] = set()
+        self._wake = trio.Event()
+        self._flushing = trio.Lock()
+        self._channel: Channel | None = None
+        self._connection: Connection | None = None
+        self._scope: trio.CancelScope | None = None
+        self._closing = False
+        self._published = 0
+        self._batches_sent = 0
+        self._items_sent = 0
+        self._batches_received = 0
+        self._items_received = 0
+        self._dropped = 0
+
+    # -- running ----------------------------------------------------------------------------------------------
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Connect, declare the inbox and presence, announce this node; then run in ``nursery`` until closed.
+
+        Raises what the broker refuses (:class:`~runtime.NotAuthorized` for a refused login or permission), and
+        :class:`~runtime.NameTaken` when a live node of the cluster already has this node's name.
+        """
+        await nursery.start(self._run)
+
+    async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with open_connection(self.settings.url) as connection:
+            self._connection = connection
+            channel = self._channel = await connection.channel()
+            await channel.exchange_declare(self.exchange, "fanout")
+            try:
+                await channel.queue_declare(self.inbox, exclusive=True, auto_delete=True)
+            except AMQPError as exc:
+                if exc.reply_code == 405:  # RESOURCE_LOCKED: another connection's exclusive queue
+                    raise NameTaken(
+                        f"node name {self.me!r} is taken: a live node of cluster {self.cluster!r} on "
+                        f"{self.settings.shown_url} already has it; give this one another node_name=") from exc
+                raise
+            await channel.queue_bind(self.inbox, self.exchange)
+            consumer = await channel.basic_consume(self.inbox, no_ack=True, exclusive=True)
+            with trio.CancelScope() as self._scope:
+                async with trio.open_nursery() as nursery:
+                    await self._publish_presence("hello", EVERYONE)
+                    nursery.start_soon(self._write_loop)
+                    nursery.start_soon(self._beat_loop)
+                    task_status.started()
+                    try:
+                        async for delivery in consumer:
+                            try:
+                                self._take(delivery)
+                            except Exception:  # a bug must not cost the node its cluster: say it, go on
+                                logger.exception("node %s: taking %r from the broker failed", self.me, delivery)
+                    except AMQPError as exc:
+                        self._lose_all(f"the broker connection was lost: {exc}")
+                        return
+                    self._lose_all("the broker stopped delivering to this node")
+
+    def _lose_all(self, why: str) -> None:
+        if self._closing:
+            return
+        logger.error("node %s: %s; every peer is lost", self.me, why)
+        for peer in list(self.peers.values()):
+            self._lose(peer, "broken", LinkClosed(why))
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def aclose(self) -> None:
+        """Leave the cluster in order: publish what is queued, say goodbye, close the connection. Bounded by the
+        caller; cancelled, the connection is closed abruptly and peers find this node silent."""
+        if self._closing:
+            return
+        self._closing = True
+        try:
+            async with self._flushing:
+                await self._flush_all()
+                if self._channel is not None:
+                    await self._publish_presence("bye", EVERYONE)
+        except AMQPError as exc:
+            logger.info("node %s could not say goodbye: %s", self.me, exc)
+        finally:
+            for peer in list(self.peers.values()):
+                peer.finish("closed", LinkClosed(f"node {self.me} left the cluster"))
+            if self._connection is not None:
+                with trio.move_on_after(5):
+                    await self._connection.close()
+            if self._scope is not None:
+                self._scope.cancel()
+
+    # -- sending ------------------------------------------------------------------------------------------------
+
+    def _dirty(self, peer: PeerLink) -> None:
+        self._queued.append(peer)
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        """Publish what is queued, one message per peer per flush. A lost connection ends it; the reader finds
+        the loss too and loses every peer."""
+        try:
+            while True:
+                if not self._queued and not self._replies:
+                    self._wake = trio.Event()
+                    await self._wake.wait()
+                async with self._flushing:
+                    await self._flush_all()
+        except AMQPError as exc:
+            logger.info("node %s stopped publishing: %s", self.me, exc)
+
+    async def _flush_all(self) -> None:
+        while self._replies:
+            kind, recipient = self._replies.pop(0)
+            await self._publish_presence(kind, recipient)
+        while self._queued:
+            queued, self._queued = self._queued, []
+            for peer in queued:
+                items, peer.pending = peer.pending, []
+                if items and peer.state == "open":
+                    await self._publish_batch(peer, items)
+
+    async def _publish_batch(self, peer: PeerLink, items: list[Any]) -> None:
+        """Publish ``items`` to ``peer`` as one message (or several, if they pickle over :data:`MAX_BODY`); an
+        item that does not pickle is refused on its own and the rest still go."""
+        try:
+            body = dump_batch(items)
+        except SerializationError:
+            items, refused = split_batch(items)
+            for item, error in refused:
+                self._on_refused(item, error)
+            if not items:
+                return
+            body = dump_batch(items)
+        if len(body) > MAX_BODY:
+            if len(items) == 1:
+                self._on_refused(items[0], SerializationError(
+                    f"{show(items[0])} pickles to {len(body)} bytes, over the limit of {MAX_BODY} bytes"))
+                return
+            half = len(items) // 2
+            await self._publish_batch(peer, items[:half])
+            await self._publish_batch(peer, items[half:])
+            return
+        self._batches_sent += 1
+        self._items_sent += len(items)
+        await self._publish("batch", peer.name, body, "", _correlation(items))
+
+    async def _publish_presence(self, kind: MessageKind, recipient: str) -> None:
+        body = json.dumps({"pid": os.getpid()}).encode()
+        exchange = self.exchange if recipient == EVERYONE else ""
+        await self._publish(kind, recipient, body, exchange, None)
+
+    async def _publish(self, kind: MessageKind, recipient: str, body: bytes, exchange: str,
+                       correlation: str | None) -> None:
+        """Sign and publish one message. The sequence number is taken and the publish queued on the connection
+        without a checkpoint in between, so numbers reach the broker in order."""
+        channel = self._channel
+        assert channel is not None
+        self._seq += 1
+        message_id = f"{self._incarnation}.{self._seq}"
+        sig = signature(self._key, kind, self.me, recipient, message_id, body)
+        properties = Properties(
+            content_type=BATCH_CONTENT_TYPE if kind == "batch" else "application/json", message_type=kind,
+            app_id=self.me, message_id=message_id, reply_to=self.inbox, correlation_id=correlation,
+            headers={"to": recipient, "sig": sig})
+        routing_key = self.inbox if recipient == EVERYONE else inbox_name(self.cluster, recipient)
+        self._published += 1
+        await channel.basic_publish(exchange, routing_key, body, properties=properties)
+
+    async def _beat_loop(self) -> None:
+        try:
+            while True:
+                await trio.sleep(self.settings.heartbeat)
+                await self._publish_presence("beat", EVERYONE)
+        except AMQPError as exc:
+            logger.info("node %s stopped beating: %s", self.me, exc)
+
+    # -- receiving ----------------------------------------------------------------------------------------------
+
+    def _take(self, delivery: Delivery) -> None:
+        """One message from the inbox, in the reader's turn: checked before anything in it is decoded."""
+        try:
+            checked = check_message(self._key, self.me, delivery.properties, delivery.body)
+        except AuthenticationFailed as exc:
+            self._drop(str(exc))
+            return
+        now = trio.current_time()
+        sender = checked.sender
+        if sender == self.me:
+            if checked.incarnation == self._incarnation and checked.kind == "beat":
+                self._judge(now)
+            return
+        if (sender, checked.incarnation) in self._lost:
+            if checked.kind != "beat":
+                self._drop(f"a {checked.kind} from {sender!r}, which this node has found lost")
+            else:
+                self._dropped += 1
+            if checked.kind != "bye" and (sender, checked.incarnation) not in self._told_lost:
+                # It still counts on this node (it was only slow, say): a goodbye tells it that the two are
+                # apart for good, so that its own pending asks fail instead of waiting on messages dropped here.
+                self._told_lost.add((sender, checked.incarnation))
+                self._reply(("bye", sender))
+            return
+        peer = self.peers.get(sender)
+        if peer is not None and peer.incarnation != checked.incarnation:
+            if checked.kind != "hello":
+                self._drop(f"a {checked.kind} from another incarnation of {sender!r} than the one this node knows")
+                return
+            self._lose(peer, "broken", LinkClosed(f"peer {sender} started again"))
+            peer = None
+        if peer is None:
+            if checked.kind == "bye":
+                return
+            peer = self._add_peer(checked, delivery.body, now)
+        if checked.seq <= peer.last_seq:
+            self._drop(f"a {checked.kind} from {sender!r} numbered {checked.seq}, after {peer.last_seq}: a replay")
+            return
+        peer.last_seq = checked.seq
+        peer.last_seen = now
+        kind = checked.kind
+        if kind == "batch":
+            try:
+                items = load_batch(delivery.body)
+            except SerializationError as exc:
+                logger.error("node %s: a batch from peer %s does not unpickle here: %s", self.me, sender, exc)
+                self._lose(peer, "broken", LinkClosed(f"a batch from peer {sender} does not unpickle here: {exc}"))
+                return
+            self._batches_received += 1
+            self._items_received += len(items)
+            peer.take(items)
+        elif kind == "hello":  # answered straight to its inbox, so that the newcomer knows this node at once
+            self._reply(("here", sender))
+        elif kind == "bye":
+            logger.info("node %s: peer %s left", self.me, sender)
+            self._lose(peer, "closed", LinkClosed(f"peer {sender} left the cluster"))
+
+    def _add_peer(self, checked: Checked, body: bytes, now: float) -> PeerLink:
+        pid = 0
+        if checked.kind != "batch":
+            try:
+                pid = int(json.loads(body)["pid"])
+            except (ValueError, KeyError, TypeError):
+                pid = 0
+        peer = self.peers[checked.sender] = PeerLink(self, checked.sender, pid, checked.incarnation, now)
+        self._on_peer(peer)
+        return peer
+
+    def _reply(self, message: tuple[MessageKind, str]) -> None:
+        """Have the writer publish a presence message to one node (the reader never waits)."""
+        if not self._closing:
+            self._replies.append(message)
+            self._wake.set()
+
+    def _judge(self, now: float) -> None:
+        """This node's own beat came back: every peer not heard from for the silence limit is lost."""
+        limit = self.settings.heartbeat * self.settings.dead_after
+        for peer in list(self.peers.values()):
+            silence = now - peer.last_seen
+            if silence > limit:
+                logger.warning("node %s: peer %s sent nothing for %.1f s; it is lost", self.me, peer.name, silence)
+                self._lose(peer, "broken", LinkClosed(
+                    f"peer {peer.name} fell silent: no heartbeat for {silence:.1f} s (limit {limit:g} s)"))
+
+    def _lose(self, peer: PeerLink, state: Literal["closed", "broken"], reason: LinkError) -> None:
+        if self.peers.get(peer.name) is peer:
+            del self.peers[peer.name]
+        self._lost.add((peer.name, peer.incarnation))
+        peer.finish(state, reason)
+
+    def _drop(self, why: str) -> None:
+        self._dropped += 1
+        logger.warning("node %s dropped a message from the broker unread: %s", self.me, why)
+
+    def statistics(self) -> BrokerStatistics:
+        """Peers, messages and items each way, and messages dropped, as a frozen value."""
+        return BrokerStatistics(
+            peers=len(self.peers), published=self._published, batches_sent=self._batches_sent,
+            items_sent=self._items_sent, batches_received=self._batches_received,
+            items_received=self._items_received, dropped=self._dropped)
+
+    def __repr__(self) -> str:
+        return (f"<BrokerHub {self.me!r} in {self.cluster!r} on {self.settings.shown_url} peers={len(self.peers)} "
+                f"dropped={self._dropped}>")
+
+
+def _correlation(items: list[Any]) -> str | None:
+    """The correlation id of a batch that carries a single ask or answer (for anyone tracing the broker)."""
+    if len(items) == 1:
+        item = items[0]
+        if item.__class__ is tuple and item[0] in (DELIVER, ANSWER):
+            correlation = item[4] if item[0] == DELIVER else item[2]
+            if correlation is not None:
+                return str(correlation)
+    return None

@@ -1,0 +1,525 @@
+"""Nodes that meet on RabbitMQ: two systems of one cluster tell, ask, watch and resolve each other through the
+broker; a peer that leaves or dies is ``NodeDown``; a message that is not signed with the cluster's secret is
+never decoded.
+
+These tests need the broker of ``scripts/broker`` (the ``broker`` fixture of ``test_amqp_client.py``: skipped
+without one, failed under ``CI=true``). They wait in real time for the broker, every wait bounded; heartbeats
+are short (0.2 s) so that a lost peer is found within a second.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import pickle
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from test_amqp_client import broker as broker  # the session's RabbitMQ (skips without one)
+
+from actors import (
+    Actor,
+    ActorFailed,
+    ActorRef,
+    ActorStopped,
+    ActorSystem,
+    NameTaken,
+    NodeDown,
+    NodeUp,
+    NotAuthorized,
+    Terminated,
+)
+from actors.testing import Probe
+from runtime._broker import (
+    BrokerSettings,
+    Checked,
+    check_message,
+    inbox_name,
+    load_secret,
+    signature,
+    signing_key,
+)
+from runtime.amqp import Properties, open_connection
+
+pytestmark = pytest.mark.deadline(60)
+
+SECRET = b"a cluster secret, 32 bytes long."
+HEARTBEAT = 0.2
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Wait until ``predicate()`` holds: what the broker delivers shows in counts, with no event to wait on, so
+    this looks every 10 ms (bound it with ``trio.fail_after``)."""
+    for _ in range(10_000):
+        if predicate():
+            return
+        await trio.sleep(0.01)
+    raise AssertionError("the condition never held")  # pragma: no cover
+
+
+async def read_line(stream: trio.abc.ReceiveStream, buffer: bytearray) -> str:
+    """The next line from ``stream`` (what follows it stays in ``buffer``)."""
+    while b"\n" not in buffer:
+        data = await stream.receive_some()
+        if not data:
+            raise EOFError(f"the stream ended; it said {bytes(buffer)!r}")
+        buffer += data
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return line.decode()
+
+
+def cluster_name() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@asynccontextmanager
+async def node(url: str, cluster: str, name: str, secret: bytes = SECRET) -> AsyncIterator[ActorSystem]:
+    async with ActorSystem(cluster, broker=url, secret=secret, node_name=name, _heartbeat=HEARTBEAT) as system:
+        yield system
+
+
+@asynccontextmanager
+async def pair(url: str) -> AsyncIterator[tuple[ActorSystem, ActorSystem]]:
+    """Two nodes ``a`` and ``b`` of a fresh cluster, each knowing the other."""
+    cluster = cluster_name()
+    async with node(url, cluster, "a") as a, node(url, cluster, "b") as b:
+        with trio.fail_after(10):
+            await a.wait_node("b")
+            await b.wait_node("a")
+        yield a, b
+
+
+class Echo(Actor):
+    """Echoes with its own ref; ``("tell", ref, x)`` tells ``ref`` x; ``"hang"`` never answers."""
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case ("tell", ActorRef() as ref, value):
+                ref.tell(value)
+                return None
+            case "hang":
+                await trio.sleep_forever()
+            case "boom":
+                raise ValueError("boom")
+        return ("echo", message, self.ref)
+
+
+class Watcher(Actor):
+    """Watches the ref it is asked with; passes ``Terminated`` on to ``probe``."""
+
+    def __init__(self, probe: ActorRef) -> None:
+        self.probe = probe
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, Terminated):
+            self.probe.tell(message)
+        else:
+            self.watch(message)
+
+
+# -- two nodes in one process ----------------------------------------------------------------------------------
+
+
+async def test_two_nodes_find_each_other_as_peers(broker: str) -> None:
+    async with pair(broker) as (a, b):
+        assert a.node.name == "a"
+        peers = {n.name: n for n in a.nodes if n.kind == "peer"}
+        assert set(peers) == {"b"}
+        assert peers["b"].alive
+        assert peers["b"].pid == os.getpid()
+        assert [n.name for n in b.nodes if n.kind == "peer"] == ["a"]
+
+
+async def test_tell_ask_and_resolve_across_peers(broker: str) -> None:
+    async with pair(broker) as (a, b):
+        await b.spawn(Echo, name="echo")
+        probe = await Probe.spawn(a)
+        with trio.fail_after(10):
+            ref = await a.resolve("b", "echo")
+            assert ref is not None
+            assert ref.node.name == "b"
+            assert await a.resolve("b", "echo") is ref  # the same ref each time
+            assert await a.resolve("b", "nobody") is None
+            assert await a.resolve("c", "echo") is None  # not a node of the cluster
+            answer = await ref.ask("hi")
+            assert answer == ("echo", "hi", ref)
+            assert answer[2] is ref  # a ref in a reply comes back as the same ref
+            ref.tell(("tell", probe.ref, "told"))  # a ref inside a message crosses and works there
+            assert await probe.expect("told") == "told"
+            for i in range(100):  # order is kept per sender and receiver
+                ref.tell(("tell", probe.ref, i))
+            for i in range(100):
+                await probe.expect(i)
+
+
+async def test_an_actor_failing_on_a_peer_fails_the_ask(broker: str) -> None:
+    async with pair(broker) as (a, b):
+        await b.spawn(Echo, name="echo")
+        with trio.fail_after(10):
+            ref = await a.resolve("b", "echo")
+            assert ref is not None
+            with pytest.raises(ActorFailed) as excinfo:
+                await ref.ask("boom")
+            assert isinstance(excinfo.value.cause, ValueError)
+            assert await ref.ask(1) == ("echo", 1, ref)  # restarted by its supervisor on b
+
+
+async def test_watch_and_stop_across_peers(broker: str) -> None:
+    async with pair(broker) as (a, b):
+        await b.spawn(Echo, name="echo")
+        probe = await Probe.spawn(a)
+        watcher = await a.spawn(Watcher, probe.ref)
+        with trio.fail_after(10):
+            ref = await a.resolve("b", "echo")
+            assert ref is not None
+            await watcher.ask(ref)
+            await ref.ask("sync")  # the Watch went before this ask, on the same path
+            await b.stop(b.lookup("echo"))  # type: ignore[arg-type]
+            terminated = await probe.expect(Terminated)
+            assert terminated.ref is ref
+            assert not isinstance(terminated.reason, NodeDown)
+
+
+async def test_a_peer_that_leaves_in_order_is_node_down_and_its_actors_stopped(broker: str) -> None:
+    cluster = cluster_name()
+    async with node(broker, cluster, "a") as a:
+        events = await Probe.spawn(a)
+        a.events.subscribe(events.ref, NodeUp, NodeDown)
+        probe = await Probe.spawn(a)
+        watcher = await a.spawn(Watcher, probe.ref)
+        failures: list[BaseException] = []
+        async with trio.open_nursery() as nursery:
+            async with node(broker, cluster, "b") as b:
+                await b.spawn(Echo, name="echo", stop_timeout=0.1)
+                with trio.fail_after(10):
+                    up = await events.expect(NodeUp)
+                    assert (up.node.name, up.node.kind) == ("b", "peer")
+                    ref = await a.resolve("b", "echo")
+                    assert ref is not None
+                    await watcher.ask(ref)
+
+                async def ask() -> None:
+                    try:
+                        await ref.ask("hang")
+                    except (ActorFailed, ActorStopped) as exc:
+                        failures.append(exc)
+
+                nursery.start_soon(ask)
+                await ref.ask("sync")  # the hanging ask is on its way before b leaves
+            with trio.fail_after(5):
+                down = await events.expect(NodeDown)
+        assert (down.node.name, down.node.alive, down.reason) == ("b", False, "peer b left the cluster")
+        [failure] = failures
+        assert isinstance(failure, ActorStopped)  # b stopped its actor, which answered as it stopped
+        with trio.fail_after(5):
+            terminated = await probe.expect(Terminated)
+        assert terminated.ref is ref
+        assert [n.alive for n in a.nodes if n.name == "b"] == [False]
+        assert await a.resolve("b", "echo") is None
+        with pytest.raises(ActorStopped, match="node b is down"):
+            await ref.ask("after")
+
+
+async def test_a_peer_that_vanishes_fails_pending_asks_and_fires_watchers(broker: str) -> None:
+    cluster = cluster_name()
+    async with node(broker, cluster, "a") as a, node(broker, cluster, "b") as b:
+        events = await Probe.spawn(a)
+        a.events.subscribe(events.ref, NodeDown)
+        probe = await Probe.spawn(a)
+        watcher = await a.spawn(Watcher, probe.ref)
+        await b.spawn(Echo, name="echo")
+        with trio.fail_after(10):
+            await a.wait_node("b")
+            ref = await a.resolve("b", "echo")
+            assert ref is not None
+            await watcher.ask(ref)
+        failures: list[BaseException] = []
+        async with trio.open_nursery() as nursery:
+
+            async def ask() -> None:
+                try:
+                    await ref.ask("hang")
+                except ActorFailed as exc:
+                    failures.append(exc)
+
+            nursery.start_soon(ask)
+            await ref.ask("sync")
+            # b's broker connection is cut (as when its machine goes away): no goodbye, only silence.
+            assert b.cluster is not None
+            assert b.cluster.hub is not None
+            await trio.aclose_forcefully(b.cluster.hub._connection._stream)  # type: ignore[union-attr]
+            start = trio.current_time()
+        assert trio.current_time() - start < 3.0  # found silent within a few heartbeats
+        [failure] = failures
+        assert isinstance(failure.cause, NodeDown)  # type: ignore[attr-defined]
+        assert failure.cause.node.name == "b"  # type: ignore[attr-defined]
+        with trio.fail_after(5):
+            down = await events.expect(NodeDown)
+            terminated = await probe.expect(Terminated)
+        assert down.node.name == "b"
+        assert "fell silent" in down.reason
+        assert terminated.ref is ref
+        assert isinstance(terminated.reason, NodeDown)
+        assert [n.alive for n in b.nodes if n.name == "a"] == [False]  # b lost every peer with its connection
+
+
+async def test_a_peer_found_lost_is_told_so_and_its_asks_do_not_hang(broker: str) -> None:
+    async with pair(broker) as (a, b):
+        await a.spawn(Echo, name="echo")
+        with trio.fail_after(10):
+            ref = await b.resolve("a", "echo")
+            assert ref is not None
+            assert a.cluster is not None
+            assert a.cluster.hub is not None
+            a.cluster.hub.peers["b"].last_seen -= 100  # as if b had stalled: a's next beat finds it lost
+            await until(lambda: not next(n for n in a.nodes if n.name == "b").alive)
+            # b still counts on a; a drops what b sends and says goodbye to it, so b's ask fails.
+            with pytest.raises((ActorFailed, ActorStopped)) as excinfo:
+                await ref.ask("hang")
+        cause = excinfo.value.cause if isinstance(excinfo.value, ActorFailed) else excinfo.value
+        assert "node a is down" in str(cause)
+        assert [n.alive for n in b.nodes if n.name == "a"] == [False]
+
+
+async def test_a_node_name_taken_in_the_cluster_is_refused(broker: str) -> None:
+    cluster = cluster_name()
+    async with node(broker, cluster, "a"):
+        with pytest.raises(NameTaken, match="'a' is taken"):
+            async with node(broker, cluster, "a"):
+                pass  # pragma: no cover
+
+
+async def test_a_refused_login_is_not_authorized(broker: str) -> None:
+    url = broker.replace("guest:guest", "guest:wrong-password")
+    with pytest.raises(NotAuthorized):
+        async with node(url, cluster_name(), "a"):
+            pass  # pragma: no cover
+
+
+async def test_waiting_for_a_node_can_be_cancelled(broker: str) -> None:
+    async with node(broker, cluster_name(), "a") as a:
+        with trio.move_on_after(0.3) as scope:
+            await a.wait_node("nobody")
+        assert scope.cancelled_caught
+        assert [n.name for n in a.nodes] == ["a"]
+        assert await a.wait_node("a") == a.node
+
+
+# -- security ------------------------------------------------------------------------------------------------
+
+
+class _CreatesFile:
+    """Unpickling it creates a file: what an attacker would put in a batch."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return (open, (str(self.path), "w"))
+
+
+async def test_a_forged_batch_is_dropped_unread(broker: str, tmp_path: pathlib.Path) -> None:
+    canary = tmp_path / "pwned"
+    body = pickle.dumps([_CreatesFile(canary)])
+    async with pair(broker) as (a, b):
+        await a.spawn(Echo, name="echo")
+        assert a.cluster is not None
+        assert a.cluster.hub is not None
+        hub = a.cluster.hub
+        incarnation = b.cluster.hub._incarnation  # type: ignore[union-attr]
+        forgeries = [
+            ("a wrong signature", "b", "a", "00" * 32),
+            ("signed with another secret", "b", "a",
+             signature(signing_key(b"another secret of 32 bytes......", a.name), "batch", "b", "a",
+                       f"{incarnation}.999999", body)),
+            ("signed for another recipient", "b", "c",
+             signature(signing_key(SECRET, a.name), "batch", "b", "c", f"{incarnation}.999999", body)),
+        ]
+        async with open_connection(broker) as connection:
+            channel = await connection.channel()
+            for _, sender, recipient, sig in forgeries:
+                await channel.basic_publish("", inbox_name(a.name, "a"), body, properties=Properties(
+                    message_type="batch", app_id=sender, message_id=f"{incarnation}.999999",
+                    headers={"to": recipient, "sig": sig}))
+            await channel.basic_publish("", inbox_name(a.name, "a"), body)  # no properties at all
+        with trio.fail_after(10):
+            await until(lambda: hub.statistics().dropped >= len(forgeries) + 1)
+            ref = await b.resolve("a", "echo")  # the node still works, its link to b too
+            assert ref is not None
+            assert await ref.ask("still here") == ("echo", "still here", ref)
+        assert not canary.exists()
+        assert [n.alive for n in a.nodes if n.name == "b"] == [True]
+
+
+async def test_a_replayed_batch_is_dropped(broker: str) -> None:
+    async with pair(broker) as (a, b):
+        await a.spawn(Echo, name="echo")
+        assert b.cluster is not None
+        assert b.cluster.hub is not None
+        assert a.cluster is not None
+        hub = a.cluster.hub
+        assert hub is not None
+        b_hub = b.cluster.hub
+        key = signing_key(SECRET, a.name)
+        body = pickle.dumps([])
+        message_id = f"{b_hub._incarnation}.1"  # b's first message, long taken
+        async with open_connection(broker) as connection:
+            channel = await connection.channel()
+            await channel.basic_publish("", inbox_name(a.name, "a"), body, properties=Properties(
+                message_type="batch", app_id="b", message_id=message_id,
+                headers={"to": "a", "sig": signature(key, "batch", "b", "a", message_id, body)}))
+        with trio.fail_after(10):
+            await until(lambda: hub.statistics().dropped >= 1)
+        assert [n.alive for n in a.nodes if n.name == "b"] == [True]
+
+
+async def test_a_node_with_the_wrong_secret_hears_nothing_and_is_heard_by_none(broker: str) -> None:
+    cluster = cluster_name()
+    async with node(broker, cluster, "a") as a, \
+            node(broker, cluster, "intruder", secret=b"not the secret of this cluster") as intruder:
+        assert a.cluster is not None
+        assert a.cluster.hub is not None
+        assert intruder.cluster is not None
+        assert intruder.cluster.hub is not None
+        with trio.fail_after(10):
+            # each has dropped the other's hello and beats
+            await until(lambda: a.cluster.hub.statistics().dropped >= 2  # type: ignore[union-attr]
+                        and intruder.cluster.hub.statistics().dropped >= 2)  # type: ignore[union-attr]
+        assert [n.name for n in a.nodes] == ["a"]
+        assert [n.name for n in intruder.nodes] == ["intruder"]
+
+
+def test_check_message_verifies_before_decoding() -> None:
+    key = signing_key(SECRET, "c")
+    body = b"payload"
+
+    def props(**changes: Any) -> Properties:
+        fields: dict[str, Any] = {"message_type": "batch", "app_id": "b", "message_id": "inc.7",
+                                  "headers": {"to": "a", "sig": signature(key, "batch", "b", "a", "inc.7", body)}}
+        fields.update(changes)
+        return Properties(**fields)
+
+    assert check_message(key, "a", props(), body) == Checked("batch", "b", "inc", 7)
+    for bad in (props(message_type="other"), props(app_id=None), props(headers={"to": "a"}),
+                props(app_id="c"), props(message_id="inc.8")):
+        with pytest.raises(Exception, match=r"signature|properties"):
+            check_message(key, "a", bad, body)
+    with pytest.raises(Exception, match="not to 'x'"):
+        check_message(key, "x", props(), body)
+    with pytest.raises(Exception, match="wrong signature"):
+        check_message(key, "a", props(), body + b"!")
+    with pytest.raises(Exception, match="wrong signature"):
+        check_message(signing_key(SECRET, "another cluster"), "a", props(), body)
+
+
+# -- arguments --------------------------------------------------------------------------------------------------
+
+
+URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@pytest.mark.parametrize(("options", "error", "match"), [
+    ({"broker": URL}, ValueError, "needs secret="),
+    ({"secret": SECRET}, ValueError, "without broker="),
+    ({"broker": URL, "secret": b"short"}, ValueError, "at least 16 bytes"),
+    ({"broker": URL, "secret": 12345}, TypeError, "bytes or the path"),
+    ({"broker": URL, "secret": "/nonexistent/secret"}, ValueError, "'/nonexistent/secret'"),
+    ({"broker": URL, "secret": SECRET, "workers": 2}, ValueError, "cannot be combined yet"),
+    ({"broker": "amqps://u:hidden@host/", "secret": SECRET}, ValueError, "TLS"),
+    ({"broker": "http://u:hidden@host/", "secret": SECRET}, ValueError, r"u:\*\*\*@host"),
+    ({"broker": 5672, "secret": SECRET}, TypeError, "URL string"),
+    ({"broker": URL, "secret": SECRET, "node_name": "x" * 101}, ValueError, "at most 100 bytes"),
+])
+def test_bad_broker_arguments_are_refused_naming_them(options: dict[str, Any], error: type[Exception],
+                                                      match: str) -> None:
+    with pytest.raises(error, match=match) as excinfo:
+        ActorSystem("c", **options)
+    assert "hidden" not in str(excinfo.value)
+    assert SECRET.decode() not in str(excinfo.value)
+
+
+def test_the_secret_can_be_read_from_a_file(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "secret"
+    path.write_bytes(SECRET)
+    assert load_secret(str(path)) == SECRET
+    assert load_secret(path) == SECRET
+    settings = BrokerSettings(URL, path)
+    assert settings.secret == SECRET
+    assert SECRET.decode() not in repr(settings)
+    system = ActorSystem("c", broker=URL, secret=path)
+    assert system.node_id.endswith(f".{os.getpid()}")  # the default node name: host name and pid
+
+
+# -- two processes ----------------------------------------------------------------------------------------------
+
+
+class Greeter(Actor):
+    async def receive(self, message: Any) -> Any:
+        return f"greetings, {message.rpartition(' ')[2]}"
+
+
+async def test_two_processes_ask_each_other_and_a_kill_fails_the_pending_ask(
+        broker: str, tmp_path: pathlib.Path) -> None:
+    cluster = cluster_name()
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(SECRET)
+    async with node(broker, cluster, "a") as a:
+        await a.spawn(Greeter, name="greeter")
+        probe = await Probe.spawn(a)
+        watcher = await a.spawn(Watcher, probe.ref)
+        process = await trio.lowlevel.open_process(
+            [sys.executable, str(HERE / "peer_node.py"), broker, cluster, "b", str(secret_file), str(HEARTBEAT),
+             "a"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        try:
+            assert process.stdout is not None
+            buffer = bytearray()
+            with trio.fail_after(30):
+                assert await read_line(process.stdout, buffer) == "greetings, b"  # b resolved a's actor, asked it
+                assert await read_line(process.stdout, buffer) == "ready"
+                peer = await a.wait_node("b")
+                assert peer.pid == process.pid
+                ref = await a.resolve("b", "echo")
+                assert ref is not None
+                assert await ref.ask("pid") == process.pid
+                echoed = await ref.ask(probe.ref)
+                assert echoed == ("echo", probe.ref, ref)
+                await watcher.ask(ref)
+            failures: list[BaseException] = []
+            async with trio.open_nursery() as nursery:
+
+                async def ask() -> None:
+                    try:
+                        await ref.ask("hang")
+                    except ActorFailed as exc:
+                        failures.append(exc)
+
+                nursery.start_soon(ask)
+                with trio.fail_after(5):
+                    await ref.ask("sync")
+                os.kill(process.pid, signal.SIGKILL)
+                start = trio.current_time()
+            assert trio.current_time() - start < 3.0  # the pending ask failed within a few heartbeats
+            [failure] = failures
+            assert isinstance(failure.cause, NodeDown)  # type: ignore[attr-defined]
+            with trio.fail_after(5):
+                terminated = await probe.expect(Terminated)
+            assert terminated.ref is ref
+            assert isinstance(terminated.reason, NodeDown)
+        finally:
+            process.kill()
+            with trio.CancelScope(shield=True), trio.move_on_after(10):
+                await process.wait()
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    await trio.aclose_forcefully(stream)

@@ -43,7 +43,7 @@ from ._codec import check_secret, dump_batch, load_batch, split_batch
 from ._exceptions import AuthenticationFailed, LinkClosed, LinkError, NameTaken, SerializationError
 from ._remote import ANSWER, DELIVER
 from ._show import show
-from .amqp import AMQPError, Channel, Connection, Delivery, Properties, open_connection
+from .amqp import AMQPError, Channel, Connection, Delivery, Properties, hide_password, open_connection
 
 if TYPE_CHECKING:
     from ._system import ActorSystem
@@ -78,22 +78,10 @@ MAX_BODY: Final = 16 * 1024 * 1024
 def _check_url(url: object) -> str:
     if not isinstance(url, str):
         raise TypeError(f"broker={url!r} must be a URL string such as 'amqp://guest:guest@127.0.0.1:5672/'")
-    scheme = urllib.parse.urlsplit(url).scheme
-    if scheme == "amqps":
-        raise ValueError(f"broker={_hide_password(url)!r}: amqps:// (TLS) is not supported by this version; "
-                         "use amqp:// on a trusted network")
-    if scheme != "amqp":
-        raise ValueError(f"broker={_hide_password(url)!r} must be an amqp:// URL, "
+    if urllib.parse.urlsplit(url).scheme not in ("amqp", "amqps"):
+        raise ValueError(f"broker={hide_password(url)!r} must be an amqp:// or amqps:// (TLS) URL, "
                          "such as 'amqp://guest:guest@127.0.0.1:5672/'")
     return url
-
-
-def _hide_password(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def load_secret(secret: object) -> bytes:
@@ -145,7 +133,7 @@ class BrokerSettings:
     @property
     def shown_url(self) -> str:
         """The URL without its password, for messages and logs."""
-        return _hide_password(self.url)
+        return hide_password(self.url)
 
 
 def inbox_name(cluster: str, node: str) -> str:

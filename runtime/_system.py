@@ -35,6 +35,7 @@ from ._show import show
 from ._spawn import SpawnSpec
 from ._supervision import OneForOne, Restart, Strategy
 from ._timers import TimerService, positive_seconds
+from .amqp import hide_password
 
 __all__ = ["ActorSystem"]
 
@@ -579,7 +580,8 @@ def _broker_settings(name: object, broker: object, secret: object, workers: int,
                              "pass broker='amqp://...' too, or leave secret= out")
         return None
     if secret is None:
-        raise ValueError(f"broker={broker!r} needs secret= (bytes, at least 16, or the path of a file holding "
+        shown = hide_password(broker) if isinstance(broker, str) else broker
+        raise ValueError(f"broker={shown!r} needs secret= (bytes, at least 16, or the path of a file holding "
                          "them): every message between the nodes of a cluster is signed with it")
     if workers:
         raise ValueError(f"broker= and workers={workers} cannot be combined yet: run one system per process on "

@@ -11,6 +11,7 @@ from ._client import Delivery as Delivery
 from ._client import Properties as Properties
 from ._client import QueueDeclared as QueueDeclared
 from ._client import Reconnect as Reconnect
+from ._client import hide_password as hide_password
 from ._client import open_connection as open_connection
 from ._errors import AccessRefused as AccessRefused
 from ._errors import AMQPError as AMQPError
@@ -43,5 +44,6 @@ __all__ = [
     "QueueDeclared",
     "Reconnect",
     "Unroutable",
+    "hide_password",
     "open_connection",
 ]

@@ -137,13 +137,14 @@ class _Params:
     @classmethod
     def parse(cls, url: str) -> _Params:
         parts = urllib.parse.urlsplit(url)
+        shown = hide_password(url)
         if parts.scheme not in ("amqp", "amqps"):
-            raise ValueError(f"{url!r} is not an amqp:// or amqps:// URL")
+            raise ValueError(f"{shown!r} is not an amqp:// or amqps:// URL")
         tls = parts.scheme == "amqps"
         try:
             port = parts.port or (5671 if tls else 5672)
         except ValueError as exc:
-            raise ValueError(f"{url!r} has an invalid port") from exc
+            raise ValueError(f"{shown!r} has an invalid port") from exc
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         query = urllib.parse.parse_qs(parts.query)
         heartbeat_value: int | None = None
@@ -151,7 +152,7 @@ class _Params:
             try:
                 heartbeat_value = int(query["heartbeat"][-1])
             except ValueError as exc:
-                raise ValueError(f"{url!r}: heartbeat must be a whole number of seconds") from exc
+                raise ValueError(f"{shown!r}: heartbeat must be a whole number of seconds") from exc
         return cls(
             host=parts.hostname or "127.0.0.1",
             port=port,
@@ -165,6 +166,15 @@ class _Params:
     def show(self) -> str:
         vhost = urllib.parse.quote(self.vhost, safe="")
         return f"{'amqps' if self.tls else 'amqp'}://{self.user}@{self.host}:{self.port}/{vhost}"
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password replaced by ``***``: what messages and logs show of a broker URL."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 @attrs.frozen

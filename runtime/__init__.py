@@ -6,6 +6,17 @@ Applications import :mod:`actors`; this package is the layer it is written again
 
 from ._address import Address as Address
 from ._address import Target as Target
+from ._broker import PROPERTY_NAMES as PROPERTY_NAMES
+from ._broker import BrokerLink as BrokerLink
+from ._broker import Publisher as Publisher
+from ._broker import PublishOutcome as PublishOutcome
+from ._broker import amqp_properties as amqp_properties
+from ._broker import broker_link as broker_link
+from ._broker import check_table as check_table
+from ._broker import decode_body as decode_body
+from ._broker import delivery_headers as delivery_headers
+from ._broker import encode_body as encode_body
+from ._broker import redact_url as redact_url
 from ._cell import ActorBase as ActorBase
 from ._cell import Cell as Cell
 from ._dispatcher import current_actor as current_actor
@@ -88,6 +99,7 @@ from ._topology import topology as topology
 __all__ = [
     "EXCHANGE_KINDS",
     "OVERFLOWS",
+    "PROPERTY_NAMES",
     "SPAWN_OPTIONS",
     "ActorBase",
     "ActorError",
@@ -100,6 +112,7 @@ __all__ = [
     "AskTimeout",
     "AuthenticationFailed",
     "Backoff",
+    "BrokerLink",
     "Cell",
     "DeadLetter",
     "DeathReason",
@@ -130,6 +143,8 @@ __all__ = [
     "Overflow",
     "PendingWrites",
     "PoisonPill",
+    "PublishOutcome",
+    "Publisher",
     "QueueConsumer",
     "QueueEffects",
     "QueueLimits",
@@ -154,14 +169,21 @@ __all__ = [
     "Timers",
     "Topology",
     "Unroutable",
+    "amqp_properties",
     "body_size",
+    "broker_link",
+    "check_table",
     "current_actor",
     "dead_letter_headers",
+    "decode_body",
+    "delivery_headers",
+    "encode_body",
     "encode_payload",
     "is_dead_letter_cycle",
     "make_table",
     "open_link",
     "positive_seconds",
+    "redact_url",
     "show",
     "split_words",
     "topology",

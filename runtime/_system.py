@@ -7,7 +7,7 @@ import logging
 import os
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import trio
@@ -361,6 +361,18 @@ class ActorSystem:
         except KeyError:
             value = self._extensions[key] = factory()
             return value
+
+    async def start_service(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Start ``async_fn(*args)`` in the system's nursery as ``nursery.start`` does, and return what it passed
+        to ``task_status.started()``.
+
+        For engine services that actors share (a broker connection, say): the task outlives the actor that
+        started it, and is cancelled when the system closes, after every actor has stopped. The service should
+        end on its own once no actor needs it.
+        """
+        if self._nursery is None or not self._running:
+            raise RuntimeError(f"{self!r} is not running; open it with `async with` first")
+        return await self._nursery.start(async_fn, *args)
 
     @property
     def top_level(self) -> list[ActorRef]:

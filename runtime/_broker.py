@@ -289,22 +289,29 @@ class BrokerLink:
         return f"<BrokerLink {self.where} {state} users={self._users}>"
 
     async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        error: BaseException | None = None
         try:
             async with trio.open_nursery() as nursery:
                 try:
                     self._connection = await Connection.open(self.url, nursery, reconnect=Reconnect(),
                                                              name=f"trio-actors router ({self.user})")
                 except AccessRefused as exc:
-                    raise NotAuthorized(f"the broker {self.where} refused user {self.user!r} on virtual host "
-                                        f"{self.vhost!r}: {exc.reply_text}") from exc
-                self._nursery = nursery
-                task_status.started()
-                await self._released.wait()
-                with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    await self._connection.close()
-                nursery.cancel_scope.cancel()
+                    error = NotAuthorized(f"the broker {self.where} refused user {self.user!r} on virtual host "
+                                          f"{self.vhost!r}: {exc.reply_text or exc}")
+                    error.__cause__ = exc
+                except (AMQPError, ValueError) as exc:  # unreachable, or a URL the client cannot use
+                    error = exc
+                else:
+                    self._nursery = nursery
+                    task_status.started()
+                    await self._released.wait()
+                    with trio.CancelScope(shield=True), trio.move_on_after(5):
+                        await self._connection.close()
+                    nursery.cancel_scope.cancel()
         finally:
             self._closed.set()
+        if error is not None:  # raised here, not in the nursery, so that the opener gets it as itself
+            raise error
 
     async def channel(self) -> Channel:
         """A new channel on the connection."""

@@ -22,9 +22,14 @@ import trio
 
 from runtime import (
     OVERFLOWS,
+    AccessRefused,
     ActorRef,
     ActorStopped,
+    AMQPDelivery,
+    AMQPError,
     BrokerLink,
+    Channel,
+    Consumer,
     NotAuthorized,
     Publisher,
     PublishOutcome,
@@ -45,8 +50,6 @@ from runtime import (
     topology,
     validate_key,
 )
-from runtime.amqp import AccessRefused, AMQPError, Channel, Consumer
-from runtime.amqp import Delivery as AMQPDelivery
 
 from ._actor import Actor
 from ._exchange import ExchangeStatistics

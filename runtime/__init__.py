@@ -7,6 +7,7 @@ Applications import :mod:`actors`; this package is the layer it is written again
 from ._address import Address as Address
 from ._address import Target as Target
 from ._broker import PROPERTY_NAMES as PROPERTY_NAMES
+from ._broker import AMQPDelivery as AMQPDelivery
 from ._broker import BrokerLink as BrokerLink
 from ._broker import Publisher as Publisher
 from ._broker import PublishOutcome as PublishOutcome
@@ -95,12 +96,19 @@ from ._topology import ExchangeEntry as ExchangeEntry
 from ._topology import RouterKind as RouterKind
 from ._topology import Topology as Topology
 from ._topology import topology as topology
+from .amqp import AccessRefused as AccessRefused
+from .amqp import AMQPError as AMQPError
+from .amqp import Channel as Channel
+from .amqp import Consumer as Consumer
 
 __all__ = [
     "EXCHANGE_KINDS",
     "OVERFLOWS",
     "PROPERTY_NAMES",
     "SPAWN_OPTIONS",
+    "AMQPDelivery",
+    "AMQPError",
+    "AccessRefused",
     "ActorBase",
     "ActorError",
     "ActorFailed",
@@ -114,6 +122,8 @@ __all__ = [
     "Backoff",
     "BrokerLink",
     "Cell",
+    "Channel",
+    "Consumer",
     "DeadLetter",
     "DeathReason",
     "Directive",

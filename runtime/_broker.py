@@ -31,6 +31,7 @@ from .amqp import (
     AMQPError,
     Channel,
     Connection,
+    Delivery,
     Properties,
     PublishNacked,
     Reconnect,
@@ -39,6 +40,7 @@ from .amqp import (
 
 __all__ = [
     "PROPERTY_NAMES",
+    "AMQPDelivery",
     "BrokerLink",
     "PublishOutcome",
     "Publisher",
@@ -65,6 +67,9 @@ On publish, headers of these names set the properties instead of going into the 
 ``content_type`` (set by the body's type; kept only for a ``bytes`` body), ``delivery_mode`` (set by
 ``persistent``) and ``expiration`` (set by ``ttl``).
 """
+
+AMQPDelivery = Delivery
+"""A message as the broker delivered it (``runtime.amqp.Delivery``): bytes, properties, tag; ``ack()``/``nack()``."""
 
 _SETTABLE: Final = ("content_encoding", "priority", "correlation_id", "reply_to", "message_id", "timestamp",
                     "type", "user_id", "app_id")

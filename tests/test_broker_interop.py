@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import json
 import secrets
 import uuid
@@ -20,18 +21,22 @@ import pytest
 import trio
 from amqp_support import broker as broker
 from amqp_support import run_broker
+from test_router_restarts import restart_all, spawn_siblings
 
 from actors import (
+    Ack,
     ActorFailed,
     ActorSystem,
     Bind,
     Delivery,
     Exchange,
     Get,
+    GetStatistics,
     NotAuthorized,
     Publish,
     Queue,
     SerializationError,
+    Subscribe,
 )
 from actors.testing import Probe
 from runtime import amqp_properties, decode_body, delivery_headers, encode_body
@@ -319,3 +324,36 @@ async def test_a_refused_login_is_not_authorized(broker: str) -> None:
     assert isinstance(cause, NotAuthorized)
     assert "'guest'" in str(cause)
     assert "wrong-password" not in str(cause)
+
+
+# --- restarts -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.deadline(30)
+async def test_restarted_broker_actors_keep_their_consumers_and_bound_actors(broker: str,
+                                                                             names: dict[str, str]) -> None:
+    async with ActorSystem() as system:
+        consumer = await Probe.spawn(system)
+        listener = await Probe.spawn(system)
+        exchange, queue, bomb = await spawn_siblings(
+            system, (names["exchange"], functools.partial(Exchange, broker=broker), ("fanout",)),
+            (names["queue"], functools.partial(Queue, broker=broker), ()))
+        await exchange.ask(Bind(queue))
+        await exchange.ask(Bind(listener.ref))
+        await queue.ask(Subscribe(consumer.ref, prefetch=1))
+        assert await exchange.ask(Publish("", "before")) == 1
+        with trio.fail_after(5):
+            held = await consumer.expect(Delivery)
+            assert (await listener.expect(Delivery)).body == "before"
+        await restart_all(system, bomb, queue)
+        assert await exchange.ask(Publish("", "after")) == 1
+        with trio.fail_after(5):
+            again = await consumer.expect(Delivery)  # what it held unacked is requeued by the restart
+            assert (again.body, again.redelivered) == ("before", True)
+            with pytest.raises(ValueError, match="not outstanding"):
+                await queue.ask(Ack(held.delivery_tag))  # tags of the old incarnation are not reused
+            again.ack()
+            assert (await consumer.expect(Delivery)).body == "after"
+            assert (await listener.expect(Delivery)).body == "after"
+        statistics = await exchange.ask(GetStatistics())
+        assert (statistics.bindings, statistics.published) == (2, 2)

@@ -51,6 +51,10 @@ class Exchange(Actor):
     one's own bindings match nothing of (AMQP's alternate exchange; a ref that is not an exchange fails the
     spawn the same way; one that has stopped counts as none).
 
+    ``broker=`` (a URL such as ``"amqp://guest:guest@127.0.0.1:5672/"``, or ``True`` for the system's broker)
+    makes it the RabbitMQ exchange of that name and kind instead, with the same messages, routed by the broker
+    (``durable=True`` declares it durable); see ``actors._broker_router.BrokerExchange``.
+
     Messages: :class:`Bind` and :class:`Unbind` change its bindings; :class:`Publish` routes a message;
     :class:`PublishBatch` routes a transaction's batch; :class:`GetStatistics` answers :meth:`statistics`.
     Bad input (a key over 255 UTF-8 bytes, a non-str key, an invalid ``x-match``, a ``CC`` or ``BCC`` header
@@ -88,7 +92,20 @@ class Exchange(Actor):
     the same ref and finds them as they were, and routes through them even while it restarts.
     """
 
-    def __init__(self, kind: str, *, alternate: ActorRef | None = None) -> None:
+    def __new__(cls, *args: Any, broker: str | bool | None = None, **kwargs: Any) -> Any:
+        # broker=...: the RabbitMQ exchange instead (its own class, so that the embedded path pays nothing).
+        if broker is None or broker is False or cls is not Exchange:
+            return super().__new__(cls)
+        from ._broker_router import BrokerExchange
+
+        instance = BrokerExchange(*args, broker=broker, **kwargs)
+        return instance
+
+    def __init__(self, kind: str, *, alternate: ActorRef | None = None, broker: str | bool | None = None,
+                 durable: bool = False) -> None:
+        if durable:
+            raise ValueError("durable=True applies to a broker-backed exchange (broker=...); an embedded exchange "
+                             "holds only its bindings, which live as long as the system")
         self._table: RoutingTable[ActorRef] = make_table(kind)
         """The table of a new exchange (made here to check ``kind``); a restarted one keeps the one it had."""
         self._alternate = check_ref("alternate", alternate, optional=True)

@@ -179,15 +179,28 @@ class Queue(Actor):
     handled at that moment is acked under a tag the new state does not know, refused, and redelivered: at
     least once).
 
+    ``broker=`` (a URL, or ``True`` for the system's broker) makes it the RabbitMQ queue of that name instead (a
+    quorum queue when ``durable``), with the same messages and keywords, applied by the broker; see
+    ``actors._broker_router.BrokerQueue``.
+
     Ask :class:`~actors.GetStatistics` for :meth:`statistics`. Leave a queue's mailbox unbounded (the default):
     it must not refuse its consumers' acks nor its store's answers.
     """
+
+    def __new__(cls, *args: Any, broker: str | bool | None = None, **kwargs: Any) -> Any:
+        # broker=...: the RabbitMQ queue instead (its own class, so that the embedded path pays nothing).
+        if broker is None or broker is False or cls is not Queue:
+            return super().__new__(cls)
+        from ._broker_router import BrokerQueue
+
+        instance = BrokerQueue(*args, broker=broker, **kwargs)
+        return instance
 
     def __init__(self, *, max_length: int | None = None, overflow: Overflow = "drop_head",
                  message_ttl: float | None = None, dead_letter_exchange: ActorRef | None = None,
                  dead_letter_routing_key: str | None = None, delivery_limit: int | None = None,
                  durable: bool = False, storage: str | os.PathLike[str] | None = None,
-                 max_length_bytes: int | None = None) -> None:
+                 max_length_bytes: int | None = None, broker: str | bool | None = None) -> None:
         max_length = check_count("max_length", max_length)
         max_length_bytes = check_count("max_length_bytes", max_length_bytes)
         if overflow not in OVERFLOWS:

@@ -6,6 +6,17 @@ Applications import :mod:`actors`; this package is the layer it is written again
 
 from ._address import Address as Address
 from ._address import Target as Target
+from ._broker_router import PROPERTY_NAMES as PROPERTY_NAMES
+from ._broker_router import AMQPDelivery as AMQPDelivery
+from ._broker_router import BrokerLink as BrokerLink
+from ._broker_router import Publisher as Publisher
+from ._broker_router import PublishOutcome as PublishOutcome
+from ._broker_router import amqp_properties as amqp_properties
+from ._broker_router import broker_link as broker_link
+from ._broker_router import check_table as check_table
+from ._broker_router import decode_body as decode_body
+from ._broker_router import delivery_headers as delivery_headers
+from ._broker_router import encode_body as encode_body
 from ._cell import ActorBase as ActorBase
 from ._cell import Cell as Cell
 from ._dispatcher import current_actor as current_actor
@@ -84,11 +95,20 @@ from ._topology import ExchangeEntry as ExchangeEntry
 from ._topology import RouterKind as RouterKind
 from ._topology import Topology as Topology
 from ._topology import topology as topology
+from .amqp import AccessRefused as AccessRefused
+from .amqp import AMQPError as AMQPError
+from .amqp import Channel as Channel
+from .amqp import Consumer as Consumer
+from .amqp import hide_password as hide_password
 
 __all__ = [
     "EXCHANGE_KINDS",
     "OVERFLOWS",
+    "PROPERTY_NAMES",
     "SPAWN_OPTIONS",
+    "AMQPDelivery",
+    "AMQPError",
+    "AccessRefused",
     "ActorBase",
     "ActorError",
     "ActorFailed",
@@ -100,7 +120,10 @@ __all__ = [
     "AskTimeout",
     "AuthenticationFailed",
     "Backoff",
+    "BrokerLink",
     "Cell",
+    "Channel",
+    "Consumer",
     "DeadLetter",
     "DeathReason",
     "Directive",
@@ -130,6 +153,8 @@ __all__ = [
     "Overflow",
     "PendingWrites",
     "PoisonPill",
+    "PublishOutcome",
+    "Publisher",
     "QueueConsumer",
     "QueueEffects",
     "QueueLimits",
@@ -154,10 +179,17 @@ __all__ = [
     "Timers",
     "Topology",
     "Unroutable",
+    "amqp_properties",
     "body_size",
+    "broker_link",
+    "check_table",
     "current_actor",
     "dead_letter_headers",
+    "decode_body",
+    "delivery_headers",
+    "encode_body",
     "encode_payload",
+    "hide_password",
     "is_dead_letter_cycle",
     "make_table",
     "open_link",

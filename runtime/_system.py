@@ -9,7 +9,7 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -104,6 +104,9 @@ class ActorSystem:
             node_name = f"{socket.gethostname()}.{os.getpid()}"
         self.node_id = node_name or f"{name}.{secrets.token_hex(6)}"
         """This system's node id: the ``node`` of every address it hands out, unique to this run."""
+        self.broker: str | None = None if settings is None else settings.url
+        """The broker URL this system's nodes meet on (``broker=``), or ``None``: what ``Exchange(...,
+        broker=True)`` and ``Queue(..., broker=True)`` connect to."""
         self.cluster: Cluster | None = None
         """The other nodes: worker processes (``workers=N``), the head for a worker, or the peers on a broker;
         ``None`` on one node."""
@@ -425,6 +428,18 @@ class ActorSystem:
         except KeyError:
             value = self._extensions[key] = factory()
             return value
+
+    async def start_service(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Start ``async_fn(*args)`` in the system's nursery as ``nursery.start`` does, and return what it passed
+        to ``task_status.started()``.
+
+        For engine services that actors share (a broker connection, say): the task outlives the actor that
+        started it, and is cancelled when the system closes, after every actor has stopped. The service should
+        end on its own once no actor needs it.
+        """
+        if self._nursery is None or not self._running:
+            raise RuntimeError(f"{self!r} is not running; open it with `async with` first")
+        return await self._nursery.start(async_fn, *args)
 
     @property
     def top_level(self) -> list[ActorRef]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import uuid
 
 import pytest
 import trio
 import trio.testing
-from test_amqp_client import broker as broker  # the session's RabbitMQ (skips without one)
+from amqp_support import broker as broker
 
 import examples
+from runtime.amqp import open_connection
 
 EXAMPLES = sorted(info.name for info in pkgutil.iter_modules(examples.__path__) if not info.name.startswith("_"))
 
@@ -96,8 +98,6 @@ async def test_the_demo_runs_its_packers_on_a_worker_process(capsys: pytest.Capt
 
 
 async def test_peers_greet_each_other_through_the_broker(broker: str, capsys: pytest.CaptureFixture[str]) -> None:
-    import uuid
-
     from examples import peers
 
     with trio.fail_after(60):  # real time: the nodes meet on the broker
@@ -105,3 +105,25 @@ async def test_peers_greet_each_other_through_the_broker(broker: str, capsys: py
     assert answer == "hello visitor, from node server"
     out = capsys.readouterr().out
     assert "server: the visitor left" in out
+
+
+@pytest.mark.deadline(60)
+async def test_broker_orders_runs_on_rabbitmq(broker: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from examples import broker_orders
+
+    prefix = f"test.example.{uuid.uuid4().hex[:8]}"
+    try:
+        result = await broker_orders.main(broker, prefix)  # in real time: the broker's clock
+    finally:
+        with trio.fail_after(10):
+            async with open_connection(broker) as connection:
+                channel = await connection.channel()
+                for queue in ("new-orders", "failed-orders"):
+                    await channel.queue_delete(f"{prefix}.{queue}")
+                for exchange in ("orders", "dead-letters"):
+                    await channel.exchange_delete(f"{prefix}.{exchange}")
+    assert result["confirmed"] == 10
+    assert result["done"] == list(range(10))
+    assert result["unrouted"] == 0
+    assert (result["failed"], result["reason"], result["queue"]) == ({"id": 99}, "rejected", f"{prefix}.new-orders")
+    assert "10 orders confirmed" in capsys.readouterr().out

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from test_amqp_client import broker as broker  # the session's RabbitMQ (skips without one)
+from amqp_support import broker as broker  # the session's RabbitMQ (skips without one)
 
 from actors import (
     Actor,

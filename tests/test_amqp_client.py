@@ -122,6 +122,33 @@ async def test_prefetch_is_respected(broker: str) -> None:
 
 
 @pytest.mark.deadline(60)
+async def test_receive_batch_takes_what_has_arrived_in_one_go(broker: str) -> None:
+    async with open_connection(broker) as connection:
+        channel = await connection.channel()
+        queue = await scratch_queue(channel)
+        await channel.confirm_select()
+        for i in range(10):
+            await channel.basic_publish("", queue, b"%d" % i)
+        await channel.basic_qos(4)
+        consumer = await channel.basic_consume(queue)
+        with pytest.raises(ValueError, match="max_items=0 must be an int of at least 1"):
+            await consumer.receive_batch(0)
+        taken = await consumer.receive_batch(2)
+        assert [d.body for d in taken] == [b"0", b"1"][:len(taken)]  # at most two, at least one
+        for delivery in taken:
+            delivery.ack()
+        while len(taken) < 10:
+            batch = await consumer.receive_batch()
+            assert 1 <= len(batch) <= 4  # never more than the prefetch window holds
+            for delivery in batch:
+                delivery.ack()
+            taken.extend(batch)
+        assert [d.body for d in taken] == [b"%d" % i for i in range(10)]
+        await consumer.cancel()
+        assert await consumer.receive_batch() == []  # ended: nothing more, no wait
+
+
+@pytest.mark.deadline(60)
 async def test_nack_with_requeue_redelivers(broker: str) -> None:
     async with open_connection(broker) as connection:
         channel = await connection.channel()

@@ -323,6 +323,27 @@ class Consumer:
             if delivery is not None:
                 return delivery
 
+    async def receive_batch(self, max_items: int | None = None) -> list[Delivery]:
+        """Every delivery that has arrived (at most ``max_items``), waiting for the first: one checkpoint for the
+        lot, where ``async for`` takes one a delivery. An empty list once the consumer has ended (or the error
+        that ended it, as ``async for`` raises). With a prefetch window, the broker sends the next deliveries as
+        these are acked.
+        """
+        if max_items is not None and (isinstance(max_items, bool) or not isinstance(max_items, int)
+                                      or max_items < 1):
+            raise ValueError(f"max_items={max_items!r} must be an int of at least 1, or None for all")
+        try:
+            first = await self.__anext__()
+        except StopAsyncIteration:
+            return []
+        batch = [first]
+        while max_items is None or len(batch) < max_items:
+            delivery = self._take()
+            if delivery is None:
+                break
+            batch.append(delivery)
+        return batch
+
     def _take(self) -> Delivery | None:
         ready = self._ready
         while ready:

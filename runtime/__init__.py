@@ -6,6 +6,7 @@ Applications import :mod:`actors`; this package is the layer it is written again
 
 from ._address import Address as Address
 from ._address import Target as Target
+from ._calls import Call as Call
 from ._cell import ActorBase as ActorBase
 from ._cell import Cell as Cell
 from ._dispatcher import current_actor as current_actor
@@ -100,6 +101,7 @@ __all__ = [
     "AskTimeout",
     "AuthenticationFailed",
     "Backoff",
+    "Call",
     "Cell",
     "DeadLetter",
     "DeathReason",

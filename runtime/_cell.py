@@ -15,12 +15,13 @@ import contextvars
 import logging
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import outcome
 import trio
 
 from ._address import Address
+from ._calls import Call
 from ._dispatcher import current_actor
 from ._envelope import (
     WATCH_MARK,
@@ -52,7 +53,7 @@ from ._supervision import Restart, RestartPlan, RestartWindow, Strategy, plan_re
 from ._timers import Timers, TimerTick
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from ._futures import Correlations
     from ._system import ActorSystem
@@ -74,6 +75,14 @@ class ActorBase:
     """
 
     _cell: Cell | None
+
+    forwards_calls: ClassVar[bool] = False
+    """Whether this actor hands the method calls it is sent on to others (a router): they then reach its
+    ``receive`` as messages, and the actor that finally runs one checks it. Otherwise a call runs this actor's
+    own method and never reaches ``receive``."""
+
+    _uncallable: ClassVar[frozenset[str]] = frozenset({"receive", "on_start", "on_stop", "on_restart"})
+    """Public methods that ``ActorRef.call`` refuses: the engine's hooks, which are not the actor's own API."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         self = super().__new__(cls)
@@ -179,6 +188,15 @@ class Cell(MailboxQueue):
     def is_stopped(self) -> bool:
         """Whether the actor has stopped for good."""
         return self.state == STOPPED
+
+    @property
+    def actor_class(self) -> type | None:
+        """The class of the actor's instance (of its factory, while no instance runs, if that is a class)."""
+        instance = self.instance
+        if instance is not None:
+            return instance.__class__  # type: ignore[no-any-return]
+        factory = self.spec.factory
+        return factory if isinstance(factory, type) else None
 
     @property
     def restart(self) -> Restart:
@@ -308,6 +326,7 @@ class Cell(MailboxQueue):
         bounded = self._capacity is not None
         killable = self.spec.stop_timeout is not None
         poison = PoisonPill
+        call = Call
         while taken < budget:
             if self._sysq:
                 taken += 1
@@ -345,7 +364,10 @@ class Cell(MailboxQueue):
                 started = self.system.now()
             try:
                 if not killable:
-                    result = await self._handler(message)  # type: ignore[misc]
+                    if message.__class__ is call:
+                        result = await self._call(message)
+                    else:
+                        result = await self._handler(message)  # type: ignore[misc]
                 else:
                     result = await self._handle_killable(message, mark)
                     if result is _KILLED:
@@ -382,6 +404,8 @@ class Cell(MailboxQueue):
         with trio.CancelScope() as scope:
             self._handler_scope = scope
             try:
+                if message.__class__ is Call:
+                    return await self._call(message)
                 return await self._handler(message)  # type: ignore[misc]
             finally:
                 self._handler_scope = None
@@ -391,6 +415,13 @@ class Cell(MailboxQueue):
             self.system.correlations.fail(mark, error)
         logger.warning("%s", error)
         return _KILLED
+
+    def _call(self, call: Call) -> Awaitable[Any]:
+        """Start a method call on the current instance (a router's ``receive`` takes it as a message instead)."""
+        instance = self.instance
+        if instance.forwards_calls:
+            return self._handler(call)  # type: ignore[misc,no-any-return]
+        return self.system.methods.run(instance, call)
 
     def _kill_if_stuck(self, handling: int) -> None:
         """The stop timeout passed: cancel the handler if it is still the one that was running at the stop."""

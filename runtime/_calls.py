@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import inspect
 import types
-from collections.abc import Awaitable, Mapping
-from typing import Any
-
-import attrs
+from collections.abc import Awaitable, Callable, Mapping
+from types import FunctionType
+from typing import Any, Final
 
 from ._messages import Reply
 from ._show import show
@@ -32,33 +31,56 @@ def owner_key(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-@attrs.frozen(repr=False)
-class Call:
+class Call(tuple[str, str, tuple[Any, ...], Mapping[str, Any]]):
     """The message a typed call travels as: run the method ``name`` defined by ``owner`` with the arguments.
 
-    Made by ``ActorRef.call``/``cast`` (never by hand: they check the method first). Handled by the receiving
-    cell itself, not by ``receive``: it looks ``name`` up on the actor's class, checks that the class is or
-    derives from ``owner`` and that the method is a public ``async def``, and awaits it. The return value answers
-    the ask, as ``receive``'s does; ``Reply.error(exc)`` works the same.
+    Made by ``ActorRef.call``/``cast``, which check the method first. Handled by the receiving cell itself, not by
+    ``receive``: it looks ``name`` up on the actor's class, checks that the class is or derives from ``owner`` and
+    that the method is a public ``async def``, and awaits it. The return value answers the ask, as ``receive``'s
+    does; ``Reply.error(exc)`` works the same.
+
+    An immutable tuple ``(owner, name, args, kwargs)`` rather than an attrs value: it is made once per call, and
+    a frozen attrs instance costs five times as much to make (measured: about 1 µs against 0.2 µs, a tenth of a
+    local ask), for the same immutability. It pickles by its fields.
     """
 
-    owner: str
-    """The class that defines the method, as :func:`owner_key` names it."""
-    name: str
-    """The method's name."""
-    args: tuple[Any, ...]
-    """Positional arguments, after ``self``."""
-    kwargs: Mapping[str, Any]
-    """Keyword arguments."""
+    __slots__ = ()
+
+    def __new__(cls, owner: str, name: str, args: tuple[Any, ...] = (),
+                kwargs: Mapping[str, Any] | None = None) -> Call:
+        return tuple.__new__(cls, (owner, name, args, {} if kwargs is None else kwargs))
+
+    def __getnewargs__(self) -> tuple[str, str, tuple[Any, ...], Mapping[str, Any]]:
+        return (self[0], self[1], self[2], self[3])
+
+    @property
+    def owner(self) -> str:
+        """The class that defines the method, as :func:`owner_key` names it (``"module:QualName"``)."""
+        return self[0]
+
+    @property
+    def name(self) -> str:
+        """The method's name."""
+        return self[1]
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        """Positional arguments, after ``self``."""
+        return self[2]
+
+    @property
+    def kwargs(self) -> Mapping[str, Any]:
+        """Keyword arguments."""
+        return self[3]
 
     @property
     def method(self) -> str:
         """``Owner.name``, as the caller wrote it."""
-        return f"{self.owner.rpartition(':')[2]}.{self.name}"
+        return f"{self[0].rpartition(':')[2]}.{self[1]}"
 
     def __repr__(self) -> str:
-        arguments = [show(arg, 60) for arg in self.args]
-        arguments.extend(f"{key}={show(value, 60)}" for key, value in self.kwargs.items())
+        arguments = [show(arg, 60) for arg in self[2]]
+        arguments.extend(f"{key}={show(value, 60)}" for key, value in self[3].items())
         return f"<call {self.method}({', '.join(arguments)})>"
 
 
@@ -121,6 +143,11 @@ def _body(cls: type, owner: str, name: str) -> types.FunctionType | TypeError:
     return found
 
 
+_new = tuple.__new__
+_FORWARD: Final = TypeError("forwarded")
+"""What :meth:`Methods.run` remembers for a class that forwards calls (a router)."""
+
+
 async def _refuse(error: TypeError) -> Reply:
     return Reply.error(error)
 
@@ -129,15 +156,24 @@ class Methods:
     """What a system has learnt about which functions can be called on which actor classes.
 
     Both checks of a call (the caller's and the receiver's) are pure functions of classes and functions, so each
-    is made once and remembered here: a dict lookup per call afterwards. It lives on the system, like every
-    other table, and holds only classes and functions the system has run.
+    is made once and remembered here. The per-call path is one dict lookup on each side, keyed by what is at
+    hand without building a key (the function; the class, then the method's name), and checked against the
+    rest (the class; the owner); a miss falls back to the full table. It lives on the system, like every other
+    table, and holds only classes and functions the system has called.
     """
 
-    __slots__ = ("_bodies", "_heads")
+    __slots__ = ("_bodies", "_heads", "by_class", "by_function")
 
     def __init__(self) -> None:
         self._heads: dict[tuple[type | None, object], tuple[str, str]] = {}
-        self._bodies: dict[tuple[type, str, str], types.FunctionType | TypeError] = {}
+        """(class or None, function) -> (owner, name), every pair checked so far."""
+        self.by_function: dict[object, tuple[type | None, str, str]] = {}
+        """function -> (class, owner, name) for the class it was last called on (``ActorRef.call`` reads it)."""
+        self._bodies: dict[tuple[type, str, str], FunctionType | TypeError] = {}
+        """(class, owner, name) -> the function to run, or why it cannot be run."""
+        self.by_class: dict[type, dict[str, tuple[str, FunctionType | TypeError]]] = {}
+        """class -> name -> (owner, what ``_bodies`` holds) for the owner last called by that name (the cell's
+        run loop reads it)."""
 
     def call(self, cls: type | None, method: object, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Call:
         """The :class:`Call` of ``method`` with the arguments, for an actor of class ``cls`` (``None``: unknown).
@@ -146,25 +182,52 @@ class Methods:
         it (a lambda, a plain function, a private or sync method, a method of another class).
         """
         try:
-            head = self._heads.get((cls, method))
+            entry = self.by_function.get(method)
         except TypeError:  # an unhashable value: certainly not a method
-            head = None
             _check_function(method)
+            raise
+        if entry is None or entry[0] is not cls:
+            entry = self.learn_head(cls, method)
+        return _new(Call, (entry[1], entry[2], args, kwargs))
+
+    def learn_head(self, cls: type | None, method: object) -> tuple[type | None, str, str]:
+        """Check ``method`` for class ``cls`` (:class:`TypeError` if it cannot be called) and remember it in
+        :attr:`by_function`: the slow path of :meth:`call`."""
+        try:
+            head = self._heads.get((cls, method))
+        except TypeError:
+            _check_function(method)
+            raise
         if head is None:
             head = self._heads[(cls, method)] = _head(cls, method)
-        return Call(head[0], head[1], args, kwargs)
+        entry = self.by_function[method] = (cls, head[0], head[1])
+        return entry
 
-    def run(self, instance: object, call: Call) -> Awaitable[Any]:
+    def run(self, instance: object, call: Call, handler: Callable[[Any], Any]) -> Awaitable[Any]:
         """Start ``call`` on ``instance``: the method's coroutine, or one that answers the refusal.
 
+        The cell's run loop inlines the fast path (a known class, owner and name that resolve to a function) and
+        comes here for the rest.
+
         A refused call (the class does not have that public async method) answers ``Reply.error(TypeError)``:
-        an ask raises it, a cast becomes a dead letter; the actor is not failed.
+        an ask raises it, a cast becomes a dead letter; the actor is not failed. An actor that forwards calls
+        (a router) gets the call as a message: ``handler(call)``.
         """
         cls = instance.__class__
-        key = (cls, call.owner, call.name)
-        body = self._bodies.get(key)
+        owner, name, args, kwargs = call
+        names = self.by_class.get(cls)
+        entry = None if names is None else names.get(name)
+        if entry is None or entry[0] != owner:
+            entry = self._learn_body(cls, owner, name)
+        body = entry[1]
+        if body.__class__ is not FunctionType:
+            return handler(call) if body is _FORWARD else _refuse(body)  # type: ignore[arg-type]
+        return body(instance, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def _learn_body(self, cls: type, owner: str, name: str) -> tuple[str, FunctionType | TypeError]:
+        body = self._bodies.get((cls, owner, name))
         if body is None:
-            body = self._bodies[key] = _body(cls, call.owner, call.name)
-        if body.__class__ is TypeError:
-            return _refuse(body)
-        return body(instance, *call.args, **call.kwargs)  # type: ignore[operator,no-any-return]
+            forwards = getattr(cls, "forwards_calls", False)
+            body = self._bodies[(cls, owner, name)] = _FORWARD if forwards else _body(cls, owner, name)
+        entry = self.by_class.setdefault(cls, {})[name] = (owner, body)
+        return entry

@@ -15,6 +15,7 @@ import contextvars
 import logging
 import math
 from collections import deque
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import outcome
@@ -53,7 +54,7 @@ from ._supervision import Restart, RestartPlan, RestartWindow, Strategy, plan_re
 from ._timers import Timers, TimerTick
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
 
     from ._futures import Correlations
     from ._system import ActorSystem
@@ -130,8 +131,8 @@ class Cell(MailboxQueue):
     __slots__ = (
         "_children", "_deferred", "_env", "_failed", "_handled", "_handler", "_handler_scope", "_handling", "_leases",
         "_open_replies", "_restarts", "_scope", "_stash", "_stopped_lot", "_sys_waiter", "_timers", "_watchers",
-        "_watching", "backoff_count", "figures", "instance", "last_restart", "name", "parent", "ref", "spec", "state",
-        "system", "uid", "window",
+        "_watching", "actor_class", "backoff_count", "figures", "instance", "last_restart", "name", "parent", "ref",
+        "spec", "state", "system", "uid", "window",
     )
 
     def __init__(self, system: ActorSystem, parent: Cell | None, name: str, spec: SpawnSpec, uid: int) -> None:
@@ -144,6 +145,9 @@ class Cell(MailboxQueue):
         self.ref = ActorRef(self)
         self.window: RestartWindow | None = None
         self.instance: Any = None
+        factory = spec.factory
+        self.actor_class: type | None = factory if isinstance(factory, type) else None
+        """The class of the actor's instance once built (before that, the factory's if it is a class)."""
         self._handler: Callable[[Any], Any] | None = None
         self.state = STARTING
         self._children: dict[str, Any] | None = None
@@ -189,14 +193,6 @@ class Cell(MailboxQueue):
         """Whether the actor has stopped for good."""
         return self.state == STOPPED
 
-    @property
-    def actor_class(self) -> type | None:
-        """The class of the actor's instance (of its factory, while no instance runs, if that is a class)."""
-        instance = self.instance
-        if instance is not None:
-            return instance.__class__  # type: ignore[no-any-return]
-        factory = self.spec.factory
-        return factory if isinstance(factory, type) else None
 
     @property
     def restart(self) -> Restart:
@@ -327,6 +323,9 @@ class Cell(MailboxQueue):
         killable = self.spec.stop_timeout is not None
         poison = PoisonPill
         call = Call
+        run_call = self.system.methods.run
+        by_class = self.system.methods.by_class
+        function = FunctionType
         while taken < budget:
             if self._sysq:
                 taken += 1
@@ -365,7 +364,20 @@ class Cell(MailboxQueue):
             try:
                 if not killable:
                     if message.__class__ is call:
-                        result = await self._call(message)
+                        # Methods.run's fast path, inlined: a method this class has run before, by the same owner.
+                        owner, method, args, kwargs = message
+                        instance = self.instance
+                        names = by_class.get(instance.__class__)
+                        entry = None if names is None else names.get(method)
+                        if entry is not None and entry[0] == owner and entry[1].__class__ is function:
+                            if kwargs or len(args) > 1:
+                                result = await entry[1](instance, *args, **kwargs)
+                            elif args:  # a plain call costs a third less than a starred one (no new tuple)
+                                result = await entry[1](instance, args[0])
+                            else:
+                                result = await entry[1](instance)
+                        else:
+                            result = await run_call(instance, message, self._handler)  # type: ignore[arg-type]
                     else:
                         result = await self._handler(message)  # type: ignore[misc]
                 else:
@@ -405,7 +417,7 @@ class Cell(MailboxQueue):
             self._handler_scope = scope
             try:
                 if message.__class__ is Call:
-                    return await self._call(message)
+                    return await self.system.methods.run(self.instance, message, self._handler)  # type: ignore[arg-type]
                 return await self._handler(message)  # type: ignore[misc]
             finally:
                 self._handler_scope = None
@@ -415,13 +427,6 @@ class Cell(MailboxQueue):
             self.system.correlations.fail(mark, error)
         logger.warning("%s", error)
         return _KILLED
-
-    def _call(self, call: Call) -> Awaitable[Any]:
-        """Start a method call on the current instance (a router's ``receive`` takes it as a message instead)."""
-        instance = self.instance
-        if instance.forwards_calls:
-            return self._handler(call)  # type: ignore[misc,no-any-return]
-        return self.system.methods.run(instance, call)
 
     def _kill_if_stuck(self, handling: int) -> None:
         """The stop timeout passed: cancel the handler if it is still the one that was running at the stop."""
@@ -666,6 +671,7 @@ class Cell(MailboxQueue):
             raise stray_arguments(spec.factory, spec.args, spec.kwargs)
         instance._cell = self
         self.instance = instance
+        self.actor_class = instance.__class__
         self._handler = instance.receive
 
     async def _start_hook(self, error: BaseException | None) -> None:

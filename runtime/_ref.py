@@ -7,13 +7,14 @@ fast path of :meth:`ActorRef.tell`, which appends straight to a local cell's que
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, NoReturn, ParamSpec
 
 import trio
 from typing_extensions import TypeVar
 
 from ._address import Address
+from ._calls import Call
 from ._dispatcher import current_actor, current_system
 from ._envelope import WATCH_MARK, SystemMessage, Watch
 from ._exceptions import ActorError, ActorStopped, MailboxFull, SerializationError
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["ActorRef", "AddressTarget", "ReplyRef", "Unreachable"]
 
 _current = current_actor.get
+_new_tuple = tuple.__new__
 
 A_co = TypeVar("A_co", bound="ActorBase", covariant=True, default=Any)
 """The actor class behind a ref, for a type checker; a bare ``ActorRef`` is ``ActorRef[Any]``."""
@@ -176,8 +178,8 @@ class ActorRef(Generic[A_co]):
                 future.cancel()
         return future.result()
 
-    async def call(self, method: Callable[Concatenate[A_co, P], Awaitable[R]], /, *args: P.args,
-                   **kwargs: P.kwargs) -> R:
+    def call(self, method: Callable[Concatenate[A_co, P], Awaitable[R]], /, *args: P.args,
+             **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         """Run the actor's public ``async def`` method ``method`` as one message and return its result.
 
         ``await counter.call(Counter.add, 5)`` runs ``add(5)`` on the actor's current instance, in order with
@@ -187,13 +189,24 @@ class ActorRef(Generic[A_co]):
         (with ``.cause``) if the method raised, :class:`~runtime.ActorStopped` if the actor is or becomes
         stopped first, and whatever the method answered with ``Reply.error(exc)``.
 
-        Raises :class:`TypeError` naming ``method`` at once, before anything is sent, if it is not a public
-        (no leading underscore) ``async def`` method of the actor's class or of a base of it (checked against
-        the class the ref was spawned with when this node knows it; the receiving actor always checks too, and
-        refuses a call it cannot run with ``TypeError`` without failing).
+        Raises :class:`TypeError` naming ``method`` at once, before anything is sent (on the call itself, before
+        the ``await``), if it is not a public (no leading underscore) ``async def`` method of the actor's class
+        or of a base of it (checked against the class the ref was spawned with when this node knows it; the
+        receiving actor always checks too, and refuses a call it cannot run with ``TypeError`` without failing).
+
+        It returns the ``ask``'s own coroutine rather than wrapping it in another: a call then costs one ask and
+        the check (two dict lookups), nothing per resumption.
         """
         target = self._target
-        return await self.ask(target.system.methods.call(target.actor_class, method, args, kwargs))  # type: ignore[no-any-return]
+        cls = target.actor_class
+        methods = target.system.methods
+        try:
+            entry = methods.by_function.get(method)  # Methods.call's fast path, inlined (the check is remembered)
+        except TypeError:  # unhashable: not a method, and learn_head says so
+            entry = None
+        if entry is None or entry[0] is not cls:
+            entry = methods.learn_head(cls, method)
+        return self.ask(_new_tuple(Call, (entry[1], entry[2], args, kwargs)))
 
     def cast(self, method: Callable[Concatenate[A_co, P], Awaitable[object]], /, *args: P.args,
              **kwargs: P.kwargs) -> None:

@@ -8,6 +8,7 @@ from ._address import Address as Address
 from ._address import Target as Target
 from ._calls import Call as Call
 from ._cell import ActorBase as ActorBase
+from ._cell import CallForwarder as CallForwarder
 from ._cell import Cell as Cell
 from ._dispatcher import current_actor as current_actor
 from ._events import EventStream as EventStream
@@ -102,6 +103,7 @@ __all__ = [
     "AuthenticationFailed",
     "Backoff",
     "Call",
+    "CallForwarder",
     "Cell",
     "DeadLetter",
     "DeathReason",

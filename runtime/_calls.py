@@ -92,6 +92,12 @@ def _uncallable(cls: type) -> frozenset[str]:
     return names
 
 
+def _forwards(cls: type) -> bool:
+    from ._cell import CallForwarder  # the cell module imports this one
+
+    return issubclass(cls, CallForwarder)
+
+
 def _check_function(method: object) -> types.FunctionType:
     """The function behind ``method`` if it can be a public async method at all, else :class:`TypeError`."""
     if not isinstance(method, types.FunctionType):
@@ -113,7 +119,7 @@ def _head(cls: type | None, method: object) -> tuple[str, str]:
     """The (owner, name) a call of ``method`` travels with, checked against the actor class ``cls`` if known."""
     function = _check_function(method)
     name = function.__name__
-    if cls is None or getattr(cls, "forwards_calls", False):
+    if cls is None or _forwards(cls):
         # The class is not known here (or hands calls on): the function's own class names it, and the actor
         # that finally runs the call checks the rest.
         return f"{function.__module__}:{function.__qualname__.rpartition('.')[0]}", name
@@ -227,7 +233,6 @@ class Methods:
     def _learn_body(self, cls: type, owner: str, name: str) -> tuple[str, FunctionType | TypeError]:
         body = self._bodies.get((cls, owner, name))
         if body is None:
-            forwards = getattr(cls, "forwards_calls", False)
-            body = self._bodies[(cls, owner, name)] = _FORWARD if forwards else _body(cls, owner, name)
+            body = self._bodies[(cls, owner, name)] = _FORWARD if _forwards(cls) else _body(cls, owner, name)
         entry = self.by_class.setdefault(cls, {})[name] = (owner, body)
         return entry

@@ -16,7 +16,7 @@ import logging
 import math
 from collections import deque
 from types import FunctionType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import outcome
 import trio
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from ._futures import Correlations
     from ._system import ActorSystem
 
-__all__ = ["ActorBase", "Cell"]
+__all__ = ["ActorBase", "CallForwarder", "Cell"]
 
 logger = logging.getLogger("actors")
 
@@ -76,11 +76,6 @@ class ActorBase:
     """
 
     _cell: Cell | None
-
-    forwards_calls: ClassVar[bool] = False
-    """Whether this actor hands the method calls it is sent on to others (a router): they then reach its
-    ``receive`` as messages, and the actor that finally runs one checks it. Otherwise a call runs this actor's
-    own method and never reaches ``receive``."""
 
     _uncallable: ClassVar[frozenset[str]] = frozenset({"receive", "on_start", "on_stop", "on_restart"})
     """Public methods that ``ActorRef.call`` refuses: the engine's hooks, which are not the actor's own API."""
@@ -103,6 +98,18 @@ class ActorBase:
     async def on_restart(self, error: BaseException | None) -> None:
         """Called on the fresh instance after a restart, with the error that caused it. Default: ``on_start()``."""
         await self.on_start()
+
+
+W = TypeVar("W", bound=ActorBase)
+
+
+class CallForwarder(ActorBase, Generic[W]):
+    """An actor that hands the method calls it is sent on to actors of class ``W`` (a router, such as a pool).
+
+    Calls reach its ``receive`` as messages (:class:`~runtime.Call` values) instead of running its own methods,
+    and the actor that finally runs one checks it. To a type checker, ``ActorRef[CallForwarder[W]].call`` takes
+    ``W``'s methods.
+    """
 
 
 _DROP = object()

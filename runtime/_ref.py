@@ -8,7 +8,7 @@ fast path of :meth:`ActorRef.tell`, which appends straight to a local cell's que
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, NoReturn, ParamSpec
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, NoReturn, ParamSpec, overload
 
 import trio
 from typing_extensions import TypeVar
@@ -25,7 +25,7 @@ from ._timers import positive_seconds
 
 if TYPE_CHECKING:
     from ._address import Target
-    from ._cell import ActorBase
+    from ._cell import ActorBase, CallForwarder
     from ._node import Node
     from ._system import ActorSystem
 
@@ -38,6 +38,7 @@ A_co = TypeVar("A_co", bound="ActorBase", covariant=True, default=Any)
 """The actor class behind a ref, for a type checker; a bare ``ActorRef`` is ``ActorRef[Any]``."""
 P = ParamSpec("P")
 R = TypeVar("R")
+W = TypeVar("W", bound="ActorBase")
 
 
 class ActorRef(Generic[A_co]):
@@ -178,8 +179,15 @@ class ActorRef(Generic[A_co]):
                 future.cancel()
         return future.result()
 
+    @overload
+    def call(self: ActorRef[CallForwarder[W]], method: Callable[Concatenate[W, P], Awaitable[R]], /,
+             *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
+
+    @overload
     def call(self, method: Callable[Concatenate[A_co, P], Awaitable[R]], /, *args: P.args,
-             **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+             **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
+
+    def call(self, method: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
         """Run the actor's public ``async def`` method ``method`` as one message and return its result.
 
         ``await counter.call(Counter.add, 5)`` runs ``add(5)`` on the actor's current instance, in order with
@@ -208,8 +216,15 @@ class ActorRef(Generic[A_co]):
             entry = methods.learn_head(cls, method)
         return self.ask(_new_tuple(Call, (entry[1], entry[2], args, kwargs)))
 
+    @overload
+    def cast(self: ActorRef[CallForwarder[W]], method: Callable[Concatenate[W, P], Awaitable[object]], /,
+             *args: P.args, **kwargs: P.kwargs) -> None: ...
+
+    @overload
     def cast(self, method: Callable[Concatenate[A_co, P], Awaitable[object]], /, *args: P.args,
-             **kwargs: P.kwargs) -> None:
+             **kwargs: P.kwargs) -> None: ...
+
+    def cast(self, method: Callable[..., Awaitable[object]], /, *args: Any, **kwargs: Any) -> None:
         """Like :meth:`call`, but as a :meth:`tell`: queue the method call and return at once; never blocks.
 
         Checked as :meth:`call` is (:class:`TypeError` at once). What the method returns is dropped; if it raises,

@@ -16,7 +16,7 @@ import logging
 import math
 from collections import deque
 from types import FunctionType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 import outcome
 import trio
@@ -80,7 +80,7 @@ class ActorBase:
     _uncallable: ClassVar[frozenset[str]] = frozenset({"receive", "on_start", "on_stop", "on_restart"})
     """Public methods that ``ActorRef.call`` refuses: the engine's hooks, which are not the actor's own API."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         self = super().__new__(cls)
         self._cell = _constructing.get()
         return self

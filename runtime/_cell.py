@@ -200,7 +200,6 @@ class Cell(MailboxQueue):
         """Whether the actor has stopped for good."""
         return self.state == STOPPED
 
-
     @property
     def restart(self) -> Restart:
         """Its restart type, from its spawn spec."""

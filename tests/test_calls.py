@@ -191,6 +191,14 @@ async def test_a_foreign_method_is_refused_at_the_call_site(setting: Any) -> Non
     assert await ref.call(Counter.get) == 0
 
 
+async def test_the_receiving_actor_refuses_what_it_cannot_run(setting: Any) -> None:
+    system, node = setting
+    ref = await system.spawn(Counter, node=node)
+    with pytest.raises(TypeError, match=r"Other\.add is not a method of Counter"):
+        await ref.ask(Call(f"{Other.__module__}:Other", "add", (1,)))
+    assert await ref.call(Counter.add, 2) == 2  # not failed: the state is kept
+
+
 async def test_a_call_crosses_like_a_message_and_back(setting: Any) -> None:
     system, node = setting
     ref = await system.spawn(MethodsOnly, node=node)

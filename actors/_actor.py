@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from runtime import ActorBase, ActorRef, Mailbox, Restart, SpawnSpec, Strategy, Timers
 
@@ -12,14 +12,21 @@ if TYPE_CHECKING:
 
 __all__ = ["Actor"]
 
+AnyActor = TypeVar("AnyActor", bound=ActorBase)
+
 
 class Actor(ActorBase):
-    """Subclass this and define ``async def receive(self, message)``.
+    """Subclass this and define ``async def receive(self, message)``, public ``async def`` methods, or both.
 
     An actor has a private mailbox and handles one message at a time, in arrival order per sender. ``receive``'s
     return value answers an ask (``return Reply.error(exc)`` makes the ask raise ``exc`` without failing the
     actor); for a tell it is ignored. ``__init__`` takes the application's own arguments and needs no
     ``super().__init__()`` call.
+
+    A public ``async def`` method (no leading underscore) is also a message: ``await ref.call(Counter.add, 5)``
+    runs it on the actor, one message at a time with the rest, and answers its return value, as ``receive``'s
+    answers an ask; ``ref.cast(Counter.add, 5)`` is the tell form. Calls never reach ``receive``, so an actor
+    whose work is all methods needs none. The methods of this class (``spawn``, the hooks, ...) cannot be called.
 
     Optional async hooks: ``on_start()`` (before the first message; spawn children here), ``on_stop()`` (after
     the last, once the children are stopped) and ``on_restart(error)`` (on the fresh instance after a restart;
@@ -43,7 +50,7 @@ class Actor(ActorBase):
         return cell
 
     @property
-    def ref(self) -> ActorRef:
+    def ref(self) -> ActorRef[Self]:
         """This actor's own ref (the same across restarts)."""
         return self._context.ref
 
@@ -76,11 +83,11 @@ class Actor(ActorBase):
         """Lifecycle-bound timers: ``start_single``, ``start_periodic``, ``cancel`` (cancelled on restart and stop)."""
         return self._context.timers
 
-    async def spawn(self, factory: Callable[..., Any], *args: Any, name: str | None = None,
+    async def spawn(self, factory: Callable[..., AnyActor], *args: Any, name: str | None = None,
                     mailbox: Mailbox | None = None, restart: Restart | str = Restart.TRANSIENT,
                     supervision: Strategy | None = None, stop_timeout: float | None = None, node: object = None,
-                    **kwargs: Any) -> ActorRef:
-        """Start a child supervised by this actor; same options and errors as ``system.spawn``."""
+                    **kwargs: Any) -> ActorRef[AnyActor]:
+        """Start a child supervised by this actor; same options, errors and ref type as ``system.spawn``."""
         context = self._context
         return await context.spawn_child(
             context.system.make_spec(factory, args, kwargs, name, mailbox, restart, supervision, stop_timeout, node))
@@ -151,5 +158,9 @@ class Actor(ActorBase):
         cell = self._cell
         where = "not spawned" if cell is None else cell.describe()
         return f"<{type(self).__qualname__} {where}>"
+
+
+# The public methods of the base classes are the actor's API, not its own methods: calls refuse them.
+Actor._uncallable = ActorBase._uncallable | frozenset(name for name in vars(Actor) if not name.startswith("_"))
 
 

@@ -17,7 +17,19 @@ from typing import Any, Final, Generic, Literal, TypeVar
 import attrs
 import trio
 
-from runtime import ActorRef, ActorStopped, Future, MailboxFull, PoisonPill, Reply, ReplyRef, SpawnSpec, Terminated
+from runtime import (
+    ActorBase,
+    ActorRef,
+    ActorStopped,
+    CallForwarder,
+    Future,
+    MailboxFull,
+    PoisonPill,
+    Reply,
+    ReplyRef,
+    SpawnSpec,
+    Terminated,
+)
 
 from ._actor import Actor
 
@@ -25,6 +37,7 @@ __all__ = ["ROUTINGS", "Autoscale", "Broadcast", "GetRoutees", "Pool", "PoolResi
            "erlang_c_wait"]
 
 T = TypeVar("T")
+W = TypeVar("W", bound=ActorBase)
 
 Routing = Literal["round_robin", "random", "smallest_mailbox", "consistent_hash", "broadcast"]
 """The type of a :class:`Pool`'s ``routing`` option."""
@@ -380,7 +393,7 @@ class _Gather:
 # -- the actor -----------------------------------------------------------------------------------------------
 
 
-class Pool(Actor):
+class Pool(Actor, CallForwarder[W]):
     """A router actor whose routees are its children: ``await system.spawn(Pool, Worker, *args, size=4)``.
 
     ``Pool(factory, *args, size, routing="round_robin", key=None, virtual_nodes=100, spread=False, **kwargs)``
@@ -395,6 +408,11 @@ class Pool(Actor):
     - ``"consistent_hash"``: by ``key(message)`` (a ``str``, ``bytes`` or ``int``) on a hash ring with
       ``virtual_nodes`` points per routee: the same key reaches the same routee while the routees stay the same;
     - ``"broadcast"``: every message to every routee (as if wrapped in :class:`Broadcast`).
+
+    Method calls are routed like any message: ``await pool.call(Worker.work, job)`` runs ``work`` on one routee,
+    which checks the method. To a type checker a pool of ``Worker`` is a ``Pool[Worker]`` (spawn
+    ``Pool[Worker]`` for a checked ref; plain ``Pool`` gives a ``Pool[Any]``, whose calls are not checked), its
+    routees are ``ActorRef[Worker]``, and its ref's ``call`` takes ``Worker``'s methods.
 
     Management messages, handled by the pool itself and never routed: :class:`Resize`, :class:`GetRoutees`,
     :class:`Broadcast` (its payload goes to every routee) and the ``Terminated`` of its routees. ``PoisonPill``
@@ -417,7 +435,7 @@ class Pool(Actor):
     factory: ``spawn(Pool, functools.partial(Worker, size=10), size=4)``.
     """
 
-    def __init__(self, factory: Callable[..., Any], /, *args: Any, size: int | None = None,
+    def __init__(self, factory: Callable[..., W], /, *args: Any, size: int | None = None,
                  routing: Routing = "round_robin", key: Callable[[Any], object] | None = None,
                  virtual_nodes: int = 100, spread: bool = False, autoscale: Autoscale | None = None,
                  **kwargs: Any) -> None:
@@ -447,10 +465,10 @@ class Pool(Actor):
         self._autoscale = autoscale
         self._shrink_since: float | None = None
         """When the autoscaler first wanted fewer routees than it has, in this stretch of wanting fewer."""
-        self._routees: list[ActorRef] = []
+        self._routees: list[ActorRef[W]] = []
         self._started = 0
-        self._logic: RoundRobin[ActorRef] | RandomRouting[ActorRef] | SmallestMailbox[ActorRef] | \
-            ConsistentHash[ActorRef] | None
+        self._logic: RoundRobin[ActorRef[W]] | RandomRouting[ActorRef[W]] | SmallestMailbox[ActorRef[W]] | \
+            ConsistentHash[ActorRef[W]] | None
         if routing == "round_robin":
             self._logic = RoundRobin()
         elif routing == "random":
@@ -464,7 +482,7 @@ class Pool(Actor):
             self._logic = None
 
     @property
-    def routees(self) -> list[ActorRef]:
+    def routees(self) -> list[ActorRef[W]]:
         """The routees, in start order."""
         return list(self._routees)
 

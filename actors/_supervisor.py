@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 
-from runtime import ActorFailed, ActorRef, Mailbox, NameTaken, Reply, Restart, SpawnSpec, Strategy
+from runtime import ActorBase, ActorFailed, ActorRef, Mailbox, NameTaken, Reply, Restart, SpawnSpec, Strategy
 
 from ._actor import Actor
 
@@ -29,9 +29,11 @@ __all__ = [
     "WhichChildren",
 ]
 
+C = TypeVar("C", bound=ActorBase)
+
 
 @attrs.frozen(init=False)
-class ChildSpec:
+class ChildSpec(Generic[C]):
     """How to start one supervised child: ``ChildSpec(Db, "postgres://...", name="db", restart="permanent")``.
 
     ``factory`` and ``args`` (plus keyword arguments other than the options) are what ``spawn`` receives; the
@@ -40,7 +42,8 @@ class ChildSpec:
     that is itself a supervisor) and ``stop_timeout`` (OTP's shutdown time: how long a stop waits for the message
     being handled before cancelling it). ``restart`` defaults to ``"permanent"``, as in OTP: the child is
     restarted after a failure and also when it stops itself, but never when its supervisor or ``system.stop``
-    stops it. It holds one :class:`~actors.SpawnSpec`, which validates all of that.
+    stops it. It holds one :class:`~actors.SpawnSpec`, which validates all of that. To a type checker it is a
+    ``ChildSpec[Db]``, and the refs of the children started from it are ``ActorRef[Db]``.
 
     Raises :class:`TypeError` for a factory that is not callable or a mailbox/supervision of the wrong type, and
     :class:`ValueError` naming a restart type that does not exist.
@@ -49,14 +52,14 @@ class ChildSpec:
     spec: SpawnSpec = attrs.field(hash=False)
     """The spawn spec the child is started from."""
 
-    def __init__(self, factory: Callable[..., Any], /, *args: Any, name: str | None = None,
+    def __init__(self, factory: Callable[..., C], /, *args: Any, name: str | None = None,
                  restart: Restart | str = "permanent", mailbox: Mailbox | None = None,
                  supervision: Strategy | None = None, stop_timeout: float | None = None, **kwargs: Any) -> None:
         self.__attrs_init__(SpawnSpec.of(factory, args, types.MappingProxyType(kwargs), name=name, restart=restart,
                                          mailbox=mailbox, supervision=supervision, stop_timeout=stop_timeout))
 
     @property
-    def factory(self) -> Callable[..., Any]:
+    def factory(self) -> Callable[..., C]:
         """An Actor subclass or any callable returning an Actor."""
         return self.spec.factory
 
@@ -96,7 +99,7 @@ class ChildSpec:
         return self.spec.stop_timeout
 
     async def start_under(self, supervisor: Actor, *extra_args: Any, name: str | None = None,
-                          **extra_kwargs: Any) -> ActorRef:
+                          **extra_kwargs: Any) -> ActorRef[C]:
         """Spawn this child under ``supervisor`` (from inside it), ``extra_args`` appended to :attr:`args`.
 
         ``name`` overrides :attr:`name`; ``extra_kwargs`` override :attr:`kwargs`. Same errors as ``spawn``.
@@ -184,7 +187,7 @@ class Supervisor(_ChildrenQueries):
     :class:`WhichChildren` and :class:`CountChildren`; anything else is refused (the ask raises ``TypeError``).
     """
 
-    def __init__(self, children: Iterable[ChildSpec]) -> None:
+    def __init__(self, children: Iterable[ChildSpec[Any]]) -> None:
         specs = tuple(children)
         names: set[str] = set()
         for spec in specs:
@@ -214,13 +217,14 @@ class Supervisor(_ChildrenQueries):
         return self._query(message)
 
 
-class DynamicSupervisor(_ChildrenQueries):
+class DynamicSupervisor(_ChildrenQueries, Generic[C]):
     """A supervisor of children started on demand from one template (OTP's ``simple_one_for_one``).
 
     ``sup = await system.spawn(DynamicSupervisor, ChildSpec(Connection, restart="temporary"))`` starts with no
     children; ``await sup.ask(StartChild(socket))`` starts ``Connection(socket)`` and answers its ref;
     ``await sup.ask(StopChild(ref))`` stops one; :class:`WhichChildren` and :class:`CountChildren` list and count
-    them. The template must have no name (each child gets the name given to :class:`StartChild`, or a generated
+    them (to a type checker, ``DynamicSupervisor[Connection]``; ``StartChild`` answers an ``ActorRef[Connection]``).
+    The template must have no name (each child gets the name given to :class:`StartChild`, or a generated
     one). The children are supervised with the supervisor's ``supervision=`` spawn option.
 
     As in OTP, the children are lost if the supervisor itself is restarted: the fresh instance starts with none.
@@ -230,7 +234,7 @@ class DynamicSupervisor(_ChildrenQueries):
 
     _accepts = ("StartChild(...)", "StopChild(ref)", "WhichChildren()", "CountChildren()")
 
-    def __init__(self, template: ChildSpec) -> None:
+    def __init__(self, template: ChildSpec[C]) -> None:
         if not isinstance(template, ChildSpec):
             raise TypeError(f"DynamicSupervisor takes one ChildSpec as its template, not {template!r}")
         if template.name is not None:

@@ -418,9 +418,10 @@ WORKLOADS: tuple[Workload, ...] = (
     ),
 )
 
-EXTRAS = ("routing", "exchange", "supervision", "figures", "link", "workers")
+EXTRAS = ("routing", "exchange", "supervision", "figures", "link", "workers", "calls")
 """Runtime-only benchmark modules (``benchmarks/<name>.py``), each with ``run(quick) -> dict[str, float]``:
-routing tables, the exchange and queue actors, restarts under failure, and the cost of the queue figures."""
+routing tables, the exchange and queue actors, restarts under failure, the cost of the queue figures, the link,
+worker processes, and typed calls against asks (``call_vs_ask``)."""
 
 
 def selectable_names() -> list[str]:

@@ -17,7 +17,9 @@ from ._broker_router import check_table as check_table
 from ._broker_router import decode_body as decode_body
 from ._broker_router import delivery_headers as delivery_headers
 from ._broker_router import encode_body as encode_body
+from ._calls import Call as Call
 from ._cell import ActorBase as ActorBase
+from ._cell import CallForwarder as CallForwarder
 from ._cell import Cell as Cell
 from ._dispatcher import current_actor as current_actor
 from ._events import EventStream as EventStream
@@ -121,6 +123,8 @@ __all__ = [
     "AuthenticationFailed",
     "Backoff",
     "BrokerLink",
+    "Call",
+    "CallForwarder",
     "Cell",
     "Channel",
     "Consumer",

@@ -82,6 +82,10 @@ class Target(Protocol):
     @property
     def ref(self) -> ActorRef: ...
 
+    @property
+    def actor_class(self) -> type | None:
+        """The actor's class when this node knows it (a local actor, or one this node spawned), else ``None``."""
+
     async def send(self, message: Any, sender: ActorRef | None) -> None: ...
 
     def deliver(self, message: Any, sender: ActorRef | None, mark: Any) -> None: ...

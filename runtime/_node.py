@@ -541,6 +541,9 @@ class Cluster:
             node_id, lambda request: SpawnRequest(request, parent.address, name, spec._replace(node=None)))
         assert address is not None
         ref = self.system.ref_at(address)
+        target = ref._target
+        if isinstance(target, RemoteTarget) and isinstance(spec.factory, type):
+            target.actor_class = spec.factory
         handle = RemoteChild(ref, spec, parent)
         parent.adopt(name, handle)
         self._place_child(handle, node_id)

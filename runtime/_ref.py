@@ -7,11 +7,14 @@ fast path of :meth:`ActorRef.tell`, which appends straight to a local cell's que
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, NoReturn, ParamSpec, overload
 
 import trio
+from typing_extensions import TypeVar
 
 from ._address import Address
+from ._calls import Call
 from ._dispatcher import current_actor, current_system
 from ._envelope import WATCH_MARK, SystemMessage, Watch
 from ._exceptions import ActorError, ActorStopped, MailboxFull, SerializationError
@@ -22,21 +25,34 @@ from ._timers import positive_seconds
 
 if TYPE_CHECKING:
     from ._address import Target
+    from ._cell import ActorBase, CallForwarder
     from ._node import Node
     from ._system import ActorSystem
 
 __all__ = ["ActorRef", "AddressTarget", "ReplyRef", "Unreachable"]
 
 _current = current_actor.get
+_new_tuple = tuple.__new__
+
+A_co = TypeVar("A_co", bound="ActorBase", covariant=True, default=Any)
+"""The actor class behind a ref, for a type checker; a bare ``ActorRef`` is ``ActorRef[Any]``."""
+P = ParamSpec("P")
+R = TypeVar("R")
+W = TypeVar("W", bound="ActorBase")
 
 
-class ActorRef:
-    """A handle on an actor: ``tell`` it, ``send`` to it, ``ask`` it, or ``request`` an answer.
+class ActorRef(Generic[A_co]):
+    """A handle on an actor: ``tell`` it, ``send`` to it, ``ask`` it, ``request`` an answer, or ``call`` a method.
 
     A ref stays the same object for the actor's whole life, restarts included, so refs compare and hash by
     identity. A ref outlives its actor: telling a stopped actor makes a dead letter, asking it raises
     :class:`~runtime.ActorStopped`. A ref pickles (with :mod:`pickle` or cloudpickle) to its
     :class:`~runtime.Address`, and unpickles inside a running system to the same ref object while the actor lives.
+
+    To a type checker a ref is generic in its actor class: ``spawn(Counter)`` gives an ``ActorRef[Counter]``,
+    whose :meth:`call` and :meth:`cast` accept only ``Counter``'s methods (and its bases'), with their
+    arguments, and give the method's result type. At run time the parameter is erased: every ref is an
+    ``ActorRef``.
     """
 
     __slots__ = ("_target",)
@@ -163,6 +179,60 @@ class ActorRef:
                 future.cancel()
         return future.result()
 
+    @overload
+    def call(self: ActorRef[CallForwarder[W]], method: Callable[Concatenate[W, P], Awaitable[R]], /,
+             *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
+
+    @overload
+    def call(self, method: Callable[Concatenate[A_co, P], Awaitable[R]], /, *args: P.args,
+             **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
+
+    def call(self, method: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        """Run the actor's public ``async def`` method ``method`` as one message and return its result.
+
+        ``await counter.call(Counter.add, 5)`` runs ``add(5)`` on the actor's current instance, in order with
+        every other message from this sender, one message at a time as ``receive`` is. The method travels by name
+        (a :class:`~runtime.Call`), so a call crosses nodes like any message. It is an :meth:`ask` underneath and
+        ends the same way: cancellation and ``trio.fail_after`` as for ``ask``, :class:`~runtime.ActorFailed`
+        (with ``.cause``) if the method raised, :class:`~runtime.ActorStopped` if the actor is or becomes
+        stopped first, and whatever the method answered with ``Reply.error(exc)``.
+
+        Raises :class:`TypeError` naming ``method`` at once, before anything is sent (on the call itself, before
+        the ``await``), if it is not a public (no leading underscore) ``async def`` method of the actor's class
+        or of a base of it (checked against the class the ref was spawned with when this node knows it; the
+        receiving actor always checks too, and refuses a call it cannot run with ``TypeError`` without failing).
+
+        It returns the ``ask``'s own coroutine rather than wrapping it in another: a call then costs one ask and
+        the check (two dict lookups), nothing per resumption.
+        """
+        target = self._target
+        cls = target.actor_class
+        methods = target.system.methods
+        try:
+            entry = methods.by_function.get(method)  # Methods.call's fast path, inlined (the check is remembered)
+        except TypeError:  # unhashable: not a method, and learn_head says so
+            entry = None
+        if entry is None or entry[0] is not cls:
+            entry = methods.learn_head(cls, method)
+        return self.ask(_new_tuple(Call, (entry[1], entry[2], args, kwargs)))
+
+    @overload
+    def cast(self: ActorRef[CallForwarder[W]], method: Callable[Concatenate[W, P], Awaitable[object]], /,
+             *args: P.args, **kwargs: P.kwargs) -> None: ...
+
+    @overload
+    def cast(self, method: Callable[Concatenate[A_co, P], Awaitable[object]], /, *args: P.args,
+             **kwargs: P.kwargs) -> None: ...
+
+    def cast(self, method: Callable[..., Awaitable[object]], /, *args: Any, **kwargs: Any) -> None:
+        """Like :meth:`call`, but as a :meth:`tell`: queue the method call and return at once; never blocks.
+
+        Checked as :meth:`call` is (:class:`TypeError` at once). What the method returns is dropped; if it raises,
+        the actor fails as for a told message; a call the actor refuses becomes a dead letter.
+        """
+        target = self._target
+        self.tell(target.system.methods.call(target.actor_class, method, args, kwargs))
+
     def __repr__(self) -> str:
         return f"<ActorRef {self._target.path!r}>"
 
@@ -186,6 +256,8 @@ class AddressTarget:
 
     slow = True
     mailbox_length = 0
+    actor_class: type | None = None
+    """The actor's class, when this node knows it (see ``ActorRef.call``)."""
 
     def __init__(self, system: ActorSystem, address: Address) -> None:
         self.system = system
@@ -247,7 +319,7 @@ class Unreachable(AddressTarget):
         return f"<Unreachable {self.address}>"
 
 
-class ReplyRef(ActorRef):
+class ReplyRef(ActorRef[Any]):
     """The ref that answers one ask: ``self.sender`` during an ask, or what ``self.defer_reply()`` returns.
 
     It stands for (the asker's node, the correlation ID). ``tell(value)`` answers the ask with ``value``;
@@ -285,6 +357,10 @@ class ReplyRef(ActorRef):
     def request(self, message: Any, *, timeout: float | None = None) -> NoReturn:
         """A reply ref cannot be asked."""
         raise ActorError(f"{self!r} answers an ask; it cannot be asked itself")
+
+    def cast(self, method: Callable[..., Awaitable[object]], /, *args: Any, **kwargs: Any) -> NoReturn:
+        """A reply ref runs no methods: it answers one ask (``tell`` it the answer)."""
+        raise ActorError(f"{self!r} answers an ask; it runs no methods")
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, ReplyRef) and other.correlation_id == self.correlation_id

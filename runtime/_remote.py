@@ -147,10 +147,12 @@ class RemoteTarget(AddressTarget):
     ``Terminated`` with a :class:`~runtime.NodeDown` reason if the node is lost.
     """
 
-    __slots__ = ("stopped", "watchers")
+    __slots__ = ("actor_class", "stopped", "watchers")
 
     def __init__(self, system: ActorSystem, address: Address) -> None:
         super().__init__(system, address)
+        self.actor_class: type | None = None
+        """The actor's class, when this node spawned it from a class (checked by ``ActorRef.call``)."""
         self.stopped: BaseException | None = None
         """Why the actor is known to be gone (its node was lost), else ``None``."""
         self.watchers: set[ActorRef] = set()

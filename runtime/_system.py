@@ -17,6 +17,7 @@ import trio
 
 from ._address import Address
 from ._broker import BrokerSettings
+from ._calls import Methods
 from ._cell import ActorBase, Cell
 from ._dispatcher import Dispatcher, current_actor, current_system
 from ._envelope import Stop
@@ -40,6 +41,7 @@ from .amqp import hide_password
 __all__ = ["ActorSystem"]
 
 T = TypeVar("T")
+AnyActor = TypeVar("AnyActor", bound=ActorBase)
 
 logger = logging.getLogger("actors")
 logger.addHandler(logging.NullHandler())
@@ -123,6 +125,8 @@ class ActorSystem:
         self.events = EventStream()
         """The event stream: dead letters and lifecycle events."""
         self.correlations = Correlations()
+        self.methods = Methods()
+        """Which methods typed calls may run on which actor classes, learnt as calls are made."""
         self.timer_service = TimerService()
         self.random: Callable[[], float] = random.Random(seed).random
         self.auto_names = 0
@@ -251,10 +255,10 @@ class ActorSystem:
 
     # -- public operations -----------------------------------------------------------------------------------
 
-    async def spawn(self, factory: Callable[..., Any], *args: Any, name: str | None = None,
+    async def spawn(self, factory: Callable[..., AnyActor], *args: Any, name: str | None = None,
                     mailbox: Mailbox | None = None, restart: Restart | str = Restart.TRANSIENT,
                     supervision: Strategy | None = None, stop_timeout: float | None = None, node: object = None,
-                    **kwargs: Any) -> ActorRef:
+                    **kwargs: Any) -> ActorRef[AnyActor]:
         """Start a top-level actor and return its ref once its ``on_start`` has finished.
 
         ``factory`` is an Actor subclass or any callable returning an Actor; ``args`` and keyword arguments
@@ -267,6 +271,9 @@ class ActorSystem:
         not callable or does not return an
         Actor, and :class:`~runtime.ActorFailed` if the factory or ``on_start`` raises (nothing is registered
         then). A cancellation point; it yields to other tasks only while ``on_start`` blocks.
+
+        To a type checker the ref is an ``ActorRef[C]`` for a factory that makes ``C`` actors, so that
+        ``ref.call(C.method, ...)`` is checked.
         """
         return await self.guardian.spawn_child(
             self.make_spec(factory, args, kwargs, name, mailbox, restart, supervision, stop_timeout, node))

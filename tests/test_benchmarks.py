@@ -125,3 +125,12 @@ def test_scaled_sizes_keep_the_shape() -> None:
     assert quick.fan_in_producers == _harness.FULL_SIZES.fan_in_producers
     assert quick.ring_members == _harness.FULL_SIZES.ring_members
     assert _harness.FULL_SIZES.scaled(10**9).counting == 1
+
+
+def test_the_calls_benchmark_measures_every_figure() -> None:
+    """``benchmarks/calls.py`` (quick sizes) reports finite, positive figures; their values are noise here."""
+    from benchmarks import calls
+
+    figures = calls.run(quick=True)
+    assert set(figures) == {"ask_us", "call_us", "tell_us", "cast_us", "call_vs_ask", "cast_vs_tell"}
+    assert all(0 < value < float("inf") for value in figures.values())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 import trio
@@ -18,7 +20,7 @@ EXAMPLES = sorted(info.name for info in pkgutil.iter_modules(examples.__path__) 
 
 
 def test_every_example_is_covered() -> None:
-    assert {"hello", "demo", "service", "supervision", "work_queue"} <= set(EXAMPLES)
+    assert {"hello", "demo", "service", "supervision", "work_queue", "calls"} <= set(EXAMPLES)
 
 
 async def test_hello_prints_the_count(capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,3 +129,33 @@ async def test_broker_orders_runs_on_rabbitmq(broker: str, capsys: pytest.Captur
     assert result["unrouted"] == 0
     assert (result["failed"], result["reason"], result["queue"]) == ({"id": 99}, "rejected", f"{prefix}.new-orders")
     assert "10 orders confirmed" in capsys.readouterr().out
+
+
+EXPECTED_SHOPPING = [
+    "reserved 2 apples, 3 left",
+    "reserved 2 apples, 1 left",
+    "refused: only 1 apples left",
+    "stock: {'apples': 1, 'pears': 2}",
+]
+
+
+async def test_calls_shop_at_an_inventory(capsys: pytest.CaptureFixture[str]) -> None:
+    from examples import calls
+
+    assert await calls.main() == EXPECTED_SHOPPING
+    assert "refused: only 1 apples left" in capsys.readouterr().out
+
+
+@pytest.mark.deadline(60)
+async def test_calls_shop_the_same_on_a_worker_process() -> None:
+    from examples import calls
+
+    assert await calls.main(workers=1) == EXPECTED_SHOPPING
+
+
+def test_the_readmes_first_program_runs() -> None:
+    """The README's first example, as it is printed (it calls ``trio.run`` itself)."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"## A first program.*?```python\n(.*?)```", text, re.DOTALL)
+    assert match is not None
+    exec(compile(match[1], "README.md", "exec"), {"__name__": "readme"})

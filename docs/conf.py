@@ -6,6 +6,7 @@ are committed under ``_inventories/`` so that a build needs no network.
 
 from __future__ import annotations
 
+import importlib.metadata
 import pathlib
 import sys
 
@@ -19,8 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 project = "trio-actors"
 author = "the trio-actors authors"
-copyright = "the trio-actors authors"  # noqa: A001 (Sphinx's name)
-release = version = "0.1.0"
+copyright = "the trio-actors authors"
+release = version = importlib.metadata.version("trio-actors")
 
 extensions = [
     "sphinx.ext.autodoc",

@@ -45,7 +45,7 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
-autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
+autodoc_default_options = {"members": True}
 autoclass_content = "class"
 
 # -- intersphinx ------------------------------------------------------------------------------------------------

@@ -3,12 +3,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-amqp lint clean broker broker-stop
+.PHONY: demo test docs bench bench-amqp lint clean broker broker-stop
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -18,6 +18,11 @@ test: $(STAMP)
 	$(BIN)/ruff check actors runtime tests examples benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# Graphviz's dot draws the diagrams; Debian's package is installed if it is missing.
+docs: $(STAMP)
+	command -v dot >/dev/null || (apt-get update -q && apt-get install -y -q graphviz)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
@@ -33,4 +38,4 @@ broker-stop:
 	scripts/broker stop
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info docs/_build

@@ -52,6 +52,7 @@ from ._pool import GetRoutees as GetRoutees
 from ._pool import Pool as Pool
 from ._pool import PoolResized as PoolResized
 from ._pool import Resize as Resize
+from ._pool import erlang_c_wait as erlang_c_wait
 from ._queue import Queue as Queue
 from ._queue import QueueStatistics as QueueStatistics
 from ._router_messages import Ack as Ack
@@ -86,5 +87,5 @@ __all__ = [
     "OneForOne", "PoisonPill", "Pool", "PoolResized", "Publish", "PublishBatch", "Queue", "QueueStatistics",
     "Reject", "Reply", "Resize", "RestForOne", "Restart", "Returned", "SerializationError", "SpawnSpec",
     "StartChild", "StopChild", "StorageError", "Strategy", "Subscribe", "Supervisor", "SystemStatistics",
-    "Terminated", "Transaction", "Unbind", "Unroutable", "Unsubscribe", "WhichChildren", "transaction",
+    "Terminated", "Transaction", "Unbind", "Unroutable", "Unsubscribe", "WhichChildren", "erlang_c_wait", "transaction",
 ]

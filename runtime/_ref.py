@@ -192,7 +192,7 @@ class ActorRef(Generic[A_co]):
 
         ``await counter.call(Counter.add, 5)`` runs ``add(5)`` on the actor's current instance, in order with
         every other message from this sender, one message at a time as ``receive`` is. The method travels by name
-        (a :class:`~runtime.Call`), so a call crosses nodes like any message. It is an :meth:`ask` underneath and
+        (a ``Call`` value), so a call crosses nodes like any message. It is an :meth:`ask` underneath and
         ends the same way: cancellation and ``trio.fail_after`` as for ``ask``, :class:`~runtime.ActorFailed`
         (with ``.cause``) if the method raised, :class:`~runtime.ActorStopped` if the actor is or becomes
         stopped first, and whatever the method answered with ``Reply.error(exc)``.

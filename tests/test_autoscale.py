@@ -10,8 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors import Actor, ActorSystem, Autoscale, GetRoutees, Metrics, Pool, PoolResized
-from actors._pool import erlang_c_wait
+from actors import Actor, ActorSystem, Autoscale, GetRoutees, Metrics, Pool, PoolResized, erlang_c_wait
 
 
 class Server(Actor):

@@ -2,7 +2,9 @@
 
 - Every ``.. code-block:: python`` in the ``.rst`` sources is a complete program, and runs here in a fresh
   interpreter within a bounded time; where the block is followed by a ``.. code-block:: text`` captioned
-  ``Output``, the program must print exactly that.
+  ``Output``, the program must print exactly that. A program that talks to RabbitMQ (its code names an
+  ``amqp://`` URL) needs the broker on 127.0.0.1:5672: without one it is skipped, saying so, except under
+  ``CI=true``, where it fails (the rule of the ``broker`` fixture in ``amqp_support.py``).
 - Every public name (``actors.__all__``, ``actors.testing.__all__``) has an entry in the reference: an autodoc
   directive or a ``py:`` object directive in ``docs/reference/*.rst``.
 - Every command and option of the ``actors`` command line is described in ``docs/reference/cli.rst``.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -33,6 +36,9 @@ DOCS = ROOT / "docs"
 SOURCES = sorted(path for path in DOCS.rglob("*.rst") if "_build" not in path.parts)
 RUN_TIMEOUT = 60.0
 """Seconds one snippet may run (in real time: each is a program of its own, started with ``python``)."""
+
+BROKER_ADDRESS = ("127.0.0.1", 5672)
+"""Where the snippets that name an ``amqp://`` URL expect RabbitMQ (``scripts/broker start`` runs one there)."""
 
 PYTHON_LANGUAGES = {"python", "python3", "py"}
 DIRECTIVE = re.compile(r"^(?P<indent>\s*)\.\. (?P<kind>code-block|code|sourcecode)::\s*(?P<language>\S*)\s*$")
@@ -114,6 +120,8 @@ def test_the_docs_have_snippets_to_run() -> None:
 
 @pytest.mark.parametrize(("block", "expected"), SNIPPETS, ids=[block.where for block, _ in SNIPPETS])
 def test_snippet_runs(block: Block, expected: str | None, tmp_path: Path) -> None:
+    if "amqp://" in block.code:
+        need_a_broker(block)
     script = tmp_path / "snippet.py"
     script.write_text(block.code + "\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -126,6 +134,20 @@ def test_snippet_runs(block: Block, expected: str | None, tmp_path: Path) -> Non
     if expected is not None:
         printed = "\n".join(line.rstrip() for line in done.stdout.strip("\n").splitlines())
         assert printed == expected, f"{block.where} printed:\n{printed}\n\nits Output block says:\n{expected}"
+
+
+def need_a_broker(block: Block) -> None:
+    """Skip ``block`` (fail it under ``CI=true``) unless something accepts connections on the broker's port."""
+    try:
+        with socket.create_connection(BROKER_ADDRESS, timeout=2.0):
+            return
+    except OSError as exc:
+        problem = exc
+    reason = (f"{block.where} talks to RabbitMQ, and nothing answers on {BROKER_ADDRESS[0]}:{BROKER_ADDRESS[1]} "
+              f"({problem}); start one with `scripts/broker start`")
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 def test_python_is_only_written_in_code_blocks_the_suite_runs() -> None:

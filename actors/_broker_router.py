@@ -402,12 +402,10 @@ class BrokerExchange(_BrokerActor):
     # -- bindings ------------------------------------------------------------------------------------------
 
     def _destination(self, destination: ActorRef, what: str) -> _Entity | None:
-        """The broker-backed queue ``destination`` is, ``None`` for a plain actor; :class:`ValueError` else."""
+        """The broker-backed queue or exchange ``destination`` is, ``None`` for a plain actor; :class:`ValueError`
+        else."""
         entity = _directory(self.system).entities.get(destination)
         if entity is not None:
-            if entity.kind != "queue":
-                raise ValueError(f"{what} {destination!r} is a broker-backed exchange; exchange-to-exchange "
-                                 "bindings are not supported on the broker: bind the queues themselves")
             if entity.url != self._url:
                 raise ValueError(f"{what} {destination!r} is on {hide_password(entity.url)}, not on "
                                  f"{hide_password(self._url)}")
@@ -429,7 +427,11 @@ class BrokerExchange(_BrokerActor):
         except (ValueError, SerializationError) as exc:
             return Reply.error(exc)
         try:
-            if entity is not None:
+            if entity is not None and entity.kind == "exchange":
+                await self._call(f"bind exchange {entity.name!r} to exchange {self._name!r}",
+                                 lambda channel: channel.exchange_bind(entity.name, self._name, message.routing_key,
+                                                                       arguments=arguments))
+            elif entity is not None:
                 await self._call(f"bind queue {entity.name!r} to exchange {self._name!r}",
                                  lambda channel: channel.queue_bind(entity.name, self._name, message.routing_key,
                                                                     arguments=arguments))
@@ -487,7 +489,11 @@ class BrokerExchange(_BrokerActor):
         except (ValueError, SerializationError) as exc:
             return Reply.error(exc)
         try:
-            if entity is not None:
+            if entity is not None and entity.kind == "exchange":
+                await self._call(f"unbind exchange {entity.name!r} from exchange {self._name!r}",
+                                 lambda channel: channel.exchange_unbind(entity.name, self._name,
+                                                                         message.routing_key, arguments=arguments))
+            elif entity is not None:
                 await self._call(f"unbind queue {entity.name!r} from exchange {self._name!r}",
                                  lambda channel: channel.queue_unbind(entity.name, self._name, message.routing_key,
                                                                       arguments=arguments))

@@ -28,6 +28,7 @@ from runtime.amqp import (
     ConsumerCancelled,
     Delivery,
     Reconnect,
+    Unroutable,
     open_connection,
 )
 
@@ -102,6 +103,35 @@ async def test_reconnect_declares_the_topology_again_and_the_consumer_goes_on(br
         assert (declared.message_count, declared.consumer_count) == (1, 1)  # qos 1: "three" waits for the ack
         delivery.ack()
         assert (await next_delivery(consumer)).body == b"three"
+
+
+async def test_exchange_to_exchange_bindings_are_declared_again_and_can_be_removed(broker: str) -> None:
+    connection_name = f"test-e2e-{uuid.uuid4().hex[:8]}"
+    front, back = name("front"), name("back")
+    async with open_connection(broker, reconnect=FAST, name=connection_name) as connection:
+        channel = await connection.channel()
+        try:
+            await channel.exchange_declare(front, "topic")
+            await channel.exchange_declare(back, "fanout")
+            await channel.exchange_bind(back, front, "orders.#")
+            queue = (await channel.queue_declare("", exclusive=True)).queue
+            await channel.queue_bind(queue, back)
+            consumer = await channel.basic_consume(queue, no_ack=True)
+            assert await close_named_connections(connection_name, "test: closed by an operator") == 1
+            await until(lambda: connection.statistics().reconnects == 1, "the reconnection")
+            await connection.wait_connected()
+            publisher = await connection.channel()
+            await publisher.confirm_select()
+            await publisher.basic_publish(front, "orders.new", b"through both")
+            await publisher.basic_publish(front, "invoices.new", b"not bound")
+            delivery = await next_delivery(consumer)
+            assert (delivery.body, delivery.exchange) == (b"through both", front)
+            await channel.exchange_unbind(back, front, "orders.#")
+            with pytest.raises(Unroutable):  # the binding is gone: a mandatory publish comes back
+                await publisher.basic_publish(front, "orders.old", b"unbound", mandatory=True)
+        finally:
+            await channel.exchange_delete(front)
+            await channel.exchange_delete(back)
 
 
 async def test_publish_awaiting_its_confirm_fails_with_connection_lost_then_the_channel_goes_on(

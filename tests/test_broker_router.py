@@ -231,6 +231,23 @@ async def test_alternate_exchange_takes_what_matched_nothing(side: Side) -> None
     assert (await drain(known), await drain(stray)) == (["known"], ["stray"])
 
 
+async def test_exchange_to_exchange_bindings_route_on_and_unbind(side: Side) -> None:
+    front = await side.exchange("topic", "front")
+    orders = await side.exchange("direct", "orders")
+    audit = await side.exchange("fanout", "audit")
+    paid, log = await side.queue("paid"), await side.queue("log")
+    await front.ask(Bind(orders, "order.*"))
+    await front.ask(Bind(audit, "#"))
+    await orders.ask(Bind(paid, "order.paid"))
+    await audit.ask(Bind(log))
+    assert await front.ask(Publish("order.paid", "p1")) >= 1  # the contract: at least 1 when routed
+    assert await front.ask(Publish("order.new", "n1")) == 1  # only the audit trail takes it
+    assert (await drain(paid), await drain(log)) == (["p1"], ["p1", "n1"])
+    assert await front.ask(Unbind(audit, "#")) is True
+    assert await front.ask(Publish("order.paid", "p2")) == 1
+    assert (await drain(paid), await drain(log)) == (["p2"], [])
+
+
 # --- unroutable and mandatory -------------------------------------------------------------------------------
 
 

@@ -491,6 +491,25 @@ class Channel:
         self._connection._topology.add(_Step("bind", _binding_key(queue, exchange, routing_key, arguments),
                                              method))
 
+    async def exchange_bind(self, destination: str, source: str, routing_key: str = "", *,
+                            arguments: dict[str, Any] | None = None) -> None:
+        """Bind exchange ``destination`` to exchange ``source``: what ``source`` routes with this key (and
+        arguments, for a headers exchange) goes on through ``destination`` (RabbitMQ's exchange-to-exchange
+        bindings)."""
+        method = commands.Exchange.Bind(destination=destination, source=source, routing_key=routing_key,
+                                        arguments=arguments)
+        await self._rpc(method, commands.Exchange.BindOk)
+        self._connection._topology.add(_Step("bind", _binding_key(destination, source, routing_key, arguments,
+                                                                  kind="exchange"), method))
+
+    async def exchange_unbind(self, destination: str, source: str, routing_key: str = "", *,
+                              arguments: dict[str, Any] | None = None) -> None:
+        """Remove an exchange-to-exchange binding (a no-op if it does not exist)."""
+        await self._rpc(commands.Exchange.Unbind(destination=destination, source=source, routing_key=routing_key,
+                                                 arguments=arguments), commands.Exchange.UnbindOk)
+        self._connection._topology.forget(_binding_key(destination, source, routing_key, arguments,
+                                                       kind="exchange"))
+
     async def queue_unbind(self, queue: str, exchange: str, routing_key: str = "", *,
                            arguments: dict[str, Any] | None = None) -> None:
         """Remove a binding (a no-op if it does not exist)."""
@@ -828,8 +847,10 @@ class Channel:
             pending.event.set()
 
 
-def _binding_key(queue: str, exchange: str, routing_key: str, arguments: dict[str, Any] | None) -> tuple[Any, ...]:
-    return ("bind", queue, exchange, routing_key, repr(sorted((arguments or {}).items())))
+def _binding_key(destination: str, source: str, routing_key: str, arguments: dict[str, Any] | None, *,
+                 kind: str = "queue") -> tuple[Any, ...]:
+    """The key of a binding of a queue (or, with ``kind="exchange"``, an exchange) to the exchange ``source``."""
+    return ("bind", destination, source, routing_key, repr(sorted((arguments or {}).items())), kind)
 
 
 @attrs.define(eq=False)
@@ -881,12 +902,13 @@ class _Topology:
     def forget_exchange(self, exchange: str) -> None:
         self.steps = [step for step in self.steps if not (
             (step.kind == "exchange" and step.key == exchange)
-            or (step.kind == "bind" and step.key[2] == exchange))]
+            or (step.kind == "bind" and (step.key[2] == exchange
+                                         or (step.key[5] == "exchange" and step.key[1] == exchange))))]
 
     def forget_queue(self, queue: str) -> None:
         self.steps = [step for step in self.steps if not (
             (step.kind == "queue" and step.key == queue)
-            or (step.kind == "bind" and step.key[1] == queue)
+            or (step.kind == "bind" and step.key[5] == "queue" and step.key[1] == queue)
             or (step.kind == "consume" and step.consumer is not None and step.consumer.queue == queue))]
 
     def forget_consumer(self, consumer: Consumer) -> None:
@@ -900,7 +922,7 @@ class _Topology:
         for step in self.steps:
             if step.kind == "queue" and step.key == old:
                 step.key = new
-            elif step.kind == "bind" and step.key[1] == old:
+            elif step.kind == "bind" and step.key[5] == "queue" and step.key[1] == old:
                 assert isinstance(step.method, commands.Queue.Bind)
                 step.method.queue = new
                 step.key = (step.key[0], new, *step.key[2:])
@@ -1403,7 +1425,8 @@ class Connection:
                 return
             assert step.method is not None
             ok = await channel._rpc(step.method, commands.Exchange.DeclareOk, commands.Queue.DeclareOk,
-                                    commands.Queue.BindOk, commands.Basic.QosOk, wait_connected=False)
+                                    commands.Queue.BindOk, commands.Exchange.BindOk, commands.Basic.QosOk,
+                                    wait_connected=False)
             if step.kind == "queue" and ok.queue != step.key:
                 logger.warning("the server-named queue %r is now %r", step.key, ok.queue)
                 self._topology.rename_queue(step.key, ok.queue)

@@ -55,7 +55,7 @@ from runtime import (
 from ._actor import Actor
 from ._exchange import ExchangeStatistics
 from ._queue import QueueStatistics
-from ._router_checks import check_count, check_ref, check_ttl, publish_error, show
+from ._router_checks import check_count, check_ref, check_subscribe, check_ttl, publish_error, show
 from ._router_messages import (
     Ack,
     Bind,
@@ -427,14 +427,8 @@ class BrokerExchange(_BrokerActor):
         except (ValueError, SerializationError) as exc:
             return Reply.error(exc)
         try:
-            if entity is not None and entity.kind == "exchange":
-                await self._call(f"bind exchange {entity.name!r} to exchange {self._name!r}",
-                                 lambda channel: channel.exchange_bind(entity.name, self._name, message.routing_key,
-                                                                       arguments=arguments))
-            elif entity is not None:
-                await self._call(f"bind queue {entity.name!r} to exchange {self._name!r}",
-                                 lambda channel: channel.queue_bind(entity.name, self._name, message.routing_key,
-                                                                    arguments=arguments))
+            if entity is not None:
+                await self._bind_entity(entity, message.routing_key, arguments, bind=True)
             else:
                 await self._bind_actor(destination, message.routing_key, arguments)
                 if new:
@@ -445,6 +439,18 @@ class BrokerExchange(_BrokerActor):
                 kept.table.unbind(message.routing_key, message.arguments, destination)
             return Reply.error(exc)
         return new
+
+    async def _bind_entity(self, entity: _Entity, routing_key: str, arguments: dict[str, Any] | None, *,
+                           bind: bool) -> None:
+        """Bind the broker's queue or exchange ``entity`` to this exchange (or, ``bind=False``, unbind it)."""
+        operation: Callable[..., Awaitable[None]]
+        if entity.kind == "exchange":
+            operation = Channel.exchange_bind if bind else Channel.exchange_unbind
+        else:
+            operation = Channel.queue_bind if bind else Channel.queue_unbind
+        what = f"{'bind' if bind else 'unbind'} {entity.kind} {entity.name!r} {'to' if bind else 'from'} exchange"
+        await self._call(f"{what} {self._name!r}",
+                         lambda channel: operation(channel, entity.name, self._name, routing_key, arguments=arguments))
 
     async def _bind_actor(self, actor: ActorRef, routing_key: str, arguments: dict[str, Any] | None) -> None:
         route = self._routes.get(actor)
@@ -489,14 +495,8 @@ class BrokerExchange(_BrokerActor):
         except (ValueError, SerializationError) as exc:
             return Reply.error(exc)
         try:
-            if entity is not None and entity.kind == "exchange":
-                await self._call(f"unbind exchange {entity.name!r} from exchange {self._name!r}",
-                                 lambda channel: channel.exchange_unbind(entity.name, self._name,
-                                                                         message.routing_key, arguments=arguments))
-            elif entity is not None:
-                await self._call(f"unbind queue {entity.name!r} from exchange {self._name!r}",
-                                 lambda channel: channel.queue_unbind(entity.name, self._name, message.routing_key,
-                                                                      arguments=arguments))
+            if entity is not None:
+                await self._bind_entity(entity, message.routing_key, arguments, bind=False)
             elif removed:
                 binds = kept.actor_bindings.get(destination, [])
                 binds[:] = [bind for bind in binds if (bind.routing_key, bind.arguments) !=
@@ -783,16 +783,10 @@ class BrokerQueue(_BrokerActor):
     # -- consumers -----------------------------------------------------------------------------------------
 
     async def _subscribe(self, message: Subscribe) -> Any:
-        prefetch = message.prefetch
         try:
-            ref = check_ref("Subscribe consumer", message.consumer)
-            if prefetch.__class__ is not int or prefetch < 0:
-                raise ValueError(f"Subscribe prefetch={show(prefetch)} must be an int, 0 (no limit) or more")
-            if message.auto_ack.__class__ is not bool:
-                raise ValueError(f"Subscribe auto_ack={show(message.auto_ack)} must be True or False")
+            ref = check_subscribe(message)
         except ValueError as exc:
             return Reply.error(exc)
-        assert ref is not None
         assert self._kept is not None
         try:
             await self._subscribe_on_broker(message)

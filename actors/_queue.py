@@ -46,7 +46,7 @@ from runtime import (
 )
 
 from ._actor import Actor
-from ._router_checks import check_count, check_ref, check_ttl, enqueue_error, publish_error, show
+from ._router_checks import check_count, check_ref, check_subscribe, check_ttl, enqueue_error, publish_error, show
 from ._router_messages import (
     AbortBatch,
     Ack,
@@ -622,18 +622,12 @@ class Queue(Actor):
     # -- consumers -----------------------------------------------------------------------------------------
 
     def _subscribe(self, message: Subscribe) -> Any:
-        prefetch = message.prefetch
         try:
-            ref = check_ref("Subscribe consumer", message.consumer)
-            if prefetch.__class__ is not int or prefetch < 0:
-                raise ValueError(f"Subscribe prefetch={show(prefetch)} must be an int, 0 (no limit) or more")
-            if message.auto_ack.__class__ is not bool:
-                raise ValueError(f"Subscribe auto_ack={show(message.auto_ack)} must be True or False")
+            ref = check_subscribe(message)
         except ValueError as exc:
             return Reply.error(exc)
-        assert ref is not None
         assert self._state is not None
-        if self._state.subscribe(ref, prefetch, message.auto_ack) and ref != self.ref:
+        if self._state.subscribe(ref, message.prefetch, message.auto_ack) and ref != self.ref:
             self.watch(ref)
         return None
 

@@ -13,7 +13,7 @@ from typing import Any, Final
 from runtime import ActorRef, ReplyRef, validate_key
 from runtime import show as _show
 
-from ._router_messages import Enqueue, EnqueueCC, Publish
+from ._router_messages import Enqueue, EnqueueCC, Publish, Subscribe
 
 __all__ = ["check_count", "check_ref", "check_ttl", "enqueue_error", "publish_error", "show"]
 
@@ -51,6 +51,18 @@ def check_ref(what: str, value: object, *, optional: bool = False) -> ActorRef |
         rule = "an ActorRef or None" if optional else "an ActorRef"
         raise ValueError(f"{what} {show(value)} must be {rule} (the ref of a spawned actor)")
     return value
+
+
+def check_subscribe(message: Subscribe) -> ActorRef:
+    """The consumer of a well-formed ``message``, else raise :class:`ValueError` naming what is wrong."""
+    ref = check_ref("Subscribe consumer", message.consumer)
+    prefetch = message.prefetch
+    if prefetch.__class__ is not int or prefetch < 0:
+        raise ValueError(f"Subscribe prefetch={show(prefetch)} must be an int, 0 (no limit) or more")
+    if message.auto_ack.__class__ is not bool:
+        raise ValueError(f"Subscribe auto_ack={show(message.auto_ack)} must be True or False")
+    assert ref is not None
+    return ref
 
 
 def publish_error(publish: Publish, what: str = "Publish") -> ValueError | None:

@@ -26,22 +26,11 @@ import trio
 
 from actors import Actor, ActorRef, ActorSystem
 
+from .workers import Sink
+
 URL = os.environ.get("TRIO_ACTORS_BROKER", "amqp://guest:guest@127.0.0.1:5672/")
 SECRET = b"the benchmark's cluster secret.."
 PEER_NODE = pathlib.Path(__file__).resolve().parent.parent / "tests" / "peer_node.py"
-
-
-class Sink(Actor):
-    """Counts what it is told; answers ``"get"`` with the count."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def receive(self, message: Any) -> Any:
-        if message == "get":
-            return self.count
-        self.count += 1
-        return None
 
 
 class Greeter(Actor):

@@ -41,11 +41,13 @@ from runtime import (
     dead_letter_headers,
     encode_payload,
     is_dead_letter_cycle,
+    provide_queue_consumer,
     topology,
     validate_key,
 )
 
 from ._actor import Actor
+from ._consume import consume
 from ._router_checks import check_count, check_ref, check_subscribe, check_ttl, enqueue_error, publish_error, show
 from ._router_messages import (
     AbortBatch,
@@ -752,3 +754,6 @@ class _Store(Actor):
         except StorageError as exc:
             return Reply.error(exc)
         raise TypeError(f"{self!r} takes only its queue's writes, not {message!r}")
+
+
+provide_queue_consumer(consume)  # ActorSystem.consume speaks this queue's protocol

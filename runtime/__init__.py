@@ -91,6 +91,7 @@ from ._supervision import Restart as Restart
 from ._supervision import RestForOne as RestForOne
 from ._supervision import Strategy as Strategy
 from ._system import ActorSystem as ActorSystem
+from ._system import provide_queue_consumer as provide_queue_consumer
 from ._timers import Timers as Timers
 from ._timers import positive_seconds as positive_seconds
 from ._topology import ExchangeEntry as ExchangeEntry
@@ -198,6 +199,7 @@ __all__ = [
     "make_table",
     "open_link",
     "positive_seconds",
+    "provide_queue_consumer",
     "show",
     "split_words",
     "topology",

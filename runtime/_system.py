@@ -9,7 +9,8 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -57,6 +58,18 @@ class _Guardian(ActorBase):
 _RANKABLE: Final = frozenset(
     field.name for field in attrs.fields(ActorStatistics) if field.type in (int, float, "int", "float"))
 """The figures ``statistics(by=...)`` can rank actors by."""
+
+
+_QueueConsumer = Callable[["ActorSystem", ActorRef, int], AbstractAsyncContextManager[AsyncIterator[Any]]]
+"""How :meth:`ActorSystem.consume` takes a queue's deliveries: ``consumer(system, queue, prefetch)``."""
+
+_QUEUE_CONSUMERS: list[_QueueConsumer] = []
+
+
+def provide_queue_consumer(consumer: _QueueConsumer) -> None:
+    """Install how :meth:`ActorSystem.consume` consumes a queue. The queue protocol belongs to the queue actors
+    built on the runtime (``actors.Queue``), which install it when imported: the runtime never imports them."""
+    _QUEUE_CONSUMERS.append(consumer)
 
 
 class ActorSystem:
@@ -423,6 +436,19 @@ class ActorSystem:
             actors = dict(ranked)
         return SystemStatistics(dead_letters=self._dead_letters, actors=actors,
                                 pending_asks=len(self.correlations))
+
+    def consume(self, queue: ActorRef, *, prefetch: int = 10) -> AbstractAsyncContextManager[AsyncIterator[Any]]:
+        """Take a queue's deliveries in plain trio code: ``async with system.consume(queue, prefetch=N) as
+        deliveries: async for delivery in deliveries: ...; delivery.ack()``.
+
+        The block is a consumer of ``queue`` (a ``Queue`` actor, embedded or broker-backed) holding at most
+        ``prefetch`` unsettled deliveries; settle each with ``ack()``, ``nack(requeue=...)`` or ``reject()``. When
+        the block exits, however it exits (an error, a cancellation, a ``break``), the deliveries it did not
+        settle go back to the queue for other consumers. The iteration ends when the queue stops.
+        """
+        if not _QUEUE_CONSUMERS:
+            raise RuntimeError("no queue protocol is installed: import actors, whose Queue provides it")
+        return _QUEUE_CONSUMERS[-1](self, queue, prefetch)
 
     def extension(self, key: object, factory: Callable[[], T]) -> T:
         """Per-system state for code built on the runtime, made by ``factory()`` on first use under ``key``.

@@ -48,6 +48,9 @@ class Worker(Actor):
                 return self.count
             case "boom":
                 raise ValueError("boom")
+            case ("boom", ref):  # the other fails too, before anyone can hear of this failure
+                ref.tell("boom")
+                raise ValueError("boom")
             case ("introduce", ref):
                 ref.tell(("hello from", self.ref, os.getpid()))
                 return None
@@ -556,8 +559,7 @@ async def test_two_remote_children_failing_at_once_restart_their_group_once() ->
         await b.ask("count")
         recorder = await system.spawn(Recorder)
         system.events.subscribe(recorder, LifecycleEvent)
-        a.tell("boom")
-        b.tell("boom")  # both fail before the parent acts; b's report is stale once the group restart ran
+        a.tell(("boom", b))  # both fail before the parent acts; b's report is stale once the group restart ran
         await trio.sleep(1.0)  # long enough for a second, stale group restart to show
         kinds = await recorder.ask("kinds")
         assert sorted(kind for kind in kinds if kind[1] == "restarted") == [("a", "restarted"), ("b", "restarted")]

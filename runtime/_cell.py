@@ -42,7 +42,7 @@ from ._envelope import (
     Watch,
 )
 from ._exceptions import ActorFailed, ActorStopped, MailboxFull, NameTaken
-from ._figures import ActorStatistics, from_row
+from ._figures import ActorStatistics, class_name, from_row
 from ._lease import Lease
 from ._lifecycle import RESTARTING, RUNNING, STARTING, STATE_NAMES, STOPPED, STOPPING, SUSPENDED
 from ._mailbox import MailboxQueue
@@ -138,8 +138,8 @@ class Cell(MailboxQueue):
     __slots__ = (
         "_children", "_deferred", "_env", "_failed", "_handled", "_handler", "_handler_scope", "_handling", "_leases",
         "_open_replies", "_restarts", "_scope", "_stash", "_stopped_lot", "_sys_waiter", "_timers", "_watchers",
-        "_watching", "actor_class", "backoff_count", "figures", "instance", "last_restart", "name", "parent", "ref",
-        "spec", "state", "system", "uid", "window",
+        "_watching", "actor_class", "backoff_count", "class_name", "figures", "instance", "last_restart", "name",
+        "parent", "ref", "spec", "state", "system", "uid", "window",
     )
 
     def __init__(self, system: ActorSystem, parent: Cell | None, name: str, spec: SpawnSpec, uid: int) -> None:
@@ -155,6 +155,8 @@ class Cell(MailboxQueue):
         factory = spec.factory
         self.actor_class: type | None = factory if isinstance(factory, type) else None
         """The class of the actor's instance once built (before that, the factory's if it is a class)."""
+        self.class_name = class_name(self.actor_class)
+        """Its ``module.QualifiedName``, for the statistics (named once, not at every read)."""
         self._handler: Callable[[Any], Any] | None = None
         self.state = STARTING
         self._children: dict[str, Any] | None = None
@@ -678,7 +680,9 @@ class Cell(MailboxQueue):
             raise stray_arguments(spec.factory, spec.args, spec.kwargs)
         instance._cell = self
         self.instance = instance
-        self.actor_class = instance.__class__
+        if instance.__class__ is not self.actor_class:
+            self.actor_class = instance.__class__
+            self.class_name = class_name(self.actor_class)
         self._handler = instance.receive
 
     async def _start_hook(self, error: BaseException | None) -> None:
@@ -1159,4 +1163,4 @@ class Cell(MailboxQueue):
         # than any length seen so far.
         return (arrivals, self._handled, self._failed, self._restarts, length, peak if peak > length else length,
                 lam, mu, rho, mean_len, mean_wait, p50, p90, p99, STATE_NAMES[self.state], by_state,
-                0 if window is None else window.count(now), node, in_system, sojourn, self.actor_class)
+                0 if window is None else window.count(now), node, in_system, sojourn, self.class_name)

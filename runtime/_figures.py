@@ -119,10 +119,10 @@ def class_name(cls: type | None) -> str:
 
 
 Row = tuple[Any, ...]
-"""An actor's figures as captured: the values of :class:`ActorStatistics`' fields in their order, except that the
-last one (the class) is the class itself, named only when the row is materialised, and that ``children`` is
-``None`` rather than an empty dict for an actor without children (rows are many: each container held costs the
-garbage collector)."""
+"""An actor's figures as captured: the values of :class:`ActorStatistics`' fields in their order, except that
+``children`` is ``None`` rather than an empty dict for an actor without children. Rows are many, so they hold only
+numbers, strings and ``None``: Python's garbage collector then stops tracking them after its first look, and a
+snapshot of a large system does not make later collections longer."""
 
 
 class StatisticsRows(Mapping[str, ActorStatistics]):
@@ -170,12 +170,13 @@ class StatisticsRows(Mapping[str, ActorStatistics]):
 def from_row(row: Row) -> ActorStatistics:
     """The :class:`ActorStatistics` of a captured :data:`Row` (whose children are ``None`` for none)."""
     children = row[_CHILDREN]
-    return ActorStatistics(*row[:_CHILDREN], {} if children is None else children,  # type: ignore[call-arg]
-                           *row[_CHILDREN + 1:_CLASS], class_name(row[_CLASS]))
+    if children is None:
+        row = (*row[:_CHILDREN], {}, *row[_CHILDREN + 1:])
+    return ActorStatistics(*row)
 
 
 def _as_row(stats: ActorStatistics) -> Row:
-    """The row of an :class:`ActorStatistics` already built (its class is then a name, not a class)."""
+    """The row of an :class:`ActorStatistics` already built."""
     return tuple(getattr(stats, name) for name in _FIELDS)
 
 
@@ -258,19 +259,21 @@ class SystemStatistics:
             actors = {path: self.actors[path] for path, _ in ranked}
         return attrs.evolve(self, actors=actors)
 
+    def matching(self, text: str) -> SystemStatistics:
+        """The same snapshot keeping only the actors whose path contains ``text``."""
+        if isinstance(self.actors, StatisticsRows):
+            actors: Mapping[str, ActorStatistics] = StatisticsRows(
+                {path: row for path, row in self.actors.rows() if text in path})
+        else:
+            actors = {path: stats for path, stats in self.actors.items() if text in path}
+        return attrs.evolve(self, actors=actors)
+
     def by_class(self) -> dict[tuple[str, str], ClassStatistics]:
         """The actors' figures summed by ``(class, node)`` (see :class:`ClassStatistics`), built from the numbers
         the snapshot captured: cheap even when it holds every actor of a large system."""
         sums: dict[tuple[str, str], list[Any]] = {}
-        names: dict[Any, str] = {}
         for _, row in _rows(self.actors):
-            cls = row[_CLASS]
-            if cls.__class__ is not str:
-                name = names.get(cls)
-                if name is None:
-                    name = names[cls] = class_name(cls)
-                cls = name
-            key = (cls, row[_NODE])
+            key = (row[_CLASS], row[_NODE])
             acc = sums.get(key)
             if acc is None:
                 acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]

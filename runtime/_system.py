@@ -54,8 +54,9 @@ class _Guardian(ActorBase):
         raise TypeError(f"the root of the actor tree takes no messages; got {show(message)}")
 
 
-STATISTICS_SLICE: Final = 2000
-"""Actors :meth:`ActorSystem.gather_statistics` reads between two checkpoints (about 2 ms of work)."""
+STATISTICS_SLICE: Final = 500
+"""Actors :meth:`ActorSystem.gather_statistics` reads, and the metrics tick samples, between two checkpoints
+(a few milliseconds of work)."""
 
 
 class ActorSystem:
@@ -435,19 +436,27 @@ class ActorSystem:
         first in start order. Children are listed when their parent is reached."""
         if path is None:
             roots: list[Any] = self._guardian.children if self._guardian is not None else []
-            stack = [(cell, cell.name) for cell in reversed(roots)]
+            prefix = ""
         else:
             found = self._find(path) if path else None
-            stack = [(found, path)] if found is not None else []
-        pop, extend = stack.pop, stack.extend
-        while stack:  # paths are built on the way down, not from the root each time
-            cell, at = pop()
-            if cell.__class__ is not Cell and not isinstance(cell, Cell):  # a child on another node
+            roots = [] if found is None else [found]
+            prefix = path.rpartition("/")[0] + "/" if "/" in path else ""
+        # A stack of iterators over lists of siblings, each with its parent's path: nothing is built for a
+        # sibling before the walk reaches it (a system may have 100k top-level actors).
+        stack: list[tuple[str, Iterator[Any]]] = [(prefix, iter(roots))]
+        while stack:
+            prefix, siblings = stack[-1]
+            cell = next(siblings, None)
+            if cell is None:
+                stack.pop()
                 continue
+            if not isinstance(cell, Cell):  # a child on another node: its figures are kept there
+                continue
+            at = prefix + cell.name
             yield at, cell
             children = cell._children
             if children:
-                extend((child, f"{at}/{name}") for name, child in reversed(children.items()))
+                stack.append((at + "/", iter(list(children.values()))))
 
     def _snapshot(self, path: str | None, rows: dict[str, Any]) -> SystemStatistics:
         """The statistics of the local ``rows`` and of the actors under ``path`` on other nodes."""
@@ -621,10 +630,16 @@ class ActorSystem:
             # overstates L for actors that are nearly always idle. Two passes let such chains settle first.
             await trio.lowlevel.checkpoint()
             await trio.lowlevel.checkpoint()
-            now = self.now()
-            for cell in list(measured):
-                if not cell.sample_figures(now):
-                    measured.discard(cell)
+            # In slices, so that a tick over many busy actors never holds the loop for long: each slice samples at
+            # its own instant (the time averages need a length at about every tick, not all at one instant).
+            cells = list(measured)
+            for start in range(0, len(cells), STATISTICS_SLICE):
+                if start:
+                    await trio.lowlevel.checkpoint()
+                now = self.now()
+                for cell in cells[start:start + STATISTICS_SLICE]:
+                    if cell in measured and not cell.sample_figures(now):  # (it may have stopped meanwhile)
+                        measured.discard(cell)
 
 
 @contextlib.contextmanager

@@ -520,3 +520,70 @@ async def test_serve_metrics_needs_room_for_one_connection() -> None:
     async with ActorSystem("none") as system, trio.open_nursery() as nursery:
         with pytest.raises(ValueError, match="max_connections must be at least 1, got 0"):
             await nursery.start(partial(serve_metrics, system, max_connections=0))
+
+
+async def test_the_page_lists_the_top_k_actors_and_aggregates_them_all() -> None:
+    async with ActorSystem("many") as system:
+        gate = trio.Event()
+
+        class Held(Actor):
+            async def receive(self, message: object) -> None:
+                await gate.wait()
+
+        for n in range(130):
+            ref = await system.spawn(Held, name=f"w{n}")
+            for _ in range(n % 7):
+                ref.tell("x")  # the first is being handled, the rest wait: n % 7 - 1 queued
+        await trio.testing.wait_all_tasks_blocked()
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(serve_metrics, system, "127.0.0.1", 0)
+            port = port_of(url)
+
+            async def page(query: str = "") -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+                status, _, body = await http(port, f"GET /metrics{query} HTTP/1.1\r\n\r\n".encode())
+                assert status == 200, body
+                return {(s.name, frozenset(s.labels.items())): s.value for s in samples(body.decode())}
+
+            def listed(found: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> dict[str, float]:
+                return {dict(labels)["actor"]: value for (name, labels), value in found.items()
+                        if name == "actors_mailbox_length"}
+
+            held = f"{Held.__module__}.{Held.__qualname__}"
+            found = await page()
+            assert len(listed(found)) == 100  # DEFAULT_TOP, the longest mailboxes
+            assert min(listed(found).values()) >= max(
+                n % 7 - 1 for n in range(130) if f"w{n}" not in listed(found))
+            assert found["actors_live_actors", frozenset()] == 130
+            assert found["actors_listed_actors", frozenset()] == 100
+            assert found["actors_class_actors", frozenset({("class", held), ("node", system.node_id)})] == 130
+            assert found["actors_class_mailbox_length", frozenset({("class", held), ("node", system.node_id)})] == \
+                sum(max(0, n % 7 - 1) for n in range(130))
+
+            found = await page("?top=3&by=mailbox_length")
+            assert set(listed(found).values()) == {5.0}
+            found = await page("?top=all")
+            assert len(listed(found)) == 130
+            found = await page("?match=w12&top=all")
+            assert set(listed(found)) == {"w12", *(f"w{n}" for n in range(120, 130))}
+            assert found["actors_selected_actors", frozenset()] == 11
+            assert found["actors_live_actors", frozenset()] == 130
+            found = await page("?path=w5")
+            assert set(listed(found)) == {"w5"}
+            assert found["actors_live_actors", frozenset()] == 1
+
+            for query, complaint in (("?top=0", b"top=0 must be an int of at least 1"),
+                                     ("?top=many", b"invalid literal"), ("?by=colour", b"by='colour' must be")):
+                status, _, body = await http(port, f"GET /metrics{query} HTTP/1.1\r\n\r\n".encode())
+                assert status == 400
+                assert complaint in body
+            gate.set()
+            nursery.cancel_scope.cancel()
+
+
+def test_collector_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="top=0 must be an int of at least 1, or None for every actor"):
+        StatisticsCollector(lambda: SystemStatistics(0, {}), top=0)
+    with pytest.raises(ValueError, match="by='colour' must be one of"):
+        StatisticsCollector(lambda: SystemStatistics(0, {}), by="colour")
+    assert repr(StatisticsCollector(lambda: SystemStatistics(0, {}), top=None)) == \
+        "<StatisticsCollector system='app' every actor>"

@@ -808,3 +808,21 @@ def test_run_with_workers_starts_them_and_stops_them_with_the_service() -> None:
     assert status == 0, stderr
     assert 'actors_node_info{actor="ticker"' in page
     assert stderr.strip().splitlines()[-1].endswith("system 'service' stopped cleanly")
+
+
+def test_run_metrics_top_sets_how_many_actors_the_page_lists(services: Path) -> None:
+    with Running("run", "many_service:main", "--metrics-port", "0", "--metrics-top", "5",
+                 cwd=services) as service:
+        url = service.wait_for("metrics at").split("metrics at ")[1].strip()
+        wait_for_page(url, service.process)
+        deadline = time.monotonic() + WAIT
+        while "actors_live_actors 3000.0" not in (text := get(url)):  # all spawned
+            assert time.monotonic() < deadline, text[-500:]
+            time.sleep(0.05)
+        assert "actors_listed_actors 5.0" in text
+        assert len({line.split('"')[1] for line in text.splitlines()
+                    if line.startswith("actors_mailbox_length{")}) == 5
+        service.process.kill()
+    done = actors("run", "examples.service:main", "--metrics-top", "none")
+    assert done.returncode == 2
+    assert "expected a number of actors (1 or more) or 'all', got 'none'" in done.stderr

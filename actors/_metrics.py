@@ -1,36 +1,45 @@
 """Prometheus metrics of a running actor system: a collector over ``system.statistics()`` and a trio server.
 
 :class:`StatisticsCollector` turns one :class:`~runtime.SystemStatistics` snapshot into Prometheus metric
-families, read afresh on every scrape: per actor (labelled ``actor="<path>"``) the counters of arrivals,
-handled and failed messages and restarts, the mailbox length and its peak, the queue figures λ, μ, ρ, L and W,
-the handling-time quantiles and the state; for the whole system the dead letters, the pending asks and the
-number of live actors. It lives in a :class:`~prometheus_client.CollectorRegistry` of its own, never in
-prometheus_client's process-global default registry.
+families, read afresh on every scrape. Following Prometheus' advice on cardinality, the page always carries
+aggregates by actor class and node (labelled ``class`` and ``node``: the number of actors, their counters summed,
+the total and longest mailbox, Σλ, the largest ρ, ΣL and the λ-weighted W), but per-actor series (labelled
+``actor="<path>"``: the counters of arrivals, handled and failed messages and restarts, the mailbox length and its
+peak, the queue figures λ, μ, ρ, L and W, the handling-time quantiles and the state) only for the ``top`` actors by
+one figure (100 by mailbox length unless told otherwise; ``top=None`` opts in to every actor). For the whole
+system it reports the dead letters, the pending asks and the number of live actors. It lives in a
+:class:`~prometheus_client.CollectorRegistry` of its own, never in prometheus_client's process-global default
+registry.
 
-:func:`serve_metrics` serves that registry over HTTP from inside trio. ``system.statistics()`` reads the actors'
+:func:`serve_metrics` serves that page over HTTP from inside trio. ``system.statistics()`` reads the actors'
 state without locks, so it must run in the system's trio thread: the server is a small trio task (one request
-per connection, then close) rather than prometheus_client's threaded server, and it renders the page with
-prometheus_client's own encoders (``text/plain`` 0.0.4, or OpenMetrics when the scraper asks for it). It answers
-a bounded number of connections at once, each for a bounded time, and refuses the rest at once.
+per connection, then close) rather than prometheus_client's threaded server. It reads the figures in slices
+(:meth:`~runtime.ActorSystem.gather_statistics`), so that a large system keeps handling messages during a scrape,
+then ranks, aggregates and renders that snapshot on a worker thread with prometheus_client's own encoders
+(``text/plain`` 0.0.4, or OpenMetrics when the scraper asks for it). Query parameters choose the per-actor series
+of one page: ``?top=K&by=<figure>`` (``top=all`` for every actor), ``path=<path>`` (that actor's subtree only,
+aggregates included) and ``match=<text>`` (only actors whose path contains it); ``actors top`` asks this way. It
+answers a bounded number of connections at once, each for a bounded time, and refuses the rest at once.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
+import attrs
 import trio
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 
-from runtime import ActorStatistics, ActorSystem, SystemStatistics
+from runtime import RANKABLE, ActorStatistics, ActorSystem, ClassStatistics, SystemStatistics
 
-__all__ = ["StatisticsCollector", "metrics_registry", "serve_metrics"]
+__all__ = ["DEFAULT_TOP", "StatisticsCollector", "metrics_registry", "serve_metrics"]
 
 logger = logging.getLogger("actors")
 
@@ -56,6 +65,14 @@ PENDING_ASKS = "actors_pending_asks"
 LIVE_ACTORS = "actors_live_actors"
 SYSTEM_INFO = "actors_system_info"
 NODE_INFO = "actors_node_info"
+LISTED_ACTORS = "actors_listed_actors"
+SELECTED_ACTORS = "actors_selected_actors"
+CLASS_ACTORS = "actors_class_actors"
+
+DEFAULT_TOP = 100
+"""Actors that get per-actor series on a page unless told otherwise."""
+DEFAULT_BY = "mailbox_length"
+"""The figure that chooses them."""
 
 STATES = ("starting", "running", "suspended", "restarting", "stopping", "stopped")
 """Every state an actor reports; ``actors_state`` has one series per state, 1 for the current one."""
@@ -93,82 +110,162 @@ _QUANTILES: tuple[tuple[str, Callable[[ActorStatistics], float]], ...] = (
 )
 
 
+_PER_CLASS: tuple[tuple[str, str, Callable[[ClassStatistics], float]], ...] = (
+    # (family name, help, reader); all gauges: a sum over the live actors drops when one stops.
+    (CLASS_ACTORS, "Live actors of the class on the node.", lambda c: c.actors),
+    ("actors_class_arrivals", "Messages queued for the live actors of the class since each was spawned.",
+     lambda c: c.arrivals),
+    ("actors_class_handled", "Messages the live actors of the class handled without an exception.",
+     lambda c: c.handled),
+    ("actors_class_failed", "Messages whose handling raised, in the live actors of the class.", lambda c: c.failed),
+    ("actors_class_restarts", "Restarts of the live actors of the class.", lambda c: c.restarts),
+    ("actors_class_mailbox_length", "Messages queued now in the mailboxes of the class, all of them.",
+     lambda c: c.mailbox_length),
+    ("actors_class_mailbox_max_length", "The longest mailbox of the class now.", lambda c: c.max_mailbox_length),
+    ("actors_class_arrival_rate", "Σλ: messages queued per second for the class over the window.",
+     lambda c: c.arrival_rate),
+    ("actors_class_utilization_max", "The largest ρ among the actors of the class.", lambda c: c.max_utilization),
+    ("actors_class_mean_queue_length", "ΣLq: time-averaged messages waiting in the class over the window.",
+     lambda c: c.mean_queue_length),
+    ("actors_class_mean_in_system", "ΣL: time-averaged messages waiting or in service in the class.",
+     lambda c: c.mean_in_system),
+    ("actors_class_mean_wait_seconds", "Wq of the class: the λ-weighted mean of its actors' Wq.",
+     lambda c: c.mean_wait),
+    ("actors_class_mean_sojourn_seconds", "W of the class: the λ-weighted mean of its actors' W.",
+     lambda c: c.mean_sojourn),
+)
+
+
+@attrs.frozen
+class _Selection:
+    """Which actors of a snapshot get per-actor series."""
+
+    top: int | None = DEFAULT_TOP
+    """How many; ``None`` for all."""
+    by: str = DEFAULT_BY
+    """Ranked by which figure."""
+    match: str = ""
+    """Only actors whose path contains this."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.top is not None and (isinstance(self.top, bool) or not isinstance(self.top, int) or self.top < 1):
+            raise ValueError(f"top={self.top!r} must be an int of at least 1, or None for every actor")
+        if self.by not in RANKABLE:
+            raise ValueError(f"by={self.by!r} must be one of {', '.join(sorted(RANKABLE))}")
+
+
 class StatisticsCollector:
     """A prometheus_client collector that calls ``read()`` on every scrape and reports what it returns.
 
     ``read`` is usually ``system.statistics``; it is called in whatever thread scrapes the registry, so scrape
     in the system's trio thread (as :func:`serve_metrics` does), or pass a ``read`` that hops into it, e.g.
     ``lambda: trio.from_thread.run_sync(system.statistics, trio_token=token)`` from a server thread.
-    ``system`` names the system in ``actors_system_info``.
+    ``system`` names the system in ``actors_system_info``. Per-actor series are reported for the ``top`` actors
+    with the largest ``by`` figure (a field of :class:`~runtime.ActorStatistics`), or for every actor with
+    ``top=None``; the aggregates by class and node cover every actor. Raises :class:`ValueError` for a ``top``
+    less than 1 or an unknown ``by``.
     """
 
-    def __init__(self, read: Callable[[], SystemStatistics], *, system: str = "app") -> None:
+    def __init__(self, read: Callable[[], SystemStatistics], *, system: str = "app", top: int | None = DEFAULT_TOP,
+                 by: str = DEFAULT_BY, match: str = "") -> None:
         self._read = read
         self._system = system
+        self._selection = _Selection(top, by, match)
 
     def describe(self) -> list[Metric]:
         """The metric families without samples, so that a registry can refuse clashing names up front."""
-        return list(self._families(None))
+        return list(_families(None, self._selection, self._system))
 
     def collect(self) -> list[Metric]:
         """The metric families filled from one fresh snapshot."""
-        return list(self._families(self._read()))
-
-    def _families(self, stats: SystemStatistics | None) -> Iterator[Metric]:
-        actors = () if stats is None else tuple(stats.actors.items())
-        for name, kind, documentation, read in _PER_ACTOR:
-            family: CounterMetricFamily | GaugeMetricFamily
-            if kind == "counter":
-                family = CounterMetricFamily(name, documentation, labels=("actor",))
-            else:
-                family = GaugeMetricFamily(name, documentation, labels=("actor",))
-            for path, figures in actors:
-                family.add_metric((path,), read(figures))
-            yield family
-
-        handling = GaugeMetricFamily(
-            HANDLING_TIME, "Handling time of the recently sampled messages, by quantile, in seconds.",
-            labels=("actor", "quantile"))
-        for path, figures in actors:
-            for quantile, read in _QUANTILES:
-                handling.add_metric((path, quantile), read(figures))
-        yield handling
-
-        state = GaugeMetricFamily(STATE, "1 for the state the actor is in, 0 for the others.",
-                                  labels=("actor", "state"))
-        for path, figures in actors:
-            known = STATES if figures.state in STATES else (*STATES, figures.state)
-            for name in known:
-                state.add_metric((path, name), 1.0 if name == figures.state else 0.0)
-        yield state
-
-        node = InfoMetricFamily("actors_node", "The node (process) each actor runs on.", labels=("actor", "node"))
-        for path, figures in actors:
-            node.add_metric((path, figures.node), {})
-        yield node
-
-        dead = CounterMetricFamily("actors_dead_letters", "Messages that could not be delivered.")
-        pending = GaugeMetricFamily(PENDING_ASKS, "Requests still waiting for an answer.")
-        live = GaugeMetricFamily(LIVE_ACTORS, "Live actors in the system.")
-        info = InfoMetricFamily("actors_system", "The actor system these figures describe.", labels=("system",))
-        if stats is not None:
-            dead.add_metric((), stats.dead_letters)
-            pending.add_metric((), stats.pending_asks)
-            live.add_metric((), len(actors))
-            info.add_metric((self._system,), {})
-        yield from (dead, pending, live, info)
+        return list(_families(self._read(), self._selection, self._system))
 
     def __repr__(self) -> str:
-        return f"<StatisticsCollector system={self._system!r}>"
+        selection = self._selection
+        shown = "every actor" if selection.top is None else f"top={selection.top} by={selection.by}"
+        return f"<StatisticsCollector system={self._system!r} {shown}>"
 
 
-def metrics_registry(system: ActorSystem) -> CollectorRegistry:
-    """A registry of its own holding a :class:`StatisticsCollector` over ``system``.
+def _select(stats: SystemStatistics, selection: _Selection) -> tuple[SystemStatistics, int]:
+    """The actors of ``stats`` that get per-actor series, and how many they were chosen from."""
+    if selection.match:
+        stats = stats.matching(selection.match)
+    selected = len(stats.actors)
+    if selection.top is not None:
+        stats = stats.top(selection.top, selection.by)
+    return stats, selected
+
+
+def _families(stats: SystemStatistics | None, selection: _Selection, system: str) -> Iterator[Metric]:
+    """Every metric family of the page for ``stats`` (without samples for ``None``)."""
+    classes = () if stats is None else tuple(stats.by_class().values())
+    for name, documentation, read_class in _PER_CLASS:
+        per_class = GaugeMetricFamily(name, documentation, labels=("class", "node"))
+        for aggregate in classes:
+            per_class.add_metric((aggregate.actor_class, aggregate.node), read_class(aggregate))
+        yield per_class
+
+    if stats is None:
+        actors: tuple[tuple[str, ActorStatistics], ...] = ()
+        selected = 0
+    else:
+        shown, selected = _select(stats, selection)
+        actors = tuple(shown.actors.items())
+    for name, kind, documentation, read in _PER_ACTOR:
+        family: CounterMetricFamily | GaugeMetricFamily
+        if kind == "counter":
+            family = CounterMetricFamily(name, documentation, labels=("actor",))
+        else:
+            family = GaugeMetricFamily(name, documentation, labels=("actor",))
+        for path, figures in actors:
+            family.add_metric((path,), read(figures))
+        yield family
+
+    handling = GaugeMetricFamily(
+        HANDLING_TIME, "Handling time of the recently sampled messages, by quantile, in seconds.",
+        labels=("actor", "quantile"))
+    for path, figures in actors:
+        for quantile, read in _QUANTILES:
+            handling.add_metric((path, quantile), read(figures))
+    yield handling
+
+    state = GaugeMetricFamily(STATE, "1 for the state the actor is in, 0 for the others.",
+                              labels=("actor", "state"))
+    for path, figures in actors:
+        known = STATES if figures.state in STATES else (*STATES, figures.state)
+        for name in known:
+            state.add_metric((path, name), 1.0 if name == figures.state else 0.0)
+    yield state
+
+    node = InfoMetricFamily("actors_node", "The node (process) each actor runs on.", labels=("actor", "node"))
+    for path, figures in actors:
+        node.add_metric((path, figures.node), {})
+    yield node
+
+    dead = CounterMetricFamily("actors_dead_letters", "Messages that could not be delivered.")
+    pending = GaugeMetricFamily(PENDING_ASKS, "Requests still waiting for an answer.")
+    live = GaugeMetricFamily(LIVE_ACTORS, "Live actors in the system (in the subtree the page was asked for).")
+    listed = GaugeMetricFamily(LISTED_ACTORS, "Actors with per-actor series on this page.")
+    selected_actors = GaugeMetricFamily(
+        SELECTED_ACTORS, "Actors the page's per-actor series were chosen from (those matching its filter).")
+    info = InfoMetricFamily("actors_system", "The actor system these figures describe.", labels=("system",))
+    if stats is not None:
+        dead.add_metric((), stats.dead_letters)
+        pending.add_metric((), stats.pending_asks)
+        live.add_metric((), len(stats.actors))
+        listed.add_metric((), len(actors))
+        selected_actors.add_metric((), selected)
+        info.add_metric((system,), {})
+    yield from (dead, pending, live, listed, selected_actors, info)
+
+
+def metrics_registry(system: ActorSystem, *, top: int | None = DEFAULT_TOP, by: str = DEFAULT_BY) -> CollectorRegistry:
+    """A registry of its own holding a :class:`StatisticsCollector` over ``system`` (``top`` and ``by`` as there).
 
     Scraping it calls ``system.statistics()``, so scrape it only in the system's trio thread.
     """
     registry = CollectorRegistry()
-    registry.register(StatisticsCollector(system.statistics, system=system.name))
+    registry.register(StatisticsCollector(system.statistics, system=system.name, top=top, by=by))
     return registry
 
 
@@ -190,14 +287,22 @@ _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Al
 
 
 async def serve_metrics(system: ActorSystem, host: str = "127.0.0.1", port: int = 0, *,
-                        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> NoReturn:
+                        max_connections: int = DEFAULT_MAX_CONNECTIONS, top: int | None = DEFAULT_TOP,
+                        by: str = DEFAULT_BY, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+                        ) -> NoReturn:
     """Serve ``system``'s metrics at ``http://host:port/metrics`` until cancelled.
 
     Use it with ``url = await nursery.start(serve_metrics, system, "127.0.0.1", 9464)``: ``start`` returns the
     URL once the port is bound (``port=0`` picks a free one), and raises :class:`OSError` naming the address if
-    it cannot be bound (a port in use, an unknown host). Each scrape calls ``system.statistics()`` in this trio
-    thread. Cancelling it closes the listening socket and the open connections.
+    it cannot be bound (a port in use, an unknown host).
+
+    Each scrape reads the figures in this trio thread a slice of actors at a time
+    (:meth:`~runtime.ActorSystem.gather_statistics`), so message handling is never held up for long, then
+    aggregates, ranks and renders them on a worker thread. The page carries the aggregates by class and node
+    and per-actor series for the ``top`` actors by the ``by`` figure (``top=None``: every actor, whose page
+    grows by about 1 KB an actor); a request may ask otherwise with ``?top=K`` (or ``top=all``), ``&by=``,
+    ``&path=`` (a subtree) and ``&match=`` (paths containing the text), and gets ``400`` for a value it cannot
+    use. Raises :class:`ValueError` for a bad ``top`` or ``by``.
 
     At most ``max_connections`` connections are served at once, and none for longer than 10 seconds (time to
     send the request and receive the page), so a slow or stalled client gives its slot back. A connection
@@ -206,28 +311,80 @@ async def serve_metrics(system: ActorSystem, host: str = "127.0.0.1", port: int 
     again are being refused that way, a further one is closed as soon as it is accepted, unanswered. Each
     refusal is logged at warning level on the ``"actors"`` logger. So the server never holds more than
     ``2 * max_connections`` connections, whatever its clients do. Raises :class:`ValueError` if
-    ``max_connections`` is less than 1.
+    ``max_connections`` is less than 1. Cancelling it closes the listening socket and the open connections.
     """
     if max_connections < 1:
         raise ValueError(f"max_connections must be at least 1, got {max_connections!r}")
-    registry = metrics_registry(system)
+    page = _Page(system.gather_statistics, system.name, _Selection(top, by))
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise OSError(exc.errno, f"cannot serve metrics on {host}:{port}: {reason}") from exc
     task_status.started(_url(listeners[0]))
-    await _serve(registry, listeners, max_connections=max_connections)
+    await _serve(page, listeners, max_connections=max_connections)
 
 
-async def _serve(registry: CollectorRegistry, listeners: Sequence[trio.abc.Listener[trio.abc.HalfCloseableStream]],
+@attrs.frozen
+class _Request:
+    """A scrape, as read from its request line and headers."""
+
+    head_only: bool
+    accept: str
+    selection: _Selection
+    path: str | None
+
+
+@attrs.frozen
+class _Page:
+    """What a server renders: a system's figures, read by ``read(path)``, chosen by default with ``selection``."""
+
+    read: Callable[[str | None], Awaitable[SystemStatistics]]
+    """``system.gather_statistics``, in the server."""
+    system: str
+    """The system's name."""
+    selection: _Selection = _Selection()
+
+    async def render(self, request: _Request) -> bytes:
+        """The HTTP response to ``request``: figures read here (in slices), rendered on a worker thread."""
+        try:
+            stats = await self.read(request.path)
+        except Exception as exc:
+            logger.exception("reading the statistics for the metrics page failed")
+            return _response(500, f"cannot read the figures: {exc!r}\n")
+        return await trio.to_thread.run_sync(partial(_render_page, stats, request, system=self.system))
+
+
+def _render_page(stats: SystemStatistics, request: _Request, *, system: str) -> bytes:
+    """The response carrying ``stats`` as chosen by ``request`` (or a 500 saying why it cannot be rendered).
+
+    Runs on a worker thread: ``stats`` is a snapshot, which it only reads.
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    selection = request.selection
+    registry.register(StatisticsCollector(lambda: stats, system=system, top=selection.top, by=selection.by,
+                                          match=selection.match))
+    return _render(registry, request)
+
+
+def _render(registry: CollectorRegistry, request: _Request) -> bytes:
+    encoder, content_type = choose_encoder(request.accept)
+    try:
+        body = encoder(registry)
+    except Exception as exc:
+        logger.exception("rendering the metrics page failed")
+        return _response(500, f"cannot render the metrics: {exc!r}\n")
+    return _response(200, body, content_type=content_type, head_only=request.head_only)
+
+
+async def _serve(page: _Page, listeners: Sequence[trio.abc.Listener[trio.abc.HalfCloseableStream]],
                  *, max_connections: int) -> NoReturn:
     """Answer the connections ``listeners`` accept, ``max_connections`` at a time, until cancelled."""
     # Two pools of the same size: one for the connections being answered, one for those being refused with a
     # 503. Neither is waited on, so nothing queues here; the kernel's listen backlog is the only queue.
     slots = trio.CapacityLimiter(max_connections)
     refusals = trio.CapacityLimiter(max_connections)
-    await trio.serve_listeners(partial(_handle, registry, slots, refusals), list(listeners))
+    await trio.serve_listeners(partial(_handle, page, slots, refusals), list(listeners))
     raise AssertionError("trio.serve_listeners returned")  # pragma: no cover - it only ever raises
 
 
@@ -250,7 +407,7 @@ def _peer(stream: trio.abc.Stream) -> str:
     return repr(stream)
 
 
-async def _handle(registry: CollectorRegistry, slots: trio.CapacityLimiter, refusals: trio.CapacityLimiter,
+async def _handle(page: _Page, slots: trio.CapacityLimiter, refusals: trio.CapacityLimiter,
                   stream: trio.abc.HalfCloseableStream) -> None:
     """Answer one request on ``stream`` and close it, or refuse it if all ``slots`` are taken."""
     try:
@@ -259,12 +416,12 @@ async def _handle(registry: CollectorRegistry, slots: trio.CapacityLimiter, refu
         await _refuse(refusals, stream, int(slots.total_tokens))
         return
     try:
-        await _answer(registry, stream)
+        await _answer(page, stream)
     finally:
         slots.release()
 
 
-async def _answer(registry: CollectorRegistry, stream: trio.abc.HalfCloseableStream) -> None:
+async def _answer(page: _Page, stream: trio.abc.HalfCloseableStream) -> None:
     async with stream:
         answered = False
         with trio.move_on_after(_REQUEST_SECONDS) as deadline:
@@ -272,7 +429,12 @@ async def _answer(registry: CollectorRegistry, stream: trio.abc.HalfCloseableStr
                 head = await _read_head(stream)
                 if head is None:
                     return
-                await stream.send_all(_respond(registry, head))
+                request = _parse(head, page.selection)
+                if isinstance(request, bytes):
+                    response = request
+                else:
+                    response = await page.render(request)
+                await stream.send_all(response)
                 answered = True
                 await _finish(stream)
             except trio.BrokenResourceError:
@@ -334,8 +496,8 @@ async def _read_head(stream: trio.abc.ReceiveStream) -> bytes | None:
     return data[:end.start()]
 
 
-def _respond(registry: CollectorRegistry, head: bytes) -> bytes:
-    """The complete HTTP response to a request whose line and headers are ``head``."""
+def _parse(head: bytes, default: _Selection) -> _Request | bytes:
+    """The scrape that ``head`` (request line and headers) asks for, or the complete error response."""
     if not head:
         return _response(431, "request line and headers too long\n")
     request_line, *header_lines = head.decode("latin-1").splitlines()
@@ -345,19 +507,23 @@ def _respond(registry: CollectorRegistry, head: bytes) -> bytes:
     method, target, _ = parts
     if method not in ("GET", "HEAD"):
         return _response(405, f"{method} is not allowed; use GET\n", extra={"Allow": "GET, HEAD"})
-    if urlsplit(target).path != "/metrics":
+    url = urlsplit(target)
+    if url.path != "/metrics":
         return _response(404, f"nothing at {target[:100]}; the metrics are at /metrics\n")
     headers = {}
     for line in header_lines:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
-    encoder, content_type = choose_encoder(headers.get("accept", ""))
+    query = {key: values[-1] for key, values in parse_qs(url.query).items()}
     try:
-        body = encoder(registry)
-    except Exception as exc:
-        logger.exception("rendering the metrics page failed")
-        return _response(500, f"cannot render the metrics: {exc!r}\n")
-    return _response(200, body, content_type=content_type, head_only=method == "HEAD")
+        top: int | None = default.top
+        if "top" in query:
+            top = None if query["top"] == "all" else int(query["top"])
+        selection = _Selection(top, query.get("by", default.by), query.get("match", ""))
+    except ValueError as exc:
+        return _response(400, f"bad query {url.query[:200]!r}: {exc}; e.g. ?top=20&by=utilization&match=orders\n")
+    return _Request(head_only=method == "HEAD", accept=headers.get("accept", ""), selection=selection,
+                    path=query.get("path") or None)
 
 
 def _response(status: int, body: str | bytes, *, content_type: str = "text/plain; charset=utf-8",

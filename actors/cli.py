@@ -18,6 +18,7 @@ import sys
 import tomllib
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -28,7 +29,7 @@ import trio
 
 from runtime import ActorFailed, ActorSystem
 
-from ._metrics import serve_metrics
+from ._metrics import DEFAULT_TOP, serve_metrics
 
 __all__ = ["main"]
 
@@ -180,6 +181,8 @@ class _RunOptions:
     """Where the metrics server binds."""
     metrics_port: int | None = None
     """The metrics server's port; ``None`` for no server."""
+    metrics_top: int | None = DEFAULT_TOP
+    """Actors with per-actor series on the metrics page; ``None`` for all."""
     shutdown_timeout: float = 10.0
     """Seconds a graceful shutdown may take before what is left is cancelled."""
     debug: bool = False
@@ -210,8 +213,9 @@ async def _serve(service: _Service, options: _RunOptions) -> bool:
                     where = ""
                     if options.metrics_port is not None:
                         try:
-                            url = await nursery.start(serve_metrics, system, options.metrics_host,
-                                                      options.metrics_port)
+                            url = await nursery.start(partial(
+                                serve_metrics, system, options.metrics_host, options.metrics_port,
+                                top=options.metrics_top))
                         except OSError as exc:
                             hint = "choose another --metrics-port" if exc.errno == errno.EADDRINUSE else \
                                 "check --metrics-host and --metrics-port"
@@ -333,6 +337,8 @@ def main() -> None:
               help="Serve Prometheus metrics at http://HOST:PORT/metrics (0 picks a free port).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
               help="Address the metrics server binds.")
+@click.option("--metrics-top", default=str(DEFAULT_TOP), show_default=True, metavar="K|all",
+              help="Actors with per-actor series on the metrics page (the longest mailboxes); 'all' for every one.")
 @click.option("--name", default=None, metavar="NAME",
               help="The actor system's name (default: the last part of the module's name).")
 @click.option("--shutdown-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
@@ -342,8 +348,8 @@ def main() -> None:
               help="Worker processes to start; actors spawned with node=\"spread\" run there.")
 @click.option("--debug", is_flag=True, help="Debug logging, and tracebacks for a bad target.")
 @click.pass_context
-def run_command(ctx: click.Context, target: str, metrics_port: int | None, metrics_host: str, name: str | None,
-                shutdown_timeout: float, workers: int, debug: bool) -> None:
+def run_command(ctx: click.Context, target: str, metrics_port: int | None, metrics_host: str, metrics_top: str,
+                name: str | None, shutdown_timeout: float, workers: int, debug: bool) -> None:
     """Run a long-lived supervised service until SIGINT or SIGTERM.
 
     MODULE:FACTORY names either an async function, called with the actor system
@@ -354,6 +360,15 @@ def run_command(ctx: click.Context, target: str, metrics_port: int | None, metri
     a second one forces it. Exit status: 0 after a clean shutdown, 1 if the system
     failed or did not stop cleanly, 2 for a bad command line or target.
     """
+    top: int | None = None
+    if metrics_top != "all":
+        try:
+            top = int(metrics_top)
+        except ValueError:
+            top = 0
+        if top < 1:
+            raise click.BadParameter(f"expected a number of actors (1 or more) or 'all', got {metrics_top!r}",
+                                     param_hint="'--metrics-top'")
     undo_logging = _configure_logging(debug)
     try:
         try:
@@ -362,7 +377,7 @@ def run_command(ctx: click.Context, target: str, metrics_port: int | None, metri
             _print_bad_target("run", exc, debug=debug)
             ctx.exit(2)
         options = _RunOptions(name=name or target.partition(":")[0].rpartition(".")[2],
-                             metrics_host=metrics_host, metrics_port=metrics_port,
+                             metrics_host=metrics_host, metrics_port=metrics_port, metrics_top=top,
                              shutdown_timeout=shutdown_timeout, debug=debug, workers=workers)
         status = _run_service(service, options)
     finally:

@@ -38,8 +38,11 @@ from ._exceptions import NotAuthorized as NotAuthorized
 from ._exceptions import SerializationError as SerializationError
 from ._exceptions import StorageError as StorageError
 from ._exceptions import Unroutable as Unroutable
+from ._figures import RANKABLE as RANKABLE
 from ._figures import ActorStatistics as ActorStatistics
+from ._figures import ClassStatistics as ClassStatistics
 from ._figures import Metrics as Metrics
+from ._figures import StatisticsRows as StatisticsRows
 from ._figures import SystemStatistics as SystemStatistics
 from ._futures import Future as Future
 from ._futures import FutureCancelled as FutureCancelled
@@ -108,6 +111,7 @@ __all__ = [
     "EXCHANGE_KINDS",
     "OVERFLOWS",
     "PROPERTY_NAMES",
+    "RANKABLE",
     "SPAWN_OPTIONS",
     "AMQPDelivery",
     "AMQPError",
@@ -128,6 +132,7 @@ __all__ = [
     "CallForwarder",
     "Cell",
     "Channel",
+    "ClassStatistics",
     "Consumer",
     "DeadLetter",
     "DeathReason",
@@ -174,6 +179,7 @@ __all__ = [
     "SQLiteStore",
     "SerializationError",
     "SpawnSpec",
+    "StatisticsRows",
     "StorageError",
     "Store",
     "StoredMessage",

@@ -42,7 +42,7 @@ from ._envelope import (
     Watch,
 )
 from ._exceptions import ActorFailed, ActorStopped, MailboxFull, NameTaken
-from ._figures import ActorStatistics
+from ._figures import ActorStatistics, class_name, from_row
 from ._lease import Lease
 from ._lifecycle import RESTARTING, RUNNING, STARTING, STATE_NAMES, STOPPED, STOPPING, SUSPENDED
 from ._mailbox import MailboxQueue
@@ -138,8 +138,8 @@ class Cell(MailboxQueue):
     __slots__ = (
         "_children", "_deferred", "_env", "_failed", "_handled", "_handler", "_handler_scope", "_handling", "_leases",
         "_open_replies", "_restarts", "_scope", "_stash", "_stopped_lot", "_sys_waiter", "_timers", "_watchers",
-        "_watching", "actor_class", "backoff_count", "figures", "instance", "last_restart", "name", "parent", "ref",
-        "spec", "state", "system", "uid", "window",
+        "_watching", "actor_class", "backoff_count", "class_name", "figures", "instance", "last_restart", "name",
+        "parent", "ref", "spec", "state", "system", "uid", "window",
     )
 
     def __init__(self, system: ActorSystem, parent: Cell | None, name: str, spec: SpawnSpec, uid: int) -> None:
@@ -155,6 +155,8 @@ class Cell(MailboxQueue):
         factory = spec.factory
         self.actor_class: type | None = factory if isinstance(factory, type) else None
         """The class of the actor's instance once built (before that, the factory's if it is a class)."""
+        self.class_name = class_name(self.actor_class)
+        """Its ``module.QualifiedName``, for the statistics (named once, not at every read)."""
         self._handler: Callable[[Any], Any] | None = None
         self.state = STARTING
         self._children: dict[str, Any] | None = None
@@ -678,7 +680,9 @@ class Cell(MailboxQueue):
             raise stray_arguments(spec.factory, spec.args, spec.kwargs)
         instance._cell = self
         self.instance = instance
-        self.actor_class = instance.__class__
+        if instance.__class__ is not self.actor_class:
+            self.actor_class = instance.__class__
+            self.class_name = class_name(self.actor_class)
         self._handler = instance.receive
 
     async def _start_hook(self, error: BaseException | None) -> None:
@@ -1131,26 +1135,32 @@ class Cell(MailboxQueue):
 
     def statistics(self) -> ActorStatistics:
         """A frozen :class:`~runtime.ActorStatistics` of this actor now."""
-        now = self.system.now()
+        return from_row(self.statistics_row(self.system.now(), self.system.node_id))
+
+    def statistics_row(self, now: float, node: str) -> tuple[Any, ...]:
+        """This actor's figures now as a :data:`~runtime._figures.Row`: the numbers of an
+        :class:`~runtime.ActorStatistics` in its fields' order, captured without building one (``statistics()`` of
+        a large system calls this for every actor)."""
         figures = self.figures
+        arrivals = self._arrivals
         if figures:
-            lam, mu, rho, mean_len, mean_wait, in_system, sojourn = figures.rates(now, self._arrivals)
-            p50, p90, p99 = figures.percentiles()
+            lam, mu, rho, mean_len, mean_wait, in_system, sojourn = figures.rates(now, arrivals)
+            p50, p90, p99 = figures._percentiles or figures.percentiles()
         else:
             lam = mu = rho = mean_len = mean_wait = in_system = sojourn = p50 = p90 = p99 = 0.0
-        length = self.mailbox_length
-        by_state: dict[str, int] = {}
-        for child in self.children:
-            state = STATE_NAMES[child.state]
-            by_state[state] = by_state.get(state, 0) + 1
-        return ActorStatistics(
-            arrivals=self._arrivals, handled=self._handled, failed=self._failed, restarts=self._restarts,
-            # The run loop updates the peak as it takes messages: while the actor is busy, the queue may be
-            # longer than any length seen so far.
-            mailbox_length=length, peak_mailbox_length=max(self._peak, length), arrival_rate=lam, service_rate=mu,
-            utilization=rho, mean_queue_length=mean_len, mean_wait=mean_wait, mean_in_system=in_system,
-            mean_sojourn=sojourn,
-            handling_time_p50=p50, handling_time_p90=p90, handling_time_p99=p99,
-            state=STATE_NAMES[self.state], children=by_state,
-            restarts_in_window=0 if self.window is None else self.window.count(now), node=self.system.node_id,
-        )
+        q = self._queue
+        length = 0 if q is None else len(q)
+        peak = self._peak
+        by_state: dict[str, int] | None = None
+        children = self._children
+        if children:
+            by_state = {}
+            for child in children.values():
+                state = STATE_NAMES[child.state]
+                by_state[state] = by_state.get(state, 0) + 1
+        window = self.window
+        # The run loop updates the peak as it takes messages: while the actor is busy, the queue may be longer
+        # than any length seen so far.
+        return (arrivals, self._handled, self._failed, self._restarts, length, peak if peak > length else length,
+                lam, mu, rho, mean_len, mean_wait, p50, p90, p99, STATE_NAMES[self.state], by_state,
+                0 if window is None else window.count(now), node, in_system, sojourn, self.class_name)

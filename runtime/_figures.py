@@ -19,12 +19,15 @@ Figures cover a sliding window made of buckets; a bucket older than the window i
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
 
 import attrs
 
-__all__ = ["FIGURES_OFF", "ActorStatistics", "Figures", "Metrics", "SystemStatistics"]
+__all__ = ["FIGURES_OFF", "RANKABLE", "ActorStatistics", "ClassStatistics", "Figures", "Metrics", "Row",
+           "StatisticsRows", "SystemStatistics", "class_name", "from_row"]
 
 
 @attrs.frozen
@@ -97,6 +100,136 @@ class ActorStatistics:
     """L: time-averaged number of messages waiting or in service over the window."""
     mean_sojourn: float = 0.0
     """W: mean seconds from enqueue to the end of handling over the window."""
+    actor_class: str = ""
+    """The actor's class, as ``module.QualifiedName`` (empty if unknown)."""
+
+
+_FIELDS: Final = tuple(field.name for field in attrs.fields(ActorStatistics))
+_INDEX: Final = {name: index for index, name in enumerate(_FIELDS)}
+RANKABLE: Final = frozenset(
+    field.name for field in attrs.fields(ActorStatistics) if field.type in (int, float, "int", "float"))
+"""The figures actors can be ranked by (``statistics(by=...)``, :meth:`SystemStatistics.top`)."""
+_CLASS = _INDEX["actor_class"]
+_CHILDREN = _INDEX["children"]
+
+
+def class_name(cls: type | None) -> str:
+    """``module.QualifiedName`` of an actor class, as :attr:`ActorStatistics.actor_class` shows it."""
+    return "" if cls is None else f"{cls.__module__}.{cls.__qualname__}"
+
+
+Row = tuple[Any, ...]
+"""An actor's figures as captured: the values of :class:`ActorStatistics`' fields in their order, except that
+``children`` is ``None`` rather than an empty dict for an actor without children. Rows are many, so they hold only
+numbers, strings and ``None``: Python's garbage collector then stops tracking them after its first look, and a
+snapshot of a large system does not make later collections longer."""
+
+
+class StatisticsRows(Mapping[str, ActorStatistics]):
+    """The actors of a :class:`SystemStatistics`: a read-only mapping of path to :class:`ActorStatistics`.
+
+    Every number is captured when the snapshot is taken (a tuple an actor), and an :class:`ActorStatistics` is
+    built from them the first time it is looked up: the values are those of the moment of the snapshot whenever
+    they are read, but a snapshot of 100k actors of which a dashboard reads ten builds ten. Aggregates
+    (:meth:`SystemStatistics.by_class`) and rankings (:meth:`SystemStatistics.top`) read the captured numbers
+    and build nothing.
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: dict[str, Row | ActorStatistics]) -> None:
+        self._rows = rows
+
+    def __getitem__(self, path: str) -> ActorStatistics:
+        value = self._rows[path]
+        if isinstance(value, tuple):
+            value = self._rows[path] = from_row(value)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._rows
+
+    def rows(self) -> Iterator[tuple[str, Row]]:
+        """``(path, row)`` for every actor, without building :class:`ActorStatistics` (see :data:`Row`)."""
+        for path, value in self._rows.items():
+            yield path, value if isinstance(value, tuple) else _as_row(value)
+
+    def __repr__(self) -> str:
+        return f"<StatisticsRows of {len(self._rows)} actors>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return dict, (dict(self.items()),)
+
+
+def from_row(row: Row) -> ActorStatistics:
+    """The :class:`ActorStatistics` of a captured :data:`Row` (whose children are ``None`` for none)."""
+    children = row[_CHILDREN]
+    if children is None:
+        row = (*row[:_CHILDREN], {}, *row[_CHILDREN + 1:])
+    return ActorStatistics(*row)
+
+
+def _as_row(stats: ActorStatistics) -> Row:
+    """The row of an :class:`ActorStatistics` already built."""
+    return tuple(getattr(stats, name) for name in _FIELDS)
+
+
+def _rows(actors: Mapping[str, ActorStatistics]) -> Iterator[tuple[str, Row]]:
+    if isinstance(actors, StatisticsRows):
+        return actors.rows()
+    return ((path, _as_row(stats)) for path, stats in actors.items())
+
+
+@attrs.frozen
+class ClassStatistics:
+    """The figures of all the live actors of one class on one node (:meth:`SystemStatistics.by_class`).
+
+    Counts and lengths are sums over those actors; λ, Lq and L are sums too (the class seen as one queueing
+    system), so Little's law holds on the class as on each actor: the waits are λ-weighted means.
+    """
+
+    actor_class: str
+    """``module.QualifiedName``."""
+    node: str
+    """The node they run on."""
+    actors: int
+    """How many there are."""
+    arrivals: int
+    """Messages queued for them since each was spawned (actors that stopped no longer count)."""
+    handled: int
+    """Messages they handled without an exception."""
+    failed: int
+    """Messages whose handling raised."""
+    restarts: int
+    """Restarts of these actors."""
+    mailbox_length: int
+    """Messages queued now, all of them."""
+    max_mailbox_length: int
+    """The longest mailbox among them now."""
+    arrival_rate: float
+    """Σλ: messages queued per second over the window."""
+    max_utilization: float
+    """The largest ρ among them."""
+    mean_queue_length: float
+    """ΣLq: time-averaged number of messages waiting."""
+    mean_in_system: float
+    """ΣL: time-averaged number of messages waiting or in service."""
+    mean_wait: float
+    """Wq averaged over their messages (weighted by λ)."""
+    mean_sojourn: float
+    """W averaged over their messages (weighted by λ)."""
+
+
+_ARRIVALS, _HANDLED, _FAILED, _RESTARTS, _LENGTH = (_INDEX[name] for name in (
+    "arrivals", "handled", "failed", "restarts", "mailbox_length"))
+_LAMBDA, _RHO, _LQ, _WQ, _L, _W, _NODE = (_INDEX[name] for name in (
+    "arrival_rate", "utilization", "mean_queue_length", "mean_wait", "mean_in_system", "mean_sojourn", "node"))
 
 
 @attrs.frozen
@@ -109,6 +242,67 @@ class SystemStatistics:
     """Each live actor's path mapped to its figures."""
     pending_asks: int = 0
     """Requests still waiting for an answer."""
+
+    def top(self, k: int, by: str = "mailbox_length") -> SystemStatistics:
+        """The same snapshot keeping only the ``k`` actors with the largest ``by`` figure, largest first."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"top({k!r}): k must be an int of at least 1")
+        if by not in RANKABLE:
+            raise ValueError(f"top(by={by!r}): by must be one of {', '.join(sorted(RANKABLE))}")
+        if len(self.actors) <= k:
+            return self
+        index = _INDEX[by]
+        ranked = heapq.nlargest(k, _rows(self.actors), key=lambda item: item[1][index])
+        if isinstance(self.actors, StatisticsRows):
+            actors: Mapping[str, ActorStatistics] = StatisticsRows(dict(ranked))
+        else:
+            actors = {path: self.actors[path] for path, _ in ranked}
+        return attrs.evolve(self, actors=actors)
+
+    def matching(self, text: str) -> SystemStatistics:
+        """The same snapshot keeping only the actors whose path contains ``text``."""
+        if isinstance(self.actors, StatisticsRows):
+            actors: Mapping[str, ActorStatistics] = StatisticsRows(
+                {path: row for path, row in self.actors.rows() if text in path})
+        else:
+            actors = {path: stats for path, stats in self.actors.items() if text in path}
+        return attrs.evolve(self, actors=actors)
+
+    def by_class(self) -> dict[tuple[str, str], ClassStatistics]:
+        """The actors' figures summed by ``(class, node)`` (see :class:`ClassStatistics`), built from the numbers
+        the snapshot captured: cheap even when it holds every actor of a large system."""
+        sums: dict[tuple[str, str], list[Any]] = {}
+        for _, row in _rows(self.actors):
+            key = (row[_CLASS], row[_NODE])
+            acc = sums.get(key)
+            if acc is None:
+                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+            lam = row[_LAMBDA]
+            acc[0] += 1
+            acc[1] += row[_ARRIVALS]
+            acc[2] += row[_HANDLED]
+            acc[3] += row[_FAILED]
+            acc[4] += row[_RESTARTS]
+            length = row[_LENGTH]
+            acc[5] += length
+            if length > acc[6]:
+                acc[6] = length
+            acc[7] += lam
+            if row[_RHO] > acc[8]:
+                acc[8] = row[_RHO]
+            acc[9] += row[_LQ]
+            acc[10] += row[_L]
+            acc[11] += lam * row[_WQ]
+            acc[12] += lam * row[_W]
+        result = {}
+        for (name, node), acc in sums.items():
+            lam = acc[7]
+            result[name, node] = ClassStatistics(
+                actor_class=name, node=node, actors=acc[0], arrivals=acc[1], handled=acc[2], failed=acc[3],
+                restarts=acc[4], mailbox_length=acc[5], max_mailbox_length=acc[6], arrival_rate=lam,
+                max_utilization=acc[8], mean_queue_length=acc[9], mean_in_system=acc[10],
+                mean_wait=acc[11] / lam if lam > 0 else 0.0, mean_sojourn=acc[12] / lam if lam > 0 else 0.0)
+        return result
 
 
 class _Off:
@@ -139,23 +333,39 @@ class _Bucket:
         self.service_n = 0
 
 
+_ZEROS: Final = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
 class Figures:
     """The sampled measurements of one actor, kept in window buckets. Created when it is first sent a message.
+
+    Besides the buckets it keeps their running sums: a sample is added to its bucket and to the sums, and a
+    bucket that leaves the window (noticed by the next sample, or by the next read) is subtracted from them. So
+    :meth:`rates` costs the same whatever the window's shape: ``statistics()`` of a large system reads sums, it
+    does not add buckets up.
 
     An actor whose mailbox stays empty for a whole window is *parked*: the metrics tick stops visiting it (so
     a system with many quiet actors costs the tick nothing for them) and it drops its empty mailbox queue. When
     it is scheduled again it resumes, and the idle stretch counts as zero-length samples, so λ and L stay right.
     """
 
-    __slots__ = ("_buckets", "_span", "_tick", "_window", "active", "idle_ticks", "parked_at", "recent_service",
-                 "ticked_arrivals")
+    __slots__ = ("_buckets", "_busy_n", "_horizon", "_len_n", "_len_sum", "_percentiles", "_service_n", "_service_sum",
+                 "_span", "_tick", "_wait_n", "_wait_sum", "_window", "active", "idle_ticks", "parked_at",
+                 "recent_service", "ticked_arrivals")
 
     def __init__(self, now: float, arrivals: int, metrics: Metrics) -> None:
         self._window = metrics.window
         self._span = metrics.window / metrics.buckets
+        self._horizon = self._window + self._span
+        """A bucket that started longer ago than this has left the window."""
         self._tick = metrics.tick
         self._buckets: deque[_Bucket] = deque([_Bucket(now, arrivals)])
+        # The sums of the buckets' fields (see the class docstring).
+        self._len_sum = self._len_n = self._busy_n = self._wait_n = self._service_n = 0
+        self._wait_sum = self._service_sum = 0.0
         self.recent_service: deque[float] = deque(maxlen=256)
+        self._percentiles: tuple[float, float, float] | None = (0.0, 0.0, 0.0)
+        """The percentiles of ``recent_service``; ``None`` once a sample has changed it."""
         self.active = True
         """Whether the metrics tick visits this actor (False once parked)."""
         self.idle_ticks = 0
@@ -180,19 +390,38 @@ class Figures:
         if idle > 0:
             bucket = _Bucket(now - idle, arrivals)
             bucket.len_n = int(idle / self._tick)
+            self._expire(now)
             self._buckets.append(bucket)
+            self._len_n += bucket.len_n
         self.active = True
         self.idle_ticks = 0
         self.ticked_arrivals = arrivals
 
+    def _expire(self, now: float) -> None:
+        """Drop the buckets that have left the window ending at ``now``, and take them out of the sums."""
+        buckets = self._buckets
+        oldest = now - self._horizon
+        while buckets and buckets[0].start < oldest:
+            b = buckets.popleft()
+            self._len_sum -= b.len_sum
+            self._len_n -= b.len_n
+            self._busy_n -= b.busy_n
+            self._wait_sum -= b.wait_sum
+            self._wait_n -= b.wait_n
+            self._service_sum -= b.service_sum
+            self._service_n -= b.service_n
+        if not buckets:  # exact zeros, whatever rounding the subtractions left in the float sums
+            self._wait_sum = self._service_sum = 0.0
+
     def _current(self, now: float, arrivals: int) -> _Bucket:
         buckets = self._buckets
-        last = buckets[-1]
-        if now - last.start >= self._span:
-            last = _Bucket(now, arrivals)
-            buckets.append(last)
-            while now - buckets[0].start > self._window + self._span:
-                buckets.popleft()
+        if buckets:
+            last = buckets[-1]
+            if now - last.start < self._span:
+                return last
+        last = _Bucket(now, arrivals)
+        buckets.append(last)
+        self._expire(now)
         return last
 
     def sample_length(self, now: float, length: int, busy: bool, arrivals: int) -> None:
@@ -200,8 +429,11 @@ class Figures:
         bucket = self._current(now, arrivals)
         bucket.len_sum += length
         bucket.len_n += 1
+        self._len_sum += length
+        self._len_n += 1
         if busy:
             bucket.busy_n += 1
+            self._busy_n += 1
 
     def add_sample(self, stamp: tuple[float, int], started: float, finished: float, arrivals: int) -> None:
         """Record one sampled message: its wait (queued to started) and its handling time (started to finished),
@@ -211,48 +443,62 @@ class Figures:
         """
         queued, weight = stamp
         bucket = self._current(finished, arrivals)
-        bucket.wait_sum += weight * (started - queued)
+        wait = weight * (started - queued)
+        bucket.wait_sum += wait
         bucket.wait_n += weight
+        self._wait_sum += wait
+        self._wait_n += weight
         seconds = finished - started
-        bucket.service_sum += weight * seconds
+        service = weight * seconds
+        bucket.service_sum += service
         bucket.service_n += weight
+        self._service_sum += service
+        self._service_n += weight
         self.recent_service.append(seconds)
+        self._percentiles = None
 
     def rates(self, now: float, arrivals: int) -> tuple[float, float, float, float, float, float, float]:
-        """``(λ, μ, ρ, Lq, Wq, L, W)`` over the window ending at ``now``."""
-        oldest = now - self._window - self._span
-        first: _Bucket | None = None
-        service_sum = wait_sum = 0.0
-        service_n = wait_n = len_sum = len_n = busy_n = 0
-        for b in self._buckets:  # one pass: statistics() runs this for every actor of a system
-            if b.start < oldest:
-                continue
-            if first is None:
-                first = b
-            service_sum += b.service_sum
-            service_n += b.service_n
-            wait_sum += b.wait_sum
-            wait_n += b.wait_n
-            len_sum += b.len_sum
-            len_n += b.len_n
-            busy_n += b.busy_n
-        if first is None:
-            return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        """``(λ, μ, ρ, Lq, Wq, L, W)`` over the window ending at ``now``: a read of the running sums."""
+        buckets = self._buckets
+        if not buckets:
+            return _ZEROS
+        first = buckets[0]
+        if first.start < now - self._horizon:
+            self._expire(now)
+            if not buckets:
+                return _ZEROS
+            first = buckets[0]
         span = now - first.start
         lam = (arrivals - first.arrivals0) / span if span > 0 else 0.0
-        mu = service_n / service_sum if service_sum > 0 else 0.0
+        service_sum = self._service_sum
+        mu = self._service_n / service_sum if service_sum > 0 else 0.0
         rho = lam / mu if mu > 0 else 0.0
-        waiting = len_sum / len_n if len_n else 0.0
-        in_system = (len_sum + busy_n) / len_n if len_n else 0.0
-        wait = wait_sum / wait_n if wait_n else 0.0
-        # The sampled messages' sojourns are their waits plus their handling times (both summed over the same ones).
-        sojourn = (wait_sum + service_sum) / wait_n if wait_n else 0.0
+        len_n = self._len_n
+        if len_n:
+            waiting = self._len_sum / len_n
+            in_system = (self._len_sum + self._busy_n) / len_n
+        else:
+            waiting = in_system = 0.0
+        wait_n = self._wait_n
+        if wait_n:
+            wait = self._wait_sum / wait_n
+            # The sampled messages' sojourns are their waits plus their handling times (summed over the same ones).
+            sojourn = (self._wait_sum + service_sum) / wait_n
+        else:
+            wait = sojourn = 0.0
         return lam, mu, rho, waiting, wait, in_system, sojourn
 
     def percentiles(self) -> tuple[float, float, float]:
-        """Handling-time p50, p90 and p99 of the recent sampled messages."""
+        """Handling-time p50, p90 and p99 of the recent sampled messages (sorted again only after a new sample)."""
+        cached = self._percentiles
+        if cached is not None:
+            return cached
         data = sorted(self.recent_service)
         if not data:
-            return 0.0, 0.0, 0.0
-        last = len(data) - 1
-        return tuple(data[min(last, int(q * len(data)))] for q in (0.5, 0.9, 0.99))  # type: ignore[return-value]
+            cached = (0.0, 0.0, 0.0)
+        else:
+            last = len(data) - 1
+            n = len(data)
+            cached = (data[min(last, n // 2)], data[min(last, int(0.9 * n))], data[min(last, int(0.99 * n))])
+        self._percentiles = cached
+        return cached

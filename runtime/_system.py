@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import heapq
+import contextlib
+import gc
 import itertools
 import logging
 import os
 import random
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, TypeVar
 
-import attrs
 import trio
 
 from ._address import Address
@@ -24,9 +24,9 @@ from ._dispatcher import Dispatcher, current_actor, current_system
 from ._envelope import Stop
 from ._events import EventStream
 from ._exceptions import ActorFailed
-from ._figures import FIGURES_OFF, ActorStatistics, Figures, Metrics, SystemStatistics
+from ._figures import FIGURES_OFF, RANKABLE, Figures, Metrics, StatisticsRows, SystemStatistics
 from ._futures import Correlations, Future
-from ._lifecycle import RUNNING, STOPPING
+from ._lifecycle import RUNNING, STOPPED, STOPPING
 from ._link import Link
 from ._mailbox import UNBOUNDED, Mailbox
 from ._messages import DeadLetter, LifecycleEvent, LifecycleKind
@@ -55,9 +55,9 @@ class _Guardian(ActorBase):
         raise TypeError(f"the root of the actor tree takes no messages; got {show(message)}")
 
 
-_RANKABLE: Final = frozenset(
-    field.name for field in attrs.fields(ActorStatistics) if field.type in (int, float, "int", "float"))
-"""The figures ``statistics(by=...)`` can rank actors by."""
+STATISTICS_SLICE: Final = 500
+"""Actors :meth:`ActorSystem.gather_statistics` reads, and the metrics tick samples, between two checkpoints
+(a few milliseconds of work)."""
 
 
 _QueueConsumer = Callable[["ActorSystem", ActorRef, int], AbstractAsyncContextManager[AsyncIterator[Any]]]
@@ -404,37 +404,84 @@ class ActorSystem:
         """
         if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
             raise ValueError(f"statistics(top={top!r}): top must be an int of at least 1")
-        if by not in _RANKABLE:
-            raise ValueError(f"statistics(by={by!r}): by must be one of {', '.join(sorted(_RANKABLE))}")
+        if by not in RANKABLE:
+            raise ValueError(f"statistics(by={by!r}): by must be one of {', '.join(sorted(RANKABLE))}")
+        path = self._statistics_path(path)
+        now, node = self.now(), self.node_id
+        with _collector_paused():
+            rows: dict[str, Any] = {at: cell.statistics_row(now, node) for at, cell in self._cells(path)}
+        stats = self._snapshot(path, rows)
+        return stats if top is None else stats.top(top, by)
+
+    async def gather_statistics(self, path: str | ActorRef | None = None) -> SystemStatistics:
+        """:meth:`statistics` read in slices, with a checkpoint every ``STATISTICS_SLICE`` actors, so that a
+        large system keeps handling messages while it is read (the metrics endpoint reads it this way).
+
+        Each actor's figures are of one instant, as in :meth:`statistics`; different actors' are of instants up
+        to the whole read apart, as on any scrape. An actor that stops during the read is left out, one spawned
+        during it may be. Cancelling it abandons the read; nothing else is affected.
+        """
+        path = self._statistics_path(path)
+        node = self.node_id
+        rows: dict[str, Any] = {}
+        cells = self._cells(path)
+        taken = STATISTICS_SLICE
+        while taken == STATISTICS_SLICE:
+            now = self.now()
+            taken = 0
+            with _collector_paused():
+                for at, cell in itertools.islice(cells, STATISTICS_SLICE):
+                    taken += 1
+                    if cell.state != STOPPED:  # else it stopped since the walk reached its parent
+                        rows[at] = cell.statistics_row(now, node)
+            await trio.lowlevel.checkpoint()
+        return self._snapshot(path, rows)
+
+    def _statistics_path(self, path: str | ActorRef | None) -> str | None:
         if isinstance(path, ActorRef):
-            path = path.path
-        elif path is not None and not isinstance(path, str):
+            return path.path
+        if path is not None and not isinstance(path, str):
             raise TypeError(f"statistics(path={path!r}) takes a path or an ActorRef")
-        actors: dict[str, Any] = {}
+        return path
+
+    def _cells(self, path: str | None) -> Iterator[tuple[str, Cell]]:
+        """``(path, cell)`` of the live local actors at and under ``path`` (all of them for ``None``), depth
+        first in start order. Children are listed when their parent is reached."""
         if path is None:
             roots: list[Any] = self._guardian.children if self._guardian is not None else []
-            stack = [(cell, cell.name) for cell in reversed(roots)]
+            prefix = ""
         else:
             found = self._find(path) if path else None
-            stack = [(found, path)] if found is not None else []
-        while stack:  # depth first, in start order; paths are built on the way down, not from the root each time
-            cell, at = stack.pop()
+            roots = [] if found is None else [found]
+            prefix = path.rpartition("/")[0] + "/" if "/" in path else ""
+        # A stack of iterators over lists of siblings, each with its parent's path: nothing is built for a
+        # sibling before the walk reaches it (a system may have 100k top-level actors).
+        stack: list[tuple[str, Iterator[Any]]] = [(prefix, iter(roots))]
+        while stack:
+            prefix, siblings = stack[-1]
+            cell = next(siblings, None)
+            if cell is None:
+                stack.pop()
+                continue
             if not isinstance(cell, Cell):  # a child on another node: its figures are kept there
                 continue
-            actors[at] = cell.statistics()
-            stack.extend((child, f"{at}/{child.name}") for child in reversed(cell.children))
+            at = prefix + cell.name
+            yield at, cell
+            children = cell._children
+            if children:
+                stack.append((at + "/", iter(list(children.values()))))
+
+    def _snapshot(self, path: str | None, rows: dict[str, Any]) -> SystemStatistics:
+        """The statistics of the local ``rows`` and of the actors under ``path`` on other nodes."""
         if self.cluster is not None:
             within = None if path is None else (path, path + "/")
             for figures in self.cluster.remote_statistics.values():
                 if within is None:
-                    actors.update(figures)
+                    rows.update(figures)
                 else:
-                    actors.update((key, value) for key, value in figures.items()
-                                  if key == within[0] or key.startswith(within[1]))
-        if top is not None and len(actors) > top:
-            ranked = heapq.nlargest(top, actors.items(), key=lambda item: getattr(item[1], by))
-            actors = dict(ranked)
-        return SystemStatistics(dead_letters=self._dead_letters, actors=actors,
+                    rows.update((key, value) for key, value in figures.items()
+                                if key == within[0] or key.startswith(within[1]))
+        return SystemStatistics(dead_letters=self._dead_letters, actors=StatisticsRows(rows),
                                 pending_asks=len(self.correlations))
 
     def consume(self, queue: ActorRef, *, prefetch: int = 10) -> AbstractAsyncContextManager[AsyncIterator[Any]]:
@@ -609,10 +656,34 @@ class ActorSystem:
             # overstates L for actors that are nearly always idle. Two passes let such chains settle first.
             await trio.lowlevel.checkpoint()
             await trio.lowlevel.checkpoint()
-            now = self.now()
-            for cell in list(measured):
-                if not cell.sample_figures(now):
-                    measured.discard(cell)
+            # In slices, so that a tick over many busy actors never holds the loop for long: each slice samples at
+            # its own instant (the time averages need a length at about every tick, not all at one instant).
+            cells = list(measured)
+            for start in range(0, len(cells), STATISTICS_SLICE):
+                if start:
+                    await trio.lowlevel.checkpoint()
+                now = self.now()
+                for cell in cells[start:start + STATISTICS_SLICE]:
+                    if cell in measured and not cell.sample_figures(now):  # (it may have stopped meanwhile)
+                        measured.discard(cell)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Keep Python's cyclic garbage collector from running in the block, if it was on.
+
+    A snapshot keeps a tuple for each actor: in a large system those allocations would start collections that
+    traverse the whole heap (every actor) to find no garbage, multiplying what ``statistics()`` costs. The block
+    runs no user code and never yields to trio, so the collector is off for that long only.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 _MAX_NAME = 100

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,7 +33,7 @@ from rich.console import Console
 
 from actors import ActorStatistics, SystemStatistics
 from actors._metrics import StatisticsCollector
-from actors._top import Snapshot, TopError, parse_metrics, render, watch
+from actors._top import TREE, Snapshot, TopError, View, parse_keys, parse_metrics, render, watch
 from actors.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +41,22 @@ WAIT = 10.0
 """Seconds any one wait on a subprocess may take before the test fails."""
 
 SERVICES = {
+    # Many actors, a few of them busy: for actors top in a terminal.
+    "many_service": """
+        import trio
+        from actors import Actor
+
+        class Idle(Actor):
+            async def receive(self, message):
+                await trio.sleep(3600)  # keeps the rest of its mailbox waiting
+
+        async def main(system):
+            refs = [await system.spawn(Idle, name=f"w{n:04}") for n in range(3000)]
+            for n in (7, 1234, 2999):
+                for _ in range(n % 50 + 2):
+                    refs[n].tell("job")
+            await trio.sleep_forever()
+    """,
     # A service that never finishes stopping: its on_stop hangs.
     "hang_service": """
         import trio
@@ -448,7 +467,8 @@ def figures(*, mailbox: int = 0, utilization: float = 0.1, state: str = "running
             restarts: int = 0) -> ActorStatistics:
     return ActorStatistics(arrivals=100, handled=90, failed=1, restarts=restarts, mailbox_length=mailbox,
                            peak_mailbox_length=12, arrival_rate=25.0, service_rate=25.0 / utilization,
-                           utilization=utilization, mean_queue_length=1.5, mean_wait=0.0042, state=state)
+                           utilization=utilization, mean_queue_length=1.5, mean_wait=0.0042, state=state,
+                           mean_sojourn=0.0042 + 1 / (25.0 / utilization))
 
 
 def page(stats: SystemStatistics) -> str:
@@ -516,7 +536,7 @@ def test_top_highlights_saturated_actors_and_growing_mailboxes() -> None:
     assert "↑" not in line_with(second, "calm")  # same length as before
     assert "↑" not in line_with(second, " new ")  # no earlier length to compare with
     assert "mailbox growing" in second
-    assert "4.2ms" in line_with(second, "calm")
+    assert "8.2ms" in line_with(second, "calm")  # W: the wait and the handling time
 
 
 def test_top_live_says_when_the_url_is_dead_and_keeps_trying() -> None:
@@ -526,6 +546,150 @@ def test_top_live_says_when_the_url_is_dead_and_keeps_trying() -> None:
     output = console.file.getvalue()  # type: ignore[attr-defined]
     assert f"cannot reach {url}: " in output
     assert "retrying every 0.01s" in output
+
+
+def test_top_view_sorts_scrolls_and_filters_as_data() -> None:
+    stats = SystemStatistics(dead_letters=0, actors={
+        f"w{n}": figures(mailbox=n % 5, restarts=n % 3, utilization=0.01 * (n + 1)) for n in range(40)})
+    snapshot = parse_metrics(page(stats))
+    view = View()
+    assert view.query("http://h:1/metrics", 10) == "http://h:1/metrics?top=11&by=mailbox_length"
+    assert [row.mailbox_length for row in view.rows(snapshot, 3)] == [4, 4, 4]
+
+    view = view.key("r", rows=10, total=40)  # ρ, largest first
+    assert view is not None
+    assert view.sort == "utilization"
+    assert [row.path for row in view.rows(snapshot, 2)] == ["w39", "w38"]
+    view = view.key("pgdn", rows=10, total=40)
+    assert view is not None
+    assert view.offset == 10
+    assert view.query("http://h:1/metrics?x=1", 10) == "http://h:1/metrics?x=1&top=21&by=utilization"
+    assert [row.path for row in view.rows(snapshot, 2)] == ["w29", "w28"]
+    view = view.key("end", rows=10, total=40)
+    assert view is not None
+    assert view.offset == 30
+    view = view.key("down", rows=10, total=40)
+    assert view is not None
+    assert view.offset == 30  # not past the end
+    view = view.key(">", rows=10, total=40)  # the next column: W
+    assert view is not None
+    assert (view.sort, view.offset) == ("mean_sojourn", 0)
+
+    for key in ("/", "w", "3", "backspace", "1", "enter"):
+        view = view.key(key, rows=10, total=40)
+        assert view is not None
+    assert (view.filter, view.editing) == ("w1", None)
+    assert "&match=w1" in view.query("http://h:1/metrics", 10)
+    assert {row.path for row in view.rows(snapshot, 40)} == {"w1", *(f"w1{n}" for n in range(10))}
+    view = view.key("esc", rows=10, total=40)
+    assert view is not None
+    assert view.filter == ""
+    view = view.key("t", rows=10, total=40)
+    assert view is not None
+    assert view.sort == TREE
+    assert view.query("http://h:1/metrics", 5) == "http://h:1/metrics?top=6&by=mailbox_length"
+    assert view.key("q", rows=10, total=40) is None
+
+    assert parse_keys(b"\x1b[Ar\x1b[6~/\xc3\xa9\r\x1b[99zq") == ["up", "r", "pgdn", "/", "é", "enter", "q"]
+
+
+def test_top_shows_a_lost_system_as_disconnected_not_live() -> None:
+    snapshot = parse_metrics(page(SystemStatistics(dead_letters=0, actors={"calm": figures(mailbox=3)})))
+    output = rendered_with(render(snapshot, view=View(), rows=5,
+                                  disconnected="since 12:00:01: cannot reach it"))
+    assert "DISCONNECTED since 12:00:01: cannot reach it" in output
+    assert "calm" in output
+
+
+def rendered_with(table: object) -> str:
+    console = Console(file=io.StringIO(), width=160, force_terminal=False)
+    console.print(table)
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(output, str)
+    return output
+
+
+class Tmux:
+    """A tmux server of our own (its own socket), one window of a fixed size running one command."""
+
+    def __init__(self, command: list[str], *, width: int = 140, height: int = 30) -> None:
+        self.socket = f"actors-top-{os.getpid()}-{time.monotonic_ns()}"
+        # Without LINES and COLUMNS from our environment, which would override the window's size.
+        command = ["env", "-u", "LINES", "-u", "COLUMNS", *command]
+        self.run("new-session", "-d", "-s", "top", "-x", str(width), "-y", str(height), shlex.join(command))
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=WAIT,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "top")
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", "-t", "top", *keys)
+
+    def wait_for(self, text: str) -> str:
+        """The screen once it shows ``text``, within :data:`WAIT` seconds."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the screen never showed {text!r}:\n{screen}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=WAIT, check=False)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (CI installs it)")
+def test_top_in_a_real_terminal_sorts_scrolls_filters_and_sees_the_system_go(services: Path) -> None:
+    with Running("run", "many_service:main", "--metrics-port", "0", "--name", "many", cwd=services) as service:
+        url = service.wait_for("metrics at").split("metrics at ")[1].strip()
+        wait_for_page(url, service.process)
+        tmux = Tmux([sys.executable, "-m", "actors.cli", "top", "--url", url, "--interval", "0.3"])
+        try:
+            screen = tmux.wait_for("rows 1-20 of 3,000 (3,000 actors)")
+            first = [line for line in screen.splitlines() if line.strip().startswith("w")]
+            assert first[0].split()[0] == "w2999"  # the longest mailbox first: 2999 % 50 + 2 - 1 = 50 queued
+            assert "mailbox ▼" in screen
+            assert len(first) == 30 - 10  # as many rows as fit, no more
+
+            tmux.keys("PageDown")
+            screen = tmux.wait_for("rows 21-40 of 3,000")
+            assert "w2999" not in screen
+
+            tmux.keys("Home", "t")  # tree order
+            screen = tmux.wait_for("actor ▲")
+            rows = [line.split()[0] for line in screen.splitlines() if line.strip().startswith("w")]
+            assert rows == sorted(rows)
+
+            tmux.keys("/", "w123", "Enter")
+            screen = tmux.wait_for("matching 'w123'")
+            rows = [line.split()[0] for line in screen.splitlines() if line.strip().startswith("w")]
+            assert rows
+            assert all("w123" in row for row in rows)
+            assert "rows 1-10 of 10 matching 'w123' (3,000 actors)" in screen  # w1230 to w1239
+
+            tmux.keys("Escape", "x")  # no filter, by restarts
+            tmux.wait_for("restarts ▼")
+
+            service.process.kill()  # the system goes away
+            service.process.wait(WAIT)
+            screen = tmux.wait_for("DISCONNECTED since")
+            assert "the figures below are the last ones received" in screen
+
+            tmux.keys("q")
+            deadline = time.monotonic() + WAIT
+            while "top" in subprocess.run(["tmux", "-L", tmux.socket, "list-sessions"], capture_output=True,
+                                          text=True, timeout=WAIT, check=False).stdout:
+                assert time.monotonic() < deadline, "q did not quit"
+                time.sleep(0.05)
+        finally:
+            tmux.close()
 
 
 # -- bench ---------------------------------------------------------------------------------------------------
@@ -644,3 +808,21 @@ def test_run_with_workers_starts_them_and_stops_them_with_the_service() -> None:
     assert status == 0, stderr
     assert 'actors_node_info{actor="ticker"' in page
     assert stderr.strip().splitlines()[-1].endswith("system 'service' stopped cleanly")
+
+
+def test_run_metrics_top_sets_how_many_actors_the_page_lists(services: Path) -> None:
+    with Running("run", "many_service:main", "--metrics-port", "0", "--metrics-top", "5",
+                 cwd=services) as service:
+        url = service.wait_for("metrics at").split("metrics at ")[1].strip()
+        wait_for_page(url, service.process)
+        deadline = time.monotonic() + WAIT
+        while "actors_live_actors 3000.0" not in (text := get(url)):  # all spawned
+            assert time.monotonic() < deadline, text[-500:]
+            time.sleep(0.05)
+        assert "actors_listed_actors 5.0" in text
+        assert len({line.split('"')[1] for line in text.splitlines()
+                    if line.startswith("actors_mailbox_length{")}) == 5
+        service.process.kill()
+    done = actors("run", "examples.service:main", "--metrics-top", "none")
+    assert done.returncode == 2
+    assert "expected a number of actors (1 or more) or 'all', got 'none'" in done.stderr

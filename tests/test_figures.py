@@ -232,3 +232,146 @@ async def test_statistics_of_a_subtree_and_the_top_k(autojump_clock: trio.testin
             system.statistics(top=0)
         with pytest.raises(TypeError, match=r"statistics\(path=3\) takes a path or an ActorRef"):
             system.statistics(3)  # type: ignore[arg-type]
+
+
+def test_running_sums_match_the_buckets_as_they_expire() -> None:
+    from runtime._figures import Figures
+
+    rng = random.Random(7)
+    metrics = Metrics(window=10.0, buckets=5, tick=0.25)
+    figures = Figures(0.0, 0, metrics)
+    now, arrivals = 0.0, 0
+    for _ in range(3000):
+        now += rng.expovariate(20.0) if rng.random() < 0.95 else rng.uniform(5.0, 15.0)  # now and then a gap
+        arrivals += 1
+        if rng.random() < 0.5:
+            figures.sample_length(now, rng.randrange(5), rng.random() < 0.5, arrivals)
+        else:
+            started = now + rng.random() / 100
+            figures.add_sample((now, rng.choice((1, 2, 4))), started, started + rng.random() / 50, arrivals)
+        if rng.random() < 0.1:
+            later = now + rng.uniform(0.0, 12.0)
+            buckets = [b for b in figures._buckets if b.start >= later - metrics.window - metrics.window / 5]
+            lam, mu, _rho, lq, wq, big_l, w = figures.rates(later, arrivals)
+            if not buckets:
+                assert (lam, mu, lq, wq, big_l, w) == (0.0,) * 6
+                continue
+            service_sum = sum(b.service_sum for b in buckets)
+            len_n = sum(b.len_n for b in buckets)
+            wait_n = sum(b.wait_n for b in buckets)
+            assert lam == pytest.approx((arrivals - buckets[0].arrivals0) / (later - buckets[0].start))
+            assert mu == pytest.approx(sum(b.service_n for b in buckets) / service_sum if service_sum else 0.0)
+            assert lq == pytest.approx(sum(b.len_sum for b in buckets) / len_n if len_n else 0.0)
+            assert big_l == pytest.approx(sum(b.len_sum + b.busy_n for b in buckets) / len_n if len_n else 0.0)
+            assert wq == pytest.approx(sum(b.wait_sum for b in buckets) / wait_n if wait_n else 0.0)
+            assert w == pytest.approx(sum(b.wait_sum + b.service_sum for b in buckets) / wait_n if wait_n else 0.0)
+
+
+async def test_a_snapshot_keeps_its_moment_and_builds_figures_only_when_read(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with ActorSystem() as system:
+        servers = [await system.spawn(Server, name=f"s{n}") for n in range(5)]
+        for n, server in enumerate(servers):
+            for _ in range(n):
+                server.tell(1.0)
+        await trio.testing.wait_all_tasks_blocked()
+        stats = system.statistics()
+        rows = stats.actors._rows  # type: ignore[attr-defined]
+        assert all(isinstance(row, tuple) for row in rows.values())
+        await trio.sleep(10.0)  # every mailbox drains: the snapshot still says what it saw
+        assert stats.actors["s4"].mailbox_length == 3
+        assert stats.actors["s4"] is stats.actors["s4"]  # built once
+        assert sum(isinstance(row, tuple) for row in rows.values()) == 4
+        assert stats.actors["s0"].children == {}
+        assert stats.actors["s0"].actor_class == f"{Server.__module__}.{Server.__qualname__}"
+        assert stats.actors == {path: system_stats for path, system_stats in stats.actors.items()}
+        assert system.statistics().actors["s4"].mailbox_length == 0
+
+        top = stats.top(2, by="mailbox_length")
+        assert list(top.actors) == ["s4", "s3"]
+        assert stats.top(10) is stats
+        assert list(stats.matching("s1").actors) == ["s1"]
+        with pytest.raises(ValueError, match=r"by must be one of"):
+            stats.top(1, by="colour")
+        with pytest.raises(ValueError, match=r"top\(0\): k must be an int of at least 1"):
+            stats.top(0)
+
+
+async def test_class_aggregates_sum_the_actors_and_keep_little_law(autojump_clock: trio.testing.MockClock) -> None:
+    class Other(Actor):
+        async def receive(self, message: Any) -> Any:
+            return None
+
+    rng = random.Random(3)
+    async with ActorSystem(metrics=Metrics(window=400.0, sample_every=1)) as system:
+        servers = [await system.spawn(Server, name=f"s{n}") for n in range(3)]
+        other = await system.spawn(Other, name="other")
+        start = trio.current_time()
+        while trio.current_time() - start < 400.0:
+            await trio.sleep(rng.expovariate(3.0))
+            rng.choice(servers).tell(rng.expovariate(4.0))
+            other.tell("x")
+        stats = system.statistics()
+    classes = stats.by_class()
+    server_class = classes[f"{Server.__module__}.{Server.__qualname__}", system.node_id]
+    each = [stats.actors[f"s{n}"] for n in range(3)]
+    assert server_class.actors == 3
+    assert server_class.arrivals == sum(s.arrivals for s in each)
+    assert server_class.mailbox_length == sum(s.mailbox_length for s in each)
+    assert server_class.arrival_rate == pytest.approx(sum(s.arrival_rate for s in each))
+    assert server_class.max_utilization == max(s.utilization for s in each)
+    assert server_class.mean_in_system == pytest.approx(sum(s.mean_in_system for s in each))
+    # Little's law on the class: ΣL = Σλ · W(class), to the sampling noise it has on each actor.
+    assert server_class.mean_in_system == pytest.approx(server_class.arrival_rate * server_class.mean_sojourn,
+                                                        rel=0.15)
+    assert classes[f"{Other.__module__}.{Other.__qualname__}", system.node_id].actors == 1
+
+
+async def test_gather_statistics_reads_in_slices_and_can_be_cancelled(
+        autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    import runtime._system
+
+    class Parent(Actor):
+        async def on_start(self) -> None:
+            for n in range(4):
+                await self.spawn(Server, name=f"c{n}")
+
+        async def receive(self, message: Any) -> Any:
+            return None
+
+    monkeypatch.setattr(runtime._system, "STATISTICS_SLICE", 3)
+    async with ActorSystem() as system:
+        for n in range(5):
+            await system.spawn(Parent, name=f"p{n}")
+        await trio.testing.wait_all_tasks_blocked()
+        steps = 0
+
+        async def count_steps() -> None:
+            nonlocal steps
+            while True:
+                steps += 1
+                await trio.lowlevel.checkpoint()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(count_steps)
+            await trio.lowlevel.checkpoint()
+            steps = 0
+            gathered = await system.gather_statistics()
+            assert steps >= 25 // 3  # another task ran between the slices
+            nursery.cancel_scope.cancel()
+        assert list(gathered.actors) == list(system.statistics().actors)  # same actors, same (tree) order
+        assert gathered.actors["p1/c2"] == system.statistics().actors["p1/c2"]
+        assert list(system.statistics("p2").actors) == ["p2", "p2/c0", "p2/c1", "p2/c2", "p2/c3"]
+        assert list((await system.gather_statistics("p2/c1")).actors) == ["p2/c1"]
+
+        # An actor that stops during the read is left out; cancelling a read midway leaves nothing behind.
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(system.stop, system.lookup("p4"))  # type: ignore[arg-type]
+            gathered = await system.gather_statistics()
+        assert "p4" not in system.statistics().actors
+        assert all(not path.startswith("p4/") or path in gathered.actors for path in gathered.actors)
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await system.gather_statistics()
+        assert scope.cancelled_caught
+        assert len(system.statistics().actors) == 4 * 5

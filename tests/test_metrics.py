@@ -15,8 +15,20 @@ from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_lates
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from actors import Actor, ActorStatistics, ActorSystem, Metrics, SystemStatistics
-from actors._metrics import _REQUEST_SECONDS, STATES, StatisticsCollector, _serve, metrics_registry, serve_metrics
+from actors import Actor, ActorStatistics, ActorSystem, ClassStatistics, Metrics, SystemStatistics
+from actors._metrics import (
+    _REQUEST_SECONDS,
+    STATES,
+    StatisticsCollector,
+    _Page,
+    _parse,
+    _render,
+    _Request,
+    _Selection,
+    _serve,
+    metrics_registry,
+    serve_metrics,
+)
 
 
 class Worker(Actor):
@@ -58,6 +70,21 @@ QUANTILES: dict[str, Callable[[ActorStatistics], float]] = {
     "0.9": lambda s: s.handling_time_p90,
     "0.99": lambda s: s.handling_time_p99,
 }
+CLASS_FIGURES: dict[str, Callable[[ClassStatistics], float]] = {
+    "actors_class_actors": lambda c: c.actors,
+    "actors_class_arrivals": lambda c: c.arrivals,
+    "actors_class_handled": lambda c: c.handled,
+    "actors_class_failed": lambda c: c.failed,
+    "actors_class_restarts": lambda c: c.restarts,
+    "actors_class_mailbox_length": lambda c: c.mailbox_length,
+    "actors_class_mailbox_max_length": lambda c: c.max_mailbox_length,
+    "actors_class_arrival_rate": lambda c: c.arrival_rate,
+    "actors_class_utilization_max": lambda c: c.max_utilization,
+    "actors_class_mean_queue_length": lambda c: c.mean_queue_length,
+    "actors_class_mean_in_system": lambda c: c.mean_in_system,
+    "actors_class_mean_wait_seconds": lambda c: c.mean_wait,
+    "actors_class_mean_sojourn_seconds": lambda c: c.mean_sojourn,
+}
 SYSTEM_SAMPLES = {"actors_dead_letters_total", "actors_pending_asks", "actors_live_actors", "actors_system_info"}
 
 
@@ -66,10 +93,18 @@ def samples(page: str) -> Iterator[Sample]:
         yield from family.samples
 
 
-def check_page_matches(page: str, stats: SystemStatistics, system: str, *, values: bool = True) -> None:
-    """Every figure of ``stats`` is on ``page`` with its exact value (or just present), and nothing else is."""
+def check_page_matches(page: str, stats: SystemStatistics, system: str, *, values: bool = True,
+                       listed: SystemStatistics | None = None) -> None:
+    """Every figure of ``stats`` is on ``page`` with its exact value (or just present), and nothing else is: the
+    aggregates by class of all of ``stats``, the per-actor figures of ``listed`` (default: all of ``stats``)."""
     expected: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
-    for path, figures in stats.actors.items():
+    for (cls, node), aggregate in stats.by_class().items():
+        for name, read_class in CLASS_FIGURES.items():
+            expected[name, frozenset({("class", cls), ("node", node)})] = float(read_class(aggregate))
+    listed = stats if listed is None else listed
+    expected["actors_listed_actors", frozenset()] = len(listed.actors)
+    expected["actors_selected_actors", frozenset()] = len(stats.actors)
+    for path, figures in listed.actors.items():
         for name, read in FIGURES.items():
             expected[name, frozenset({("actor", path)})] = float(read(figures))
         for quantile, read in QUANTILES.items():
@@ -272,17 +307,25 @@ async def test_serve_metrics_reports_a_port_in_use() -> None:
         await listeners[0].aclose()
 
 
-async def test_a_failing_render_answers_500() -> None:
-    def broken() -> SystemStatistics:
+async def test_a_failing_read_or_render_answers_500(caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(path: str | None) -> SystemStatistics:
         raise RuntimeError("figures unavailable")
 
-    registry = CollectorRegistry()
-    registry.register(StatisticsCollector(broken, system="x"))
-    from actors._metrics import _respond
-
-    response = _respond(registry, b"GET /metrics HTTP/1.1")
+    request = _parse(b"GET /metrics HTTP/1.1", _Selection())
+    assert isinstance(request, _Request)
+    response = await _Page(broken, "x").render(request)
     assert response.startswith(b"HTTP/1.1 500 ")
     assert b"figures unavailable" in response
+
+    def unrenderable() -> SystemStatistics:
+        raise RuntimeError("cannot say")
+
+    registry = CollectorRegistry()
+    registry.register(StatisticsCollector(unrenderable, system="x"))
+    response = _render(registry, request)
+    assert response.startswith(b"HTTP/1.1 500 ")
+    assert b"cannot say" in response
+    assert len([r for r in caplog.records if r.name == "actors"]) == 2
 
 
 def test_rates_are_finite_numbers_on_the_page() -> None:
@@ -337,10 +380,12 @@ def warnings(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
 
 def start_server(nursery: trio.Nursery, max_connections: int) -> MemoryListener:
     """Serve an empty system's page on a :class:`MemoryListener` in ``nursery``."""
-    registry = CollectorRegistry()
-    registry.register(StatisticsCollector(lambda: SystemStatistics(dead_letters=0, actors={}), system="memory"))
+    async def read(path: str | None) -> SystemStatistics:
+        await trio.lowlevel.checkpoint()
+        return SystemStatistics(dead_letters=0, actors={})
+
     listener = MemoryListener()
-    nursery.start_soon(partial(_serve, registry, [listener], max_connections=max_connections))
+    nursery.start_soon(partial(_serve, _Page(read, "memory"), [listener], max_connections=max_connections))
     return listener
 
 
@@ -475,3 +520,70 @@ async def test_serve_metrics_needs_room_for_one_connection() -> None:
     async with ActorSystem("none") as system, trio.open_nursery() as nursery:
         with pytest.raises(ValueError, match="max_connections must be at least 1, got 0"):
             await nursery.start(partial(serve_metrics, system, max_connections=0))
+
+
+async def test_the_page_lists_the_top_k_actors_and_aggregates_them_all() -> None:
+    async with ActorSystem("many") as system:
+        gate = trio.Event()
+
+        class Held(Actor):
+            async def receive(self, message: object) -> None:
+                await gate.wait()
+
+        for n in range(130):
+            ref = await system.spawn(Held, name=f"w{n}")
+            for _ in range(n % 7):
+                ref.tell("x")  # the first is being handled, the rest wait: n % 7 - 1 queued
+        await trio.testing.wait_all_tasks_blocked()
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(serve_metrics, system, "127.0.0.1", 0)
+            port = port_of(url)
+
+            async def page(query: str = "") -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+                status, _, body = await http(port, f"GET /metrics{query} HTTP/1.1\r\n\r\n".encode())
+                assert status == 200, body
+                return {(s.name, frozenset(s.labels.items())): s.value for s in samples(body.decode())}
+
+            def listed(found: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> dict[str, float]:
+                return {dict(labels)["actor"]: value for (name, labels), value in found.items()
+                        if name == "actors_mailbox_length"}
+
+            held = f"{Held.__module__}.{Held.__qualname__}"
+            found = await page()
+            assert len(listed(found)) == 100  # DEFAULT_TOP, the longest mailboxes
+            assert min(listed(found).values()) >= max(
+                n % 7 - 1 for n in range(130) if f"w{n}" not in listed(found))
+            assert found["actors_live_actors", frozenset()] == 130
+            assert found["actors_listed_actors", frozenset()] == 100
+            assert found["actors_class_actors", frozenset({("class", held), ("node", system.node_id)})] == 130
+            assert found["actors_class_mailbox_length", frozenset({("class", held), ("node", system.node_id)})] == \
+                sum(max(0, n % 7 - 1) for n in range(130))
+
+            found = await page("?top=3&by=mailbox_length")
+            assert set(listed(found).values()) == {5.0}
+            found = await page("?top=all")
+            assert len(listed(found)) == 130
+            found = await page("?match=w12&top=all")
+            assert set(listed(found)) == {"w12", *(f"w{n}" for n in range(120, 130))}
+            assert found["actors_selected_actors", frozenset()] == 11
+            assert found["actors_live_actors", frozenset()] == 130
+            found = await page("?path=w5")
+            assert set(listed(found)) == {"w5"}
+            assert found["actors_live_actors", frozenset()] == 1
+
+            for query, complaint in (("?top=0", b"top=0 must be an int of at least 1"),
+                                     ("?top=many", b"invalid literal"), ("?by=colour", b"by='colour' must be")):
+                status, _, body = await http(port, f"GET /metrics{query} HTTP/1.1\r\n\r\n".encode())
+                assert status == 400
+                assert complaint in body
+            gate.set()
+            nursery.cancel_scope.cancel()
+
+
+def test_collector_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="top=0 must be an int of at least 1, or None for every actor"):
+        StatisticsCollector(lambda: SystemStatistics(0, {}), top=0)
+    with pytest.raises(ValueError, match="by='colour' must be one of"):
+        StatisticsCollector(lambda: SystemStatistics(0, {}), by="colour")
+    assert repr(StatisticsCollector(lambda: SystemStatistics(0, {}), top=None)) == \
+        "<StatisticsCollector system='app' every actor>"

@@ -25,6 +25,7 @@ its inbox ahead of its own.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import hmac
 import json
@@ -43,7 +44,20 @@ from ._codec import check_secret, dump_batch, load_batch, split_batch
 from ._exceptions import AuthenticationFailed, LinkClosed, LinkError, NameTaken, SerializationError
 from ._remote import ANSWER, DELIVER
 from ._show import show
-from .amqp import AMQPError, Channel, Connection, Delivery, Properties, hide_password, open_connection
+from .amqp import (
+    AMQPError,
+    Channel,
+    Confirmation,
+    Connection,
+    ConnectionLost,
+    Consumer,
+    Delivery,
+    Properties,
+    PublishNacked,
+    Reconnect,
+    hide_password,
+    open_connection,
+)
 
 if TYPE_CHECKING:
     from ._system import ActorSystem
@@ -53,6 +67,7 @@ __all__ = [
     "BrokerSettings",
     "BrokerStatistics",
     "PeerLink",
+    "addressee",
     "check_message",
     "inbox_name",
     "load_secret",
@@ -63,8 +78,8 @@ __all__ = [
 
 logger = logging.getLogger("actors")
 
-MessageKind = Literal["batch", "hello", "here", "beat", "bye"]
-KINDS: Final[frozenset[str]] = frozenset(("batch", "hello", "here", "beat", "bye"))
+MessageKind = Literal["batch", "hello", "here", "beat", "bye", "out"]
+KINDS: Final[frozenset[str]] = frozenset(("batch", "hello", "here", "beat", "bye", "out"))
 EVERYONE: Final = "*"
 """The recipient of a message published on the presence exchange."""
 BATCH_CONTENT_TYPE: Final = "application/x-trio-actors-batch"
@@ -176,13 +191,22 @@ class Checked:
     """The sender's incarnation: fresh each time a system with that node name opens."""
     seq: int
     """Its place among the messages of that incarnation, from 1."""
+    to: str = ""
+    """The incarnation of this node it is addressed to; ``""`` for a message to the node whatever its incarnation
+    (or to everyone)."""
+
+
+def addressee(node: str, incarnation: str) -> str:
+    """The recipient of a message for one incarnation of ``node``: what :func:`check_message` checks."""
+    return f"{node}.{incarnation}"
 
 
 def check_message(key: bytes, me: str, properties: Properties, body: bytes) -> Checked:
     """Verify a message taken from ``me``'s inbox before anything in it is decoded.
 
     Raises :class:`~runtime.AuthenticationFailed` saying what is wrong: a missing or malformed property, a
-    recipient other than ``me`` (or everyone), or a signature that does not verify.
+    recipient other than ``me``, an incarnation of ``me`` (see :func:`addressee`) or everyone, or a signature that
+    does not verify. Which incarnation it is for is the caller's to check (:attr:`Checked.to`).
     """
     kind = properties.message_type
     sender = properties.app_id
@@ -194,8 +218,11 @@ def check_message(key: bytes, me: str, properties: Properties, body: bytes) -> C
             or not isinstance(sig, str):
         raise AuthenticationFailed(
             f"a message of type {show(kind)} from {show(sender)} lacks the properties of a signed message")
+    to = ""
     if recipient not in (me, EVERYONE):
-        raise AuthenticationFailed(f"a {kind} from {sender!r} is addressed to {recipient!r}, not to {me!r}")
+        head, _, to = recipient.rpartition(".")
+        if head != me or not to:
+            raise AuthenticationFailed(f"a {kind} from {sender!r} is addressed to {recipient!r}, not to {me!r}")
     if not hmac.compare_digest(signature(key, kind, sender, recipient, message_id, body), sig):
         raise AuthenticationFailed(
             f"a {kind} claiming to come from {sender!r} ({len(body)} bytes) has a wrong signature: it was forged, "
@@ -203,7 +230,7 @@ def check_message(key: bytes, me: str, properties: Properties, body: bytes) -> C
     incarnation, _, seq = message_id.rpartition(".")
     if not incarnation or not seq.isdigit():
         raise AuthenticationFailed(f"a {kind} from {sender!r} has a malformed message id {message_id!r}")
-    return Checked(kind, sender, incarnation, int(seq))  # type: ignore[arg-type]
+    return Checked(kind, sender, incarnation, int(seq), to)  # type: ignore[arg-type]
 
 
 # -- one peer ----------------------------------------------------------------------------------------------------
@@ -307,16 +334,47 @@ class BrokerStatistics:
     peers: int
     """Peers whose link is open."""
     published: int
-    """Messages published: batches and presence."""
+    """Messages published: batches and presence (a message published again after a reconnection counts once)."""
     batches_sent: int
     items_sent: int
     batches_received: int
     items_received: int
     dropped: int
-    """Messages taken from the inbox and dropped unread: a bad signature, a replay, a lost peer's."""
+    """Messages taken from the inbox and dropped unread: a bad signature, a replay, a lost peer's, one for an
+    earlier incarnation of this node."""
+    unconfirmed: int
+    """Messages published and not yet confirmed by the broker."""
+    republished: int
+    """Messages published again after a reconnection because the broker had not confirmed them."""
+    reconnects: int
+    """Times the broker connection was lost and opened again."""
+    rejoins: int
+    """Times this node was found lost by a peer and rejoined the cluster as a new incarnation."""
+    incarnation: str
+    """This node's incarnation now."""
 
 
 Refused = Callable[[Any, SerializationError], object]
+
+
+@attrs.define(eq=False)
+class _Outgoing:
+    """A signed message on its way: kept, in order, until the broker confirms it, to be published again (as it
+    is, same sequence number) after a reconnection."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: Properties
+    confirmation: Confirmation | None = None
+    """The current publish's confirmation; ``None`` while it waits to be published (again)."""
+
+
+WINDOW: Final = 1024
+"""Messages the hub has published and the broker has not confirmed, at most; the writer waits beyond that."""
+INBOX_EXPIRES: Final = 60.0
+"""Seconds an inbox queue outlives its node's connection: long enough for any outage short of the silence
+limit, so that what peers send meanwhile waits in it."""
 
 
 class BrokerHub:
@@ -338,22 +396,33 @@ class BrokerHub:
         self._lost: set[tuple[str, str]] = set()
         """(name, incarnation) of peers that are lost: what they still send is dropped."""
         self._queued: list[PeerLink] = []
-        self._replies: list[tuple[MessageKind, str]] = []
-        """Presence messages the reader asked the writer to send: a ``here`` to each newcomer, a ``bye`` to a
-        peer this node found lost that still talks to it."""
+        self._replies: list[tuple[MessageKind, str, str]] = []
+        """Presence messages for the writer to publish, as (kind, node, recipient): a ``hello`` or ``beat`` to
+        everyone, a ``here`` to each newcomer, an ``out`` to a peer this node found lost that still talks to it."""
         self._told_lost: set[tuple[str, str]] = set()
         self._wake = trio.Event()
-        self._flushing = trio.Lock()
+        self._outgoing: collections.deque[_Outgoing] = collections.deque()
+        """Messages published and not confirmed yet, in the order of their sequence numbers."""
+        self._resend = False
+        """The connection was lost: every message in ``_outgoing`` is to be published again, in order, before any
+        new one."""
+        self._epoch = 0
+        """The publishing channel's epoch when the messages in ``_outgoing`` were published."""
+        self._confirm_lot = trio.lowlevel.ParkingLot()
+        self._window_lot = trio.lowlevel.ParkingLot()
         self._channel: Channel | None = None
         self._connection: Connection | None = None
         self._scope: trio.CancelScope | None = None
         self._closing = False
         self._published = 0
+        self._republished = 0
         self._batches_sent = 0
         self._items_sent = 0
         self._batches_received = 0
         self._items_received = 0
         self._dropped = 0
+        self._reconnects = 0
+        self._rejoins = 0
 
     # -- running ----------------------------------------------------------------------------------------------
 
@@ -365,37 +434,100 @@ class BrokerHub:
         """
         await nursery.start(self._run)
 
+    @property
+    def connection_name(self) -> str:
+        """The name the hub's connection gives itself to the broker (its tools show it)."""
+        return f"trio-actors {self.cluster} {self.me}"
+
     async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with open_connection(self.settings.url) as connection:
+        heartbeat = self.settings.heartbeat
+        reconnect = Reconnect(initial=min(0.1, heartbeat), maximum=heartbeat, attempt_timeout=max(10.0, heartbeat))
+        async with open_connection(self.settings.url, reconnect=reconnect, name=self.connection_name) as connection:
             self._connection = connection
             channel = self._channel = await connection.channel()
+            await channel.confirm_select()
+            self._epoch = channel.epoch
             await channel.exchange_declare(self.exchange, "fanout")
+            consumer = await self._open_inbox(first=True)
+            with trio.CancelScope() as self._scope:
+                async with trio.open_nursery() as nursery:
+                    self._reply(("hello", EVERYONE, EVERYONE))
+                    nursery.start_soon(self._write_loop)
+                    nursery.start_soon(self._confirm_loop)
+                    nursery.start_soon(self._beat_loop)
+                    task_status.started()
+                    await self._read_loop(consumer)
+
+    async def _open_inbox(self, *, first: bool) -> Consumer:
+        """Declare the inbox (a queue that outlives a lost connection by :data:`INBOX_EXPIRES`), bind it to the
+        presence exchange and consume it, exclusively, on a channel of its own.
+
+        The first time, a consumer already there means the name is taken. After a reconnection it is this node's
+        own consumer on the lost connection, which the broker has not found dead yet: tried again until it has.
+        """
+        assert self._connection is not None
+        delay = min(0.1, self.settings.heartbeat)
+        while True:
+            channel = await self._connection.channel()
             try:
-                await channel.queue_declare(self.inbox, exclusive=True, auto_delete=True)
+                await channel.queue_declare(self.inbox, arguments={"x-expires": int(INBOX_EXPIRES * 1000)})
+                await channel.queue_bind(self.inbox, self.exchange)
+                return await channel.basic_consume(self.inbox, exclusive=True)
             except AMQPError as exc:
-                if exc.reply_code == 405:  # RESOURCE_LOCKED: another connection's exclusive queue
+                # 403 for a consumer already there; 405 for an exclusive queue of that name (an older version)
+                taken = exc.reply_code == 405 or (exc.reply_code == 403 and "exclusive" in exc.reply_text)
+                if not taken:
+                    raise
+                if first:
                     raise NameTaken(
                         f"node name {self.me!r} is taken: a live node of cluster {self.cluster!r} on "
                         f"{self.settings.shown_url} already has it; give this one another node_name=") from exc
-                raise
-            await channel.queue_bind(self.inbox, self.exchange)
-            consumer = await channel.basic_consume(self.inbox, no_ack=True, exclusive=True)
-            with trio.CancelScope() as self._scope:
-                async with trio.open_nursery() as nursery:
-                    await self._publish_presence("hello", EVERYONE)
-                    nursery.start_soon(self._write_loop)
-                    nursery.start_soon(self._beat_loop)
-                    task_status.started()
-                    try:
-                        async for delivery in consumer:
-                            try:
-                                self._take(delivery)
-                            except Exception:  # a bug must not cost the node its cluster: say it, go on
-                                logger.exception("node %s: taking %r from the broker failed", self.me, delivery)
-                    except AMQPError as exc:
-                        self._lose_all(f"the broker connection was lost: {exc}")
-                        return
-                    self._lose_all("the broker stopped delivering to this node")
+                logger.info("node %s: its inbox is still held by its lost connection; trying again", self.me)
+            await trio.sleep(delay)
+            delay = min(delay * 2, self.settings.heartbeat)
+
+    async def _read_loop(self, consumer: Consumer) -> None:
+        """Take what comes to the inbox, batch by batch, in this task's turn; acknowledge each batch once taken
+        (what was not is delivered again after a reconnection, and the replay check drops what was)."""
+        assert self._connection is not None
+        reconnects = 0
+        while True:
+            try:
+                deliveries = await consumer.receive_batch()
+            except AMQPError as exc:
+                if self._closing:
+                    return
+                if not self._connection.statistics().open:
+                    self._lose_all(f"the broker connection was lost: {exc}")
+                    return
+                logger.warning("node %s: its inbox consumer ended (%s); consuming it again", self.me, exc)
+                consumer = await self._open_inbox(first=False)
+                continue
+            if not deliveries:
+                self._lose_all("the broker stopped delivering to this node")
+                return
+            now_reconnects = self._connection.statistics().reconnects
+            if now_reconnects != reconnects:
+                reconnects = now_reconnects
+                self._reconnected()
+            for delivery in deliveries:
+                try:
+                    self._take(delivery)
+                except Exception:  # a bug must not cost the node its cluster: say it, go on
+                    logger.exception("node %s: taking %r from the broker failed", self.me, delivery)
+            try:
+                deliveries[-1].ack(multiple=True)
+            except AMQPError:
+                pass  # lost meanwhile: delivered again, and dropped as replays
+
+    def _reconnected(self) -> None:
+        """The connection is back: the outage was this node's, not its peers' silence, so each peer's silence is
+        measured from now. A peer that found this node lost meanwhile says so (``out``) once it hears from it."""
+        self._reconnects += 1
+        now = trio.current_time()
+        for peer in self.peers.values():
+            peer.last_seen = now
+        logger.warning("node %s is back on %s", self.me, self.settings.shown_url)
 
     def _lose_all(self, why: str) -> None:
         if self._closing:
@@ -406,17 +538,45 @@ class BrokerHub:
         if self._scope is not None:
             self._scope.cancel()
 
+    def _rejoin(self, who: str) -> None:
+        """A peer found this node lost: every peer is lost to it too, and it comes back as a new incarnation."""
+        self._rejoins += 1
+        logger.warning("node %s: peer %s found it lost; it rejoins the cluster as a new incarnation", self.me, who)
+        why = f"peer {who} found node {self.me} lost: it rejoins the cluster as a new incarnation"
+        for peer in list(self.peers.values()):
+            self._lose(peer, "broken", LinkClosed(why))
+        # A fresh start: what was on its way is for the old incarnation, which peers no longer take; peers are not
+        # lost to the new one.
+        self._lost.clear()
+        self._told_lost.clear()
+        self._queued = []
+        self._outgoing.clear()
+        self._window_lot.unpark_all()
+        self._incarnation = secrets.token_hex(8)
+        self._seq = 0
+        self._replies = [("hello", EVERYONE, EVERYONE)]
+        self._wake.set()
+
     async def aclose(self) -> None:
-        """Leave the cluster in order: publish what is queued, say goodbye, close the connection. Bounded by the
-        caller; cancelled, the connection is closed abruptly and peers find this node silent."""
+        """Leave the cluster in order: publish what is queued, say goodbye, wait for the broker to confirm, delete
+        the inbox and close the connection. Bounded by the caller; cancelled, the connection is closed abruptly
+        and peers find this node silent."""
         if self._closing:
             return
         self._closing = True
         try:
-            async with self._flushing:
-                await self._flush_all()
+            # Bounded by the silence limit too: a node whose broker is away cannot say goodbye, and is found silent.
+            with trio.move_on_after(self.settings.heartbeat * self.settings.dead_after) as scope:
                 if self._channel is not None:
-                    await self._publish_presence("bye", EVERYONE)
+                    self._flush_all()
+                    self._queue_presence("bye", EVERYONE, EVERYONE)
+                    self._wake.set()
+                    await self._wait_confirmed()
+                    assert self._connection is not None
+                    channel = await self._connection.channel()
+                    await channel.queue_delete(self.inbox)
+            if scope.cancelled_caught:
+                logger.info("node %s could not say goodbye: the broker did not confirm it in time", self.me)
         except AMQPError as exc:
             logger.info("node %s could not say goodbye: %s", self.me, exc)
         finally:
@@ -428,6 +588,12 @@ class BrokerHub:
             if self._scope is not None:
                 self._scope.cancel()
 
+    async def _wait_confirmed(self) -> None:
+        """Wait until the broker has confirmed everything published so far."""
+        assert self._connection is not None
+        while self._outgoing and self._connection.statistics().open:
+            await self._window_lot.park()  # woken by each confirmation and by a lost connection
+
     # -- sending ------------------------------------------------------------------------------------------------
 
     def _dirty(self, peer: PeerLink) -> None:
@@ -435,30 +601,39 @@ class BrokerHub:
         self._wake.set()
 
     async def _write_loop(self) -> None:
-        """Publish what is queued, one message per peer per flush. A lost connection ends it; the reader finds
-        the loss too and loses every peer."""
+        """Publish what is queued, one message per peer per flush, each awaiting its confirm on the confirm loop.
+
+        After a lost connection it waits for the new one and publishes again, in order, whatever the broker had
+        not confirmed, before anything new. Ends only when the connection is lost for good (the reader finds that
+        too and loses every peer)."""
+        assert self._connection is not None
         try:
             while True:
-                if not self._queued and not self._replies:
+                if not self._queued and not self._replies and not self._resend:
                     self._wake = trio.Event()
                     await self._wake.wait()
-                async with self._flushing:
-                    await self._flush_all()
+                await self._connection.wait_connected()
+                self._publish_again()
+                while len(self._outgoing) >= WINDOW and not self._resend:
+                    await self._window_lot.park()
+                if not self._resend:
+                    self._flush_all()
+                    await trio.lowlevel.checkpoint()
         except AMQPError as exc:
             logger.info("node %s stopped publishing: %s", self.me, exc)
 
-    async def _flush_all(self) -> None:
-        while self._replies:
-            kind, recipient = self._replies.pop(0)
-            await self._publish_presence(kind, recipient)
+    def _flush_all(self) -> None:
+        replies, self._replies = self._replies, []
+        for kind, node, recipient in replies:
+            self._queue_presence(kind, node, recipient)
         while self._queued:
             queued, self._queued = self._queued, []
             for peer in queued:
                 items, peer.pending = peer.pending, []
                 if items and peer.state == "open":
-                    await self._publish_batch(peer, items)
+                    self._publish_batch(peer, items)
 
-    async def _publish_batch(self, peer: PeerLink, items: list[Any]) -> None:
+    def _publish_batch(self, peer: PeerLink, items: list[Any]) -> None:
         """Publish ``items`` to ``peer`` as one message (or several, if they pickle over :data:`MAX_BODY`); an
         item that does not pickle is refused on its own and the rest still go."""
         try:
@@ -476,24 +651,22 @@ class BrokerHub:
                     f"{show(items[0])} pickles to {len(body)} bytes, over the limit of {MAX_BODY} bytes"))
                 return
             half = len(items) // 2
-            await self._publish_batch(peer, items[:half])
-            await self._publish_batch(peer, items[half:])
+            self._publish_batch(peer, items[:half])
+            self._publish_batch(peer, items[half:])
             return
         self._batches_sent += 1
         self._items_sent += len(items)
-        await self._publish("batch", peer.name, body, "", _correlation(items))
+        self._publish("batch", peer.name, addressee(peer.name, peer.incarnation), body, "", _correlation(items))
 
-    async def _publish_presence(self, kind: MessageKind, recipient: str) -> None:
+    def _queue_presence(self, kind: MessageKind, node: str, recipient: str) -> None:
         body = json.dumps({"pid": os.getpid()}).encode()
         exchange = self.exchange if recipient == EVERYONE else ""
-        await self._publish(kind, recipient, body, exchange, None)
+        self._publish(kind, node, recipient, body, exchange, None)
 
-    async def _publish(self, kind: MessageKind, recipient: str, body: bytes, exchange: str,
-                       correlation: str | None) -> None:
-        """Sign and publish one message. The sequence number is taken and the publish queued on the connection
-        without a checkpoint in between, so numbers reach the broker in order."""
-        channel = self._channel
-        assert channel is not None
+    def _publish(self, kind: MessageKind, node: str, recipient: str, body: bytes, exchange: str,
+                 correlation: str | None) -> None:
+        """Sign one message, number it and publish it, without a checkpoint: numbers reach the broker in order.
+        While the connection is down it waits in ``_outgoing`` with the unconfirmed ones, in order."""
         self._seq += 1
         message_id = f"{self._incarnation}.{self._seq}"
         sig = signature(self._key, kind, self.me, recipient, message_id, body)
@@ -501,17 +674,80 @@ class BrokerHub:
             content_type=BATCH_CONTENT_TYPE if kind == "batch" else "application/json", message_type=kind,
             app_id=self.me, message_id=message_id, reply_to=self.inbox, correlation_id=correlation,
             headers={"to": recipient, "sig": sig})
-        routing_key = self.inbox if recipient == EVERYONE else inbox_name(self.cluster, recipient)
+        routing_key = self.inbox if recipient == EVERYONE else inbox_name(self.cluster, node)
+        outgoing = _Outgoing(exchange, routing_key, body, properties)
+        self._outgoing.append(outgoing)
         self._published += 1
-        await channel.basic_publish(exchange, routing_key, body, properties=properties)
+        channel = self._channel
+        assert channel is not None
+        if self._resend or channel.epoch != self._epoch:
+            self._resend = True  # published with the others once the connection is back
+            return
+        self._send(channel, outgoing)
+
+    def _send(self, channel: Channel, outgoing: _Outgoing) -> bool:
+        try:
+            outgoing.confirmation = channel.publish_nowait(outgoing.exchange, outgoing.routing_key, outgoing.body,
+                                                           properties=outgoing.properties)
+        except ConnectionLost:
+            self._resend = True
+            return False
+        if self._confirm_lot:
+            self._confirm_lot.unpark_all()
+        return True
+
+    def _publish_again(self) -> None:
+        """After a reconnection: publish every unconfirmed message again, in order (a peer drops one it took
+        already: its number is not above the last one it took)."""
+        channel = self._channel
+        assert channel is not None
+        if not self._resend and channel.epoch == self._epoch:
+            return
+        self._resend = False
+        self._epoch = channel.epoch
+        count = 0
+        for outgoing in list(self._outgoing):
+            if not self._send(channel, outgoing):
+                return
+            count += 1
+        self._republished += count
+        if count:
+            logger.info("node %s published %d unconfirmed messages again", self.me, count)
+
+    async def _confirm_loop(self) -> None:
+        """Await the broker's confirms, oldest first (it confirms in order), and forget each confirmed message."""
+        outgoing_queue = self._outgoing
+        while True:
+            if not outgoing_queue or outgoing_queue[0].confirmation is None:
+                await self._confirm_lot.park()
+                continue
+            outgoing = outgoing_queue[0]
+            confirmation = outgoing.confirmation
+            assert confirmation is not None
+            try:
+                await confirmation.wait()
+            except ConnectionLost:
+                if outgoing.confirmation is confirmation:
+                    outgoing.confirmation = None
+                self._resend = True
+                self._wake.set()
+                self._window_lot.unpark_all()
+                continue
+            except PublishNacked:
+                # The broker could not take it (an internal error): publishing it again would come after later
+                # numbers, which the peer has taken, so it would be dropped. Say so.
+                logger.error("node %s: the broker refused a %s to %s; it is lost", self.me,
+                             outgoing.properties.message_type, outgoing.routing_key)
+            if outgoing_queue and outgoing_queue[0] is outgoing:
+                outgoing_queue.popleft()
+            if self._window_lot:
+                self._window_lot.unpark_all()
 
     async def _beat_loop(self) -> None:
-        try:
-            while True:
-                await trio.sleep(self.settings.heartbeat)
-                await self._publish_presence("beat", EVERYONE)
-        except AMQPError as exc:
-            logger.info("node %s stopped beating: %s", self.me, exc)
+        while True:
+            await trio.sleep(self.settings.heartbeat)
+            if ("beat", EVERYONE, EVERYONE) not in self._replies:  # one at a time while the connection is down
+                self._reply(("beat", EVERYONE, EVERYONE))
 
     # -- receiving ----------------------------------------------------------------------------------------------
 
@@ -528,16 +764,22 @@ class BrokerHub:
             if checked.incarnation == self._incarnation and checked.kind == "beat":
                 self._judge(now)
             return
+        if checked.to and checked.to != self._incarnation:
+            self._dropped += 1  # for an earlier incarnation of this node: no longer its business
+            return
+        if checked.kind == "out":
+            self._rejoin(sender)
+            return
         if (sender, checked.incarnation) in self._lost:
             if checked.kind != "beat":
                 self._drop(f"a {checked.kind} from {sender!r}, which this node has found lost")
             else:
                 self._dropped += 1
             if checked.kind != "bye" and (sender, checked.incarnation) not in self._told_lost:
-                # It still counts on this node (it was only slow, say): a goodbye tells it that the two are
-                # apart for good, so that its own pending asks fail instead of waiting on messages dropped here.
+                # It still counts on this node (it was only slow, or cut off for a while): it is told that it is
+                # out, so that it rejoins as a new incarnation instead of waiting on messages dropped here.
                 self._told_lost.add((sender, checked.incarnation))
-                self._reply(("bye", sender))
+                self._reply(("out", sender, addressee(sender, checked.incarnation)))
             return
         peer = self.peers.get(sender)
         if peer is not None and peer.incarnation != checked.incarnation:
@@ -567,7 +809,7 @@ class BrokerHub:
             self._items_received += len(items)
             peer.take(items)
         elif kind == "hello":  # answered straight to its inbox, so that the newcomer knows this node at once
-            self._reply(("here", sender))
+            self._reply(("here", sender, addressee(sender, checked.incarnation)))
         elif kind == "bye":
             logger.info("node %s: peer %s left", self.me, sender)
             self._lose(peer, "closed", LinkClosed(f"peer {sender} left the cluster"))
@@ -583,8 +825,8 @@ class BrokerHub:
         self._on_peer(peer)
         return peer
 
-    def _reply(self, message: tuple[MessageKind, str]) -> None:
-        """Have the writer publish a presence message to one node (the reader never waits)."""
+    def _reply(self, message: tuple[MessageKind, str, str]) -> None:
+        """Have the writer publish a presence message (the reader never waits)."""
         if not self._closing:
             self._replies.append(message)
             self._wake.set()
@@ -610,15 +852,18 @@ class BrokerHub:
         logger.warning("node %s dropped a message from the broker unread: %s", self.me, why)
 
     def statistics(self) -> BrokerStatistics:
-        """Peers, messages and items each way, and messages dropped, as a frozen value."""
+        """Peers, messages and items each way, messages dropped, and what the connection's losses cost, as a
+        frozen value."""
         return BrokerStatistics(
             peers=len(self.peers), published=self._published, batches_sent=self._batches_sent,
             items_sent=self._items_sent, batches_received=self._batches_received,
-            items_received=self._items_received, dropped=self._dropped)
+            items_received=self._items_received, dropped=self._dropped, unconfirmed=len(self._outgoing),
+            republished=self._republished, reconnects=self._reconnects, rejoins=self._rejoins,
+            incarnation=self._incarnation)
 
     def __repr__(self) -> str:
         return (f"<BrokerHub {self.me!r} in {self.cluster!r} on {self.settings.shown_url} peers={len(self.peers)} "
-                f"dropped={self._dropped}>")
+                f"unconfirmed={len(self._outgoing)} reconnects={self._reconnects} dropped={self._dropped}>")
 
 
 def _correlation(items: list[Any]) -> str | None:

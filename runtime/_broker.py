@@ -53,7 +53,6 @@ from .amqp import (
     Consumer,
     Delivery,
     Properties,
-    PublishNacked,
     Reconnect,
     hide_password,
     open_connection,
@@ -370,6 +369,8 @@ class _Outgoing:
     """The current publish's confirmation; ``None`` while it waits to be published (again)."""
 
 
+ACK_EVERY: Final = 256
+"""Deliveries a node takes from its inbox before it acknowledges them (it does at each beat too)."""
 WINDOW: Final = 1024
 """Messages the hub has published and the broker has not confirmed, at most; the writer waits beyond that."""
 INBOX_EXPIRES: Final = 60.0
@@ -423,6 +424,9 @@ class BrokerHub:
         self._dropped = 0
         self._reconnects = 0
         self._rejoins = 0
+        self._unacked: Delivery | None = None
+        """The last delivery taken and not acknowledged yet."""
+        self._unacked_count = 0
 
     # -- running ----------------------------------------------------------------------------------------------
 
@@ -487,8 +491,11 @@ class BrokerHub:
             delay = min(delay * 2, self.settings.heartbeat)
 
     async def _read_loop(self, consumer: Consumer) -> None:
-        """Take what comes to the inbox, batch by batch, in this task's turn; acknowledge each batch once taken
-        (what was not is delivered again after a reconnection, and the replay check drops what was)."""
+        """Take what comes to the inbox, batch by batch, in this task's turn.
+
+        Deliveries are acknowledged off the message path: every :data:`ACK_EVERY` of them, and at each beat (see
+        :meth:`_ack`). What was taken and not acknowledged when the connection was lost is delivered again after
+        the reconnection, and dropped by the replay check."""
         assert self._connection is not None
         reconnects = 0
         while True:
@@ -515,10 +522,19 @@ class BrokerHub:
                     self._take(delivery)
                 except Exception:  # a bug must not cost the node its cluster: say it, go on
                     logger.exception("node %s: taking %r from the broker failed", self.me, delivery)
+            self._unacked = deliveries[-1]
+            self._unacked_count += len(deliveries)
+            if self._unacked_count >= ACK_EVERY:
+                self._ack()
+
+    def _ack(self) -> None:
+        """Acknowledge every delivery taken so far (one ``multiple`` ack)."""
+        delivery, self._unacked, self._unacked_count = self._unacked, None, 0
+        if delivery is not None:
             try:
-                deliveries[-1].ack(multiple=True)
+                delivery.ack(multiple=True)
             except AMQPError:
-                pass  # lost meanwhile: delivered again, and dropped as replays
+                pass  # it came on a lost connection: delivered again, and dropped as a replay
 
     def _reconnected(self) -> None:
         """The connection is back: the outage was this node's, not its peers' silence, so each peer's silence is
@@ -715,37 +731,50 @@ class BrokerHub:
             logger.info("node %s published %d unconfirmed messages again", self.me, count)
 
     async def _confirm_loop(self) -> None:
-        """Await the broker's confirms, oldest first (it confirms in order), and forget each confirmed message."""
-        outgoing_queue = self._outgoing
+        """Await the broker's confirms and forget each confirmed message. The broker confirms in order, so this
+        awaits the newest publish only, and then settles every one before it that was answered meanwhile."""
+        outgoing = self._outgoing
         while True:
-            if not outgoing_queue or outgoing_queue[0].confirmation is None:
+            newest = outgoing[-1].confirmation if outgoing else None
+            if newest is None:
                 await self._confirm_lot.park()
                 continue
-            outgoing = outgoing_queue[0]
-            confirmation = outgoing.confirmation
-            assert confirmation is not None
             try:
-                await confirmation.wait()
+                await newest.wait()
+            except AMQPError:
+                pass  # settled below, in order
+            self._settle()
+
+    def _settle(self) -> None:
+        """Forget the confirmed messages at the head of ``_outgoing``; on a lost connection, have every one that
+        is left published again."""
+        outgoing = self._outgoing
+        while outgoing:
+            head = outgoing[0]
+            confirmation = head.confirmation
+            if confirmation is None or not confirmation.done:
+                break
+            try:
+                confirmation.result()
             except ConnectionLost:
-                if outgoing.confirmation is confirmation:
-                    outgoing.confirmation = None
+                for message in outgoing:
+                    message.confirmation = None
                 self._resend = True
                 self._wake.set()
-                self._window_lot.unpark_all()
-                continue
-            except PublishNacked:
+                break
+            except AMQPError as exc:
                 # The broker could not take it (an internal error): publishing it again would come after later
                 # numbers, which the peer has taken, so it would be dropped. Say so.
-                logger.error("node %s: the broker refused a %s to %s; it is lost", self.me,
-                             outgoing.properties.message_type, outgoing.routing_key)
-            if outgoing_queue and outgoing_queue[0] is outgoing:
-                outgoing_queue.popleft()
-            if self._window_lot:
-                self._window_lot.unpark_all()
+                logger.error("node %s: the broker refused a %s to %s, which is lost: %s", self.me,
+                             head.properties.message_type, head.routing_key, exc)
+            outgoing.popleft()
+        if self._window_lot:
+            self._window_lot.unpark_all()
 
     async def _beat_loop(self) -> None:
         while True:
             await trio.sleep(self.settings.heartbeat)
+            self._ack()
             if ("beat", EVERYONE, EVERYONE) not in self._replies:  # one at a time while the connection is down
                 self._reply(("beat", EVERYONE, EVERYONE))
 
@@ -793,6 +822,9 @@ class BrokerHub:
                 return
             peer = self._add_peer(checked, delivery.body, now)
         if checked.seq <= peer.last_seq:
+            if delivery.redelivered:  # taken before the connection was lost, not yet acknowledged: no news
+                self._dropped += 1
+                return
             self._drop(f"a {checked.kind} from {sender!r} numbered {checked.seq}, after {peer.last_seq}: a replay")
             return
         peer.last_seq = checked.seq

@@ -284,6 +284,13 @@ class Confirmation:
         reached no queue. Cancelled, the confirmation stays valid and can be awaited again.
         """
         await self._event.wait()
+        self.result()
+
+    def result(self) -> None:
+        """What :meth:`wait` would do once the broker has answered: return for an ack, raise otherwise. Raises
+        :class:`RuntimeError` while it has not answered."""
+        if not self._event.is_set():
+            raise RuntimeError(f"{self!r}: the broker has not answered yet; await wait()")
         if self._error is not None:
             raise self._error
         if not self._acked:

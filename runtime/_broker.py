@@ -1,9 +1,10 @@
 """Nodes that meet on a RabbitMQ broker: one inbox queue per node, signed batches, and presence by heartbeats.
 
 ``ActorSystem(name, broker=url, secret=...)`` makes the system one node of the cluster ``name`` on that broker.
-:class:`BrokerHub` is that node's side of it: one AMQP connection and channel, the node's inbox (an exclusive,
-auto-delete queue named from the cluster and the node, see :func:`inbox_name`), bound to the cluster's presence
-exchange (a fanout, :func:`presence_exchange`), and one :class:`PeerLink` per live peer. A peer link has the shape
+:class:`BrokerHub` is that node's side of it: one AMQP connection (reconnecting), the node's inbox (a queue named
+from the cluster and the node, see :func:`inbox_name`, consumed exclusively, which outlives a lost connection by
+:data:`INBOX_EXPIRES` and is deleted when the node leaves), bound to the cluster's presence exchange (a fanout,
+:func:`presence_exchange`), and one :class:`PeerLink` per live peer. A peer link has the shape
 of a :class:`~runtime._link.Link` (``send(item)`` never blocks; ``run(on_batch=...)``; ``wait_closed()``;
 ``error``), so the :class:`~runtime._node.Cluster` runs peers with the same code as worker processes.
 
@@ -11,9 +12,13 @@ What a node sends another travels as one AMQP message per flush: everything queu
 flush, pickled together (:func:`~runtime._codec.dump_batch`), published to the peer's inbox through the default
 exchange. Every message, batches and presence alike, is signed with HMAC-SHA256 under a key derived from the
 cluster's secret and name (:func:`signing_key`), over its kind, sender, recipient, message id (the sender's
-incarnation and a sequence number) and body (:func:`signature`). :func:`check_message` verifies all of that
-before anything is decoded; the hub then refuses a sequence number that is not above the last one it took from
-that incarnation (a replay). A message that fails is dropped unread and logged as a warning.
+incarnation and a sequence number) and body (:func:`signature`); a message for one node names its incarnation
+too (:func:`addressee`), so that what was meant for an earlier one is dropped. :func:`check_message` verifies all
+of that before anything is decoded; the hub then refuses a sequence number that is not above the last one it took
+from that incarnation (a replay). A message that fails is dropped unread and logged as a warning.
+
+Every message is published with a publisher confirm, up to :data:`WINDOW` of them in flight (the writer never
+waits for one to publish the next), and kept until the broker confirms it.
 
 Presence: a node announces itself with a ``hello`` on the presence exchange when it starts (each peer answers
 ``here`` straight to its inbox), a ``beat`` every heartbeat interval, and a ``bye`` when it closes in an orderly
@@ -21,6 +26,24 @@ way. A node's own beats come back to it through the fanout; a peer is lost once 
 beats for ``dead_after`` intervals without one from the peer. Measuring silence against the node's own echo
 keeps a node whose loop was busy (or whose broker was slow) from declaring every peer lost: their beats wait in
 its inbox ahead of its own.
+
+A lost broker connection is opened again with backoff (:class:`~runtime.amqp.Reconnect`, up to a heartbeat
+between attempts) and the node declares its topology again; its inbox, and what peers sent to it meanwhile, is
+still there. The node keeps its incarnation and its sequence numbers: the messages the broker had not confirmed
+are published again, in order and under their own numbers, before anything new, so a peer takes each exactly
+once (one that did arrive is dropped as a replay); deliveries it had taken but not acknowledged come again and
+are dropped the same way. Its peers' silence is measured from the reconnection, not across the outage. So an
+outage shorter than the silence limit changes nothing that peers can see.
+
+A longer one does: a peer that found the node lost has failed its asks to it with ``NodeDown`` and fired its
+watchers, and drops whatever that incarnation still sends. The rule is that *a node found lost rejoins as a new
+incarnation*. The first time the peer hears from the lost incarnation it tells it so (``out``, addressed to
+that incarnation); the node then loses every peer (its own pending asks fail with ``NodeDown``, its watchers
+fire), forgets what it had not published, takes a new incarnation and says ``hello``. Every peer sees it as
+it sees a restarted node: ``NodeDown`` for the old incarnation, ``NodeUp`` for the new one, refs to actors from
+before stay down, and addresses resolve afresh. The node is never half present: either nothing changed for
+anyone, or everything did, for everyone. (Telling the node it is out and letting it carry on alone was the
+other choice; it leaves a node up and cut off from a cluster it can reach, and needs a restart to join again.)
 """
 
 from __future__ import annotations
@@ -244,8 +267,8 @@ class PeerLink:
     :meth:`send` queues an item without blocking; the hub's writer publishes everything queued for the peer as
     one message per flush. Batches from the peer are handed to the ``on_batch`` given to :meth:`run`, in the
     hub's reader turn (batches that arrive before :meth:`run` are kept for it). The link ends ``"closed"`` when
-    the peer said goodbye or this node closed, ``"broken"`` when the peer fell silent or the broker connection
-    was lost.
+    the peer said goodbye or this node closed, ``"broken"`` when the peer fell silent, when this node was found
+    lost and rejoined as a new incarnation, or when the broker connection was lost for good.
     """
 
     __slots__ = ("_closed", "_early", "_hub", "_on_batch", "_reason", "_state", "incarnation", "last_seen",
@@ -467,10 +490,12 @@ class BrokerHub:
         presence exchange and consume it, exclusively, on a channel of its own.
 
         The first time, a consumer already there means the name is taken. After a reconnection it is this node's
-        own consumer on the lost connection, which the broker has not found dead yet: tried again until it has.
+        own consumer on the lost connection, which the broker has not found dead yet: tried again until it has,
+        for the silence limit at most (then another node has taken the name meanwhile: :class:`NameTaken`).
         """
         assert self._connection is not None
         delay = min(0.1, self.settings.heartbeat)
+        give_up = trio.current_time() + self.settings.heartbeat * self.settings.dead_after
         while True:
             channel = await self._connection.channel()
             try:
@@ -482,7 +507,7 @@ class BrokerHub:
                 taken = exc.reply_code == 405 or (exc.reply_code == 403 and "exclusive" in exc.reply_text)
                 if not taken:
                     raise
-                if first:
+                if first or trio.current_time() > give_up:
                     raise NameTaken(
                         f"node name {self.me!r} is taken: a live node of cluster {self.cluster!r} on "
                         f"{self.settings.shown_url} already has it; give this one another node_name=") from exc
@@ -508,7 +533,14 @@ class BrokerHub:
                     self._lose_all(f"the broker connection was lost: {exc}")
                     return
                 logger.warning("node %s: its inbox consumer ended (%s); consuming it again", self.me, exc)
-                consumer = await self._open_inbox(first=False)
+                try:
+                    consumer = await self._open_inbox(first=False)
+                except AMQPError as error:
+                    self._lose_all(f"its inbox cannot be consumed again: {error}")
+                    return
+                except NameTaken as error:
+                    self._lose_all(str(error))
+                    return
                 continue
             if not deliveries:
                 self._lose_all("the broker stopped delivering to this node")

@@ -37,9 +37,12 @@ outage shorter than the silence limit changes nothing that peers can see.
 
 A longer one does: a peer that found the node lost has failed its asks to it with ``NodeDown`` and fired its
 watchers, and drops whatever that incarnation still sends. The rule is that *a node found lost rejoins as a new
-incarnation*. The first time the peer hears from the lost incarnation it tells it so (``out``, addressed to
-that incarnation); the node then loses every peer (its own pending asks fail with ``NodeDown``, its watchers
-fire), forgets what it had not published, takes a new incarnation and says ``hello``. Every peer sees it as
+incarnation*. A node whose connection has been down for the silence limit knows that its peers are finding it
+lost, and rejoins without waiting to come back; and when a peer hears from an incarnation it found lost (the
+outage was just short of the node's own count, or the node was only slow), it tells it so (``out``, addressed to
+that incarnation), and the node rejoins then. To rejoin, the node loses every peer (its own pending asks fail
+with ``NodeDown``, its watchers fire), forgets what it had not published, takes a new incarnation and says
+``hello`` (once the connection is back). Every peer sees it as
 it sees a restarted node: ``NodeDown`` for the old incarnation, ``NodeUp`` for the new one, refs to actors from
 before stay down, and addresses resolve afresh. The node is never half present: either nothing changed for
 anyone, or everything did, for everyone. (Telling the node it is out and letting it carry on alone was the
@@ -432,7 +435,6 @@ class BrokerHub:
         new one."""
         self._epoch = 0
         """The publishing channel's epoch when the messages in ``_outgoing`` were published."""
-        self._confirm_lot = trio.lowlevel.ParkingLot()
         self._window_lot = trio.lowlevel.ParkingLot()
         self._channel: Channel | None = None
         self._connection: Connection | None = None
@@ -450,6 +452,9 @@ class BrokerHub:
         self._unacked: Delivery | None = None
         """The last delivery taken and not acknowledged yet."""
         self._unacked_count = 0
+        self._cut_off = False
+        """Whether this node rejoined as a new incarnation because its connection was down too long (once per
+        outage)."""
 
     # -- running ----------------------------------------------------------------------------------------------
 
@@ -480,7 +485,6 @@ class BrokerHub:
                 async with trio.open_nursery() as nursery:
                     self._reply(("hello", EVERYONE, EVERYONE))
                     nursery.start_soon(self._write_loop)
-                    nursery.start_soon(self._confirm_loop)
                     nursery.start_soon(self._beat_loop)
                     task_status.started()
                     await self._read_loop(consumer)
@@ -545,7 +549,7 @@ class BrokerHub:
             if not deliveries:
                 self._lose_all("the broker stopped delivering to this node")
                 return
-            now_reconnects = self._connection.statistics().reconnects
+            now_reconnects = self._connection.reconnects
             if now_reconnects != reconnects:
                 reconnects = now_reconnects
                 self._reconnected()
@@ -586,11 +590,12 @@ class BrokerHub:
         if self._scope is not None:
             self._scope.cancel()
 
-    def _rejoin(self, who: str) -> None:
-        """A peer found this node lost: every peer is lost to it too, and it comes back as a new incarnation."""
+    def _rejoin(self, cause: str) -> None:
+        """This node was (or may have been) found lost: every peer is lost to it too, and it comes back as a new
+        incarnation, with a ``hello`` (published once the connection is up)."""
         self._rejoins += 1
-        logger.warning("node %s: peer %s found it lost; it rejoins the cluster as a new incarnation", self.me, who)
-        why = f"peer {who} found node {self.me} lost: it rejoins the cluster as a new incarnation"
+        why = f"{cause}: node {self.me} rejoins the cluster as a new incarnation"
+        logger.warning("%s", why)
         for peer in list(self.peers.values()):
             self._lose(peer, "broken", LinkClosed(why))
         # A fresh start: what was on its way is for the old incarnation, which peers no longer take; peers are not
@@ -649,7 +654,7 @@ class BrokerHub:
         self._wake.set()
 
     async def _write_loop(self) -> None:
-        """Publish what is queued, one message per peer per flush, each awaiting its confirm on the confirm loop.
+        """Publish what is queued, one message per peer per flush, without waiting for confirms (see :meth:`_settle`).
 
         After a lost connection it waits for the new one and publishes again, in order, whatever the broker had
         not confirmed, before anything new. Ends only when the connection is lost for good (the reader finds that
@@ -660,7 +665,8 @@ class BrokerHub:
                 if not self._queued and not self._replies and not self._resend:
                     self._wake = trio.Event()
                     await self._wake.wait()
-                await self._connection.wait_connected()
+                if not self._connection.connected:  # (when it is, publish in this turn: no checkpoint first)
+                    await self._connection.wait_connected()
                 self._publish_again()
                 while len(self._outgoing) >= WINDOW and not self._resend:
                     await self._window_lot.park()
@@ -736,12 +742,10 @@ class BrokerHub:
     def _send(self, channel: Channel, outgoing: _Outgoing) -> bool:
         try:
             outgoing.confirmation = channel.publish_nowait(outgoing.exchange, outgoing.routing_key, outgoing.body,
-                                                           properties=outgoing.properties)
+                                                           properties=outgoing.properties, on_done=self._settle)
         except ConnectionLost:
             self._resend = True
             return False
-        if self._confirm_lot:
-            self._confirm_lot.unpark_all()
         return True
 
     def _publish_again(self) -> None:
@@ -762,24 +766,10 @@ class BrokerHub:
         if count:
             logger.info("node %s published %d unconfirmed messages again", self.me, count)
 
-    async def _confirm_loop(self) -> None:
-        """Await the broker's confirms and forget each confirmed message. The broker confirms in order, so this
-        awaits the newest publish only, and then settles every one before it that was answered meanwhile."""
-        outgoing = self._outgoing
-        while True:
-            newest = outgoing[-1].confirmation if outgoing else None
-            if newest is None:
-                await self._confirm_lot.park()
-                continue
-            try:
-                await newest.wait()
-            except AMQPError:
-                pass  # settled below, in order
-            self._settle()
-
-    def _settle(self) -> None:
+    def _settle(self, _confirmation: Confirmation | None = None) -> None:
         """Forget the confirmed messages at the head of ``_outgoing``; on a lost connection, have every one that
-        is left published again."""
+        is left published again. Called by the AMQP client as each confirm comes (or fails), in its reader's turn:
+        the broker confirms in order, so no task waits on each."""
         outgoing = self._outgoing
         while outgoing:
             head = outgoing[0]
@@ -804,9 +794,26 @@ class BrokerHub:
             self._window_lot.unpark_all()
 
     async def _beat_loop(self) -> None:
+        """Beat every heartbeat interval; and while the connection is down, count how long: past the silence
+        limit, peers find this node lost, so it rejoins as a new incarnation without waiting to hear it (its
+        pending asks fail now, not when the broker is back)."""
+        assert self._connection is not None
+        limit = self.settings.heartbeat * self.settings.dead_after
+        down_since: float | None = None
         while True:
             await trio.sleep(self.settings.heartbeat)
             self._ack()
+            if self._connection.connected:
+                down_since = None
+                self._cut_off = False
+            elif not self._cut_off:
+                now = trio.current_time()
+                if down_since is None:
+                    down_since = now
+                elif now - down_since >= limit:
+                    self._cut_off = True
+                    self._rejoin(f"node {self.me} was cut off from the broker for {now - down_since:.1f} s "
+                                 f"(peers find a node lost after {limit:g} s)")
             if ("beat", EVERYONE, EVERYONE) not in self._replies:  # one at a time while the connection is down
                 self._reply(("beat", EVERYONE, EVERYONE))
 
@@ -829,7 +836,7 @@ class BrokerHub:
             self._dropped += 1  # for an earlier incarnation of this node: no longer its business
             return
         if checked.kind == "out":
-            self._rejoin(sender)
+            self._rejoin(f"peer {sender} found node {self.me} lost")
             return
         if (sender, checked.incarnation) in self._lost:
             if checked.kind != "beat":

@@ -423,8 +423,8 @@ async def test_a_short_outage_loses_nothing_and_peers_see_no_change(broker: str,
 
 
 async def test_after_a_long_outage_the_node_rejoins_as_a_new_incarnation(broker: str, proxy: Proxy) -> None:
-    """a's connection is lost for longer than the silence limit: b finds a lost (its asks fail, its watchers fire);
-    when a comes back, b tells it that it is out, and a rejoins as a new incarnation: its own pending asks fail,
+    """a's connection is lost for longer than the silence limit: b finds a lost (its asks fail, its watchers fire),
+    and a, cut off as long, rejoins as a new incarnation (its own pending asks fail at once); when a comes back,
     both see the other come up again, and refs from before stay down."""
     cluster = cluster_name()
     async with node(proxy.url(), cluster, "a") as a, node(broker, cluster, "b") as b:
@@ -467,9 +467,12 @@ async def test_after_a_long_outage_the_node_rejoins_as_a_new_incarnation(broker:
                 assert (down.node.name, "fell silent" in down.reason) == ("a", True)
                 terminated = await probe.expect(Terminated)
                 assert terminated.ref is on_a
+                down = await a_events.expect(NodeDown)  # and a, still cut off, gives b up as well
+                assert (down.node.name, "cut off" in down.reason) == ("b", True)
+                await until(lambda: len(failures) == 2)
+                assert hub_of(a).statistics().rejoins == 1
                 proxy.refusing = False  # a comes back
                 await b_events.expect(lambda event: isinstance(event, NodeUp) and event.node.name == "a")
-            await a_events.expect(lambda event: isinstance(event, NodeDown) and event.node.name == "b")
             await a_events.expect(lambda event: isinstance(event, NodeUp) and event.node.name == "b")
         assert set(failures) == {"b asked a", "a asked b"}
         for exc in failures.values():

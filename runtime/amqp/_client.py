@@ -261,6 +261,7 @@ class Confirmation:
     """The routing key it was published with."""
     mandatory: bool
     """Whether it was published ``mandatory``."""
+    _on_done: Callable[[Confirmation], object] | None = None
     _event: trio.Event = attrs.field(factory=trio.Event)
     _acked: bool = False
     _returned: bool = False
@@ -302,10 +303,14 @@ class Confirmation:
     def _settle(self, acked: bool) -> None:
         self._acked = acked
         self._event.set()
+        if self._on_done is not None:
+            self._on_done(self)
 
     def _fail(self, error: BaseException) -> None:
         self._error = error
         self._event.set()
+        if self._on_done is not None:
+            self._on_done(self)
 
 
 @attrs.define(eq=False)
@@ -590,11 +595,13 @@ class Channel:
         await pending.wait()
 
     def publish_nowait(self, exchange: str, routing_key: str, body: bytes, *,
-                       properties: commands.Basic.Properties | None = None,
-                       mandatory: bool = False) -> Confirmation:
+                       properties: commands.Basic.Properties | None = None, mandatory: bool = False,
+                       on_done: Callable[[Confirmation], object] | None = None) -> Confirmation:
         """Publish a message on a channel in confirm mode without waiting: queue it for the writer and return its
         :class:`Confirmation`, to be awaited later. Many publishes can so await their confirms at once, in the
-        order they were made (the broker confirms in order).
+        order they were made (the broker confirms in order). ``on_done(confirmation)``, if given, is called once
+        the broker has answered or the connection was lost, in the connection's reader task (it must not block
+        nor raise): a way to follow many confirms without a task waiting on each.
 
         Never blocks, so it neither waits for a reconnection nor for the broker to unblock the connection: raises
         :class:`ConnectionLost` while a reconnection is under way (publish again once :meth:`Connection.wait_connected`
@@ -610,7 +617,7 @@ class Channel:
         data = encode_publish(self.channel_id, exchange, routing_key, mandatory, properties, body,
                               connection._frame_max)
         self._publish_seq += 1
-        pending = self._unconfirmed[self._publish_seq] = Confirmation(exchange, routing_key, mandatory)
+        pending = self._unconfirmed[self._publish_seq] = Confirmation(exchange, routing_key, mandatory, on_done)
         connection._write(data)
         return pending
 
@@ -1124,6 +1131,16 @@ class Connection:
         await trio.lowlevel.checkpoint_if_cancelled()
         await self._wait_connected()
         await trio.lowlevel.cancel_shielded_checkpoint()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up now: not closed, not lost for good, and no reconnection under way."""
+        return self._error is None and self._down is None
+
+    @property
+    def reconnects(self) -> int:
+        """How many times it was connected again after being lost."""
+        return self._reconnects
 
     def statistics(self) -> ConnectionStatistics:
         """The negotiated parameters, the state and the number of open channels and reconnections."""

@@ -23,6 +23,7 @@ from amqp_support import broker as broker
 
 from runtime.amqp import (
     Channel,
+    Confirmation,
     Connection,
     ConnectionLost,
     ConsumerCancelled,
@@ -149,23 +150,26 @@ async def test_publish_nowait_confirms_in_order_and_refuses_while_reconnecting(p
         with pytest.raises(ValueError, match="needs confirm mode"):
             channel.publish_nowait("", queue, b"unconfirmed")
         await channel.confirm_select()
-        confirmations = [channel.publish_nowait("", queue, str(i).encode()) for i in range(10)]
+        done: list[Confirmation] = []
+        confirmations = [channel.publish_nowait("", queue, str(i).encode(), on_done=done.append) for i in range(10)]
         assert channel.statistics().unconfirmed == 10
         with pytest.raises(RuntimeError, match="not answered yet"):
             confirmations[0].result()
         await confirmations[-1].wait()
         assert all(confirmation.done for confirmation in confirmations)  # the broker confirms in order
+        assert done == confirmations  # each called back once, in order, by the connection's reader
         for confirmation in confirmations:
             confirmation.result()
         assert "acked" in repr(confirmations[0])
 
         proxy.freeze()  # the broker's confirm never comes back
-        in_flight = channel.publish_nowait("", queue, b"in flight")
+        in_flight = channel.publish_nowait("", queue, b"in flight", on_done=done.append)
         epoch = channel.epoch
         proxy.refusing = True
         proxy.cut()
         with pytest.raises(ConnectionLost):
             await in_flight.wait()
+        assert done[-1] is in_flight  # called back for a lost connection too
         assert channel.epoch == epoch + 1
         with pytest.raises(ConnectionLost, match="reconnecting"):
             channel.publish_nowait("", queue, b"while away")  # never waits: publish again once connected

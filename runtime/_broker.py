@@ -1,9 +1,10 @@
 """Nodes that meet on a RabbitMQ broker: one inbox queue per node, signed batches, and presence by heartbeats.
 
 ``ActorSystem(name, broker=url, secret=...)`` makes the system one node of the cluster ``name`` on that broker.
-:class:`BrokerHub` is that node's side of it: one AMQP connection and channel, the node's inbox (an exclusive,
-auto-delete queue named from the cluster and the node, see :func:`inbox_name`), bound to the cluster's presence
-exchange (a fanout, :func:`presence_exchange`), and one :class:`PeerLink` per live peer. A peer link has the shape
+:class:`BrokerHub` is that node's side of it: one AMQP connection (reconnecting), the node's inbox (a queue named
+from the cluster and the node, see :func:`inbox_name`, consumed exclusively, which outlives a lost connection by
+:data:`INBOX_EXPIRES` and is deleted when the node leaves), bound to the cluster's presence exchange (a fanout,
+:func:`presence_exchange`), and one :class:`PeerLink` per live peer. A peer link has the shape
 of a :class:`~runtime._link.Link` (``send(item)`` never blocks; ``run(on_batch=...)``; ``wait_closed()``;
 ``error``), so the :class:`~runtime._node.Cluster` runs peers with the same code as worker processes.
 
@@ -11,9 +12,13 @@ What a node sends another travels as one AMQP message per flush: everything queu
 flush, pickled together (:func:`~runtime._codec.dump_batch`), published to the peer's inbox through the default
 exchange. Every message, batches and presence alike, is signed with HMAC-SHA256 under a key derived from the
 cluster's secret and name (:func:`signing_key`), over its kind, sender, recipient, message id (the sender's
-incarnation and a sequence number) and body (:func:`signature`). :func:`check_message` verifies all of that
-before anything is decoded; the hub then refuses a sequence number that is not above the last one it took from
-that incarnation (a replay). A message that fails is dropped unread and logged as a warning.
+incarnation and a sequence number) and body (:func:`signature`); a message for one node names its incarnation
+too (:func:`addressee`), so that what was meant for an earlier one is dropped. :func:`check_message` verifies all
+of that before anything is decoded; the hub then refuses a sequence number that is not above the last one it took
+from that incarnation (a replay). A message that fails is dropped unread and logged as a warning.
+
+Every message is published with a publisher confirm, up to :data:`WINDOW` of them in flight (the writer never
+waits for one to publish the next), and kept until the broker confirms it.
 
 Presence: a node announces itself with a ``hello`` on the presence exchange when it starts (each peer answers
 ``here`` straight to its inbox), a ``beat`` every heartbeat interval, and a ``bye`` when it closes in an orderly
@@ -21,10 +26,32 @@ way. A node's own beats come back to it through the fanout; a peer is lost once 
 beats for ``dead_after`` intervals without one from the peer. Measuring silence against the node's own echo
 keeps a node whose loop was busy (or whose broker was slow) from declaring every peer lost: their beats wait in
 its inbox ahead of its own.
+
+A lost broker connection is opened again with backoff (:class:`~runtime.amqp.Reconnect`, up to a heartbeat
+between attempts) and the node declares its topology again; its inbox, and what peers sent to it meanwhile, is
+still there. The node keeps its incarnation and its sequence numbers: the messages the broker had not confirmed
+are published again, in order and under their own numbers, before anything new, so a peer takes each exactly
+once (one that did arrive is dropped as a replay); deliveries it had taken but not acknowledged come again and
+are dropped the same way. Its peers' silence is measured from the reconnection, not across the outage. So an
+outage shorter than the silence limit changes nothing that peers can see.
+
+A longer one does: a peer that found the node lost has failed its asks to it with ``NodeDown`` and fired its
+watchers, and drops whatever that incarnation still sends. The rule is that *a node found lost rejoins as a new
+incarnation*. A node whose connection has been down for the silence limit knows that its peers are finding it
+lost, and rejoins without waiting to come back; and when a peer hears from an incarnation it found lost (the
+outage was just short of the node's own count, or the node was only slow), it tells it so (``out``, addressed to
+that incarnation), and the node rejoins then. To rejoin, the node loses every peer (its own pending asks fail
+with ``NodeDown``, its watchers fire), forgets what it had not published, takes a new incarnation and says
+``hello`` (once the connection is back). Every peer sees it as
+it sees a restarted node: ``NodeDown`` for the old incarnation, ``NodeUp`` for the new one, refs to actors from
+before stay down, and addresses resolve afresh. The node is never half present: either nothing changed for
+anyone, or everything did, for everyone. (Telling the node it is out and letting it carry on alone was the
+other choice; it leaves a node up and cut off from a cluster it can reach, and needs a restart to join again.)
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import hmac
 import json
@@ -43,7 +70,19 @@ from ._codec import check_secret, dump_batch, load_batch, split_batch
 from ._exceptions import AuthenticationFailed, LinkClosed, LinkError, NameTaken, SerializationError
 from ._remote import ANSWER, DELIVER
 from ._show import show
-from .amqp import AMQPError, Channel, Connection, Delivery, Properties, hide_password, open_connection
+from .amqp import (
+    AMQPError,
+    Channel,
+    Confirmation,
+    Connection,
+    ConnectionLost,
+    Consumer,
+    Delivery,
+    Properties,
+    Reconnect,
+    hide_password,
+    open_connection,
+)
 
 if TYPE_CHECKING:
     from ._system import ActorSystem
@@ -53,6 +92,7 @@ __all__ = [
     "BrokerSettings",
     "BrokerStatistics",
     "PeerLink",
+    "addressee",
     "check_message",
     "inbox_name",
     "load_secret",
@@ -63,8 +103,8 @@ __all__ = [
 
 logger = logging.getLogger("actors")
 
-MessageKind = Literal["batch", "hello", "here", "beat", "bye"]
-KINDS: Final[frozenset[str]] = frozenset(("batch", "hello", "here", "beat", "bye"))
+MessageKind = Literal["batch", "hello", "here", "beat", "bye", "out"]
+KINDS: Final[frozenset[str]] = frozenset(("batch", "hello", "here", "beat", "bye", "out"))
 EVERYONE: Final = "*"
 """The recipient of a message published on the presence exchange."""
 BATCH_CONTENT_TYPE: Final = "application/x-trio-actors-batch"
@@ -176,13 +216,22 @@ class Checked:
     """The sender's incarnation: fresh each time a system with that node name opens."""
     seq: int
     """Its place among the messages of that incarnation, from 1."""
+    to: str = ""
+    """The incarnation of this node it is addressed to; ``""`` for a message to the node whatever its incarnation
+    (or to everyone)."""
+
+
+def addressee(node: str, incarnation: str) -> str:
+    """The recipient of a message for one incarnation of ``node``: what :func:`check_message` checks."""
+    return f"{node}.{incarnation}"
 
 
 def check_message(key: bytes, me: str, properties: Properties, body: bytes) -> Checked:
     """Verify a message taken from ``me``'s inbox before anything in it is decoded.
 
     Raises :class:`~runtime.AuthenticationFailed` saying what is wrong: a missing or malformed property, a
-    recipient other than ``me`` (or everyone), or a signature that does not verify.
+    recipient other than ``me``, an incarnation of ``me`` (see :func:`addressee`) or everyone, or a signature that
+    does not verify. Which incarnation it is for is the caller's to check (:attr:`Checked.to`).
     """
     kind = properties.message_type
     sender = properties.app_id
@@ -194,8 +243,11 @@ def check_message(key: bytes, me: str, properties: Properties, body: bytes) -> C
             or not isinstance(sig, str):
         raise AuthenticationFailed(
             f"a message of type {show(kind)} from {show(sender)} lacks the properties of a signed message")
+    to = ""
     if recipient not in (me, EVERYONE):
-        raise AuthenticationFailed(f"a {kind} from {sender!r} is addressed to {recipient!r}, not to {me!r}")
+        head, _, to = recipient.rpartition(".")
+        if head != me or not to:
+            raise AuthenticationFailed(f"a {kind} from {sender!r} is addressed to {recipient!r}, not to {me!r}")
     if not hmac.compare_digest(signature(key, kind, sender, recipient, message_id, body), sig):
         raise AuthenticationFailed(
             f"a {kind} claiming to come from {sender!r} ({len(body)} bytes) has a wrong signature: it was forged, "
@@ -203,7 +255,7 @@ def check_message(key: bytes, me: str, properties: Properties, body: bytes) -> C
     incarnation, _, seq = message_id.rpartition(".")
     if not incarnation or not seq.isdigit():
         raise AuthenticationFailed(f"a {kind} from {sender!r} has a malformed message id {message_id!r}")
-    return Checked(kind, sender, incarnation, int(seq))  # type: ignore[arg-type]
+    return Checked(kind, sender, incarnation, int(seq), to)  # type: ignore[arg-type]
 
 
 # -- one peer ----------------------------------------------------------------------------------------------------
@@ -218,8 +270,8 @@ class PeerLink:
     :meth:`send` queues an item without blocking; the hub's writer publishes everything queued for the peer as
     one message per flush. Batches from the peer are handed to the ``on_batch`` given to :meth:`run`, in the
     hub's reader turn (batches that arrive before :meth:`run` are kept for it). The link ends ``"closed"`` when
-    the peer said goodbye or this node closed, ``"broken"`` when the peer fell silent or the broker connection
-    was lost.
+    the peer said goodbye or this node closed, ``"broken"`` when the peer fell silent, when this node was found
+    lost and rejoined as a new incarnation, or when the broker connection was lost for good.
     """
 
     __slots__ = ("_closed", "_early", "_hub", "_on_batch", "_reason", "_state", "incarnation", "last_seen",
@@ -307,16 +359,49 @@ class BrokerStatistics:
     peers: int
     """Peers whose link is open."""
     published: int
-    """Messages published: batches and presence."""
+    """Messages published: batches and presence (a message published again after a reconnection counts once)."""
     batches_sent: int
     items_sent: int
     batches_received: int
     items_received: int
     dropped: int
-    """Messages taken from the inbox and dropped unread: a bad signature, a replay, a lost peer's."""
+    """Messages taken from the inbox and dropped unread: a bad signature, a replay, a lost peer's, one for an
+    earlier incarnation of this node."""
+    unconfirmed: int
+    """Messages published and not yet confirmed by the broker."""
+    republished: int
+    """Messages published again after a reconnection because the broker had not confirmed them."""
+    reconnects: int
+    """Times the broker connection was lost and opened again."""
+    rejoins: int
+    """Times this node was found lost by a peer and rejoined the cluster as a new incarnation."""
+    incarnation: str
+    """This node's incarnation now."""
 
 
 Refused = Callable[[Any, SerializationError], object]
+
+
+@attrs.define(eq=False)
+class _Outgoing:
+    """A signed message on its way: kept, in order, until the broker confirms it, to be published again (as it
+    is, same sequence number) after a reconnection."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: Properties
+    confirmation: Confirmation | None = None
+    """The current publish's confirmation; ``None`` while it waits to be published (again)."""
+
+
+ACK_EVERY: Final = 256
+"""Deliveries a node takes from its inbox before it acknowledges them (it does at each beat too)."""
+WINDOW: Final = 1024
+"""Messages the hub has published and the broker has not confirmed, at most; the writer waits beyond that."""
+INBOX_EXPIRES: Final = 60.0
+"""Seconds an inbox queue outlives its node's connection: long enough for any outage short of the silence
+limit, so that what peers send meanwhile waits in it."""
 
 
 class BrokerHub:
@@ -338,22 +423,38 @@ class BrokerHub:
         self._lost: set[tuple[str, str]] = set()
         """(name, incarnation) of peers that are lost: what they still send is dropped."""
         self._queued: list[PeerLink] = []
-        self._replies: list[tuple[MessageKind, str]] = []
-        """Presence messages the reader asked the writer to send: a ``here`` to each newcomer, a ``bye`` to a
-        peer this node found lost that still talks to it."""
+        self._replies: list[tuple[MessageKind, str, str]] = []
+        """Presence messages for the writer to publish, as (kind, node, recipient): a ``hello`` or ``beat`` to
+        everyone, a ``here`` to each newcomer, an ``out`` to a peer this node found lost that still talks to it."""
         self._told_lost: set[tuple[str, str]] = set()
         self._wake = trio.Event()
-        self._flushing = trio.Lock()
+        self._outgoing: collections.deque[_Outgoing] = collections.deque()
+        """Messages published and not confirmed yet, in the order of their sequence numbers."""
+        self._resend = False
+        """The connection was lost: every message in ``_outgoing`` is to be published again, in order, before any
+        new one."""
+        self._epoch = 0
+        """The publishing channel's epoch when the messages in ``_outgoing`` were published."""
+        self._window_lot = trio.lowlevel.ParkingLot()
         self._channel: Channel | None = None
         self._connection: Connection | None = None
         self._scope: trio.CancelScope | None = None
         self._closing = False
         self._published = 0
+        self._republished = 0
         self._batches_sent = 0
         self._items_sent = 0
         self._batches_received = 0
         self._items_received = 0
         self._dropped = 0
+        self._reconnects = 0
+        self._rejoins = 0
+        self._unacked: Delivery | None = None
+        """The last delivery taken and not acknowledged yet."""
+        self._unacked_count = 0
+        self._cut_off = False
+        """Whether this node rejoined as a new incarnation because its connection was down too long (once per
+        outage)."""
 
     # -- running ----------------------------------------------------------------------------------------------
 
@@ -365,37 +466,120 @@ class BrokerHub:
         """
         await nursery.start(self._run)
 
+    @property
+    def connection_name(self) -> str:
+        """The name the hub's connection gives itself to the broker (its tools show it)."""
+        return f"trio-actors {self.cluster} {self.me}"
+
     async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with open_connection(self.settings.url) as connection:
+        heartbeat = self.settings.heartbeat
+        reconnect = Reconnect(initial=min(0.1, heartbeat), maximum=heartbeat, attempt_timeout=max(10.0, heartbeat))
+        async with open_connection(self.settings.url, reconnect=reconnect, name=self.connection_name) as connection:
             self._connection = connection
             channel = self._channel = await connection.channel()
+            await channel.confirm_select()
+            self._epoch = channel.epoch
             await channel.exchange_declare(self.exchange, "fanout")
-            try:
-                await channel.queue_declare(self.inbox, exclusive=True, auto_delete=True)
-            except AMQPError as exc:
-                if exc.reply_code == 405:  # RESOURCE_LOCKED: another connection's exclusive queue
-                    raise NameTaken(
-                        f"node name {self.me!r} is taken: a live node of cluster {self.cluster!r} on "
-                        f"{self.settings.shown_url} already has it; give this one another node_name=") from exc
-                raise
-            await channel.queue_bind(self.inbox, self.exchange)
-            consumer = await channel.basic_consume(self.inbox, no_ack=True, exclusive=True)
+            consumer = await self._open_inbox(first=True)
             with trio.CancelScope() as self._scope:
                 async with trio.open_nursery() as nursery:
-                    await self._publish_presence("hello", EVERYONE)
+                    self._reply(("hello", EVERYONE, EVERYONE))
                     nursery.start_soon(self._write_loop)
                     nursery.start_soon(self._beat_loop)
                     task_status.started()
-                    try:
-                        async for delivery in consumer:
-                            try:
-                                self._take(delivery)
-                            except Exception:  # a bug must not cost the node its cluster: say it, go on
-                                logger.exception("node %s: taking %r from the broker failed", self.me, delivery)
-                    except AMQPError as exc:
-                        self._lose_all(f"the broker connection was lost: {exc}")
-                        return
-                    self._lose_all("the broker stopped delivering to this node")
+                    await self._read_loop(consumer)
+
+    async def _open_inbox(self, *, first: bool) -> Consumer:
+        """Declare the inbox (a queue that outlives a lost connection by :data:`INBOX_EXPIRES`), bind it to the
+        presence exchange and consume it, exclusively, on a channel of its own.
+
+        The first time, a consumer already there means the name is taken. After a reconnection it is this node's
+        own consumer on the lost connection, which the broker has not found dead yet: tried again until it has,
+        for the silence limit at most (then another node has taken the name meanwhile: :class:`NameTaken`).
+        """
+        assert self._connection is not None
+        delay = min(0.1, self.settings.heartbeat)
+        give_up = trio.current_time() + self.settings.heartbeat * self.settings.dead_after
+        while True:
+            channel = await self._connection.channel()
+            try:
+                await channel.queue_declare(self.inbox, arguments={"x-expires": int(INBOX_EXPIRES * 1000)})
+                await channel.queue_bind(self.inbox, self.exchange)
+                return await channel.basic_consume(self.inbox, exclusive=True)
+            except AMQPError as exc:
+                # 403 for a consumer already there; 405 for an exclusive queue of that name (an older version)
+                taken = exc.reply_code == 405 or (exc.reply_code == 403 and "exclusive" in exc.reply_text)
+                if not taken:
+                    raise
+                if first or trio.current_time() > give_up:
+                    raise NameTaken(
+                        f"node name {self.me!r} is taken: a live node of cluster {self.cluster!r} on "
+                        f"{self.settings.shown_url} already has it; give this one another node_name=") from exc
+                logger.info("node %s: its inbox is still held by its lost connection; trying again", self.me)
+            await trio.sleep(delay)
+            delay = min(delay * 2, self.settings.heartbeat)
+
+    async def _read_loop(self, consumer: Consumer) -> None:
+        """Take what comes to the inbox, batch by batch, in this task's turn.
+
+        Deliveries are acknowledged off the message path: every :data:`ACK_EVERY` of them, and at each beat (see
+        :meth:`_ack`). What was taken and not acknowledged when the connection was lost is delivered again after
+        the reconnection, and dropped by the replay check."""
+        assert self._connection is not None
+        reconnects = 0
+        while True:
+            try:
+                deliveries = await consumer.receive_batch()
+            except AMQPError as exc:
+                if self._closing:
+                    return
+                if not self._connection.statistics().open:
+                    self._lose_all(f"the broker connection was lost: {exc}")
+                    return
+                logger.warning("node %s: its inbox consumer ended (%s); consuming it again", self.me, exc)
+                try:
+                    consumer = await self._open_inbox(first=False)
+                except AMQPError as error:
+                    self._lose_all(f"its inbox cannot be consumed again: {error}")
+                    return
+                except NameTaken as error:
+                    self._lose_all(str(error))
+                    return
+                continue
+            if not deliveries:
+                self._lose_all("the broker stopped delivering to this node")
+                return
+            now_reconnects = self._connection.reconnects
+            if now_reconnects != reconnects:
+                reconnects = now_reconnects
+                self._reconnected()
+            for delivery in deliveries:
+                try:
+                    self._take(delivery)
+                except Exception:  # a bug must not cost the node its cluster: say it, go on
+                    logger.exception("node %s: taking %r from the broker failed", self.me, delivery)
+            self._unacked = deliveries[-1]
+            self._unacked_count += len(deliveries)
+            if self._unacked_count >= ACK_EVERY:
+                self._ack()
+
+    def _ack(self) -> None:
+        """Acknowledge every delivery taken so far (one ``multiple`` ack)."""
+        delivery, self._unacked, self._unacked_count = self._unacked, None, 0
+        if delivery is not None:
+            try:
+                delivery.ack(multiple=True)
+            except AMQPError:
+                pass  # it came on a lost connection: delivered again, and dropped as a replay
+
+    def _reconnected(self) -> None:
+        """The connection is back: the outage was this node's, not its peers' silence, so each peer's silence is
+        measured from now. A peer that found this node lost meanwhile says so (``out``) once it hears from it."""
+        self._reconnects += 1
+        now = trio.current_time()
+        for peer in self.peers.values():
+            peer.last_seen = now
+        logger.warning("node %s is back on %s", self.me, self.settings.shown_url)
 
     def _lose_all(self, why: str) -> None:
         if self._closing:
@@ -406,17 +590,46 @@ class BrokerHub:
         if self._scope is not None:
             self._scope.cancel()
 
+    def _rejoin(self, cause: str) -> None:
+        """This node was (or may have been) found lost: every peer is lost to it too, and it comes back as a new
+        incarnation, with a ``hello`` (published once the connection is up)."""
+        self._rejoins += 1
+        why = f"{cause}: node {self.me} rejoins the cluster as a new incarnation"
+        logger.warning("%s", why)
+        for peer in list(self.peers.values()):
+            self._lose(peer, "broken", LinkClosed(why))
+        # A fresh start: what was on its way is for the old incarnation, which peers no longer take; peers are not
+        # lost to the new one.
+        self._lost.clear()
+        self._told_lost.clear()
+        self._queued = []
+        self._outgoing.clear()
+        self._window_lot.unpark_all()
+        self._incarnation = secrets.token_hex(8)
+        self._seq = 0
+        self._replies = [("hello", EVERYONE, EVERYONE)]
+        self._wake.set()
+
     async def aclose(self) -> None:
-        """Leave the cluster in order: publish what is queued, say goodbye, close the connection. Bounded by the
-        caller; cancelled, the connection is closed abruptly and peers find this node silent."""
+        """Leave the cluster in order: publish what is queued, say goodbye, wait for the broker to confirm, delete
+        the inbox and close the connection. Bounded by the caller; cancelled, the connection is closed abruptly
+        and peers find this node silent."""
         if self._closing:
             return
         self._closing = True
         try:
-            async with self._flushing:
-                await self._flush_all()
+            # Bounded by the silence limit too: a node whose broker is away cannot say goodbye, and is found silent.
+            with trio.move_on_after(self.settings.heartbeat * self.settings.dead_after) as scope:
                 if self._channel is not None:
-                    await self._publish_presence("bye", EVERYONE)
+                    self._flush_all()
+                    self._queue_presence("bye", EVERYONE, EVERYONE)
+                    self._wake.set()
+                    await self._wait_confirmed()
+                    assert self._connection is not None
+                    channel = await self._connection.channel()
+                    await channel.queue_delete(self.inbox)
+            if scope.cancelled_caught:
+                logger.info("node %s could not say goodbye: the broker did not confirm it in time", self.me)
         except AMQPError as exc:
             logger.info("node %s could not say goodbye: %s", self.me, exc)
         finally:
@@ -428,6 +641,12 @@ class BrokerHub:
             if self._scope is not None:
                 self._scope.cancel()
 
+    async def _wait_confirmed(self) -> None:
+        """Wait until the broker has confirmed everything published so far."""
+        assert self._connection is not None
+        while self._outgoing and self._connection.statistics().open:
+            await self._window_lot.park()  # woken by each confirmation and by a lost connection
+
     # -- sending ------------------------------------------------------------------------------------------------
 
     def _dirty(self, peer: PeerLink) -> None:
@@ -435,30 +654,40 @@ class BrokerHub:
         self._wake.set()
 
     async def _write_loop(self) -> None:
-        """Publish what is queued, one message per peer per flush. A lost connection ends it; the reader finds
-        the loss too and loses every peer."""
+        """Publish what is queued, one message per peer per flush, without waiting for confirms (see :meth:`_settle`).
+
+        After a lost connection it waits for the new one and publishes again, in order, whatever the broker had
+        not confirmed, before anything new. Ends only when the connection is lost for good (the reader finds that
+        too and loses every peer)."""
+        assert self._connection is not None
         try:
             while True:
-                if not self._queued and not self._replies:
+                if not self._queued and not self._replies and not self._resend:
                     self._wake = trio.Event()
                     await self._wake.wait()
-                async with self._flushing:
-                    await self._flush_all()
+                if not self._connection.connected:  # (when it is, publish in this turn: no checkpoint first)
+                    await self._connection.wait_connected()
+                self._publish_again()
+                while len(self._outgoing) >= WINDOW and not self._resend:
+                    await self._window_lot.park()
+                if not self._resend:
+                    self._flush_all()
+                    await trio.lowlevel.checkpoint()
         except AMQPError as exc:
             logger.info("node %s stopped publishing: %s", self.me, exc)
 
-    async def _flush_all(self) -> None:
-        while self._replies:
-            kind, recipient = self._replies.pop(0)
-            await self._publish_presence(kind, recipient)
+    def _flush_all(self) -> None:
+        replies, self._replies = self._replies, []
+        for kind, node, recipient in replies:
+            self._queue_presence(kind, node, recipient)
         while self._queued:
             queued, self._queued = self._queued, []
             for peer in queued:
                 items, peer.pending = peer.pending, []
                 if items and peer.state == "open":
-                    await self._publish_batch(peer, items)
+                    self._publish_batch(peer, items)
 
-    async def _publish_batch(self, peer: PeerLink, items: list[Any]) -> None:
+    def _publish_batch(self, peer: PeerLink, items: list[Any]) -> None:
         """Publish ``items`` to ``peer`` as one message (or several, if they pickle over :data:`MAX_BODY`); an
         item that does not pickle is refused on its own and the rest still go."""
         try:
@@ -476,24 +705,22 @@ class BrokerHub:
                     f"{show(items[0])} pickles to {len(body)} bytes, over the limit of {MAX_BODY} bytes"))
                 return
             half = len(items) // 2
-            await self._publish_batch(peer, items[:half])
-            await self._publish_batch(peer, items[half:])
+            self._publish_batch(peer, items[:half])
+            self._publish_batch(peer, items[half:])
             return
         self._batches_sent += 1
         self._items_sent += len(items)
-        await self._publish("batch", peer.name, body, "", _correlation(items))
+        self._publish("batch", peer.name, addressee(peer.name, peer.incarnation), body, "", _correlation(items))
 
-    async def _publish_presence(self, kind: MessageKind, recipient: str) -> None:
+    def _queue_presence(self, kind: MessageKind, node: str, recipient: str) -> None:
         body = json.dumps({"pid": os.getpid()}).encode()
         exchange = self.exchange if recipient == EVERYONE else ""
-        await self._publish(kind, recipient, body, exchange, None)
+        self._publish(kind, node, recipient, body, exchange, None)
 
-    async def _publish(self, kind: MessageKind, recipient: str, body: bytes, exchange: str,
-                       correlation: str | None) -> None:
-        """Sign and publish one message. The sequence number is taken and the publish queued on the connection
-        without a checkpoint in between, so numbers reach the broker in order."""
-        channel = self._channel
-        assert channel is not None
+    def _publish(self, kind: MessageKind, node: str, recipient: str, body: bytes, exchange: str,
+                 correlation: str | None) -> None:
+        """Sign one message, number it and publish it, without a checkpoint: numbers reach the broker in order.
+        While the connection is down it waits in ``_outgoing`` with the unconfirmed ones, in order."""
         self._seq += 1
         message_id = f"{self._incarnation}.{self._seq}"
         sig = signature(self._key, kind, self.me, recipient, message_id, body)
@@ -501,17 +728,94 @@ class BrokerHub:
             content_type=BATCH_CONTENT_TYPE if kind == "batch" else "application/json", message_type=kind,
             app_id=self.me, message_id=message_id, reply_to=self.inbox, correlation_id=correlation,
             headers={"to": recipient, "sig": sig})
-        routing_key = self.inbox if recipient == EVERYONE else inbox_name(self.cluster, recipient)
+        routing_key = self.inbox if recipient == EVERYONE else inbox_name(self.cluster, node)
+        outgoing = _Outgoing(exchange, routing_key, body, properties)
+        self._outgoing.append(outgoing)
         self._published += 1
-        await channel.basic_publish(exchange, routing_key, body, properties=properties)
+        channel = self._channel
+        assert channel is not None
+        if self._resend or channel.epoch != self._epoch:
+            self._resend = True  # published with the others once the connection is back
+            return
+        self._send(channel, outgoing)
+
+    def _send(self, channel: Channel, outgoing: _Outgoing) -> bool:
+        try:
+            outgoing.confirmation = channel.publish_nowait(outgoing.exchange, outgoing.routing_key, outgoing.body,
+                                                           properties=outgoing.properties, on_done=self._settle)
+        except ConnectionLost:
+            self._resend = True
+            return False
+        return True
+
+    def _publish_again(self) -> None:
+        """After a reconnection: publish every unconfirmed message again, in order (a peer drops one it took
+        already: its number is not above the last one it took)."""
+        channel = self._channel
+        assert channel is not None
+        if not self._resend and channel.epoch == self._epoch:
+            return
+        self._resend = False
+        self._epoch = channel.epoch
+        count = 0
+        for outgoing in list(self._outgoing):
+            if not self._send(channel, outgoing):
+                return
+            count += 1
+        self._republished += count
+        if count:
+            logger.info("node %s published %d unconfirmed messages again", self.me, count)
+
+    def _settle(self, _confirmation: Confirmation | None = None) -> None:
+        """Forget the confirmed messages at the head of ``_outgoing``; on a lost connection, have every one that
+        is left published again. Called by the AMQP client as each confirm comes (or fails), in its reader's turn:
+        the broker confirms in order, so no task waits on each."""
+        outgoing = self._outgoing
+        while outgoing:
+            head = outgoing[0]
+            confirmation = head.confirmation
+            if confirmation is None or not confirmation.done:
+                break
+            try:
+                confirmation.result()
+            except ConnectionLost:
+                for message in outgoing:
+                    message.confirmation = None
+                self._resend = True
+                self._wake.set()
+                break
+            except AMQPError as exc:
+                # The broker could not take it (an internal error): publishing it again would come after later
+                # numbers, which the peer has taken, so it would be dropped. Say so.
+                logger.error("node %s: the broker refused a %s to %s, which is lost: %s", self.me,
+                             head.properties.message_type, head.routing_key, exc)
+            outgoing.popleft()
+        if self._window_lot:
+            self._window_lot.unpark_all()
 
     async def _beat_loop(self) -> None:
-        try:
-            while True:
-                await trio.sleep(self.settings.heartbeat)
-                await self._publish_presence("beat", EVERYONE)
-        except AMQPError as exc:
-            logger.info("node %s stopped beating: %s", self.me, exc)
+        """Beat every heartbeat interval; and while the connection is down, count how long: past the silence
+        limit, peers find this node lost, so it rejoins as a new incarnation without waiting to hear it (its
+        pending asks fail now, not when the broker is back)."""
+        assert self._connection is not None
+        limit = self.settings.heartbeat * self.settings.dead_after
+        down_since: float | None = None
+        while True:
+            await trio.sleep(self.settings.heartbeat)
+            self._ack()
+            if self._connection.connected:
+                down_since = None
+                self._cut_off = False
+            elif not self._cut_off:
+                now = trio.current_time()
+                if down_since is None:
+                    down_since = now
+                elif now - down_since >= limit:
+                    self._cut_off = True
+                    self._rejoin(f"node {self.me} was cut off from the broker for {now - down_since:.1f} s "
+                                 f"(peers find a node lost after {limit:g} s)")
+            if ("beat", EVERYONE, EVERYONE) not in self._replies:  # one at a time while the connection is down
+                self._reply(("beat", EVERYONE, EVERYONE))
 
     # -- receiving ----------------------------------------------------------------------------------------------
 
@@ -528,16 +832,22 @@ class BrokerHub:
             if checked.incarnation == self._incarnation and checked.kind == "beat":
                 self._judge(now)
             return
+        if checked.to and checked.to != self._incarnation:
+            self._dropped += 1  # for an earlier incarnation of this node: no longer its business
+            return
+        if checked.kind == "out":
+            self._rejoin(f"peer {sender} found node {self.me} lost")
+            return
         if (sender, checked.incarnation) in self._lost:
             if checked.kind != "beat":
                 self._drop(f"a {checked.kind} from {sender!r}, which this node has found lost")
             else:
                 self._dropped += 1
             if checked.kind != "bye" and (sender, checked.incarnation) not in self._told_lost:
-                # It still counts on this node (it was only slow, say): a goodbye tells it that the two are
-                # apart for good, so that its own pending asks fail instead of waiting on messages dropped here.
+                # It still counts on this node (it was only slow, or cut off for a while): it is told that it is
+                # out, so that it rejoins as a new incarnation instead of waiting on messages dropped here.
                 self._told_lost.add((sender, checked.incarnation))
-                self._reply(("bye", sender))
+                self._reply(("out", sender, addressee(sender, checked.incarnation)))
             return
         peer = self.peers.get(sender)
         if peer is not None and peer.incarnation != checked.incarnation:
@@ -551,6 +861,9 @@ class BrokerHub:
                 return
             peer = self._add_peer(checked, delivery.body, now)
         if checked.seq <= peer.last_seq:
+            if delivery.redelivered:  # taken before the connection was lost, not yet acknowledged: no news
+                self._dropped += 1
+                return
             self._drop(f"a {checked.kind} from {sender!r} numbered {checked.seq}, after {peer.last_seq}: a replay")
             return
         peer.last_seq = checked.seq
@@ -567,7 +880,7 @@ class BrokerHub:
             self._items_received += len(items)
             peer.take(items)
         elif kind == "hello":  # answered straight to its inbox, so that the newcomer knows this node at once
-            self._reply(("here", sender))
+            self._reply(("here", sender, addressee(sender, checked.incarnation)))
         elif kind == "bye":
             logger.info("node %s: peer %s left", self.me, sender)
             self._lose(peer, "closed", LinkClosed(f"peer {sender} left the cluster"))
@@ -583,8 +896,8 @@ class BrokerHub:
         self._on_peer(peer)
         return peer
 
-    def _reply(self, message: tuple[MessageKind, str]) -> None:
-        """Have the writer publish a presence message to one node (the reader never waits)."""
+    def _reply(self, message: tuple[MessageKind, str, str]) -> None:
+        """Have the writer publish a presence message (the reader never waits)."""
         if not self._closing:
             self._replies.append(message)
             self._wake.set()
@@ -610,15 +923,18 @@ class BrokerHub:
         logger.warning("node %s dropped a message from the broker unread: %s", self.me, why)
 
     def statistics(self) -> BrokerStatistics:
-        """Peers, messages and items each way, and messages dropped, as a frozen value."""
+        """Peers, messages and items each way, messages dropped, and what the connection's losses cost, as a
+        frozen value."""
         return BrokerStatistics(
             peers=len(self.peers), published=self._published, batches_sent=self._batches_sent,
             items_sent=self._items_sent, batches_received=self._batches_received,
-            items_received=self._items_received, dropped=self._dropped)
+            items_received=self._items_received, dropped=self._dropped, unconfirmed=len(self._outgoing),
+            republished=self._republished, reconnects=self._reconnects, rejoins=self._rejoins,
+            incarnation=self._incarnation)
 
     def __repr__(self) -> str:
         return (f"<BrokerHub {self.me!r} in {self.cluster!r} on {self.settings.shown_url} peers={len(self.peers)} "
-                f"dropped={self._dropped}>")
+                f"unconfirmed={len(self._outgoing)} reconnects={self._reconnects} dropped={self._dropped}>")
 
 
 def _correlation(items: list[Any]) -> str | None:

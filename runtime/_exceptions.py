@@ -131,7 +131,9 @@ class AuthenticationFailed(LinkError):
 
 
 class NodeDown(ActorError):
-    """A node of the system was lost: its worker process died or its link broke.
+    """A node of the system was lost: its worker process died or its link broke; for a peer on a broker, it left,
+    fell silent, or this node rejoined the cluster as a new incarnation (it was cut off from the broker for longer
+    than the silence limit, or a peer found it lost).
 
     It is the ``.cause`` of the :class:`ActorFailed` that pending asks to actors on that node raise, the
     ``reason`` of the ``Terminated`` their watchers get, and the failure their supervisors decide on (an actor

@@ -23,6 +23,7 @@ from amqp_support import broker as broker
 
 from runtime.amqp import (
     Channel,
+    Confirmation,
     Connection,
     ConnectionLost,
     ConsumerCancelled,
@@ -169,6 +170,44 @@ async def test_publish_awaiting_its_confirm_fails_with_connection_lost_then_the_
         assert channel.statistics().confirming  # confirm mode came back with the channel
         declared = await channel.queue_declare(queue, passive=True)
         assert declared.message_count >= 2  # "in flight" may or may not have reached the queue
+
+
+async def test_publish_nowait_confirms_in_order_and_refuses_while_reconnecting(proxy: Proxy) -> None:
+    async with open_connection(proxy.url(), reconnect=FAST) as connection:
+        channel = await connection.channel()
+        queue = name("q")
+        await channel.queue_declare(queue, auto_delete=True)
+        with pytest.raises(ValueError, match="needs confirm mode"):
+            channel.publish_nowait("", queue, b"unconfirmed")
+        await channel.confirm_select()
+        done: list[Confirmation] = []
+        confirmations = [channel.publish_nowait("", queue, str(i).encode(), on_done=done.append) for i in range(10)]
+        assert channel.statistics().unconfirmed == 10
+        with pytest.raises(RuntimeError, match="not answered yet"):
+            confirmations[0].result()
+        await confirmations[-1].wait()
+        assert all(confirmation.done for confirmation in confirmations)  # the broker confirms in order
+        assert done == confirmations  # each called back once, in order, by the connection's reader
+        for confirmation in confirmations:
+            confirmation.result()
+        assert "acked" in repr(confirmations[0])
+
+        proxy.freeze()  # the broker's confirm never comes back
+        in_flight = channel.publish_nowait("", queue, b"in flight", on_done=done.append)
+        epoch = channel.epoch
+        proxy.refusing = True
+        proxy.cut()
+        with pytest.raises(ConnectionLost):
+            await in_flight.wait()
+        assert done[-1] is in_flight  # called back for a lost connection too
+        assert channel.epoch == epoch + 1
+        with pytest.raises(ConnectionLost, match="reconnecting"):
+            channel.publish_nowait("", queue, b"while away")  # never waits: publish again once connected
+        proxy.refusing = False
+        await connection.wait_connected()
+        await channel.publish_nowait("", queue, b"after").wait()
+        declared = await channel.queue_declare(queue, passive=True)
+        assert declared.message_count >= 11  # "in flight" may or may not have reached the queue
 
 
 async def test_operations_wait_while_reconnecting_with_backoff(proxy: Proxy) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from amqp_support import Proxy
 from amqp_support import broker as broker  # the session's RabbitMQ (skips without one)
 
 from actors import (
@@ -39,6 +40,7 @@ from actors import (
 )
 from actors.testing import Probe
 from runtime._broker import (
+    BrokerHub,
     BrokerSettings,
     Checked,
     check_message,
@@ -83,9 +85,26 @@ def cluster_name() -> str:
 
 
 @asynccontextmanager
-async def node(url: str, cluster: str, name: str, secret: bytes = SECRET) -> AsyncIterator[ActorSystem]:
-    async with ActorSystem(cluster, broker=url, secret=secret, node_name=name, _heartbeat=HEARTBEAT) as system:
+async def node(url: str, cluster: str, name: str, secret: bytes = SECRET,
+               heartbeat: float = HEARTBEAT) -> AsyncIterator[ActorSystem]:
+    async with ActorSystem(cluster, broker=url, secret=secret, node_name=name, _heartbeat=heartbeat) as system:
         yield system
+
+
+@pytest.fixture
+async def proxy(broker: str) -> AsyncIterator[Proxy]:
+    """A proxy in front of the broker: a node connected through it can be cut off without touching others."""
+    async with trio.open_nursery() as nursery:
+        proxy = Proxy()
+        await nursery.start(proxy.serve)
+        yield proxy
+        nursery.cancel_scope.cancel()
+
+
+def hub_of(system: ActorSystem) -> BrokerHub:
+    assert system.cluster is not None
+    assert system.cluster.hub is not None
+    return system.cluster.hub
 
 
 @asynccontextmanager
@@ -100,7 +119,7 @@ async def pair(url: str) -> AsyncIterator[tuple[ActorSystem, ActorSystem]]:
 
 
 class Echo(Actor):
-    """Echoes with its own ref; ``("tell", ref, x)`` tells ``ref`` x; ``"hang"`` never answers."""
+    """Echoes with its own ref; ``("tell", ref, x)`` tells ``ref`` x; ``"hang"`` and ``"never"`` never answer."""
 
     async def receive(self, message: Any) -> Any:
         match message:
@@ -109,6 +128,9 @@ class Echo(Actor):
                 return None
             case "hang":
                 await trio.sleep_forever()
+            case "never":  # an ask never answered that does not hold the actor (nor its system's shutdown) up
+                self.defer_reply()
+                return None
             case "boom":
                 raise ValueError("boom")
         return ("echo", message, self.ref)
@@ -230,9 +252,9 @@ async def test_a_peer_that_leaves_in_order_is_node_down_and_its_actors_stopped(b
             await ref.ask("after")
 
 
-async def test_a_peer_that_vanishes_fails_pending_asks_and_fires_watchers(broker: str) -> None:
+async def test_a_peer_that_vanishes_fails_pending_asks_and_fires_watchers(broker: str, proxy: Proxy) -> None:
     cluster = cluster_name()
-    async with node(broker, cluster, "a") as a, node(broker, cluster, "b") as b:
+    async with node(broker, cluster, "a") as a, node(proxy.url(), cluster, "b") as b:
         events = await Probe.spawn(a)
         a.events.subscribe(events.ref, NodeDown)
         probe = await Probe.spawn(a)
@@ -248,16 +270,15 @@ async def test_a_peer_that_vanishes_fails_pending_asks_and_fires_watchers(broker
 
             async def ask() -> None:
                 try:
-                    await ref.ask("hang")
+                    await ref.ask("never")
                 except ActorFailed as exc:
                     failures.append(exc)
 
             nursery.start_soon(ask)
             await ref.ask("sync")
-            # b's broker connection is cut (as when its machine goes away): no goodbye, only silence.
-            assert b.cluster is not None
-            assert b.cluster.hub is not None
-            await trio.aclose_forcefully(b.cluster.hub._connection._stream)  # type: ignore[union-attr]
+            # b's broker connection is cut for good (as when its machine goes away): no goodbye, only silence.
+            proxy.refusing = True
+            proxy.cut()
             start = trio.current_time()
         assert trio.current_time() - start < 3.0  # found silent within a few heartbeats
         [failure] = failures
@@ -270,7 +291,7 @@ async def test_a_peer_that_vanishes_fails_pending_asks_and_fires_watchers(broker
         assert "fell silent" in down.reason
         assert terminated.ref is ref
         assert isinstance(terminated.reason, NodeDown)
-        assert [n.alive for n in b.nodes if n.name == "a"] == [False]  # b lost every peer with its connection
+        assert hub_of(b).statistics().reconnects == 0  # still trying to come back
 
 
 async def test_a_peer_found_lost_is_told_so_and_its_asks_do_not_hang(broker: str) -> None:
@@ -281,14 +302,23 @@ async def test_a_peer_found_lost_is_told_so_and_its_asks_do_not_hang(broker: str
             assert ref is not None
             assert a.cluster is not None
             assert a.cluster.hub is not None
+            incarnation = hub_of(b).statistics().incarnation
             a.cluster.hub.peers["b"].last_seen -= 100  # as if b had stalled: a's next beat finds it lost
             await until(lambda: not next(n for n in a.nodes if n.name == "b").alive)
-            # b still counts on a; a drops what b sends and says goodbye to it, so b's ask fails.
+            # b still counts on a; a drops what b sends and tells b it is out, so b's ask fails and b rejoins.
             with pytest.raises((ActorFailed, ActorStopped)) as excinfo:
                 await ref.ask("hang")
-        cause = excinfo.value.cause if isinstance(excinfo.value, ActorFailed) else excinfo.value
-        assert "node a is down" in str(cause)
-        assert [n.alive for n in b.nodes if n.name == "a"] == [False]
+            cause = excinfo.value.cause if isinstance(excinfo.value, ActorFailed) else excinfo.value
+            assert "node a is down" in str(cause)
+            await until(lambda: any(n.alive for n in a.nodes if n.name == "b")
+                        and any(n.alive for n in b.nodes if n.name == "a"))
+            statistics = hub_of(b).statistics()
+            assert (statistics.rejoins, statistics.incarnation != incarnation) == (1, True)
+            with pytest.raises((ActorFailed, ActorStopped)):
+                await ref.ask("again")  # a ref from before the rejoin stays down
+            fresh = await b.resolve("a", "echo")
+            assert fresh is not None
+            assert (await fresh.ask("again"))[:2] == ("echo", "again")
 
 
 async def test_a_node_name_taken_in_the_cluster_is_refused(broker: str) -> None:
@@ -313,6 +343,154 @@ async def test_waiting_for_a_node_can_be_cancelled(broker: str) -> None:
         assert scope.cancelled_caught
         assert [n.name for n in a.nodes] == ["a"]
         assert await a.wait_node("a") == a.node
+
+
+# -- a lost broker connection ---------------------------------------------------------------------------------
+
+
+class Recorder(Actor):
+    """Records what it is told, in order; answers ``"get"`` with the record, and ``("later", x)`` with ``x`` a
+    tenth of a second later (while its asker's broker is away, in the tests below)."""
+
+    def __init__(self) -> None:
+        self.record: list[Any] = []
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case "get":
+                return list(self.record)
+            case ("later", value):
+                await trio.sleep(0.1)
+                return value
+        self.record.append(message)
+        return None
+
+
+@pytest.mark.parametrize("how", ["cut", "freeze, then cut"])
+async def test_a_short_outage_loses_nothing_and_peers_see_no_change(broker: str, proxy: Proxy, how: str) -> None:
+    """a's connection is lost for less than the silence limit (0.2 s, against 1.5 s) with tells and asks in
+    flight each way: a reconnects as the same incarnation, publishes again what the broker had not confirmed, and
+    every tell arrives once, in order."""
+    cluster = cluster_name()
+    async with node(proxy.url(), cluster, "a", heartbeat=0.5) as a, node(broker, cluster, "b", heartbeat=0.5) as b:
+        down = await Probe.spawn(b)
+        b.events.subscribe(down.ref, NodeDown)
+        await b.spawn(Recorder, name="recorder")
+        with trio.fail_after(10):
+            await a.wait_node("b")
+            recorder = await a.resolve("b", "recorder")
+        assert recorder is not None
+        hub = hub_of(a)
+        incarnation = hub.statistics().incarnation
+        answers: list[Any] = []
+        sent = 0
+
+        def tell(count: int) -> None:
+            nonlocal sent
+            for value in range(sent, sent + count):
+                recorder.tell(value)
+            sent += count
+
+        async def ask(value: Any) -> None:
+            answers.append(await recorder.ask(("later", value)))
+
+        with trio.fail_after(15):
+            async with trio.open_nursery() as nursery:
+                tell(500)
+                await recorder.ask("get")  # these arrived
+                nursery.start_soon(ask, "asked before")  # answered while a is away
+                if how == "freeze, then cut":
+                    proxy.freeze()  # what a publishes now is written and never confirmed
+                tell(500)
+                await trio.sleep(0.05)
+                proxy.refusing = True
+                proxy.cut()
+                await trio.sleep(0.01)
+                tell(500)  # while a is away
+                nursery.start_soon(ask, "asked while away")
+                await trio.sleep(0.2)
+                proxy.refusing = False
+            record = await recorder.ask("get")
+        assert record == list(range(sent))  # every tell, once, in order
+        assert sorted(answers) == ["asked before", "asked while away"]
+        statistics = hub.statistics()
+        assert (statistics.reconnects, statistics.rejoins, statistics.incarnation) == (1, 0, incarnation)
+        if how == "freeze, then cut":
+            assert statistics.republished > 0
+        assert statistics.unconfirmed < 3  # the last beats, say
+        assert [n.alive for n in b.nodes if n.name == "a"] == [True]
+        await down.expect_no_message(0.1)  # b saw no change
+
+
+async def test_after_a_long_outage_the_node_rejoins_as_a_new_incarnation(broker: str, proxy: Proxy) -> None:
+    """a's connection is lost for longer than the silence limit: b finds a lost (its asks fail, its watchers fire),
+    and a, cut off as long, rejoins as a new incarnation (its own pending asks fail at once); when a comes back,
+    both see the other come up again, and refs from before stay down."""
+    cluster = cluster_name()
+    async with node(proxy.url(), cluster, "a") as a, node(broker, cluster, "b") as b:
+        probe = await Probe.spawn(b)
+        watcher = await b.spawn(Watcher, probe.ref)
+        for system in (a, b):
+            await system.spawn(Echo, name="echo")
+        with trio.fail_after(10):
+            await a.wait_node("b")
+            await b.wait_node("a")
+            on_a = await b.resolve("a", "echo")
+            on_b = await a.resolve("b", "echo")
+            assert on_a is not None
+            assert on_b is not None
+            await watcher.ask(on_a)
+        b_events = await Probe.spawn(b)
+        b.events.subscribe(b_events.ref, NodeDown)
+        b.events.subscribe(b_events.ref, NodeUp)
+        a_events = await Probe.spawn(a)
+        a.events.subscribe(a_events.ref, NodeDown)
+        a.events.subscribe(a_events.ref, NodeUp)
+        incarnation = hub_of(a).statistics().incarnation
+        failures: dict[str, BaseException] = {}
+
+        async def ask(name: str, ref: ActorRef) -> None:
+            try:
+                await ref.ask("never")
+            except (ActorFailed, ActorStopped) as exc:
+                failures[name] = exc
+
+        with trio.fail_after(15):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask, "b asked a", on_a)
+                nursery.start_soon(ask, "a asked b", on_b)
+                await on_a.ask("sync")
+                await on_b.ask("sync")
+                proxy.refusing = True
+                proxy.cut()
+                down = await b_events.expect(NodeDown)  # b finds a lost
+                assert (down.node.name, "fell silent" in down.reason) == ("a", True)
+                terminated = await probe.expect(Terminated)
+                assert terminated.ref is on_a
+                down = await a_events.expect(NodeDown)  # and a, still cut off, gives b up as well
+                assert (down.node.name, "cut off" in down.reason) == ("b", True)
+                await until(lambda: len(failures) == 2)
+                assert hub_of(a).statistics().rejoins == 1
+                proxy.refusing = False  # a comes back
+                await b_events.expect(lambda event: isinstance(event, NodeUp) and event.node.name == "a")
+            await a_events.expect(lambda event: isinstance(event, NodeUp) and event.node.name == "b")
+        assert set(failures) == {"b asked a", "a asked b"}
+        for exc in failures.values():
+            cause = exc.cause if isinstance(exc, ActorFailed) else exc
+            assert "is down" in str(cause)
+        statistics = hub_of(a).statistics()
+        assert (statistics.rejoins, statistics.incarnation != incarnation) == (1, True)
+        with pytest.raises((ActorFailed, ActorStopped)):
+            await on_a.ask("before")  # refs from before stay down, as for a restarted peer
+        with pytest.raises((ActorFailed, ActorStopped)):
+            await on_b.ask("before")
+        with trio.fail_after(10):
+            fresh = await b.resolve("a", "echo")
+            assert fresh is not None
+            assert (await fresh.ask("after"))[:2] == ("echo", "after")
+            fresh_on_b = await a.resolve("b", "echo")
+            assert fresh_on_b is not None
+            assert (await fresh_on_b.ask("after"))[:2] == ("echo", "after")
 
 
 # -- security ------------------------------------------------------------------------------------------------

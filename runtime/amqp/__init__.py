@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._client import Channel as Channel
 from ._client import ChannelStatistics as ChannelStatistics
+from ._client import Confirmation as Confirmation
 from ._client import Connection as Connection
 from ._client import ConnectionStatistics as ConnectionStatistics
 from ._client import Consumer as Consumer
@@ -30,6 +31,7 @@ __all__ = [
     "Channel",
     "ChannelClosed",
     "ChannelStatistics",
+    "Confirmation",
     "Connection",
     "ConnectionLost",
     "ConnectionStatistics",

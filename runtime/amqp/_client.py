@@ -52,6 +52,7 @@ from ._frames import (
 
 __all__ = [
     "Channel",
+    "Confirmation",
     "Connection",
     "ConnectionStatistics",
     "Consumer",
@@ -250,17 +251,66 @@ class _Waiter:
         self.event.set()
 
 
-@attrs.define(eq=False)
-class _Confirm:
-    """A publish waiting for the broker's ack in confirm mode."""
+@attrs.define(eq=False, repr=False)
+class Confirmation:
+    """A publish in confirm mode waiting for the broker's ack: what :meth:`Channel.publish_nowait` returns."""
 
     exchange: str
+    """The exchange it was published to."""
     routing_key: str
+    """The routing key it was published with."""
     mandatory: bool
-    event: trio.Event = attrs.field(factory=trio.Event)
-    acked: bool = False
-    returned: bool = False
-    error: BaseException | None = None
+    """Whether it was published ``mandatory``."""
+    _on_done: Callable[[Confirmation], object] | None = None
+    _event: trio.Event = attrs.field(factory=trio.Event)
+    _acked: bool = False
+    _returned: bool = False
+    _error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        state = "pending" if not self._event.is_set() else "failed" if self._error is not None else \
+            "acked" if self._acked else "nacked"
+        return f"<Confirmation {self.exchange!r}/{self.routing_key!r} {state}>"
+
+    @property
+    def done(self) -> bool:
+        """Whether the broker has answered (or the connection was lost meanwhile)."""
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        """Wait for the broker's answer; return once it acked the publish.
+
+        Raises :class:`ConnectionLost` if the connection was lost first (the message may or may not have reached
+        the broker), :class:`PublishNacked` for a nack and :class:`Unroutable` for a mandatory publish that
+        reached no queue. Cancelled, the confirmation stays valid and can be awaited again.
+        """
+        await self._event.wait()
+        self.result()
+
+    def result(self) -> None:
+        """What :meth:`wait` would do once the broker has answered: return for an ack, raise otherwise. Raises
+        :class:`RuntimeError` while it has not answered."""
+        if not self._event.is_set():
+            raise RuntimeError(f"{self!r}: the broker has not answered yet; await wait()")
+        if self._error is not None:
+            raise self._error
+        if not self._acked:
+            raise PublishNacked(f"the broker nacked a publish to {self.exchange!r}/{self.routing_key!r}")
+        if self._returned:
+            raise Unroutable(f"a mandatory publish to {self.exchange!r}/{self.routing_key!r} reached no queue",
+                             exchange=self.exchange, routing_key=self.routing_key)
+
+    def _settle(self, acked: bool) -> None:
+        self._acked = acked
+        self._event.set()
+        if self._on_done is not None:
+            self._on_done(self)
+
+    def _fail(self, error: BaseException) -> None:
+        self._error = error
+        self._event.set()
+        if self._on_done is not None:
+            self._on_done(self)
 
 
 @attrs.define(eq=False)
@@ -417,7 +467,7 @@ class Channel:
     _incoming: _Incoming | None = None
     _confirming: bool = False
     _publish_seq: int = 0
-    _unconfirmed: dict[int, _Confirm] = attrs.field(factory=dict)
+    _unconfirmed: dict[int, Confirmation] = attrs.field(factory=dict)
     _error: AMQPError | None = None
     _epoch: int = 0
     """Counts the connections this channel was opened on: deliveries of an earlier one cannot be settled."""
@@ -559,16 +609,42 @@ class Channel:
             await connection._wait_drained()
             return
         self._publish_seq += 1
-        pending = self._unconfirmed[self._publish_seq] = _Confirm(exchange, routing_key, mandatory)
+        pending = self._unconfirmed[self._publish_seq] = Confirmation(exchange, routing_key, mandatory)
         connection._write(data)
-        await pending.event.wait()
-        if pending.error is not None:
-            raise pending.error
-        if not pending.acked:
-            raise PublishNacked(f"the broker nacked a publish to {exchange!r}/{routing_key!r} on {self}")
-        if pending.returned:
-            raise Unroutable(f"a mandatory publish to {exchange!r}/{routing_key!r} reached no queue",
-                             exchange=exchange, routing_key=routing_key)
+        await pending.wait()
+
+    def publish_nowait(self, exchange: str, routing_key: str, body: bytes, *,
+                       properties: commands.Basic.Properties | None = None, mandatory: bool = False,
+                       on_done: Callable[[Confirmation], object] | None = None) -> Confirmation:
+        """Publish a message on a channel in confirm mode without waiting: queue it for the writer and return its
+        :class:`Confirmation`, to be awaited later. Many publishes can so await their confirms at once, in the
+        order they were made (the broker confirms in order). ``on_done(confirmation)``, if given, is called once
+        the broker has answered or the connection was lost, in the connection's reader task (it must not block
+        nor raise): a way to follow many confirms without a task waiting on each.
+
+        Never blocks, so it neither waits for a reconnection nor for the broker to unblock the connection: raises
+        :class:`ConnectionLost` while a reconnection is under way (publish again once :meth:`Connection.wait_connected`
+        returns), the channel's error if it is closed, and :class:`ValueError` if the channel is not in confirm mode.
+        """
+        if not self._confirming:
+            raise ValueError(f"publish_nowait to {exchange!r}/{routing_key!r} needs confirm mode: "
+                             "await channel.confirm_select() first")
+        connection = self._connection
+        if connection._down is not None:
+            raise ConnectionLost(f"{connection._params.show()} is reconnecting: {connection._down}")
+        self._check()
+        data = encode_publish(self.channel_id, exchange, routing_key, mandatory, properties, body,
+                              connection._frame_max)
+        self._publish_seq += 1
+        pending = self._unconfirmed[self._publish_seq] = Confirmation(exchange, routing_key, mandatory, on_done)
+        connection._write(data)
+        return pending
+
+    @property
+    def epoch(self) -> int:
+        """Counts the connections lost under this channel: it changes when what was in flight failed with
+        :class:`ConnectionLost`."""
+        return self._epoch
 
     async def basic_consume(self, queue: str, *, no_ack: bool = False, exclusive: bool = False,
                             consumer_tag: str = "", arguments: dict[str, Any] | None = None) -> Consumer:
@@ -706,8 +782,7 @@ class Channel:
         while self._gets:
             self._gets.popleft().fail(error)
         for pending in self._unconfirmed.values():
-            pending.error = error
-            pending.event.set()
+            pending._fail(error)
         self._unconfirmed.clear()
 
     async def _reopen(self) -> None:
@@ -822,9 +897,9 @@ class Channel:
         # A return precedes the ack of its publish; the broker routes in order, so it belongs to the oldest
         # mandatory publish to the same exchange and key not yet returned.
         for pending in self._unconfirmed.values():
-            if (pending.mandatory and not pending.returned and pending.exchange == method.exchange
+            if (pending.mandatory and not pending._returned and pending.exchange == method.exchange
                     and pending.routing_key == method.routing_key):
-                pending.returned = True
+                pending._returned = True
                 return
         logger.warning("basic.return on channel %d matches no pending mandatory publish: %r", self.channel_id, method)
 
@@ -842,9 +917,7 @@ class Channel:
         else:
             settled = [tag] if tag in unconfirmed else []
         for key in settled:
-            pending = unconfirmed.pop(key)
-            pending.acked = acked
-            pending.event.set()
+            unconfirmed.pop(key)._settle(acked)
 
 
 def _binding_key(destination: str, source: str, routing_key: str, arguments: dict[str, Any] | None, *,
@@ -1080,6 +1153,16 @@ class Connection:
         await trio.lowlevel.checkpoint_if_cancelled()
         await self._wait_connected()
         await trio.lowlevel.cancel_shielded_checkpoint()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up now: not closed, not lost for good, and no reconnection under way."""
+        return self._error is None and self._down is None
+
+    @property
+    def reconnects(self) -> int:
+        """How many times it was connected again after being lost."""
+        return self._reconnects
 
     def statistics(self) -> ConnectionStatistics:
         """The negotiated parameters, the state and the number of open channels and reconnections."""

@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test docs bench bench-amqp lint clean broker broker-stop
+.PHONY: demo test docs bench bench-amqp lint clean broker broker-stop mutation
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,7 @@ broker-stop:
 
 clean:
 	rm -rf $(VENV) build *.egg-info docs/_build
+
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[mutation]"
+	$(BIN)/python scripts/mutation.py $(or $(MODULE),--list)

@@ -1,0 +1,179 @@
+"""Mutation score of one engine module against its own tests, with cosmic-ray.
+
+    .venv/bin/python scripts/mutation.py runtime/_supervision.py   # one module (make mutation MODULE=...)
+    .venv/bin/python scripts/mutation.py all                       # every module in mutation/, one after the other
+    .venv/bin/python scripts/mutation.py --rev REV runtime/_routing.py  # the module and tests as of a commit
+    .venv/bin/python scripts/mutation.py --again runtime/_routing.py    # only the last run's survivors, again
+    .venv/bin/python scripts/mutation.py --list
+
+Each module has a cosmic-ray config in ``mutation/NAME.toml``: the module and the test command (its own test
+files, ``pytest -x``). A ``[mutation]`` table there may set ``sample = N``: the mutants are then sampled evenly
+(every k-th in source order) down to N, so that one run stays within about fifteen minutes on two cores. The
+mutants run one at a time. cosmic-ray mutates the file in place, so the run works on a copy of the tree (the
+working tree's files, or ``--rev``'s), never on the checkout itself, which stays free to edit and test meanwhile.
+The session database and the surviving mutants' diffs are left in ``.mutation/`` for reading. ``--again`` runs
+the survivors of the last session against the current tests and keeps the rest of its results: while tests are
+only added (as when killing survivors), a mutant once killed stays killed, so that is the score a full run gives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "mutation"
+OUT = ROOT / ".mutation"
+BIN = Path(sys.executable).parent
+
+
+def configs() -> dict[str, Path]:
+    """Module path -> its config file."""
+    found = {}
+    for path in sorted(CONFIGS.glob("*.toml")):
+        data = tomllib.loads(path.read_text())
+        found[data["cosmic-ray"]["module-path"]] = path
+    return found
+
+
+def sample(db_path: Path, size: int) -> tuple[int, int]:
+    """Mark all but ``size`` evenly spaced mutants as skipped; return (kept, total)."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(db_path), WorkDB.Mode.open) as db:
+        items = sorted(
+            db.work_items,
+            key=lambda item: [
+                (m.start_pos, m.operator_name, m.occurrence) for m in item.mutations
+            ],
+        )
+        total = len(items)
+        if size <= 0 or size >= total:
+            return total, total
+        keep = {round(i * total / size) for i in range(size)}
+        skipped = [item.job_id for index, item in enumerate(items) if index not in keep]
+        db.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+        return total - len(skipped), total
+
+
+def report(db_path: Path, survivors_path: Path) -> tuple[int, int]:
+    """Write the survivors' diffs; return (killed, tested)."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
+    killed = tested = 0
+    lines: list[str] = []
+    with use_db(str(db_path), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            if result.worker_outcome != WorkerOutcome.NORMAL:
+                continue
+            tested += 1
+            if result.test_outcome == TestOutcome.SURVIVED:
+                mutation = item.mutations[0]
+                lines.append(f"{mutation.module_path}:{mutation.start_pos[0]} {mutation.operator_name}")
+                lines.append(result.diff or "")
+            else:
+                killed += 1
+    survivors_path.write_text("\n".join(lines))
+    return killed, tested
+
+
+def snapshot(tree: Path, rev: str | None) -> None:
+    """Copy the project's files (the working tree's, or those of commit ``rev``) into ``tree``."""
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir(parents=True)
+    if rev is not None:
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        return
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, tree / name)
+
+
+def forget_survivors(db_path: Path) -> int:
+    """Drop the results of the surviving mutants, so that ``cosmic-ray exec`` runs them again."""
+    import sqlite3
+
+    with sqlite3.connect(db_path) as db:
+        return db.execute("DELETE FROM work_results WHERE test_outcome = 'survived'").rowcount
+
+
+def run(module: str, config: Path, rev: str | None, again: bool = False) -> tuple[int, int, int]:
+    """Measure one module; return (killed, tested, total)."""
+    OUT.mkdir(exist_ok=True)
+    name = config.stem
+    db_path = OUT / f"{name}.sqlite"
+    if again and not db_path.exists():
+        sys.exit(f"{module}: no earlier session in {db_path} to run again")
+    if not again:
+        db_path.unlink(missing_ok=True)
+    data = tomllib.loads(config.read_text())
+    command = data["cosmic-ray"]["test-command"]
+    size = int(data.get("mutation", {}).get("sample", 0))
+    tree = OUT / "tree"
+    snapshot(tree, rev)
+    # The copy's own modules come first on sys.path (pytest's pythonpath = ["."]); the venv comes from PATH.
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    if subprocess.run(command, shell=True, cwd=tree, env=env, capture_output=True).returncode != 0:
+        sys.exit(f"{module}: its tests fail without a mutation ({command}); fix them first")
+    if again:
+        print(f"{module}: {forget_survivors(db_path)} survivors of the last session, again", flush=True)
+        from cosmic_ray.work_db import WorkDB, use_db
+
+        with use_db(str(db_path), WorkDB.Mode.open) as db:
+            total = db.num_work_items
+    else:
+        subprocess.run([str(BIN / "cosmic-ray"), "init", str(config), str(db_path)], cwd=tree, env=env, check=True)
+        kept, total = sample(db_path, size)
+        print(f"{module}: {kept} mutants of {total}" + (" (sampled evenly)" if kept < total else ""), flush=True)
+    started = time.monotonic()
+    subprocess.run([str(BIN / "cosmic-ray"), "exec", str(config), str(db_path)], cwd=tree, env=env, check=True)
+    killed, tested = report(db_path, OUT / f"{name}-survivors.txt")
+    minutes = (time.monotonic() - started) / 60
+    score = 100 * killed / tested if tested else 0.0
+    print(
+        f"{module}: {killed} of {tested} caught, {score:.1f}% ({minutes:.1f} min); "
+        f"survivors in .mutation/{name}-survivors.txt",
+        flush=True,
+    )
+    return killed, tested, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("module", nargs="?", help="a module path such as runtime/_routing.py, or 'all'")
+    parser.add_argument("--rev", help="measure the files of this commit instead of the working tree's")
+    parser.add_argument("--again", action="store_true", help="run only the last session's survivors again")
+    parser.add_argument("--list", action="store_true", help="list the configured modules")
+    args = parser.parse_args()
+    table = configs()
+    if args.list or not args.module:
+        for module, config in table.items():
+            print(f"{module:28} {config.relative_to(ROOT)}")
+        return
+    modules = list(table) if args.module == "all" else [args.module]
+    unknown = [module for module in modules if module not in table]
+    if unknown:
+        sys.exit(f"no mutation config for {', '.join(unknown)}; configured: {', '.join(table)}")
+    rows = [(module, *run(module, table[module], args.rev, args.again)) for module in modules]
+    print("\n| module | mutants (of) | caught | score |\n|---|---|---|---|")
+    for module, killed, tested, total in rows:
+        score = 100 * killed / tested if tested else 0.0
+        print(f"| `{module}` | {tested} ({total}) | {killed} | {score:.1f}% |")
+
+
+if __name__ == "__main__":
+    main()

@@ -292,3 +292,11 @@ async def test_mailbox_statistics(actor_system: ActorSystem) -> None:
     await trio.testing.wait_all_tasks_blocked()
     stats = actor_system.statistics().actors["stats"]
     assert (stats.handled, stats.mailbox_length, stats.peak_mailbox_length) == (4, 0, 3)
+
+
+async def test_an_actor_that_never_had_a_message_shows_zeros(actor_system: ActorSystem) -> None:
+    gate = trio.Event()
+    await actor_system.spawn(Gate, gate, [], name="idle")
+    await trio.testing.wait_all_tasks_blocked()
+    stats = actor_system.statistics().actors["idle"]
+    assert (stats.arrivals, stats.handled, stats.mailbox_length, stats.peak_mailbox_length) == (0, 0, 0, 0)

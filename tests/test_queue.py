@@ -476,10 +476,14 @@ async def test_expiry_happens_at_the_head_only(autojump_clock: MockClock, actor_
 async def test_expired_message_is_never_delivered(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
     jobs, _, dead = await dead_letter_setup(actor_system)
     jobs.tell(Publish("k", "stale", ttl=1))
+    jobs.tell(Publish("k", "staler", ttl=1))
     jobs.tell(Publish("k", "fresh"))
-    await trio.sleep(1)  # the head is due now: the next delivery finds it expired
+    await trio.testing.wait_all_tasks_blocked()
+    # Move the clock without running anything: the Get is queued before the expiry timer can go off, so it is
+    # the delivery, not the timer, that finds both messages at the head expired.
+    autojump_clock.jump(1)
     assert (await jobs.ask(Get(auto_ack=True))).body == "fresh"
-    assert await bodies(dead) == ["stale"]
+    assert await bodies(dead) == ["stale", "staler"]
 
 
 async def test_ttl_zero_reaches_a_waiting_consumer_only(autojump_clock: MockClock,
@@ -1040,3 +1044,18 @@ async def test_durable_storage_that_cannot_open_fails_the_spawn(actor_system: Ac
     with trio.fail_after(10), pytest.raises(ActorFailed):
         await actor_system.spawn(Queue, name="jobs", durable=True, storage=tmp_path / "missing" / "jobs.db")
     assert actor_system.lookup("jobs") is None
+
+
+async def test_a_dead_letter_exchange_that_stopped_reaches_no_one(autojump_clock: MockClock,
+                                                                   actor_system: ActorSystem) -> None:
+    jobs, dlx, dead = await dead_letter_setup(actor_system)
+    dead_letters = await Probe.dead_letters(actor_system)
+    await actor_system.stop(dlx)
+    jobs.tell(Publish("k", "doomed"))
+    delivery = await jobs.ask(Get())
+    delivery.reject()
+    letter = await dead_letters.expect(DeadLetter)
+    assert "dead letter (rejected)" in letter.reason
+    assert "reached no queue or actor" in letter.reason
+    assert letter.message.body == "doomed"
+    assert await bodies(dead) == []

@@ -19,6 +19,7 @@ only added (as when killing survivors), a mutant once killed stays killed, so th
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import shutil
 import subprocess
@@ -42,8 +43,40 @@ def configs() -> dict[str, Path]:
     return found
 
 
-def sample(db_path: Path, size: int) -> tuple[int, int]:
-    """Mark all but ``size`` evenly spaced mutants as skipped; return (kept, total)."""
+Span = tuple[tuple[int, int], tuple[int, int]]
+
+
+def annotation_spans(source: Path) -> list[Span]:
+    """Where the type annotations of a module with postponed evaluation are: mutants there are equivalent.
+
+    Under ``from __future__ import annotations`` an annotation is a string nothing here evaluates, so
+    ``Restart | str`` mutated to ``Restart % str`` changes nothing observable. Without that import, none.
+    """
+    tree = ast.parse(source.read_text())
+    postponed = any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
+                    and any(alias.name == "annotations" for alias in node.names) for node in tree.body)
+    if not postponed:
+        return []
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg | ast.AnnAssign):
+            annotation = node.annotation
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            annotation = node.returns
+        else:
+            continue
+        if annotation is not None and annotation.end_lineno is not None and annotation.end_col_offset is not None:
+            spans.append(((annotation.lineno, annotation.col_offset),
+                          (annotation.end_lineno, annotation.end_col_offset)))
+    return spans
+
+
+def in_annotation(position: tuple[int, int], spans: list[Span]) -> bool:
+    return any(start <= position <= end for start, end in spans)
+
+
+def sample(db_path: Path, size: int, spans: list[Span]) -> tuple[int, int]:
+    """Skip the mutants in annotations, then all but ``size`` evenly spaced others; return (kept, total)."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
@@ -54,35 +87,38 @@ def sample(db_path: Path, size: int) -> tuple[int, int]:
                 (m.start_pos, m.operator_name, m.occurrence) for m in item.mutations
             ],
         )
+        skipped = [item.job_id for item in items if in_annotation(tuple(item.mutations[0].start_pos), spans)]
+        left_out = set(skipped)
+        items = [item for item in items if item.job_id not in left_out]
         total = len(items)
-        if size <= 0 or size >= total:
-            return total, total
-        keep = {round(i * total / size) for i in range(size)}
-        skipped = [item.job_id for index, item in enumerate(items) if index not in keep]
+        if 0 < size < total:
+            keep = {round(i * total / size) for i in range(size)}
+            skipped += [item.job_id for index, item in enumerate(items) if index not in keep]
         db.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
-        return total - len(skipped), total
+        return min(size, total) if size > 0 else total, total
 
 
-def report(db_path: Path, survivors_path: Path) -> tuple[int, int]:
-    """Write the survivors' diffs; return (killed, tested)."""
+def report(db_path: Path, survivors_path: Path, spans: list[Span]) -> tuple[int, int, int]:
+    """Write the survivors' diffs; return (killed, tested, mutants), leaving out those in annotations."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
     killed = tested = 0
     lines: list[str] = []
     with use_db(str(db_path), WorkDB.Mode.open) as db:
+        mutants = sum(not in_annotation(tuple(item.mutations[0].start_pos), spans) for item in db.work_items)
         for item, result in db.completed_work_items:
-            if result.worker_outcome != WorkerOutcome.NORMAL:
+            mutation = item.mutations[0]
+            if result.worker_outcome != WorkerOutcome.NORMAL or in_annotation(tuple(mutation.start_pos), spans):
                 continue
             tested += 1
             if result.test_outcome == TestOutcome.SURVIVED:
-                mutation = item.mutations[0]
                 lines.append(f"{mutation.module_path}:{mutation.start_pos[0]} {mutation.operator_name}")
                 lines.append(result.diff or "")
             else:
                 killed += 1
     survivors_path.write_text("\n".join(lines))
-    return killed, tested
+    return killed, tested, mutants
 
 
 def snapshot(tree: Path, rev: str | None) -> None:
@@ -124,6 +160,7 @@ def run(module: str, config: Path, rev: str | None, again: bool = False) -> tupl
     size = int(data.get("mutation", {}).get("sample", 0))
     tree = OUT / "tree"
     snapshot(tree, rev)
+    spans = annotation_spans(tree / module)
     # The copy's own modules come first on sys.path (pytest's pythonpath = ["."]); the venv comes from PATH.
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
@@ -131,17 +168,13 @@ def run(module: str, config: Path, rev: str | None, again: bool = False) -> tupl
         sys.exit(f"{module}: its tests fail without a mutation ({command}); fix them first")
     if again:
         print(f"{module}: {forget_survivors(db_path)} survivors of the last session, again", flush=True)
-        from cosmic_ray.work_db import WorkDB, use_db
-
-        with use_db(str(db_path), WorkDB.Mode.open) as db:
-            total = db.num_work_items
     else:
         subprocess.run([str(BIN / "cosmic-ray"), "init", str(config), str(db_path)], cwd=tree, env=env, check=True)
-        kept, total = sample(db_path, size)
+        kept, total = sample(db_path, size, spans)
         print(f"{module}: {kept} mutants of {total}" + (" (sampled evenly)" if kept < total else ""), flush=True)
     started = time.monotonic()
     subprocess.run([str(BIN / "cosmic-ray"), "exec", str(config), str(db_path)], cwd=tree, env=env, check=True)
-    killed, tested = report(db_path, OUT / f"{name}-survivors.txt")
+    killed, tested, total = report(db_path, OUT / f"{name}-survivors.txt", spans)
     minutes = (time.monotonic() - started) / 60
     score = 100 * killed / tested if tested else 0.0
     print(

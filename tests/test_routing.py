@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from runtime._routing import (
     EXCHANGE_KINDS,
     MAX_KEY_BYTES,
+    MAX_VALUE_DEPTH,
     X_MATCH_MODES,
     DirectTable,
     FanoutTable,
@@ -755,3 +756,67 @@ def test_the_headers_index_forgets_a_spec_with_its_last_binding() -> None:
     assert table.match("", {"h": loop}) == set()  # no binding compares 'h' any more
     table.remove_destination("r")
     assert table.match("", {"other": 1}) == set()
+
+
+def nest(levels: int, wrap: Callable[[object], object]) -> object:
+    value: object = 0
+    for _ in range(levels):
+        value = wrap(value)
+    return value
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        lambda levels: {"h": nest(levels - 1, lambda v: [v])},
+        lambda levels: {"h": nest(levels - 1, lambda v: {"k": v})},
+        lambda levels: {nest(levels - 1, lambda v: (v,)): 1},
+    ],
+    ids=["list", "table value", "table key"],
+)
+def test_arguments_may_nest_exactly_max_value_depth_levels(arguments: Callable[[int], dict[object, object]]) -> None:
+    table: DirectTable[str] = DirectTable()
+    # The arguments table itself is the first level.
+    assert table.bind("k", arguments(MAX_VALUE_DEPTH), "q")
+    with pytest.raises(ValueError, match=f"nested more than {MAX_VALUE_DEPTH} levels deep"):
+        table.bind("k", arguments(MAX_VALUE_DEPTH + 1), "q")
+
+
+class SameToAll:
+    """A hashable value that says it equals anything: only its hash tells two apart."""
+
+    def __init__(self, hash_: int) -> None:
+        self.hash_ = hash_
+
+    def __hash__(self) -> int:
+        return self.hash_
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("bound", "sent"), [(1, 2), (2, 1)])
+def test_values_with_other_hashes_are_unequal_whatever_their_eq_says(bound: int, sent: int) -> None:
+    table: HeadersTable[str] = HeadersTable()
+    table.bind("", {"h": SameToAll(bound)}, "q")
+    assert table.match("", {"h": SameToAll(sent)}) == set()
+    assert table.match("", {"h": SameToAll(bound)}) == {"q"}
+
+
+def test_only_topic_tables_count_trie_nodes() -> None:
+    for factory in (DirectTable, FanoutTable, HeadersTable):
+        table: RoutingTable[str] = factory()
+        table.bind("a.b", None, "q")
+        assert table.statistics().trie_nodes == 0
+    assert RoutingStatistics("direct", 0, 0).trie_nodes == 0
+
+
+@pytest.mark.parametrize(
+    ("factory", "field"),
+    [(DirectTable, "bindings"), (DirectTable, "count"), (DirectTable, "routes"), (TopicTable, "root"),
+     (TopicTable, "nodes"), (HeadersTable, "specs")],
+)
+def test_a_table_is_made_empty_and_takes_no_state(factory: Callable[..., RoutingTable[str]], field: str) -> None:
+    with pytest.raises(TypeError, match=field):
+        factory(**{field: None})
+    assert len(factory()) == 0

@@ -601,13 +601,13 @@ def test_a_restart_exactly_within_seconds_later_is_outside_the_window() -> None:
 
 def test_the_backoff_count_resets_exactly_within_seconds_after_the_last_restart() -> None:
     child = _Child("a")
-    child.backoff_count, child.last_restart = 3, 0.0
+    child.backoff_count, child.last_restart = 3, 5.0
     strategy = OneForOne(max_restarts=100, within=10.0, backoff=Backoff(1.0, 60.0))
     almost = plan_restart(strategy, [child], child, ValueError(), failed=True, window=RestartWindow(100, 10.0),
-                          now=9.5)
+                          now=14.5)
     assert (almost.delay, almost.backoff_count) == (8.0, 4)
     edge = plan_restart(strategy, [child], child, ValueError(), failed=True, window=RestartWindow(100, 10.0),
-                        now=10.0)
+                        now=15.0)
     assert (edge.delay, edge.backoff_count) == (1.0, 1)
 
 
@@ -669,3 +669,29 @@ def test_default_strategy_limits_and_the_vocabulary() -> None:
         Restart.coerce(3)  # type: ignore[arg-type]
     assert default_decider(SystemExit()) is Directive.ESCALATE
     assert default_decider(BaseExceptionGroup("g", [ValueError()])) is Directive.RESTART
+
+
+@pytest.mark.parametrize(("directive", "action"), [
+    (Directive.RESUME, "resume"), (Directive.STOP, "stop"), (Directive.ESCALATE, "escalate"),
+])
+def test_a_plan_without_a_restart_has_no_delay_and_restarts_nobody(directive: Directive, action: str) -> None:
+    child = _Child("a")
+    plan = plan_restart(OneForOne(decider=lambda _: directive, backoff=Backoff(1.0, 2.0)), [child], child,
+                        ValueError(), failed=True, window=RestartWindow(3, 5.0), now=0.0)
+    assert (plan.action, plan.delay, plan.backoff_count, plan.halt, plan.rebuild) == (action, 0.0, 0, (), ())
+    assert not plan.alone
+
+
+def test_without_backoff_a_restart_is_immediate_and_counts_nothing() -> None:
+    child = _Child("a")
+    child.backoff_count = 5
+    plan = plan_restart(OneForOne(), [child], child, ValueError(), failed=True, window=RestartWindow(3, 5.0),
+                        now=0.0)
+    assert (plan.action, plan.delay, plan.backoff_count) == ("restart", 0.0, 0)
+
+
+def test_a_large_intensity_is_counted_exactly() -> None:
+    window = RestartWindow(max_restarts=1000, within=10.0)
+    assert all(window.allow(0.0) for _ in range(1000))
+    assert not window.allow(0.0)
+    assert window.count(0.0) == 1000

@@ -4,6 +4,7 @@
     .venv/bin/python scripts/mutation.py all                       # every module in mutation/, one after the other
     .venv/bin/python scripts/mutation.py --rev REV runtime/_routing.py  # the module and tests as of a commit
     .venv/bin/python scripts/mutation.py --again runtime/_routing.py    # only the last run's survivors, again
+    .venv/bin/python scripts/mutation.py --changed main               # the modules changed since main
     .venv/bin/python scripts/mutation.py --list
 
 Each module has a cosmic-ray config in ``mutation/NAME.toml``: the module and the test command (its own test
@@ -190,14 +191,24 @@ def main() -> None:
     parser.add_argument("module", nargs="?", help="a module path such as runtime/_routing.py, or 'all'")
     parser.add_argument("--rev", help="measure the files of this commit instead of the working tree's")
     parser.add_argument("--again", action="store_true", help="run only the last session's survivors again")
+    parser.add_argument("--changed", metavar="REV",
+                        help="measure the configured modules whose files differ from REV (committed or not)")
     parser.add_argument("--list", action="store_true", help="list the configured modules")
     args = parser.parse_args()
     table = configs()
-    if args.list or not args.module:
+    if args.changed:
+        changed = subprocess.run(["git", "diff", "--name-only", args.changed, "--"], cwd=ROOT, check=True,
+                                 capture_output=True, text=True).stdout.split()
+        modules = [module for module in table if module in changed]
+        if not modules:
+            print(f"no configured module changed since {args.changed}")
+            return
+    elif args.list or not args.module:
         for module, config in table.items():
             print(f"{module:28} {config.relative_to(ROOT)}")
         return
-    modules = list(table) if args.module == "all" else [args.module]
+    else:
+        modules = list(table) if args.module == "all" else [args.module]
     unknown = [module for module in modules if module not in table]
     if unknown:
         sys.exit(f"no mutation config for {', '.join(unknown)}; configured: {', '.join(table)}")

@@ -328,6 +328,8 @@ class Lane(MailboxQueue):
                                                (-1, [])])
 def test_the_sampling_mask_picks_which_arrivals_are_stamped(mask: int, stamped: list[int]) -> None:
     lane = Lane(mask)
+    assert lane.mailbox_length == 0  # no queue yet
+    assert lane.has_room()
     for n in range(8):
         lane.deliver(n, None, None)
     assert lane.stamped == stamped  # arrival number n (from 1) is stamped when n & mask == 0

@@ -417,3 +417,11 @@ def test_an_x_death_count_that_is_not_an_int_starts_again_at_one() -> None:
     assert old[0]["count"] == "7"  # the incoming headers are not changed
     message.headers = {"x-death": [{"queue": "jobs", "reason": "expired", "count": 4}]}
     assert dead_letter_headers(message, "jobs", "expired")["x-death"][0]["count"] == 5
+
+
+def test_a_message_admitted_without_a_size_counts_no_bytes() -> None:
+    state, _, _ = make(max_length_bytes=1)
+    message = state.admit("ex", "k", "a body", None, False, None)
+    assert message.size == 0
+    state.place(message)
+    assert (state.ready, state.ready_bytes) == (1, 0)

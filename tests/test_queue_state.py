@@ -425,3 +425,17 @@ def test_a_message_admitted_without_a_size_counts_no_bytes() -> None:
     assert message.size == 0
     state.place(message)
     assert (state.ready, state.ready_bytes) == (1, 0)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_only_a_durable_open_queue_applies_noted_settlements_when_it_closes(durable: bool) -> None:
+    state, _, _ = make(durable=durable)
+    publish(state, "a")
+    publish(state, "b")
+    first, second = state.get(False), state.get(False)
+    assert first is not None
+    assert second is not None
+    state.note_settlement(first[1], None)  # an ack the queue had not handled when it stopped
+    state.close()
+    state.note_settlement(second[1], None)  # noted after the close: too late
+    assert (state.acked, state.unacked) == ((1, 1) if durable else (0, 2))

@@ -11,6 +11,7 @@ import threading
 import types
 from typing import Any
 
+import attrs
 import cloudpickle  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given
@@ -451,3 +452,49 @@ def test_dumps_leaves_modules_registered_by_value_to_cloudpickle(monkeypatch: py
     assert cloudpickle_calls == [module.answer]
     monkeypatch.delitem(sys.modules, "registered_by_value")
     assert pickle.loads(payload)() == 42  # by value: it loads where the module is not importable
+
+
+# -- system messages: frozen values that cross the link as they are --------------------------------------------
+
+
+def test_system_messages_are_frozen_values_with_their_defaults() -> None:
+    import math
+
+    from runtime._envelope import WATCH_MARK, ChildExited, Halt, Rebuilt, Reincarnate, Stop
+
+    stop = Stop(None, "external")
+    assert stop.deadline == math.inf  # no deadline unless one is given
+    assert Rebuilt("child").incarnation == 0  # type: ignore[arg-type]
+    assert pickle.loads(pickle.dumps(Reincarnate(ValueError("x"), 1.5))).delay == 1.5
+    assert ChildExited("c", 2) == ChildExited("c", 2)  # type: ignore[arg-type]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        Halt(None).error = ValueError()  # type: ignore[misc]
+    assert repr(WATCH_MARK) == "WATCH_MARK"
+
+
+def test_every_system_message_compares_by_value_and_pickles() -> None:
+    from runtime._envelope import (
+        ChildExited,
+        ChildFailed,
+        Halt,
+        Halted,
+        Rebuild,
+        Rebuilt,
+        Reincarnate,
+        Resume,
+        Stop,
+        Unwatch,
+        Watch,
+    )
+
+    error = KeyError("k")
+    messages: list[object] = [
+        Stop(error, "parent", 3.0), ChildFailed("c", error, 1), ChildExited("c", 1), Resume(), Reincarnate(error, 0.5),
+        Halt(error), Halted("c"), Rebuild(None), Rebuilt("c", 2), Watch("w"), Unwatch("w"),  # type: ignore[arg-type]
+    ]
+    for message in messages:
+        values = [getattr(message, field.name) for field in attrs.fields(type(message))]
+        copy = type(message)(*values)
+        assert copy == message  # a value: equal to another with the same fields, and hashable alike
+        assert hash(copy) == hash(message)
+        assert repr(pickle.loads(pickle.dumps(message))) == repr(message)

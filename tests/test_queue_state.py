@@ -439,3 +439,15 @@ def test_only_a_durable_open_queue_applies_noted_settlements_when_it_closes(dura
     state.close()
     state.note_settlement(second[1], None)  # noted after the close: too late
     assert (state.acked, state.unacked) == ((1, 1) if durable else (0, 2))
+
+
+@pytest.mark.parametrize(("queue_ttl", "row_ttl", "armed"), [(None, 5.0, 5.0), (3, 5.0, 3.0), (3, 2.0, 2.0),
+                                                             (3, None, 3.0)])
+def test_a_message_stored_without_a_deadline_gets_its_ttl_from_the_restore(
+        queue_ttl: float | None, row_ttl: float | None, armed: float) -> None:
+    state, effects, clock = make(message_ttl=queue_ttl)
+    state.restore([StoredMessage(1, "ex", "k", "old", None, False, row_ttl, 0, False)])
+    assert effects.armed == [armed]  # counted from the restore (the clock reads 100), the smaller TTL winning
+    clock.now += armed
+    state.expire()
+    assert effects.dead == [("old", "expired")]

@@ -1059,3 +1059,20 @@ async def test_a_dead_letter_exchange_that_stopped_reaches_no_one(autojump_clock
     assert "reached no queue or actor" in letter.reason
     assert letter.message.body == "doomed"
     assert await bodies(dead) == []
+
+
+async def test_a_batch_is_refused_whole_naming_the_first_message_beyond_the_limit(
+        autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    jobs = await actor_system.spawn(Queue, name="jobs", max_length=2, overflow="reject_publish")
+    batch = EnqueueBatch(tuple(Enqueue("", Publish("k", n)) for n in range(3)))
+    with pytest.raises(ValueError, match=r"refuses Publish\(routing_key='k', body=2, .* \(message 3 of 3 for it\)"):
+        await jobs.ask(batch)
+    assert (await statistics(jobs)).ready == 0  # none of it
+    assert await jobs.ask(EnqueueBatch(batch.entries[:2])) == 2
+
+
+def test_a_subclass_of_queue_is_never_swapped_for_the_broker_backed_one() -> None:
+    class Jobs(Queue):
+        pass
+
+    assert type(Jobs.__new__(Jobs, broker="amqp://nowhere")) is Jobs

@@ -1076,3 +1076,25 @@ def test_a_subclass_of_queue_is_never_swapped_for_the_broker_backed_one() -> Non
         pass
 
     assert type(Jobs.__new__(Jobs, broker="amqp://nowhere")) is Jobs
+
+
+@pytest.mark.parametrize(("options", "ready_bytes"), [({}, None), ({"max_length_bytes": 10}, 0)])
+def test_a_queue_not_started_yet_shows_zeros(options: dict[str, Any], ready_bytes: int | None) -> None:
+    assert Queue(**options).statistics() == QueueStatistics(
+        ready=0, unacked=0, consumers=0, published=0, delivered=0, acked=0, redelivered=0, dead_lettered=0,
+        refused=0, ready_bytes=ready_bytes)
+
+
+async def test_a_refused_tell_is_a_dead_letter_and_a_refused_ask_is_an_answer(
+        autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    jobs = await actor_system.spawn(Queue, name="jobs", max_length=1, overflow="reject_publish")
+    dead_letters = await Probe.dead_letters(actor_system)
+    assert await jobs.ask(Publish("k", "kept")) == 1
+    assert await jobs.ask(Publish("k", "asked")) == 0  # the answer says it: no dead letter
+    await dead_letters.expect_no_message(1)
+    jobs.tell(Publish("k", "told"))
+    letter = await dead_letters.expect(DeadLetter)
+    assert letter.message == Publish("k", "told")
+    assert "refused: <Queue 'jobs'" in letter.reason
+    assert "is full (max_length=1, overflow='reject_publish')" in letter.reason
+    assert (await statistics(jobs)).refused == 2

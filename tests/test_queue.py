@@ -1098,3 +1098,41 @@ async def test_a_refused_tell_is_a_dead_letter_and_a_refused_ask_is_an_answer(
     assert "refused: <Queue 'jobs'" in letter.reason
     assert "is full (max_length=1, overflow='reject_publish')" in letter.reason
     assert (await statistics(jobs)).refused == 2
+
+
+class PlainPair(Actor):
+    """Supervises a queue and a bomb with OneForAll: the bomb going off restarts the queue too."""
+
+    async def on_start(self) -> None:
+        await self.spawn(Queue, name="jobs")
+        await self.spawn(Bomb, name="bomb")
+
+    async def receive(self, message: Any) -> list[ActorRef]:
+        return self.children
+
+
+async def test_a_restarted_queue_still_notices_a_consumer_that_stops(autojump_clock: MockClock,
+                                                                     actor_system: ActorSystem) -> None:
+    events = await Probe.spawn(actor_system)
+    actor_system.events.subscribe(events.ref, LifecycleEvent)
+    pair = await actor_system.spawn(PlainPair, supervision=OneForAll(max_restarts=3, within=5))
+    queue, bomb = await pair.ask("children")
+    consumer = await Probe.spawn(actor_system)
+    await queue.ask(Subscribe(consumer.ref))
+    queue.tell(Publish("k", "held"))
+    assert (await consumer.expect(Delivery)).body == "held"
+    bomb.tell("go off")
+    while (event := await events.expect(LifecycleEvent)).ref != queue or event.kind != "restarted":
+        pass
+    assert (await statistics(queue)).unacked == 1  # the consumer and what it holds outlive the restart
+    await actor_system.stop(consumer.ref)
+    await trio.testing.wait_all_tasks_blocked()
+    stats = await statistics(queue)
+    assert (stats.consumers, stats.unacked, stats.ready) == (0, 0, 1)  # watched again: its delivery came back
+
+
+def test_queue_with_a_broker_is_the_broker_backed_queue() -> None:
+    for broker in (None, False):
+        assert type(Queue(broker=broker)) is Queue
+    with pytest.raises(RuntimeError, match=r"^BrokerQueue is not running in an actor system"):
+        Queue(broker="amqp://nowhere")  # outside a system its constructor refuses, naming it

@@ -37,6 +37,7 @@ from runtime._codec import (
     peer_of,
     proof,
     session_keys,
+    show,
     split_batch,
 )
 
@@ -498,3 +499,17 @@ def test_every_system_message_compares_by_value_and_pickles() -> None:
         assert copy == message  # a value: equal to another with the same fields, and hashable alike
         assert hash(copy) == hash(message)
         assert repr(pickle.loads(pickle.dumps(message))) == repr(message)
+
+
+def test_the_wire_constants_a_peer_must_agree_on() -> None:
+    assert len(hello(bytes(32))) == 36  # magic, version, 'H', then a 32-byte nonce
+    with pytest.raises(ValueError, match="a nonce is 32 bytes, got 33"):
+        hello(bytes(33))
+    # Frames of up to 64 MiB by default, on both ends.
+    assert FrameEncoder(b"key").max_frame == 64 * 1024 * 1024
+    assert repr(FrameEncoder(b"key")) == f"<FrameEncoder next_seq=0 max_frame={64 * 1024 * 1024}>"
+
+
+def test_values_in_link_errors_are_cut_at_80_characters() -> None:
+    assert show("x" * 100) == repr("x" * 100)[:80] + "…"
+    assert show("y" * 78) == repr("y" * 78)  # exactly 80 characters: shown whole

@@ -513,3 +513,25 @@ def test_the_wire_constants_a_peer_must_agree_on() -> None:
 def test_values_in_link_errors_are_cut_at_80_characters() -> None:
     assert show("x" * 100) == repr("x" * 100)[:80] + "…"
     assert show("y" * 78) == repr("y" * 78)  # exactly 80 characters: shown whole
+
+
+def test_frame_kinds_have_fixed_wire_values() -> None:
+    assert [(kind.name, kind.value) for kind in FrameKind] == [("BATCH", 1), ("HEARTBEAT", 2), ("GOODBYE", 3)]
+    frame = FrameEncoder(KEY).encode(FrameKind.BATCH, b"x")
+    assert frame[:4] == b"TA\x01\x01"  # magic, version 1, kind 1
+
+
+def test_a_peer_that_is_not_a_link_is_shown_by_its_first_16_bytes() -> None:
+    opening = b"GET / HTTP/1.1\r\nHost: example\r\n\r\n"
+    with pytest.raises(AuthenticationFailed) as info:
+        parse_hello(opening)
+    assert str(info.value) == f"the peer is not a link of version 1: it opened with {opening[:16]!r}"
+
+
+def test_decoders_are_resources_made_empty() -> None:
+    first, second = FrameDecoder(KEY), FrameDecoder(KEY)
+    assert first != second  # two streams, never equal however alike their state
+    assert len({first, second}) == 2
+    for state in ("buffer", "next_seq", "length", "error"):
+        with pytest.raises(TypeError, match=state):
+            FrameDecoder(KEY, **{state: None})

@@ -144,7 +144,7 @@ def forget_survivors(db_path: Path) -> int:
     import sqlite3
 
     with sqlite3.connect(db_path) as db:
-        return db.execute("DELETE FROM work_results WHERE test_outcome = 'survived'").rowcount
+        return db.execute("DELETE FROM work_results WHERE lower(test_outcome) = 'survived'").rowcount
 
 
 def run(module: str, config: Path, rev: str | None, again: bool = False) -> tuple[int, int, int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 
@@ -178,3 +179,33 @@ def test_values_in_a_pickling_error_are_cut_short() -> None:
     with pytest.raises(SerializationError) as info:
         encode_payload(lambda: None, {"h": "y" * 51})  # a repr of exactly 60 characters: shown whole
     assert f"with headers {{'h': '{'y' * 51}'}}:" in str(info.value)
+
+
+def test_a_store_opened_on_one_thread_is_used_on_another(tmp_path: Path) -> None:
+    # The queue runs each call on a worker thread, not always the same one.
+    store = SQLiteStore(tmp_path / "q.db", "q")
+    store.open()
+    done: list[object] = []
+
+    def elsewhere() -> None:
+        store.write(PendingWrites(inserts=[(1, "ex", "k", encode_payload("x", None), 0, None, 0, 0, None)]))
+        done.extend(store.load())
+        store.close()
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert [message.body for message in done] == ["x"]  # type: ignore[attr-defined]
+
+
+def test_a_table_of_another_shape_cannot_be_read(tmp_path: Path) -> None:
+    path = tmp_path / "odd.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE messages (seq INTEGER PRIMARY KEY, payload BLOB)")
+        db.commit()
+    store = SQLiteStore(path, "q")
+    store.open()
+    with pytest.raises(StorageError, match=r"^cannot read the queue database .*odd\.db.*: no such column") as info:
+        store.load()
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+    store.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,12 +100,43 @@ def sample(db_path: Path, size: int, spans: list[Span]) -> tuple[int, int]:
         return min(size, total) if size > 0 else total, total
 
 
-def report(db_path: Path, survivors_path: Path, spans: list[Span]) -> tuple[int, int, int]:
-    """Write the survivors' diffs; return (killed, tested, mutants), leaving out those in annotations."""
+EQUIVALENTS = ROOT / "tests" / "mutation-equivalents.md"
+_ENTRY = re.compile(r"^- `(core/\w+)` at `(.+?)`:(?:\s|$)")
+
+
+def equivalents(module: str) -> set[tuple[str, str]]:
+    """The accepted equivalent mutants of ``module``: (operator, source) from ``tests/mutation-equivalents.md``.
+
+    An entry reads ``- `OPERATOR` at `SOURCE`: why``, under the module's heading; ``SOURCE`` is the mutated line,
+    stripped, or that line and the next joined by `` ⏎ `` where the line alone is not unique in the module.
+    """
+    found: set[tuple[str, str]] = set()
+    current = None
+    for line in EQUIVALENTS.read_text().splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip().strip("`")
+        elif current == module and (match := _ENTRY.match(line)):
+            found.add((match[1], match[2]))
+    return found
+
+
+def is_equivalent(operator: str, row: int, source: list[str], accepted: set[tuple[str, str]]) -> bool:
+    line = source[row - 1].strip()
+    following = source[row].strip() if row < len(source) else ""
+    return (operator, line) in accepted or (operator, f"{line} ⏎ {following}") in accepted
+
+
+def report(db_path: Path, survivors_path: Path, spans: list[Span], module_source: Path,
+           accepted: set[tuple[str, str]]) -> tuple[int, int, int, int]:
+    """Write the survivors' diffs; return (killed, tested, mutants, accepted equivalents among the survivors).
+
+    Mutants in annotations are left out of every count.
+    """
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
-    killed = tested = 0
+    killed = tested = equivalent = 0
+    source = module_source.read_text().splitlines()
     lines: list[str] = []
     with use_db(str(db_path), WorkDB.Mode.open) as db:
         mutants = sum(not in_annotation(tuple(item.mutations[0].start_pos), spans) for item in db.work_items)
@@ -114,12 +146,15 @@ def report(db_path: Path, survivors_path: Path, spans: list[Span]) -> tuple[int,
                 continue
             tested += 1
             if result.test_outcome == TestOutcome.SURVIVED:
+                if is_equivalent(mutation.operator_name, mutation.start_pos[0], source, accepted):
+                    equivalent += 1
+                    continue
                 lines.append(f"{mutation.module_path}:{mutation.start_pos[0]} {mutation.operator_name}")
                 lines.append(result.diff or "")
             else:
                 killed += 1
     survivors_path.write_text("\n".join(lines))
-    return killed, tested, mutants
+    return killed, tested, mutants, equivalent
 
 
 def snapshot(tree: Path, rev: str | None) -> None:
@@ -147,8 +182,8 @@ def forget_survivors(db_path: Path) -> int:
         return db.execute("DELETE FROM work_results WHERE lower(test_outcome) = 'survived'").rowcount
 
 
-def run(module: str, config: Path, rev: str | None, again: bool = False) -> tuple[int, int, int]:
-    """Measure one module; return (killed, tested, total)."""
+def run(module: str, config: Path, rev: str | None, again: bool = False) -> tuple[int, int, int, int]:
+    """Measure one module; return (killed, tested, total, accepted equivalents)."""
     OUT.mkdir(exist_ok=True)
     name = config.stem
     db_path = OUT / f"{name}.sqlite"
@@ -175,15 +210,20 @@ def run(module: str, config: Path, rev: str | None, again: bool = False) -> tupl
         print(f"{module}: {kept} mutants of {total}" + (" (sampled evenly)" if kept < total else ""), flush=True)
     started = time.monotonic()
     subprocess.run([str(BIN / "cosmic-ray"), "exec", str(config), str(db_path)], cwd=tree, env=env, check=True)
-    killed, tested, total = report(db_path, OUT / f"{name}-survivors.txt", spans)
+    killed, tested, total, equivalent = report(db_path, OUT / f"{name}-survivors.txt", spans, tree / module,
+                                               equivalents(module))
     minutes = (time.monotonic() - started) / 60
-    score = 100 * killed / tested if tested else 0.0
     print(
-        f"{module}: {killed} of {tested} caught, {score:.1f}% ({minutes:.1f} min); "
+        f"{module}: {killed} of {tested} caught, {percent(killed, tested)}; {equivalent} accepted equivalents, "
+        f"{percent(killed, tested - equivalent)} of the others ({minutes:.1f} min); "
         f"survivors in .mutation/{name}-survivors.txt",
         flush=True,
     )
-    return killed, tested, total
+    return killed, tested, total, equivalent
+
+
+def percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
 def main() -> None:
@@ -213,10 +253,10 @@ def main() -> None:
     if unknown:
         sys.exit(f"no mutation config for {', '.join(unknown)}; configured: {', '.join(table)}")
     rows = [(module, *run(module, table[module], args.rev, args.again)) for module in modules]
-    print("\n| module | mutants (of) | caught | score |\n|---|---|---|---|")
-    for module, killed, tested, total in rows:
-        score = 100 * killed / tested if tested else 0.0
-        print(f"| `{module}` | {tested} ({total}) | {killed} | {score:.1f}% |")
+    print("\n| module | mutants (of) | caught | equivalent | score | without equivalents |\n|---|---|---|---|---|---|")
+    for module, killed, tested, total, equivalent in rows:
+        print(f"| `{module}` | {tested} ({total}) | {killed} | {equivalent} | {percent(killed, tested)} "
+              f"| {percent(killed, tested - equivalent)} |")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
     .venv/bin/python scripts/mutation.py --rev REV runtime/_routing.py  # the module and tests as of a commit
     .venv/bin/python scripts/mutation.py --again runtime/_routing.py    # only the last run's survivors, again
     .venv/bin/python scripts/mutation.py --changed main               # the modules changed since main
+    .venv/bin/python scripts/mutation.py --report all                  # the last sessions' scores again
     .venv/bin/python scripts/mutation.py --list
 
 Each module has a cosmic-ray config in ``mutation/NAME.toml``: the module and the test command (its own test
@@ -182,34 +183,40 @@ def forget_survivors(db_path: Path) -> int:
         return db.execute("DELETE FROM work_results WHERE lower(test_outcome) = 'survived'").rowcount
 
 
-def run(module: str, config: Path, rev: str | None, again: bool = False) -> tuple[int, int, int, int]:
+def run(module: str, config: Path, rev: str | None, again: bool = False,
+        report_only: bool = False) -> tuple[int, int, int, int]:
     """Measure one module; return (killed, tested, total, accepted equivalents)."""
     OUT.mkdir(exist_ok=True)
     name = config.stem
     db_path = OUT / f"{name}.sqlite"
-    if again and not db_path.exists():
+    if (again or report_only) and not db_path.exists():
         sys.exit(f"{module}: no earlier session in {db_path} to run again")
-    if not again:
+    if not again and not report_only:
         db_path.unlink(missing_ok=True)
     data = tomllib.loads(config.read_text())
     command = data["cosmic-ray"]["test-command"]
     size = int(data.get("mutation", {}).get("sample", 0))
-    tree = OUT / "tree"
+    tree = OUT / ("report" if report_only else "tree")
     snapshot(tree, rev)
     spans = annotation_spans(tree / module)
     # The copy's own modules come first on sys.path (pytest's pythonpath = ["."]); the venv comes from PATH.
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
-    if subprocess.run(command, shell=True, cwd=tree, env=env, capture_output=True).returncode != 0:
+    if report_only:
+        pass
+    elif subprocess.run(command, shell=True, cwd=tree, env=env, capture_output=True).returncode != 0:
         sys.exit(f"{module}: its tests fail without a mutation ({command}); fix them first")
-    if again:
+    if report_only:
+        pass
+    elif again:
         print(f"{module}: {forget_survivors(db_path)} survivors of the last session, again", flush=True)
     else:
         subprocess.run([str(BIN / "cosmic-ray"), "init", str(config), str(db_path)], cwd=tree, env=env, check=True)
         kept, total = sample(db_path, size, spans)
         print(f"{module}: {kept} mutants of {total}" + (" (sampled evenly)" if kept < total else ""), flush=True)
     started = time.monotonic()
-    subprocess.run([str(BIN / "cosmic-ray"), "exec", str(config), str(db_path)], cwd=tree, env=env, check=True)
+    if not report_only:
+        subprocess.run([str(BIN / "cosmic-ray"), "exec", str(config), str(db_path)], cwd=tree, env=env, check=True)
     killed, tested, total, equivalent = report(db_path, OUT / f"{name}-survivors.txt", spans, tree / module,
                                                equivalents(module))
     minutes = (time.monotonic() - started) / 60
@@ -233,6 +240,8 @@ def main() -> None:
     parser.add_argument("--again", action="store_true", help="run only the last session's survivors again")
     parser.add_argument("--changed", metavar="REV",
                         help="measure the configured modules whose files differ from REV (committed or not)")
+    parser.add_argument("--report", action="store_true",
+                        help="only report the last session again (say, after editing the equivalents)")
     parser.add_argument("--list", action="store_true", help="list the configured modules")
     args = parser.parse_args()
     table = configs()
@@ -252,7 +261,7 @@ def main() -> None:
     unknown = [module for module in modules if module not in table]
     if unknown:
         sys.exit(f"no mutation config for {', '.join(unknown)}; configured: {', '.join(table)}")
-    rows = [(module, *run(module, table[module], args.rev, args.again)) for module in modules]
+    rows = [(module, *run(module, table[module], args.rev, args.again, args.report)) for module in modules]
     print("\n| module | mutants (of) | caught | equivalent | score | without equivalents |\n|---|---|---|---|---|---|")
     for module, killed, tested, total, equivalent in rows:
         print(f"| `{module}` | {tested} ({total}) | {killed} | {equivalent} | {percent(killed, tested)} "

@@ -198,3 +198,31 @@ def test_names_of_255_bytes_are_the_longest_accepted() -> None:
     assert (publish.exchange, publish.routing_key) == ("e" * 255, "k" * 255)
     with pytest.raises(ValueError, match=r"^exchange name 'eeee.*'\.\.\. is 256 bytes in UTF-8; AMQP allows 255$"):
         encode_publish(1, "e" * 256, "k", False, None, b"", 4096)
+
+
+def test_methods_past_basic_nack_go_through_pamqp_whole() -> None:
+    for method in (commands.Confirm.SelectOk(), commands.Tx.CommitOk(), commands.Channel.CloseOk(),
+                   commands.Basic.RecoverOk()):
+        reader = FrameReader()
+        reader.feed(pamqp_frame.marshal(method, 2))
+        read = reader.read()
+        assert read is not None
+        assert type(read[1]) is type(method)
+
+
+def test_a_short_string_running_past_its_frame_is_named() -> None:
+    deliver = bytearray(pamqp_frame.marshal(commands.Basic.Deliver("tag", 1, False, "x", "k"), 1))
+    deliver[11] = 20  # the consumer tag claims 20 bytes; 17 are left in the frame
+    reader = FrameReader()
+    reader.feed(deliver)
+    with pytest.raises(FrameError, match=r"^a malformed frame on channel 1: a short string runs past the end"):
+        reader.read()
+
+
+def test_the_limits_before_and_after_tune() -> None:
+    reader = FrameReader()
+    assert reader.frame_max == 131072  # until Connection.Tune sets the negotiated limit
+    reader.frame_max = 4096
+    reader.feed(pamqp_frame.marshal(body.ContentBody(b"x" * 4089), 1))
+    with pytest.raises(FrameError, match=r"^a frame of 4097 bytes is over frame_max \(4096\)$"):
+        reader.read()

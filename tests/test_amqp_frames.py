@@ -226,3 +226,11 @@ def test_the_limits_before_and_after_tune() -> None:
     reader.feed(pamqp_frame.marshal(body.ContentBody(b"x" * 4089), 1))
     with pytest.raises(FrameError, match=r"^a frame of 4097 bytes is over frame_max \(4096\)$"):
         reader.read()
+
+
+def test_a_peer_answering_with_another_protocol_header_is_shown_by_it() -> None:
+    reader = FrameReader()
+    reader.feed(b"AMQP\x00\x00\x09\x00")
+    with pytest.raises(FrameError) as info:
+        reader.read()
+    assert str(info.value) == "the peer does not speak AMQP 0-9-1 (it answered b'AMQP\\x00\\x00\\t\\x00')"

@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test docs bench bench-amqp lint clean broker broker-stop
+.PHONY: demo test docs bench bench-amqp lint clean broker broker-stop mutation
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,14 @@ broker-stop:
 
 clean:
 	rm -rf $(VENV) build *.egg-info docs/_build
+
+# Mutation scores of the engine's modules (mutation/*.toml), one module at a time; not part of make test or CI:
+#   make mutation MODULE=runtime/_supervision.py    one module against its own tests
+#   make mutation CHANGED=main                      every configured module changed since main (before it lands)
+#   make mutation                                   list the configured modules
+$(VENV)/.mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[mutation]'
+	touch $@
+
+mutation: $(VENV)/.mutation
+	$(BIN)/python scripts/mutation.py $(if $(CHANGED),--changed $(CHANGED),$(or $(MODULE),--list))

@@ -135,3 +135,102 @@ def test_reconnect_delays_grow_to_the_maximum_and_stop_after_the_attempts() -> N
     assert list(Reconnect(initial=0.5, maximum=3, factor=2, attempts=5).delays()) == [0.5, 1, 2, 3, 3]
     forever = Reconnect().delays()
     assert [next(forever) for _ in range(100)][-1] == Reconnect().maximum
+
+
+def test_a_frame_of_exactly_frame_max_bytes_is_read() -> None:
+    reader = FrameReader()
+    reader.frame_max = 4096
+    frame = pamqp_frame.marshal(body.ContentBody(b"x" * 4088), 1)  # 4088 + 8 bytes of overhead
+    assert len(frame) == 4096
+    reader.feed(frame[:-1])
+    assert reader.read() is None  # everything but the end octet: not a frame yet
+    reader.feed(frame[-1:])
+    read = reader.read()
+    assert read is not None
+    channel, value = read
+    assert channel == 1
+    assert isinstance(value, body.ContentBody)
+    assert value.value == b"x" * 4088
+    assert reader.read() is None
+
+
+def test_a_peer_answering_with_a_short_protocol_header_is_named() -> None:
+    reader = FrameReader()
+    reader.feed(b"AMQP\x01")
+    with pytest.raises(FrameError, match=r"^the peer does not speak AMQP 0-9-1 \(it answered b'AMQP\\x01'\)$"):
+        reader.read()
+    reader = FrameReader()
+    reader.feed(b"\x08\x00")  # the start of a frame, not a header: wait for more
+    assert reader.read() is None
+
+
+def test_a_frame_of_an_unknown_type_is_refused_naming_it() -> None:
+    reader = FrameReader()
+    reader.feed(b"\x05\x00\x07\x00\x00\x00\x00\xce")
+    with pytest.raises(FrameError, match=r"^a frame of unknown type 5 on channel 7$"):
+        reader.read()
+
+
+def test_a_body_is_split_into_frames_of_at_most_frame_max_bytes() -> None:
+    encoded = encode_publish(3, "ex", "k", True, None, b"0123456789", 12)  # room for 4 bytes a body frame
+    reader = FrameReader()
+    reader.feed(encoded)
+    frames = []
+    while (frame := reader.read()) is not None:
+        frames.append(frame)
+    assert [channel for channel, _ in frames] == [3] * 5
+    publish, content_header, *bodies = (value for _, value in frames)
+    assert isinstance(publish, commands.Basic.Publish)
+    assert (publish.exchange, publish.routing_key, publish.mandatory) == ("ex", "k", True)
+    assert isinstance(content_header, header.ContentHeader)
+    assert content_header.body_size == 10
+    assert [value.value for value in bodies] == [b"0123", b"4567", b"89"]  # type: ignore[attr-defined]
+
+
+def test_names_of_255_bytes_are_the_longest_accepted() -> None:
+    encoded = encode_publish(1, "e" * 255, "k" * 255, False, None, b"", 4096)
+    reader = FrameReader()
+    reader.feed(encoded)
+    read = reader.read()
+    assert read is not None
+    publish = read[1]
+    assert isinstance(publish, commands.Basic.Publish)
+    assert (publish.exchange, publish.routing_key) == ("e" * 255, "k" * 255)
+    with pytest.raises(ValueError, match=r"^exchange name 'eeee.*'\.\.\. is 256 bytes in UTF-8; AMQP allows 255$"):
+        encode_publish(1, "e" * 256, "k", False, None, b"", 4096)
+
+
+def test_methods_past_basic_nack_go_through_pamqp_whole() -> None:
+    for method in (commands.Confirm.SelectOk(), commands.Tx.CommitOk(), commands.Channel.CloseOk(),
+                   commands.Basic.RecoverOk()):
+        reader = FrameReader()
+        reader.feed(pamqp_frame.marshal(method, 2))
+        read = reader.read()
+        assert read is not None
+        assert type(read[1]) is type(method)
+
+
+def test_a_short_string_running_past_its_frame_is_named() -> None:
+    deliver = bytearray(pamqp_frame.marshal(commands.Basic.Deliver("tag", 1, False, "x", "k"), 1))
+    deliver[11] = 20  # the consumer tag claims 20 bytes; 17 are left in the frame
+    reader = FrameReader()
+    reader.feed(deliver)
+    with pytest.raises(FrameError, match=r"^a malformed frame on channel 1: a short string runs past the end"):
+        reader.read()
+
+
+def test_the_limits_before_and_after_tune() -> None:
+    reader = FrameReader()
+    assert reader.frame_max == 131072  # until Connection.Tune sets the negotiated limit
+    reader.frame_max = 4096
+    reader.feed(pamqp_frame.marshal(body.ContentBody(b"x" * 4089), 1))
+    with pytest.raises(FrameError, match=r"^a frame of 4097 bytes is over frame_max \(4096\)$"):
+        reader.read()
+
+
+def test_a_peer_answering_with_another_protocol_header_is_shown_by_it() -> None:
+    reader = FrameReader()
+    reader.feed(b"AMQP\x00\x00\x09\x00")
+    with pytest.raises(FrameError) as info:
+        reader.read()
+    assert str(info.value) == "the peer does not speak AMQP 0-9-1 (it answered b'AMQP\\x00\\x00\\t\\x00')"

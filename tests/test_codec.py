@@ -11,6 +11,7 @@ import threading
 import types
 from typing import Any
 
+import attrs
 import cloudpickle  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given
@@ -36,6 +37,7 @@ from runtime._codec import (
     peer_of,
     proof,
     session_keys,
+    show,
     split_batch,
 )
 
@@ -451,3 +453,85 @@ def test_dumps_leaves_modules_registered_by_value_to_cloudpickle(monkeypatch: py
     assert cloudpickle_calls == [module.answer]
     monkeypatch.delitem(sys.modules, "registered_by_value")
     assert pickle.loads(payload)() == 42  # by value: it loads where the module is not importable
+
+
+# -- system messages: frozen values that cross the link as they are --------------------------------------------
+
+
+def test_system_messages_are_frozen_values_with_their_defaults() -> None:
+    import math
+
+    from runtime._envelope import WATCH_MARK, ChildExited, Halt, Rebuilt, Reincarnate, Stop
+
+    stop = Stop(None, "external")
+    assert stop.deadline == math.inf  # no deadline unless one is given
+    assert Rebuilt("child").incarnation == 0  # type: ignore[arg-type]
+    assert pickle.loads(pickle.dumps(Reincarnate(ValueError("x"), 1.5))).delay == 1.5
+    assert ChildExited("c", 2) == ChildExited("c", 2)  # type: ignore[arg-type]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        Halt(None).error = ValueError()  # type: ignore[misc]
+    assert repr(WATCH_MARK) == "WATCH_MARK"
+
+
+def test_every_system_message_compares_by_value_and_pickles() -> None:
+    from runtime._envelope import (
+        ChildExited,
+        ChildFailed,
+        Halt,
+        Halted,
+        Rebuild,
+        Rebuilt,
+        Reincarnate,
+        Resume,
+        Stop,
+        Unwatch,
+        Watch,
+    )
+
+    error = KeyError("k")
+    messages: list[object] = [
+        Stop(error, "parent", 3.0), ChildFailed("c", error, 1), ChildExited("c", 1), Resume(), Reincarnate(error, 0.5),
+        Halt(error), Halted("c"), Rebuild(None), Rebuilt("c", 2), Watch("w"), Unwatch("w"),  # type: ignore[arg-type]
+    ]
+    for message in messages:
+        values = [getattr(message, field.name) for field in attrs.fields(type(message))]
+        copy = type(message)(*values)
+        assert copy == message  # a value: equal to another with the same fields, and hashable alike
+        assert hash(copy) == hash(message)
+        assert repr(pickle.loads(pickle.dumps(message))) == repr(message)
+
+
+def test_the_wire_constants_a_peer_must_agree_on() -> None:
+    assert len(hello(bytes(32))) == 36  # magic, version, 'H', then a 32-byte nonce
+    with pytest.raises(ValueError, match="a nonce is 32 bytes, got 33"):
+        hello(bytes(33))
+    # Frames of up to 64 MiB by default, on both ends.
+    assert FrameEncoder(b"key").max_frame == 64 * 1024 * 1024
+    assert repr(FrameEncoder(b"key")) == f"<FrameEncoder next_seq=0 max_frame={64 * 1024 * 1024}>"
+
+
+def test_values_in_link_errors_are_cut_at_80_characters() -> None:
+    assert show("x" * 100) == repr("x" * 100)[:80] + "…"
+    assert show("y" * 78) == repr("y" * 78)  # exactly 80 characters: shown whole
+
+
+def test_frame_kinds_have_fixed_wire_values() -> None:
+    assert [(kind.name, kind.value) for kind in FrameKind] == [("BATCH", 1), ("HEARTBEAT", 2), ("GOODBYE", 3)]
+    frame = FrameEncoder(KEY).encode(FrameKind.BATCH, b"x")
+    assert frame[:4] == b"TA\x01\x01"  # magic, version 1, kind 1
+
+
+def test_a_peer_that_is_not_a_link_is_shown_by_its_first_16_bytes() -> None:
+    opening = b"GET / HTTP/1.1\r\nHost: example\r\n\r\n"
+    with pytest.raises(AuthenticationFailed) as info:
+        parse_hello(opening)
+    assert str(info.value) == f"the peer is not a link of version 1: it opened with {opening[:16]!r}"
+
+
+def test_decoders_are_resources_made_empty() -> None:
+    first, second = FrameDecoder(KEY), FrameDecoder(KEY)
+    assert first != second  # two streams, never equal however alike their state
+    assert len({first, second}) == 2
+    for state in ("buffer", "next_seq", "length", "error"):
+        with pytest.raises(TypeError, match=state):
+            FrameDecoder(KEY, **{state: None})

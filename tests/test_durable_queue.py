@@ -235,3 +235,16 @@ async def test_a_store_restored_beyond_its_limits_is_trimmed(tmp_path: Path) -> 
                                    overflow="reject_publish")
         assert (await statistics(queue)).ready == 3
         assert await queue.ask(Publish("k", "refused")) == 0
+
+
+async def test_a_dead_lettered_message_is_gone_after_a_restart(tmp_path: Path) -> None:
+    async with ActorSystem(name="durable") as system:
+        queue = await system.spawn(Queue, name="jobs", durable=True, storage=tmp_path)
+        for n in range(2):
+            await queue.ask(Publish("k", n))
+        (first,) = await held_deliveries(system, queue, 1)
+        first.reject()
+        await queue.ask(GetStatistics())  # the rejection is handled (and its delete written) before the stop
+        await system.stop(queue)
+        queue = await system.spawn(Queue, name="jobs", durable=True, storage=tmp_path)
+        assert await drain(queue) == [(1, True)]

@@ -12,6 +12,7 @@ from helpers import Gate
 
 from actors import Actor, ActorStopped, ActorSystem, DeadLetter, Mailbox, MailboxFull
 from actors.testing import Probe
+from runtime._mailbox import MailboxQueue
 
 pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
 
@@ -292,3 +293,44 @@ async def test_mailbox_statistics(actor_system: ActorSystem) -> None:
     await trio.testing.wait_all_tasks_blocked()
     stats = actor_system.statistics().actors["stats"]
     assert (stats.handled, stats.mailbox_length, stats.peak_mailbox_length) == (4, 0, 3)
+
+
+async def test_an_actor_that_never_had_a_message_shows_zeros(actor_system: ActorSystem) -> None:
+    gate = trio.Event()
+    await actor_system.spawn(Gate, gate, [], name="idle")
+    await trio.testing.wait_all_tasks_blocked()
+    stats = actor_system.statistics().actors["idle"]
+    assert (stats.arrivals, stats.handled, stats.mailbox_length, stats.peak_mailbox_length) == (0, 0, 0, 0)
+
+
+class Lane(MailboxQueue):
+    """The user lane alone, its hooks recording: which arrivals are stamped for the figures."""
+
+    def __init__(self, mask: int) -> None:
+        super().__init__(Mailbox(), mask)
+        self.stamped: list[int] = []  # the length of the queue when a stamped message joined it
+
+    def _accepting(self) -> bool:
+        return True
+
+    def _stamp(self) -> tuple[float, int]:
+        self.stamped.append(self.mailbox_length)
+        return (0.0, 1)
+
+    def _ready(self) -> None:
+        self.scheduled = True
+
+    def _undeliverable(self, message: Any, sender: Any, mark: Any, reason: str) -> None:
+        raise AssertionError(reason)
+
+
+@pytest.mark.parametrize(("mask", "stamped"), [(0, [0, 1, 2, 3, 4, 5, 6, 7]), (3, [3, 7]), (1, [1, 3, 5, 7]),
+                                               (-1, [])])
+def test_the_sampling_mask_picks_which_arrivals_are_stamped(mask: int, stamped: list[int]) -> None:
+    lane = Lane(mask)
+    assert lane.mailbox_length == 0  # no queue yet
+    assert lane.has_room()
+    for n in range(8):
+        lane.deliver(n, None, None)
+    assert lane.stamped == stamped  # arrival number n (from 1) is stamped when n & mask == 0
+    assert lane.mailbox_length == 8

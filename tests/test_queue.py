@@ -476,10 +476,14 @@ async def test_expiry_happens_at_the_head_only(autojump_clock: MockClock, actor_
 async def test_expired_message_is_never_delivered(autojump_clock: MockClock, actor_system: ActorSystem) -> None:
     jobs, _, dead = await dead_letter_setup(actor_system)
     jobs.tell(Publish("k", "stale", ttl=1))
+    jobs.tell(Publish("k", "staler", ttl=1))
     jobs.tell(Publish("k", "fresh"))
-    await trio.sleep(1)  # the head is due now: the next delivery finds it expired
+    await trio.testing.wait_all_tasks_blocked()
+    # Move the clock without running anything: the Get is queued before the expiry timer can go off, so it is
+    # the delivery, not the timer, that finds both messages at the head expired.
+    autojump_clock.jump(1)
     assert (await jobs.ask(Get(auto_ack=True))).body == "fresh"
-    assert await bodies(dead) == ["stale"]
+    assert await bodies(dead) == ["stale", "staler"]
 
 
 async def test_ttl_zero_reaches_a_waiting_consumer_only(autojump_clock: MockClock,
@@ -1040,3 +1044,95 @@ async def test_durable_storage_that_cannot_open_fails_the_spawn(actor_system: Ac
     with trio.fail_after(10), pytest.raises(ActorFailed):
         await actor_system.spawn(Queue, name="jobs", durable=True, storage=tmp_path / "missing" / "jobs.db")
     assert actor_system.lookup("jobs") is None
+
+
+async def test_a_dead_letter_exchange_that_stopped_reaches_no_one(autojump_clock: MockClock,
+                                                                   actor_system: ActorSystem) -> None:
+    jobs, dlx, dead = await dead_letter_setup(actor_system)
+    dead_letters = await Probe.dead_letters(actor_system)
+    await actor_system.stop(dlx)
+    jobs.tell(Publish("k", "doomed"))
+    delivery = await jobs.ask(Get())
+    delivery.reject()
+    letter = await dead_letters.expect(DeadLetter)
+    assert "dead letter (rejected)" in letter.reason
+    assert "reached no queue or actor" in letter.reason
+    assert letter.message.body == "doomed"
+    assert await bodies(dead) == []
+
+
+async def test_a_batch_is_refused_whole_naming_the_first_message_beyond_the_limit(
+        autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    jobs = await actor_system.spawn(Queue, name="jobs", max_length=2, overflow="reject_publish")
+    batch = EnqueueBatch(tuple(Enqueue("", Publish("k", n)) for n in range(3)))
+    with pytest.raises(ValueError, match=r"refuses Publish\(routing_key='k', body=2, .* \(message 3 of 3 for it\)"):
+        await jobs.ask(batch)
+    assert (await statistics(jobs)).ready == 0  # none of it
+    assert await jobs.ask(EnqueueBatch(batch.entries[:2])) == 2
+
+
+def test_a_subclass_of_queue_is_never_swapped_for_the_broker_backed_one() -> None:
+    class Jobs(Queue):
+        pass
+
+    assert type(Jobs.__new__(Jobs, broker="amqp://nowhere")) is Jobs
+
+
+@pytest.mark.parametrize(("options", "ready_bytes"), [({}, None), ({"max_length_bytes": 10}, 0)])
+def test_a_queue_not_started_yet_shows_zeros(options: dict[str, Any], ready_bytes: int | None) -> None:
+    assert Queue(**options).statistics() == QueueStatistics(
+        ready=0, unacked=0, consumers=0, published=0, delivered=0, acked=0, redelivered=0, dead_lettered=0,
+        refused=0, ready_bytes=ready_bytes)
+
+
+async def test_a_refused_tell_is_a_dead_letter_and_a_refused_ask_is_an_answer(
+        autojump_clock: MockClock, actor_system: ActorSystem) -> None:
+    jobs = await actor_system.spawn(Queue, name="jobs", max_length=1, overflow="reject_publish")
+    dead_letters = await Probe.dead_letters(actor_system)
+    assert await jobs.ask(Publish("k", "kept")) == 1
+    assert await jobs.ask(Publish("k", "asked")) == 0  # the answer says it: no dead letter
+    await dead_letters.expect_no_message(1)
+    jobs.tell(Publish("k", "told"))
+    letter = await dead_letters.expect(DeadLetter)
+    assert letter.message == Publish("k", "told")
+    assert "refused: <Queue 'jobs'" in letter.reason
+    assert "is full (max_length=1, overflow='reject_publish')" in letter.reason
+    assert (await statistics(jobs)).refused == 2
+
+
+class PlainPair(Actor):
+    """Supervises a queue and a bomb with OneForAll: the bomb going off restarts the queue too."""
+
+    async def on_start(self) -> None:
+        await self.spawn(Queue, name="jobs")
+        await self.spawn(Bomb, name="bomb")
+
+    async def receive(self, message: Any) -> list[ActorRef]:
+        return self.children
+
+
+async def test_a_restarted_queue_still_notices_a_consumer_that_stops(autojump_clock: MockClock,
+                                                                     actor_system: ActorSystem) -> None:
+    events = await Probe.spawn(actor_system)
+    actor_system.events.subscribe(events.ref, LifecycleEvent)
+    pair = await actor_system.spawn(PlainPair, supervision=OneForAll(max_restarts=3, within=5))
+    queue, bomb = await pair.ask("children")
+    consumer = await Probe.spawn(actor_system)
+    await queue.ask(Subscribe(consumer.ref))
+    queue.tell(Publish("k", "held"))
+    assert (await consumer.expect(Delivery)).body == "held"
+    bomb.tell("go off")
+    while (event := await events.expect(LifecycleEvent)).ref != queue or event.kind != "restarted":
+        pass
+    assert (await statistics(queue)).unacked == 1  # the consumer and what it holds outlive the restart
+    await actor_system.stop(consumer.ref)
+    await trio.testing.wait_all_tasks_blocked()
+    stats = await statistics(queue)
+    assert (stats.consumers, stats.unacked, stats.ready) == (0, 0, 1)  # watched again: its delivery came back
+
+
+def test_queue_with_a_broker_is_the_broker_backed_queue() -> None:
+    for broker in (None, False):
+        assert type(Queue(broker=broker)) is Queue
+    with pytest.raises(RuntimeError, match=r"^BrokerQueue is not running in an actor system"):
+        Queue(broker="amqp://nowhere")  # outside a system its constructor refuses, naming it

@@ -309,3 +309,145 @@ def test_body_size_rule() -> None:
     assert body_size(memoryview(b"abcd")) == 4
     with pytest.raises(AttributeError):  # what pickle raises for a local function
         body_size(lambda: None)
+
+
+def test_every_expired_message_at_the_head_is_dropped_before_a_delivery() -> None:
+    state, effects, clock = make()
+    publish(state, "stale", ttl=1)
+    publish(state, "staler", ttl=1)
+    publish(state, "fresh")
+    clock.now += 1  # both are due exactly now
+    got = state.get(auto_ack=True)
+    assert got is not None
+    assert got[0].body == "fresh"
+    assert effects.dead == [("stale", "expired"), ("staler", "expired")]
+    invariant(state)
+
+
+def test_a_consumer_gets_the_first_fresh_message_behind_expired_ones() -> None:
+    state, effects, clock = make()
+    for body in ("a", "b"):
+        publish(state, body, ttl=2)
+    publish(state, "c")
+    clock.now += 2.5
+    state.subscribe(Ref("x"), prefetch=0, auto_ack=True)  # type: ignore[arg-type]
+    assert [body for _, body, _, _ in effects.delivered] == ["c"]
+    assert effects.dead == [("a", "expired"), ("b", "expired")]
+
+
+def test_the_expiry_timer_is_armed_for_the_time_left_even_below_a_second() -> None:
+    state, effects, clock = make()
+    publish(state, "soon", ttl=0.25)
+    publish(state, "later", ttl=0.75)
+    assert effects.armed == [0.25]
+    clock.now += 0.1
+    state.expire()  # early: nothing is due, and the timer is set again for what is left
+    assert effects.dead == []
+    assert effects.armed[-1] == pytest.approx(0.15)
+    clock.now += 0.15
+    state.expire()
+    assert effects.dead == [("soon", "expired")]
+    assert effects.armed[-1] == pytest.approx(0.5)
+    clock.now += 2
+    fresh = Effects()
+    state.attach(fresh)  # restarted with the head overdue: the timer goes off at once, never in the past
+    state.dispatch()
+    assert fresh.armed == [0.0]
+
+
+def test_an_earlier_deadline_behind_the_head_does_not_rearm() -> None:
+    state, effects, _ = make()
+    publish(state, "head", ttl=5)
+    publish(state, "behind", ttl=1)
+    assert effects.armed == [5]
+
+
+def test_an_unsubscribed_consumer_is_forgotten_when_it_settles_its_last_tag() -> None:
+    state, effects, _ = make()
+    a = Ref("a")
+    state.subscribe(a, prefetch=2, auto_ack=False)  # type: ignore[arg-type]
+    publish(state, 0)
+    publish(state, 1)
+    first, second = (tag for _, _, tag, _ in effects.delivered)
+    state.unsubscribe(a)  # type: ignore[arg-type]
+    assert state.ack(first)
+    assert (effects.released, list(state.consumer_refs())) == ([], [a])  # it still holds one
+    assert state.nack(second, requeue=True)
+    assert (effects.released, list(state.consumer_refs())) == ([a], [])
+    assert (state.ready, len(effects.delivered)) == (1, 2)  # requeued, and not sent to the one that left
+    assert state.subscribe(a, prefetch=1, auto_ack=True)  # type: ignore[arg-type]  # a new consumer again
+
+
+def test_a_stopped_consumer_leaves_the_consumer_table() -> None:
+    state, effects, _ = make()
+    a = Ref("a")
+    state.subscribe(a, prefetch=1, auto_ack=False)  # type: ignore[arg-type]
+    publish(state, 0)
+    state.consumer_lost(a, stopped=True)  # type: ignore[arg-type]
+    assert (state.consumers, state.ready, state.unacked) == (0, 1, 0)
+    assert list(state.consumer_refs()) == []
+    assert "consumers=0" in repr(state)
+    publish(state, 1)
+    assert len(effects.delivered) == 1  # nothing more for the stopped one
+    state.consumer_lost(a, stopped=True)  # type: ignore[arg-type]  # its Terminated again: nothing happens
+    assert state.subscribe(a, prefetch=1, auto_ack=False)  # type: ignore[arg-type]  # a new consumer
+
+
+def test_a_durable_queue_deletes_what_it_dead_letters() -> None:
+    state, effects, clock = make(durable=True)
+    for seq, ttl in ((1, None), (2, 1.0)):
+        message = state.admit("ex", "k", f"m{seq}", None, True, ttl)
+        state.store(message, b"payload")
+        state.place(message)
+    got = state.get(False)
+    assert got is not None
+    assert state.nack(got[1], requeue=False)
+    clock.now += 1
+    state.expire()
+    assert effects.dead == [("m1", "rejected"), ("m2", "expired")]
+    assert state.writes is not None
+    assert state.writes.take().deletes == [(1,), (2,)]
+
+
+def test_an_x_death_count_that_is_not_an_int_starts_again_at_one() -> None:
+    old = [{"queue": "jobs", "reason": "expired", "count": "7"}, {"queue": "other", "reason": "rejected", "count": 2}]
+    message = QueuedMessage(1, "ex", "k", "body", {"x-death": old}, False, None, None)
+    deaths = dead_letter_headers(message, "jobs", "expired")["x-death"]
+    assert [(d["queue"], d["count"]) for d in deaths] == [("jobs", 1), ("other", 2)]
+    assert old[0]["count"] == "7"  # the incoming headers are not changed
+    message.headers = {"x-death": [{"queue": "jobs", "reason": "expired", "count": 4}]}
+    assert dead_letter_headers(message, "jobs", "expired")["x-death"][0]["count"] == 5
+
+
+def test_a_message_admitted_without_a_size_counts_no_bytes() -> None:
+    state, _, _ = make(max_length_bytes=1)
+    message = state.admit("ex", "k", "a body", None, False, None)
+    assert message.size == 0
+    state.place(message)
+    assert (state.ready, state.ready_bytes) == (1, 0)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_only_a_durable_open_queue_applies_noted_settlements_when_it_closes(durable: bool) -> None:
+    state, _, _ = make(durable=durable)
+    publish(state, "a")
+    publish(state, "b")
+    first, second = state.get(False), state.get(False)
+    assert first is not None
+    assert second is not None
+    state.note_settlement(first[1], None)  # an ack the queue had not handled when it stopped
+    state.close()
+    state.note_settlement(second[1], None)  # noted after the close: too late
+    assert (state.acked, state.unacked) == ((1, 1) if durable else (0, 2))
+
+
+@pytest.mark.parametrize(("queue_ttl", "row_ttl", "armed"), [(None, 5.0, 5.0), (3, 5.0, 3.0), (3, 2.0, 2.0),
+                                                             (3, None, 3.0)])
+def test_a_message_stored_without_a_deadline_gets_its_ttl_from_the_restore(
+        queue_ttl: float | None, row_ttl: float | None, armed: float) -> None:
+    state, effects, clock = make(message_ttl=queue_ttl)
+    state.restore([StoredMessage(1, "ex", "k", "old", None, False, row_ttl, 0, False)])
+    assert effects.armed == [armed]  # counted from the restore (the clock reads 100), the smaller TTL winning
+    clock.now += armed
+    state.expire()
+    assert effects.dead == [("old", "expired")]

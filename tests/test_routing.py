@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from runtime._routing import (
     EXCHANGE_KINDS,
     MAX_KEY_BYTES,
+    MAX_VALUE_DEPTH,
     X_MATCH_MODES,
     DirectTable,
     FanoutTable,
@@ -646,3 +647,176 @@ def test_error_messages_truncate_long_values() -> None:
     assert "bbbb" in message
     assert "…'" in message
     assert len(message) < 120
+
+
+# --- exact costs, short messages, values of other types ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("patterns", "key", "steps"),
+    [
+        ([], "a.b", 1),  # the root alone: nothing leads on from it
+        (["a.b"], "a.b", 3),  # root, a, b
+        (["a.b", "a.*"], "a.b", 4),  # root, a, then b and * at the last index
+        (["a.b"], "x.y", 1),  # no literal edge for 'x': the walk stops after the root
+        (["#"], "a.b", 4),  # root, then the '#' node once at each of the three indexes
+        (["#.#"], "a", 5),  # the second '#' is reached twice at index 1 and expanded once
+    ],
+)
+def test_topic_match_steps_count_each_expanded_state(patterns: list[str], key: str, steps: int) -> None:
+    table: TopicTable[str] = TopicTable()
+    for pattern in patterns:
+        table.bind(pattern, None, pattern)
+    assert table.match_steps(key) == steps
+
+
+def test_the_cost_of_a_match_is_the_states_near_the_key_only() -> None:
+    table: TopicTable[int] = TopicTable()
+    for i in range(50):
+        table.bind(f"svc{i}.*.created", None, i)
+    # root, svc7, its '*', then 'created': the other 49 services are never visited
+    assert table.match_steps("svc7.eu.created") == 4
+
+
+def test_long_values_are_cut_short_in_messages_keeping_a_literal_readable() -> None:
+    with pytest.raises(ValueError, match=r"^routing key ") as info:
+        validate_key(list(range(30)))
+    text = repr(list(range(30)))[:40]
+    assert str(info.value) == f"routing key {text}… is a list; it must be a str"
+    with pytest.raises(ValueError, match=r"^routing key ") as info:
+        validate_key("k" * 300)
+    assert str(info.value) == f"routing key '{'k' * 38}…' is 300 bytes in UTF-8; the limit is {MAX_KEY_BYTES}"
+    with pytest.raises(ValueError, match=r"^routing key ") as info:
+        validate_key(b"b" * 100)
+    assert str(info.value) == f"routing key b'{'b' * 37}…' is a bytes; it must be a str"
+    just = "j" * 38  # its repr is exactly 40 characters: shown whole
+    with pytest.raises(ValueError, match=r"^exchange kind ") as info:
+        make_table(just)
+    assert f"exchange kind '{just}' is not known" in str(info.value)
+
+
+class Opaque:
+    """A hashable header value of a type the AMQP rules do not know: compared by type and ``==``."""
+
+    def __init__(self, value: int, *, raises: bool = False) -> None:
+        self.value = value
+        self.raises = raises
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        if self.raises:
+            raise RuntimeError("no comparison")
+        return isinstance(other, Opaque) and other.value == self.value
+
+
+class OtherOpaque(Opaque):
+    pass
+
+
+def test_header_values_of_other_hashable_types_compare_by_type_and_equality() -> None:
+    table: HeadersTable[str] = HeadersTable()
+    table.bind("", {"when": Opaque(1)}, "q")
+    assert table.match("", {"when": Opaque(1)}) == {"q"}
+    assert table.match("", {"when": Opaque(2)}) == set()  # another value
+    assert table.match("", {"when": OtherOpaque(1)}) == set()  # equal by ==, but another type
+    assert table.match("", {"when": frozenset({1})}) == set()
+    touchy = Opaque(5, raises=True)
+    table.bind("", {"touchy": touchy}, "t")
+    assert table.match("", {"touchy": touchy}) == {"t"}  # the same object: equal without asking it
+    assert table.match("", {"touchy": Opaque(5, raises=True)}) == set()  # an __eq__ that raises: not equal
+    assert table.match("", {"when": Opaque(1), "touchy": Opaque(6)}) == {"q"}  # other hash: never compared
+
+
+def test_binding_arguments_of_other_hashable_types_identify_the_binding() -> None:
+    table: DirectTable[str] = DirectTable()
+    assert table.bind("k", {"tag": Opaque(1)}, "q")
+    assert not table.bind("k", {"tag": Opaque(1)}, "q")  # the same binding again
+    assert table.bind("k", {"tag": OtherOpaque(1)}, "q")  # another type: another binding
+    assert table.bind("k", {"tag": Opaque(2)}, "q")
+    assert len(table) == 3
+    assert table.unbind("k", {"tag": Opaque(2)}, "q")
+    assert table.match("k") == {"q"}
+
+
+def test_the_headers_index_forgets_a_spec_with_its_last_binding() -> None:
+    loop: list[object] = []
+    loop.append(loop)  # a header that cannot be compared: matching raises if a binding compares it
+    table: HeadersTable[str] = HeadersTable()
+    table.bind("a", {"h": 1}, "q")
+    table.bind("b", {"h": 1}, "q")
+    table.bind("", {"other": 1}, "r")
+    with pytest.raises(ValueError, match="contains itself"):
+        table.match("", {"h": loop})
+    table.unbind("a", {"h": 1}, "q")
+    with pytest.raises(ValueError, match="contains itself"):  # one binding with that spec is left
+        table.match("", {"h": loop})
+    table.unbind("b", {"h": 1}, "q")
+    assert table.match("", {"h": loop}) == set()  # no binding compares 'h' any more
+    table.remove_destination("r")
+    assert table.match("", {"other": 1}) == set()
+
+
+def nest(levels: int, wrap: Callable[[object], object]) -> object:
+    value: object = 0
+    for _ in range(levels):
+        value = wrap(value)
+    return value
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        lambda levels: {"h": nest(levels - 1, lambda v: [v])},
+        lambda levels: {"h": nest(levels - 1, lambda v: {"k": v})},
+        lambda levels: {nest(levels - 1, lambda v: (v,)): 1},
+    ],
+    ids=["list", "table value", "table key"],
+)
+def test_arguments_may_nest_exactly_max_value_depth_levels(arguments: Callable[[int], dict[object, object]]) -> None:
+    table: DirectTable[str] = DirectTable()
+    # The arguments table itself is the first level.
+    assert table.bind("k", arguments(MAX_VALUE_DEPTH), "q")
+    with pytest.raises(ValueError, match=f"nested more than {MAX_VALUE_DEPTH} levels deep"):
+        table.bind("k", arguments(MAX_VALUE_DEPTH + 1), "q")
+
+
+class SameToAll:
+    """A hashable value that says it equals anything: only its hash tells two apart."""
+
+    def __init__(self, hash_: int) -> None:
+        self.hash_ = hash_
+
+    def __hash__(self) -> int:
+        return self.hash_
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("bound", "sent"), [(1, 2), (2, 1)])
+def test_values_with_other_hashes_are_unequal_whatever_their_eq_says(bound: int, sent: int) -> None:
+    table: HeadersTable[str] = HeadersTable()
+    table.bind("", {"h": SameToAll(bound)}, "q")
+    assert table.match("", {"h": SameToAll(sent)}) == set()
+    assert table.match("", {"h": SameToAll(bound)}) == {"q"}
+
+
+def test_only_topic_tables_count_trie_nodes() -> None:
+    for factory in (DirectTable, FanoutTable, HeadersTable):
+        table: RoutingTable[str] = factory()
+        table.bind("a.b", None, "q")
+        assert table.statistics().trie_nodes == 0
+    assert RoutingStatistics("direct", 0, 0).trie_nodes == 0
+
+
+@pytest.mark.parametrize(
+    ("factory", "field"),
+    [(DirectTable, "bindings"), (DirectTable, "count"), (DirectTable, "routes"), (TopicTable, "root"),
+     (TopicTable, "nodes"), (HeadersTable, "specs")],
+)
+def test_a_table_is_made_empty_and_takes_no_state(factory: Callable[..., RoutingTable[str]], field: str) -> None:
+    with pytest.raises(TypeError, match=field):
+        factory(**{field: None})
+    assert len(factory()) == 0

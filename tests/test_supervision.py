@@ -585,3 +585,113 @@ def test_the_backoff_count_grows_and_resets_after_a_quiet_window() -> None:
     assert delays == [1.0, 2.0, 4.0]
     quiet = plan_restart(strategy, [child], child, ValueError(), failed=True, window=window, now=2.0 + 10.0)
     assert (quiet.delay, quiet.backoff_count) == (1.0, 1)
+
+
+# -- the edges of the rules ------------------------------------------------------------------------------------
+
+
+def test_a_restart_exactly_within_seconds_later_is_outside_the_window() -> None:
+    window = RestartWindow(max_restarts=1, within=10.0)
+    assert window.allow(0.0)
+    assert not window.allow(9.999)
+    assert window.count(10.0) == 0  # the restart at 0.0 has left the window at 10.0
+    assert window.allow(10.0)
+    assert repr(window) == "<RestartWindow 1/1 within 10.0s>"
+
+
+def test_the_backoff_count_resets_exactly_within_seconds_after_the_last_restart() -> None:
+    child = _Child("a")
+    child.backoff_count, child.last_restart = 3, 5.0
+    strategy = OneForOne(max_restarts=100, within=10.0, backoff=Backoff(1.0, 60.0))
+    almost = plan_restart(strategy, [child], child, ValueError(), failed=True, window=RestartWindow(100, 10.0),
+                          now=14.5)
+    assert (almost.delay, almost.backoff_count) == (8.0, 4)
+    edge = plan_restart(strategy, [child], child, ValueError(), failed=True, window=RestartWindow(100, 10.0),
+                        now=15.0)
+    assert (edge.delay, edge.backoff_count) == (1.0, 1)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: OneForOne(within=True), "within=True must be a number"),
+        (lambda: OneForOne(within="5"), "within='5' must be a number"),
+        (lambda: OneForOne(within=float("nan")), "within=nan must be a number"),
+        (lambda: OneForOne(max_restarts=True), "max_restarts=True must be an integer"),
+        (lambda: Backoff(False, 1.0), "Backoff min=False must be a number"),
+        (lambda: Backoff(0.0, None), "Backoff max=None must be a number"),
+        (lambda: Backoff(0.0, float("nan")), "Backoff max=nan must be a number"),
+        (lambda: Backoff(0.0, -1.0), "Backoff max=-1.0 must be zero or more"),
+        (lambda: Backoff(1.0, 2.0, jitter=-0.1), "Backoff jitter=-0.1 must be zero or more"),
+        (lambda: Backoff(1.0, 2.0, jitter=1.01), "Backoff jitter=1.01 must be between 0 and 1"),
+        (lambda: OneForOne(within=0.0), "within=0.0 must be positive"),
+        (lambda: OneForOne(backoff=1.0), "backoff=1.0 must be a Backoff"),
+    ],
+)
+def test_bad_numbers_are_refused_with_the_reason(make: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        make()
+
+
+def test_the_edges_of_the_valid_numbers_are_accepted() -> None:
+    assert Backoff(0.0, 0.0).delay(3) == 0.0  # zero is a valid min and max
+    assert Backoff(1.0, 1.0, jitter=0.0).delay(0, lambda: 0.0) == 1.0
+    full = Backoff(1.0, 2.0, jitter=1)  # the widest spread: a factor in [0, 2)
+    assert full.delay(0, lambda: 0.0) == 0.0
+    assert full.delay(0, lambda: 0.5) == 1.0
+    assert OneForOne(max_restarts=0, within=1e-9).max_restarts == 0
+
+
+def test_jitter_scales_the_delay_linearly_in_the_random_draw() -> None:
+    backoff = Backoff(2.0, 100.0, jitter=0.5)
+    # factor = 1 + jitter * (2 * r - 1)
+    assert backoff.delay(1, lambda: 0.75) == pytest.approx(4.0 * 1.25)
+    assert backoff.delay(1, lambda: 0.25) == pytest.approx(4.0 * 0.75)
+    assert backoff.delay(0, lambda: 0.6) == pytest.approx(2.0 * 1.1)
+
+
+def test_backoff_reaches_the_cap_from_the_64th_attempt() -> None:
+    huge = Backoff(1.0, 2.0**70)
+    assert huge.delay(63) == 2.0**63
+    assert huge.delay(64) == 2.0**70  # no 2**n computed past 63: the cap is taken as it is
+    assert huge.delay(65) == 2.0**70
+
+
+def test_default_strategy_limits_and_the_vocabulary() -> None:
+    strategy = OneForOne()
+    assert (strategy.max_restarts, strategy.within, strategy.decider, strategy.backoff) == (3, 5.0, None, None)
+    assert repr(strategy.new_window()) == "<RestartWindow 0/3 within 5.0s>"
+    assert [d.value for d in Directive] == ["resume", "restart", "stop", "escalate"]
+    assert [r.value for r in Restart] == ["permanent", "transient", "temporary"]
+    assert Restart.coerce("transient") is Restart.TRANSIENT
+    assert Restart.coerce(Restart.TEMPORARY) is Restart.TEMPORARY
+    with pytest.raises(ValueError, match="restart=3 is not a restart type"):
+        Restart.coerce(3)  # type: ignore[arg-type]
+    assert default_decider(SystemExit()) is Directive.ESCALATE
+    assert default_decider(BaseExceptionGroup("g", [ValueError()])) is Directive.RESTART
+
+
+@pytest.mark.parametrize(("directive", "action"), [
+    (Directive.RESUME, "resume"), (Directive.STOP, "stop"), (Directive.ESCALATE, "escalate"),
+])
+def test_a_plan_without_a_restart_has_no_delay_and_restarts_nobody(directive: Directive, action: str) -> None:
+    child = _Child("a")
+    plan = plan_restart(OneForOne(decider=lambda _: directive, backoff=Backoff(1.0, 2.0)), [child], child,
+                        ValueError(), failed=True, window=RestartWindow(3, 5.0), now=0.0)
+    assert (plan.action, plan.delay, plan.backoff_count, plan.halt, plan.rebuild) == (action, 0.0, 0, (), ())
+    assert not plan.alone
+
+
+def test_without_backoff_a_restart_is_immediate_and_counts_nothing() -> None:
+    child = _Child("a")
+    child.backoff_count = 5
+    plan = plan_restart(OneForOne(), [child], child, ValueError(), failed=True, window=RestartWindow(3, 5.0),
+                        now=0.0)
+    assert (plan.action, plan.delay, plan.backoff_count) == ("restart", 0.0, 0)
+
+
+def test_a_large_intensity_is_counted_exactly() -> None:
+    window = RestartWindow(max_restarts=1000, within=10.0)
+    assert all(window.allow(0.0) for _ in range(1000))
+    assert not window.allow(0.0)
+    assert window.count(0.0) == 1000

@@ -436,11 +436,13 @@ async def test_two_heads_do_not_accept_each_other(autojump_clock: trio.testing.M
     assert all("it is not the worker" in str(error) for error in errors)
 
 
-async def test_a_peer_that_never_proves_itself_times_out(autojump_clock: trio.testing.MockClock) -> None:
+@pytest.mark.parametrize(("options", "seconds"), [(LinkOptions(handshake_timeout=2), 2.0), (None, 10.0)])
+async def test_a_peer_that_never_proves_itself_times_out(autojump_clock: trio.testing.MockClock,
+                                                         options: LinkOptions | None, seconds: float) -> None:
     ours, _theirs = trio.testing.memory_stream_pair()
-    with pytest.raises(AuthenticationFailed, match="did not complete the handshake within 2 s") as caught:
-        await Link.connect(ours, SECRET, role="head", options=LinkOptions(handshake_timeout=2))
-    assert trio.current_time() == pytest.approx(2.0)
+    with pytest.raises(AuthenticationFailed, match=f"did not complete the handshake within {seconds:g} s") as caught:
+        await Link.connect(ours, SECRET, role="head", options=options)  # None: the default, 10 s
+    assert trio.current_time() == pytest.approx(seconds)
     assert isinstance(caught.value.__cause__, trio.TooSlowError)
 
 
@@ -673,6 +675,7 @@ async def test_on_a_raw_socket_the_first_item_is_written_in_the_senders_turn() -
         assert await worker.receive() == ["first"]
         assert await worker.receive() == list(range(10))
         assert head.statistics().frames_sent == 2
+        assert head.statistics().items_per_frame == 5.5  # 11 items in 2 frames
 
 
 async def test_on_a_raw_socket_a_long_burst_is_written_every_eager_items() -> None:
@@ -778,6 +781,18 @@ async def test_an_unpicklable_item_is_refused_and_the_rest_is_sent(autojump_cloc
         assert "cannot pickle <unlocked _thread.lock" in str(error)
         assert head.statistics().refused == 1
         assert head.state == "open"
+
+
+async def test_a_flush_of_nothing_but_refused_items_sends_no_frame(autojump_clock: trio.testing.MockClock) -> None:
+    refused: list[Any] = []
+    async with link_pair(on_refused=lambda item, error: refused.append(item)) as (head, worker):
+        head.send(threading.Lock())
+        await trio.testing.wait_all_tasks_blocked()
+        stats = head.statistics()
+        assert (stats.frames_sent, stats.items_sent, stats.refused, len(refused)) == (0, 0, 1, 1)
+        head.send("next")
+        assert await worker.receive() == ["next"]
+        assert head.statistics().items_sent == 1
 
 
 async def test_an_unpicklable_item_without_a_taker_breaks_the_link_naming_it(

@@ -415,14 +415,20 @@ class BrokerExchange(_BrokerActor):
                              f"messages from the broker-backed {self!r}; spawn it with broker=... too")
         return None
 
+    def _checked_binding(self, message: Bind | Unbind) -> tuple[_Entity | None, dict[str, Any] | None]:
+        """The broker entity a (un)binding's destination is (``None`` for a plain actor) and its arguments as the
+        broker takes them; :class:`ValueError` or :class:`SerializationError` naming what is wrong."""
+        what = type(message).__name__
+        check_ref(f"{what} destination", message.destination)
+        entity = self._destination(message.destination, f"{what} destination")
+        return entity, check_table(message.arguments, f"{what} arguments for {message.destination!r}")
+
     async def _bind(self, message: Bind) -> Any:
         kept = self._kept
         assert kept is not None
         destination = message.destination
         try:
-            check_ref("Bind destination", destination)
-            entity = self._destination(destination, "Bind destination")
-            arguments = check_table(message.arguments, f"Bind arguments for {destination!r}")
+            entity, arguments = self._checked_binding(message)
             new = kept.table.bind(message.routing_key, message.arguments, destination)
         except (ValueError, SerializationError) as exc:
             return Reply.error(exc)
@@ -488,9 +494,7 @@ class BrokerExchange(_BrokerActor):
         assert kept is not None
         destination = message.destination
         try:
-            check_ref("Unbind destination", destination)
-            entity = self._destination(destination, "Unbind destination")
-            arguments = check_table(message.arguments, f"Unbind arguments for {destination!r}")
+            entity, arguments = self._checked_binding(message)
             removed = kept.table.unbind(message.routing_key, message.arguments, destination)
         except (ValueError, SerializationError) as exc:
             return Reply.error(exc)

@@ -333,9 +333,6 @@ class Cell(MailboxQueue):
         killable = self.spec.stop_timeout is not None
         poison = PoisonPill
         call = Call
-        run_call = self.system.methods.run
-        by_class = self.system.methods.by_class
-        function = FunctionType
         while taken < budget:
             if self._sysq:
                 taken += 1
@@ -375,11 +372,13 @@ class Cell(MailboxQueue):
                 if not killable:
                     if message.__class__ is call:
                         # Methods.run's fast path, inlined: a method this class has run before, by the same owner.
+                        # (The table is looked up here, not before the loop: a run without calls pays nothing.)
                         owner, method, args, kwargs = message
                         instance = self.instance
-                        names = by_class.get(instance.__class__)
+                        methods = self.system.methods
+                        names = methods.by_class.get(instance.__class__)
                         entry = None if names is None else names.get(method)
-                        if entry is not None and entry[0] == owner and entry[1].__class__ is function:
+                        if entry is not None and entry[0] == owner and entry[1].__class__ is FunctionType:
                             if kwargs or len(args) > 1:
                                 result = await entry[1](instance, *args, **kwargs)
                             elif args:  # a plain call costs a third less than a starred one (no new tuple)
@@ -387,7 +386,7 @@ class Cell(MailboxQueue):
                             else:
                                 result = await entry[1](instance)
                         else:
-                            result = await run_call(instance, message, self._handler)  # type: ignore[arg-type]
+                            result = await methods.run(instance, message, self._handler)  # type: ignore[arg-type]
                     else:
                         result = await self._handler(message)  # type: ignore[misc]
                 else:

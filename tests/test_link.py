@@ -149,15 +149,8 @@ async def link_pair(options: LinkOptions | None = None, on_refused: Any = None,
                     streams: tuple[trio.abc.Stream, trio.abc.Stream] | None = None) -> AsyncIterator[tuple[Link, Link]]:
     """A head and a worker link over a memory stream pair (or ``streams``), both running."""
     head_stream, worker_stream = streams if streams is not None else trio.testing.memory_stream_pair()
-    links: dict[str, Link] = {}
-
-    async def connect(stream: trio.abc.Stream, role: Role) -> None:
-        links[role] = await Link.connect(stream, SECRET, role=role, options=options, on_refused=on_refused)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(connect, head_stream, "head")
-        nursery.start_soon(connect, worker_stream, "worker")
-    async with running(links["head"]) as head, running(links["worker"]) as worker:
+    head_link, worker_link = await connected(head_stream, worker_stream, options=options, on_refused=on_refused)
+    async with running(head_link) as head, running(worker_link) as worker:
         yield head, worker
 
 
@@ -198,12 +191,13 @@ def raw_socket_streams(buffer: int | None = None) -> tuple[RawSocketStream, RawS
     return RawSocketStream(a), RawSocketStream(b)
 
 
-async def connected(head_stream: trio.abc.Stream, worker_stream: trio.abc.Stream) -> tuple[Link, Link]:
+async def connected(head_stream: trio.abc.Stream, worker_stream: trio.abc.Stream, *,
+                    options: LinkOptions | None = None, on_refused: Any = None) -> tuple[Link, Link]:
     """A head and a worker link over the two streams, connected and not yet running."""
     links: dict[str, Link] = {}
 
     async def connect(stream: trio.abc.Stream, role: Role) -> None:
-        links[role] = await Link.connect(stream, SECRET, role=role)
+        links[role] = await Link.connect(stream, SECRET, role=role, options=options, on_refused=on_refused)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(connect, head_stream, "head")
@@ -873,16 +867,7 @@ async def test_aclose_cancelled_midway_closes_abruptly(autojump_clock: trio.test
 
 async def test_cancelling_run_closes_the_link_and_the_peer_sees_a_hang_up(
         autojump_clock: trio.testing.MockClock) -> None:
-    head_stream, worker_stream = trio.testing.memory_stream_pair()
-    links: dict[str, Link] = {}
-
-    async def connect(stream: trio.abc.Stream, role: Role) -> None:
-        links[role] = await Link.connect(stream, SECRET, role=role)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(connect, head_stream, "head")
-        nursery.start_soon(connect, worker_stream, "worker")
-    head, worker = links["head"], links["worker"]
+    head, worker = await connected(*trio.testing.memory_stream_pair())
     async with running(worker):
         async with trio.open_nursery() as nursery:
             await nursery.start(head.run)

@@ -15,6 +15,7 @@ from runtime import Address as Address
 from runtime import AskTimeout as AskTimeout
 from runtime import Backoff as Backoff
 from runtime import ClassStatistics as ClassStatistics
+from runtime import ClusterStatistics as ClusterStatistics
 from runtime import DeadLetter as DeadLetter
 from runtime import Directive as Directive
 from runtime import Future as Future
@@ -82,7 +83,7 @@ from ._transaction import transaction as transaction
 __all__ = [
     "Ack", "Actor", "ActorError", "ActorFailed", "ActorRef", "ActorStatistics", "ActorStopped", "ActorSystem",
     "Address", "AskTimeout", "Autoscale", "Backoff", "Bind", "Broadcast", "ChildSpec", "ClassStatistics",
-    "CountChildren",
+    "ClusterStatistics", "CountChildren",
     "DeadLetter", "Delivery", "Directive", "DynamicSupervisor", "Exchange", "ExchangeStatistics", "Future",
     "FutureCancelled", "Get", "GetRoutees", "GetStatistics", "Lease", "LeaseEnded", "LifecycleEvent", "Mailbox",
     "MailboxFull", "Metrics", "Nack", "NameTaken", "Node", "NodeDown", "NodeUp", "NotAuthorized", "OneForAll",

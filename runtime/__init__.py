@@ -58,6 +58,7 @@ from ._messages import LifecycleEvent as LifecycleEvent
 from ._messages import PoisonPill as PoisonPill
 from ._messages import Reply as Reply
 from ._messages import Terminated as Terminated
+from ._node import ClusterStatistics as ClusterStatistics
 from ._node import Node as Node
 from ._node import NodeUp as NodeUp
 from ._queue_state import OVERFLOWS as OVERFLOWS
@@ -133,6 +134,7 @@ __all__ = [
     "Cell",
     "Channel",
     "ClassStatistics",
+    "ClusterStatistics",
     "Consumer",
     "DeadLetter",
     "DeathReason",

@@ -26,7 +26,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -36,7 +36,7 @@ from ._address import Address
 from ._broker import BrokerHub, BrokerSettings, PeerLink
 from ._envelope import WATCH_MARK, ChildFailed, Rebuilt, Stop
 from ._exceptions import ActorFailed, ActorStopped, LinkClosed, MailboxFull, NodeDown, SerializationError
-from ._figures import Metrics
+from ._figures import Metrics, StatisticsRows, SystemStatistics
 from ._futures import ERROR, Future
 from ._link import Link, LinkOptions, RawSocketStream
 from ._mailbox import Mailbox
@@ -50,12 +50,15 @@ from ._remote import (
     AddressReply,
     ChildStopped,
     LookupRequest,
+    NodeNews,
     NodeStatistics,
     Published,
     RemoteChild,
     RemoteParent,
     RemoteTarget,
     SpawnRequest,
+    StatisticsReply,
+    StatisticsRequest,
 )
 from ._show import show
 from ._spawn import SpawnSpec
@@ -65,7 +68,7 @@ if TYPE_CHECKING:
     from ._cell import Cell
     from ._system import ActorSystem
 
-__all__ = ["Cluster", "Node", "NodeKind", "NodeUp"]
+__all__ = ["Cluster", "ClusterStatistics", "Node", "NodeKind", "NodeUp"]
 
 logger = logging.getLogger("actors")
 
@@ -87,6 +90,8 @@ class Node:
     """Its process id."""
     alive: bool = True
     """``False`` once the node is lost."""
+    head: str | None = None
+    """For a worker, the name of the head it works for (this system's or a peer's); ``None`` for a head."""
 
 
 @attrs.frozen
@@ -95,6 +100,19 @@ class NodeUp:
 
     node: Node
     """The new node."""
+
+
+@attrs.frozen
+class ClusterStatistics(SystemStatistics):
+    """The figures of a system and of its peers' actors: ``await system.gather_statistics(nodes="all")``.
+
+    A peer's actors are keyed ``path@peer`` (their paths are the peer's own, and may be this system's too); each
+    one's ``node`` is the node it runs on (the peer, or one of its workers). ``dead_letters`` and
+    ``pending_asks`` are this system's.
+    """
+
+    missing: Mapping[str, str] = attrs.field(factory=dict)
+    """The live peers whose figures are not in the snapshot, each with why: no answer in time, or lost meanwhile."""
 
 
 class _Worker:
@@ -126,13 +144,13 @@ class Cluster:
         self.remote_refs: dict[Address, ActorRef] = {}
         self.remote_children: dict[str, set[RemoteChild]] = {}
         self.hosted: dict[int, Cell] = {}
+        """On a worker: the actors it runs for parents elsewhere, by uid."""
         self.remote_statistics: dict[str, dict[str, Any]] = {}
+        """On the head: each worker's latest figures of its actors, by path (at most a reporting period old)."""
         self._local: dict[int, ActorRef] = {}
         """Refs of this node's live actors that other nodes address, by uid, so that a message finds its actor
         without a walk down the tree (a dict of ints: no Python-level hash or equality on the way); an actor leaves
         it when it stops (:meth:`forget_local`)."""
-        """On the head: each worker's latest figures of its actors, by path (at most a reporting period old)."""
-        """On a worker: the actors it runs for parents elsewhere, by uid."""
         self._workers: dict[str, _Worker] = {}
         self._processes: list[trio.Process] = []
         self._killed = False
@@ -140,12 +158,12 @@ class Cluster:
         self._secret = os.urandom(_SECRET_BYTES)
         self._names = itertools.count(1)
         self._requests = itertools.count(1)
-        self._waiting: dict[int, tuple[str, trio.Event, list[AddressReply]]] = {}
-        """Requests to other nodes (spawns, look-ups) waiting for their reply, by request id."""
+        self._waiting: dict[int, tuple[str, trio.Event, list[Any]]] = {}
+        """Requests to other nodes (spawns, look-ups, figures) waiting for their reply, by request id."""
         self._window = RestartWindow(max(3, workers), 5.0)
         self._nursery: trio.Nursery | None = None
         kind: NodeKind = "head" if head is None else "worker"
-        self.nodes[system.node_id] = Node(system.node_id, kind, os.getpid())
+        self.nodes[system.node_id] = Node(system.node_id, kind, os.getpid(), head=head)
         self._stopping = False
         self._replacing = 0
         self._joined = trio.Event()
@@ -201,12 +219,17 @@ class Cluster:
                 await trio.aclose_forcefully(stream)
                 await process.wait()
             raise
-        node = Node(node_id, "worker", process.pid)
+        node = Node(node_id, "worker", process.pid, head=system.node_id)
+        # It hears of every other node it may be sent refs to before anything else (see _tell_news).
+        for other in list(self.nodes.values()):
+            if other.alive and other.name != system.node_id:
+                link.send(NodeNews(other, None))
         self.nodes[node_id] = node
         self.links[node_id] = link
         self._workers[node_id] = _Worker(node, process, link)
         self._nursery.start_soon(self._serve, node_id, link, process)
         system.publish(NodeUp(node))
+        self._tell_news(node, None)
         self._joined.set()
         self._joined = trio.Event()
 
@@ -269,6 +292,9 @@ class Cluster:
                              f"{', '.join(sorted(self.nodes))}")
         if not node.alive:
             raise ActorStopped(f"node {node.name} is down; nothing can be spawned there")
+        if node.name != self.system.node_id and node.name not in self.links:
+            raise ValueError(f"node={show(where)} is a worker of {node.head}, reached through it: only "
+                             f"{node.head} spawns actors there")
         return node.name
 
     # -- sending ---------------------------------------------------------------------------------------------
@@ -291,15 +317,23 @@ class Cluster:
     def send(self, node_id: str, item: Any) -> None:
         """Send ``item`` towards ``node_id`` (a worker reaches every other node through the head)."""
         link = self.links.get(node_id)
-        if link is None and self.head is not None:
-            link = self.links.get(self.head)
         if link is None:
-            self._undeliverable(item, f"node {node_id} is not reachable")
-            return
+            link = self._route(node_id)
+            if link is None:
+                self._undeliverable(item, f"node {node_id} is not reachable")
+                return
         try:
             link.send(item)
         except LinkClosed as exc:
             self._undeliverable(item, str(exc))
+
+    def _route(self, node_id: str) -> Link | PeerLink | None:
+        """The link towards a node this one has none to: its head for a peer's worker; the head for anything
+        else, on a worker."""
+        if self.head is not None:
+            return self.links.get(self.head)
+        node = self.nodes.get(node_id)
+        return None if node is None or node.head is None else self.links.get(node.head)
 
     def _undeliverable(self, item: Any, why: str) -> None:
         system = self.system
@@ -312,9 +346,19 @@ class Cluster:
             else:
                 system.dead_letter(message, sender, system.ref_at(address), f"unreachable: {why}")
         elif cls is SpawnRequest:
-            self._spawn_done(AddressReply(item.request, None, ActorStopped(f"cannot spawn there: {why}")))
+            self._replied(AddressReply(item.request, None, ActorStopped(f"cannot spawn there: {why}")))
         elif cls is LookupRequest:  # nothing can be found on a node that cannot be reached
-            self._spawn_done(AddressReply(item.request, None, None))
+            self._reply(item.asker, AddressReply(item.request, None, None, item.asker))
+        elif cls is StatisticsRequest:
+            self._reply(item.asker, AddressReply(item.request, None, ActorStopped(f"node {item.node} is not "
+                                                                                   f"reachable: {why}"), item.asker))
+
+    def _reply(self, asker: str, reply: AddressReply | StatisticsReply) -> None:
+        """Hand ``reply`` to the request waiting for it here, or send it on to the asker's node."""
+        if asker == self.system.node_id:
+            self._replied(reply)
+        else:
+            self.send(asker, reply)
 
     def _answer(self, node: str | None, correlation: int, failed: bool, value: Any) -> None:
         if node is None:
@@ -344,7 +388,7 @@ class Cluster:
             self.send(node, (ANSWER, node, correlation, True, SerializationError(
                 f"the answer {show(value)} cannot be sent to the asker's node: {error}")))
         elif cls is SpawnRequest:
-            self._spawn_done(AddressReply(item.request, None, SerializationError(
+            self._replied(AddressReply(item.request, None, SerializationError(
                 f"{show(item.spec.factory)} and its arguments cannot be sent to another node: {error}")))
         else:
             logger.error("could not send %s to another node: %s", show(item), error)
@@ -376,16 +420,61 @@ class Cluster:
         name = link.name
         if name in self.links:  # its previous incarnation is lost first
             self._node_down(name, "it started again")
-        # Refs to a previous incarnation's actors stay lost; addresses of the new one must not find them.
-        for address in [address for address in self.remote_refs if address.node == name]:
-            del self.remote_refs[address]
-        node = self.nodes[name] = Node(name, "peer", link.pid)
+        node = Node(name, "peer", link.pid)
+        self._joined_node(node)
         self.links[name] = link
         self._nursery.start_soon(self._serve, name, link, None)
         logger.info("node %s: peer %s joined", self.system.node_id, name)
-        self.system.publish(NodeUp(node))
+        for worker in self._workers.values():  # it reaches them through this node
+            if worker.node.alive:
+                link.send(NodeNews(worker.node, None))
+        self._tell_news(node, None)
+
+    def _joined_node(self, node: Node) -> None:
+        """``node`` is part of the system from now on (a node of that name before it is lost for good)."""
+        # Refs to a previous incarnation's actors stay lost; addresses of the new one must not find them.
+        for address in [address for address in self.remote_refs if address.node == node.name]:
+            del self.remote_refs[address]
+        self.nodes[node.name] = node
+        if self.head is None:  # (a worker's head publishes it)
+            self.system.publish(NodeUp(node))
         self._changed.set()
         self._changed = trio.Event()
+
+    def _tell_news(self, node: Node, reason: str | None) -> None:
+        """On a head: tell the nodes that reach ``node`` through this one that it joined (``reason`` is ``None``)
+        or was lost. Workers hear of every node; peers hear of this node's workers (of other nodes, they hear from
+        those nodes' heads)."""
+        if self.head is not None:
+            return
+        news = NodeNews(node, reason)
+        own = node.name in self._workers
+        for name, link in list(self.links.items()):
+            if name == node.name or (isinstance(link, PeerLink) and not own):
+                continue
+            try:
+                link.send(news)
+            except LinkClosed:  # it is being lost too
+                pass
+
+    def _news(self, from_node: str, news: NodeNews) -> None:
+        """News of a node reached through ``from_node``: a worker of that peer, or (on a worker) any node its
+        head knows."""
+        node = news.node
+        name = node.name
+        known = self.nodes.get(name)
+        if self.head is None:
+            if name == self.system.node_id or name in self.links \
+                    or (known is not None and known.head != from_node):
+                logger.error("node %s: peer %s announced node %s, which is not its worker here; ignored",
+                             self.system.node_id, from_node, name)
+                return
+            node = attrs.evolve(node, kind="peer", head=from_node)
+        if news.reason is not None:
+            self._node_down(name, news.reason)
+        elif known is None or not known.alive:
+            self._joined_node(node)
+            self._tell_news(node, None)
 
     async def wait_node(self, name: str) -> Node:
         """Wait until a live node called ``name`` is part of the system; return it."""
@@ -443,11 +532,26 @@ class Cluster:
         elif cls is SpawnRequest:
             assert self._nursery is not None
             self._nursery.start_soon(self._host_spawn, from_node, item)
-        elif cls is AddressReply:
-            self._spawn_done(item)
+        elif cls is AddressReply or cls is StatisticsReply:
+            if item.to and item.to != system.node_id:  # on its way back to a node reached through this one
+                self.send(item.to, item)
+            else:
+                self._replied(item)
         elif cls is LookupRequest:
-            found = system.lookup(item.path)
-            self.send(from_node, AddressReply(item.request, None if found is None else found.address, None))
+            if item.node != system.node_id:
+                self.send(item.node, item)
+            else:
+                found = system.lookup(item.path)
+                self._reply(item.asker, AddressReply(
+                    item.request, None if found is None else found.address, None, item.asker))
+        elif cls is StatisticsRequest:
+            if item.node != system.node_id:
+                self.send(item.node, item)
+            else:
+                assert self._nursery is not None
+                self._nursery.start_soon(self._answer_statistics, item)
+        elif cls is NodeNews:
+            self._news(from_node, item)
         elif cls is ChildStopped:
             self._child_stopped(item)
         elif cls is Published:
@@ -506,19 +610,26 @@ class Cluster:
 
     # -- spawning on another node ----------------------------------------------------------------------------
 
-    async def _ask_node(self, node_id: str, make: Callable[[int], Any]) -> Address | None:
-        """Send node ``node_id`` the request ``make(request id)`` and wait for its :class:`AddressReply`; raise the
-        error it carries (a lost node fails it with ``ActorFailed`` caused by ``NodeDown``)."""
+    async def _request(self, node_id: str, make: Callable[[int], Any]) -> AddressReply | StatisticsReply:
+        """Send node ``node_id`` the request ``make(request id)`` and wait for its reply (a lost node answers with
+        an :class:`AddressReply` whose error is ``ActorFailed`` caused by ``NodeDown``). Cancelling the wait
+        forgets the request; a reply that comes later is dropped."""
         request = next(self._requests)
         done = trio.Event()
-        box: list[AddressReply] = []
+        box: list[AddressReply | StatisticsReply] = []
         self._waiting[request] = (node_id, done, box)
         try:
             self.send(node_id, make(request))
             await done.wait()
         finally:
             self._waiting.pop(request, None)
-        reply = box[0]
+        return box[0]
+
+    async def _ask_node(self, node_id: str, make: Callable[[int], Any]) -> Address | None:
+        """Send node ``node_id`` the request ``make(request id)`` and wait for its :class:`AddressReply`; raise the
+        error it carries (a lost node fails it with ``ActorFailed`` caused by ``NodeDown``)."""
+        reply = await self._request(node_id, make)
+        assert isinstance(reply, AddressReply)
         if reply.error is not None:
             raise reply.error
         return reply.address
@@ -530,7 +641,8 @@ class Cluster:
             await trio.lowlevel.checkpoint()
             return None
         try:
-            address = await self._ask_node(node_id, lambda request: LookupRequest(request, path))
+            address = await self._ask_node(
+                node_id, lambda request: LookupRequest(request, path, node_id, self.system.node_id))
         except ActorFailed:  # the node was lost meanwhile: nothing is there
             return None
         return None if address is None else self.system.ref_at(address)
@@ -549,7 +661,7 @@ class Cluster:
         self._place_child(handle, node_id)
         return ref
 
-    def _spawn_done(self, reply: AddressReply) -> None:
+    def _replied(self, reply: AddressReply | StatisticsReply) -> None:
         waiting = self._waiting.pop(reply.request, None)
         if waiting is not None:
             waiting[2].append(reply)
@@ -594,6 +706,44 @@ class Cluster:
                     actors[cell.path] = cell.statistics()
                     stack.extend(cell.children)
             self.send(head, NodeStatistics(actors))
+
+    async def _answer_statistics(self, request: StatisticsRequest) -> None:
+        """A peer asks for this system's figures: read them in slices, as a scrape does, and send them back."""
+        try:
+            statistics = await self.system.gather_statistics(request.path)
+        except Exception as exc:  # a path that is not one: the asker says the figures are missing, and why
+            self._reply(request.asker, AddressReply(request.request, None, exc, request.asker))
+            return
+        actors = statistics.actors
+        rows = dict(actors.rows()) if isinstance(actors, StatisticsRows) else dict(actors)
+        self._reply(request.asker, StatisticsReply(request.request, rows, request.asker))
+
+    async def peer_statistics(self, path: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+        """The figures of the actors at and under ``path`` of every live peer, keyed ``path@peer``, and why each
+        live peer's are missing: one that does not answer within the silence limit (its heartbeat interval times
+        ``dead_after``: past it, a peer that said nothing is lost anyway) is left out rather than waited for."""
+        me = self.system.node_id
+        hub = self.hub
+        limit = hub.settings.heartbeat * hub.settings.dead_after if hub is not None else _LINK_OPTIONS.silence_limit
+        rows: dict[str, Any] = {}
+        missing: dict[str, str] = {}
+
+        async def ask(name: str) -> None:
+            with trio.move_on_after(limit):
+                reply = await self._request(name, lambda request: StatisticsRequest(request, path, name, me))
+                if isinstance(reply, StatisticsReply):
+                    for at, row in reply.rows.items():
+                        rows[f"{at}@{name}"] = row
+                else:
+                    missing[name] = str(reply.error)
+                return
+            missing[name] = f"no answer within {limit:g} s"
+
+        peers = [node.name for node in self.nodes.values() if node.kind == "peer" and node.head is None and node.alive]
+        async with trio.open_nursery() as nursery:
+            for name in peers:
+                nursery.start_soon(ask, name)
+        return rows, missing
 
     def find_hosted(self, path: str) -> Cell | None:
         """The local actor at ``path`` under one of the hosted actors, if any."""
@@ -686,8 +836,9 @@ class Cluster:
         if worker is not None:
             worker.node = node
         down = NodeDown(node, reason)
-        # A worker reaches every other node through the head: losing the head loses them all.
-        lost = (lambda _: True) if self.head is not None else (lambda other: other == node_id)
+        # A worker reaches every other node through its head: losing the head loses them all.
+        everything = node_id == self.head
+        lost = (lambda _: True) if everything else (lambda other: other == node_id)
         for future in system.correlations.pending():
             target = future._target
             if target is not None and isinstance(target._target, RemoteTarget) \
@@ -696,20 +847,26 @@ class Cluster:
         for address, ref in list(self.remote_refs.items()):
             if lost(address.node):
                 ref._target.lost(down)  # type: ignore[attr-defined]
-        if self.head is not None:  # a worker without its head has nothing left to do
+        for request, (target_node, _, _) in list(self._waiting.items()):
+            if lost(target_node):
+                self._replied(AddressReply(request, None, ActorFailed(f"node {node_id} was lost", down)))
+        if everything:  # a worker without its head has nothing left to do
             if not self._stopping:
                 logger.info("the head is gone (%s); stopping", reason)
             system._end_body()
             return
-        if not self._stopping and node.kind == "worker":
+        if not self._stopping and worker is not None:
             logger.error("worker %s is lost: %s", node_id, reason)
-        for request, (target_node, _, _) in list(self._waiting.items()):
-            if target_node == node_id:
-                self._spawn_done(AddressReply(request, None, ActorFailed(f"node {node_id} was lost", down)))
-        system.publish(down)
+        if self.head is None:  # (a worker's head publishes it)
+            system.publish(down)
+        self._tell_news(node, reason)
         for handle in self.remote_children.pop(node_id, set()):
             handle.lost(down)
-        if node.kind == "worker" and not self._stopping and system.running \
+        # The nodes reached through it (a peer's workers) are lost with it.
+        for other in list(self.nodes.values()):
+            if other.alive and other.head == node_id and other.name != self.system.node_id:
+                self._node_down(other.name, f"its head {node_id} was lost: {reason}")
+        if worker is not None and not self._stopping and system.running \
                 and self._window.allow(trio.current_time()):
             assert self._nursery is not None
             self._replacing += 1  # counted from now, so that restarts of its actors wait for it

@@ -42,7 +42,7 @@ from ._supervision import Restart
 
 if TYPE_CHECKING:
     from ._cell import Cell
-    from ._node import Cluster
+    from ._node import Cluster, Node
     from ._system import ActorSystem
 
 __all__ = [
@@ -53,12 +53,15 @@ __all__ = [
     "AddressReply",
     "ChildStopped",
     "LookupRequest",
+    "NodeNews",
     "NodeStatistics",
     "Published",
     "RemoteChild",
     "RemoteParent",
     "RemoteTarget",
     "SpawnRequest",
+    "StatisticsReply",
+    "StatisticsRequest",
 ]
 
 logger = logging.getLogger("actors")
@@ -92,20 +95,57 @@ class SpawnRequest:
 
 @attrs.frozen
 class LookupRequest:
-    """Which actor is registered at ``path`` on the node this goes to?"""
+    """Which actor is registered at ``path`` on node ``node``? Nodes on the way (a head between a worker and a
+    peer) pass it on; the answer goes back to ``asker``."""
 
     request: int
     path: str
+    node: str
+    asker: str
 
 
 @attrs.frozen
 class AddressReply:
     """The answer to a :class:`SpawnRequest` (the new actor's address, or the error that failed it) or to a
-    :class:`LookupRequest` (the address, or ``None`` for nothing there)."""
+    :class:`LookupRequest` (the address, or ``None`` for nothing there), for node ``to`` (``""``: for the node
+    that takes it)."""
 
     request: int
     address: Address | None
     error: BaseException | None
+    to: str = ""
+
+
+@attrs.frozen
+class StatisticsRequest:
+    """The figures of the actors at and under ``path`` (every actor for ``None``) of the system whose head is
+    ``node``, for ``asker``: a peer's figures, asked for by ``gather_statistics(nodes="all")``."""
+
+    request: int
+    path: str | None
+    node: str
+    asker: str
+
+
+@attrs.frozen
+class StatisticsReply:
+    """The answer to a :class:`StatisticsRequest`: each actor's figures as a row of atoms, by path, for ``to``."""
+
+    request: int
+    rows: dict[str, Any]
+    to: str
+
+
+@attrs.frozen
+class NodeNews:
+    """A node reached through the sender joined (``reason`` is ``None``) or was lost (``reason`` says why).
+
+    A head tells its peers of its workers, and its workers of every other node it knows (its other workers, its
+    peers and their workers), so that each node can route to them and fail what waits on them when they go.
+    """
+
+    node: Node
+    reason: str | None
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar, overload
 
 import trio
 
@@ -30,7 +30,7 @@ from ._lifecycle import RUNNING, STOPPED, STOPPING
 from ._link import Link
 from ._mailbox import UNBOUNDED, Mailbox
 from ._messages import DeadLetter, LifecycleEvent, LifecycleKind
-from ._node import Cluster, Node
+from ._node import Cluster, ClusterStatistics, Node
 from ._ref import ActorRef, Unreachable
 from ._remote import Published
 from ._show import show
@@ -89,12 +89,13 @@ class ActorSystem:
 
     ``workers=N`` starts N worker processes (nodes) on this machine. ``broker="amqp://user:password@host/vhost"``
     with ``secret=`` (bytes, at least 16, or the path of a file holding them) makes the system one node of the
-    cluster called ``name`` on that RabbitMQ broker instead: every system opened with the same name, broker and
-    secret is a node of it, listed in :attr:`nodes` with kind ``"peer"`` while it is alive. ``node_name`` names
-    this node (default: host name and pid on a broker); it must be unique among the live nodes of the cluster
+    cluster called ``name`` on that RabbitMQ broker: every system opened with the same name, broker and secret is
+    a node of it, listed in :attr:`nodes` with kind ``"peer"`` while it is alive. ``node_name`` names this node
+    (default: host name and pid on a broker); it must be unique among the live nodes of the cluster
     (:class:`~runtime.NameTaken` otherwise). Opening the block then connects to the broker: a refused login is
-    :class:`~runtime.NotAuthorized`, an unreachable broker a ``ConnectionLost``. ``broker=`` and ``workers=``
-    cannot be combined yet.
+    :class:`~runtime.NotAuthorized`, an unreachable broker a ``ConnectionLost``. The two combine: a node's workers
+    are named under it (``node.w1``, ...) and its peers reach their actors through it; a peer lists them in
+    :attr:`nodes` with kind ``"peer"`` and ``head`` naming the node.
     """
 
     def __init__(self, name: str = "app", *, supervision: Strategy | None = None,
@@ -114,7 +115,7 @@ class ActorSystem:
             raise ValueError(f"workers={workers!r} must be a whole number, 0 (one process) or more")
         if node_name is not None and (not isinstance(node_name, str) or not node_name):
             raise ValueError(f"node_name={node_name!r} must be a non-empty string")
-        settings = _broker_settings(name, broker, secret, workers, node_name, _heartbeat)
+        settings = _broker_settings(name, broker, secret, node_name, _heartbeat)
         if settings is not None and node_name is None:
             node_name = f"{socket.gethostname()}.{os.getpid()}"
         self.node_id = node_name or f"{name}.{secrets.token_hex(6)}"
@@ -400,7 +401,8 @@ class ActorSystem:
         dashboard of one service looks at, and walks only that subtree. ``top=K`` keeps the ``K`` actors with the
         largest ``by`` figure (a numeric field of :class:`~runtime.ActorStatistics`: ``"mailbox_length"``,
         ``"arrival_rate"``, ``"mean_sojourn"``, ``"utilization"``, ``"restarts"``, ...), largest first. Actors on
-        other nodes are included, with the figures their node last reported (at most a second old).
+        this system's workers are included, with the figures their node last reported (at most a second old);
+        peers' are not (``await gather_statistics(nodes="all")`` asks them).
         """
         if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
             raise ValueError(f"statistics(top={top!r}): top must be an int of at least 1")
@@ -413,15 +415,42 @@ class ActorSystem:
         stats = self._snapshot(path, rows)
         return stats if top is None else stats.top(top, by)
 
-    async def gather_statistics(self, path: str | ActorRef | None = None) -> SystemStatistics:
+    @overload
+    async def gather_statistics(self, path: str | ActorRef | None = None, *,
+                                nodes: Literal["system"] = "system") -> SystemStatistics: ...
+
+    @overload
+    async def gather_statistics(self, path: str | ActorRef | None = None, *,
+                                nodes: Literal["all"]) -> ClusterStatistics: ...
+
+    async def gather_statistics(self, path: str | ActorRef | None = None, *,
+                                nodes: Literal["system", "all"] = "system") -> SystemStatistics:
         """:meth:`statistics` read in slices, with a checkpoint every ``STATISTICS_SLICE`` actors, so that a
         large system keeps handling messages while it is read (the metrics endpoint reads it this way).
 
         Each actor's figures are of one instant, as in :meth:`statistics`; different actors' are of instants up
         to the whole read apart, as on any scrape. An actor that stops during the read is left out, one spawned
         during it may be. Cancelling it abandons the read; nothing else is affected.
+
+        ``nodes="all"`` adds the actors of every live peer on the broker (each peer reads its own figures and
+        sends them), keyed ``path@peer``, and returns a :class:`~runtime.ClusterStatistics`. Peers are asked
+        together, and one that has not answered within the silence limit (the heartbeat interval times
+        ``dead_after``) is left out and named in ``missing`` with why, rather than waited for.
         """
+        if nodes not in ("system", "all"):
+            raise ValueError(f"gather_statistics(nodes={nodes!r}): nodes must be 'system' (this system: this node "
+                             "and its workers) or 'all' (its peers too)")
         path = self._statistics_path(path)
+        if nodes == "all":
+            peers: tuple[dict[str, Any], dict[str, str]] = ({}, {})
+            if self.cluster is not None:
+                peers = await self.cluster.peer_statistics(path)
+            ours = await self.gather_statistics(path)
+            everyone: dict[str, Any] = dict(ours.actors.rows()) if isinstance(ours.actors, StatisticsRows) \
+                else dict(ours.actors)
+            everyone.update(peers[0])
+            return ClusterStatistics(dead_letters=ours.dead_letters, actors=StatisticsRows(everyone),
+                                     pending_asks=ours.pending_asks, missing=peers[1])
         node = self.node_id
         rows: dict[str, Any] = {}
         cells = self._cells(path)
@@ -689,7 +718,7 @@ def _collector_paused() -> Iterator[None]:
 _MAX_NAME = 100
 
 
-def _broker_settings(name: object, broker: object, secret: object, workers: int, node_name: str | None,
+def _broker_settings(name: object, broker: object, secret: object, node_name: str | None,
                      heartbeat: float) -> BrokerSettings | None:
     """The settings of a node on a broker, from ``ActorSystem``'s arguments (``None`` without ``broker=``), each
     refused with an error that names it."""
@@ -702,9 +731,6 @@ def _broker_settings(name: object, broker: object, secret: object, workers: int,
         shown = hide_password(broker) if isinstance(broker, str) else broker
         raise ValueError(f"broker={shown!r} needs secret= (bytes, at least 16, or the path of a file holding "
                          "them): every message between the nodes of a cluster is signed with it")
-    if workers:
-        raise ValueError(f"broker= and workers={workers} cannot be combined yet: run one system per process on "
-                         "the broker (each one a node of the cluster), or workers without a broker")
     for what, value in (("name", name), ("node_name", node_name)):
         if value is not None and (not isinstance(value, str) or not value or len(value.encode()) > _MAX_NAME):
             raise ValueError(f"{what}={value!r} must be a non-empty string of at most {_MAX_NAME} bytes on a "

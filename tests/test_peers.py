@@ -612,7 +612,6 @@ URL = "amqp://guest:guest@127.0.0.1:5672/"
     ({"broker": URL, "secret": b"short"}, ValueError, "at least 16 bytes"),
     ({"broker": URL, "secret": 12345}, TypeError, "bytes or the path"),
     ({"broker": URL, "secret": "/nonexistent/secret"}, ValueError, "'/nonexistent/secret'"),
-    ({"broker": URL, "secret": SECRET, "workers": 2}, ValueError, "cannot be combined yet"),
     ({"broker": "amqps://u:hidden@host/"}, ValueError, r"broker='amqps://u:\*\*\*@host/' needs secret="),
     ({"broker": "http://u:hidden@host/", "secret": SECRET}, ValueError, r"u:\*\*\*@host"),
     ({"broker": 5672, "secret": SECRET}, TypeError, "URL string"),

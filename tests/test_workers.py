@@ -579,3 +579,45 @@ async def test_workers_take_the_heads_figures_settings_and_default_mailbox() -> 
     async with ActorSystem(workers=1, metrics=metrics, mailbox=mailbox) as system:
         remote = await system.spawn(Settings, node="spread")
         assert await remote.ask("settings") == (metrics, mailbox)
+
+
+class Holder(Actor):
+    """Asks what it is told to; or tells a probe it holds and never answers."""
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case ("ask", ref, value):
+                try:
+                    return await ref.ask(value)
+                except ActorFailed as exc:
+                    return ("failed", exc.cause)
+            case ("hold", probe):
+                probe.tell("holding")
+                await trio.sleep_forever()
+            case "nodes":
+                return {node.name: (node.kind, node.alive) for node in self.system.nodes}
+        return None
+
+
+async def test_an_ask_between_workers_fails_when_the_asked_ones_worker_is_lost() -> None:
+    async with ActorSystem(workers=2) as system:
+        first, second = worker_node(system, 0), worker_node(system, 1)
+        asker = await system.spawn(Holder, node=first, restart="temporary")
+        held = await system.spawn(Holder, node=second, restart="temporary")
+        probe = await Probe.spawn(system)
+        known = await asker.ask("nodes")
+        assert known[second.name] == ("worker", True)  # a worker knows its siblings
+        async with trio.open_nursery() as nursery:
+            answers: list[Any] = []
+
+            async def ask() -> None:
+                answers.append(await asker.ask(("ask", held, ("hold", probe.ref))))
+
+            nursery.start_soon(ask)
+            await probe.expect("holding")  # the ask from the first worker is with the actor on the second
+            os.kill(second.pid, signal.SIGKILL)
+        [(failed, cause)] = answers
+        assert failed == "failed"
+        assert isinstance(cause, NodeDown)
+        assert cause.node.name == second.name
+        assert (await asker.ask("nodes"))[second.name] == ("worker", False)

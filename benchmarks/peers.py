@@ -1,8 +1,10 @@
 """Peers on RabbitMQ: tells and asks from one node of a cluster to an actor on another, through the broker.
 
-Needs the broker of ``scripts/broker`` (``amqp://guest:guest@127.0.0.1:5672/``, or ``TRIO_ACTORS_BROKER``). Two
-layouts: ``in_process``, two systems in one trio loop (one core does both ends' work), and ``two_process``, the
-sink's node in a process of its own (``tests/peer_node.py``), as two machines would be.
+Needs the broker of ``scripts/broker`` (``amqp://guest:guest@127.0.0.1:5672/``, or ``TRIO_ACTORS_BROKER``). Three
+layouts: ``in_process``, two systems in one trio loop (one core does both ends' work); ``two_process``, the
+sink's node in a process of its own (``tests/peer_node.py``), as two machines would be; and ``via_worker``, the
+same with the sink on a worker process of that node (``workers=1``), which its node relays to (two hops more
+each way: the peer's node to its worker and back, over the worker's link).
 
 ``tell_per_s``: node a tells an actor on node b ``messages`` small messages in bursts of ``burst`` (a checkpoint
 between bursts, as an actor's handler would give), then asks it once, so every message was handled; each flush
@@ -12,6 +14,7 @@ broker: a to the broker to b and back). ``pipelined_asks_per_s``: 64 asks in fli
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import statistics
@@ -89,9 +92,10 @@ async def _in_process(messages: int, burst: int, asks: int) -> dict[str, float]:
         return await _measure(sink, messages, burst, asks, check_count=True)
 
 
-async def _two_process(messages: int, burst: int, asks: int) -> dict[str, float]:
-    """The sink is ``tests/peer_node.py``'s echo actor, which answers anything but ``"get"`` too: a tell to it
-    is handled as an echo whose answer nobody asked for, so the tells are counted by a final ask only."""
+async def _two_process(messages: int, burst: int, asks: int, workers: int = 0) -> dict[str, float]:
+    """The sink is ``tests/peer_node.py``'s echo actor (on its worker with ``workers=1``), which answers
+    anything but ``"get"`` too: a tell to it is handled as an echo whose answer nobody asked for, so the tells
+    are counted by a final ask only."""
     cluster = f"bench-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as directory:
         secret_file = pathlib.Path(directory) / "secret"
@@ -99,7 +103,7 @@ async def _two_process(messages: int, burst: int, asks: int) -> dict[str, float]
         async with ActorSystem(cluster, broker=URL, secret=SECRET, node_name="a") as a:
             await a.spawn(Greeter, name="greeter")
             process = await trio.lowlevel.open_process(
-                [sys.executable, str(PEER_NODE), URL, cluster, "b", str(secret_file), "1.0", "a"],
+                [sys.executable, str(PEER_NODE), URL, cluster, "b", str(secret_file), "1.0", "a", str(workers)],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
             try:
@@ -109,6 +113,7 @@ async def _two_process(messages: int, burst: int, asks: int) -> dict[str, float]
                     while sink is None:
                         sink = await a.resolve("b", "echo")
                         await trio.sleep(0.05)
+                assert sink.node.name == ("b.w1" if workers else "b"), sink.node
                 return await _measure(sink, messages, burst, asks, check_count=False)
             finally:
                 process.kill()
@@ -121,7 +126,9 @@ def run(quick: bool = False) -> dict[str, float]:
     messages = 20_000 if quick else 200_000
     asks = 200 if quick else 2_000
     figures: dict[str, float] = {}
-    for layout, measure in (("in_process", _in_process), ("two_process", _two_process)):
+    layouts = (("in_process", _in_process), ("two_process", _two_process),
+               ("via_worker", functools.partial(_two_process, workers=1)))
+    for layout, measure in layouts:
         runs = [trio.run(measure, messages, 1_000, asks) for _ in range(1 if quick else 3)]
         figures[f"{layout}_tell_per_s"] = max(run["tell_per_s"] for run in runs)
         figures[f"{layout}_ask_p50_us"] = min(run["ask_p50_us"] for run in runs)

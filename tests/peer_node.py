@@ -1,7 +1,8 @@
 """A node of a cluster on the broker in a process of its own, for ``tests/test_peers.py`` and the benchmark.
 
 ``python tests/peer_node.py URL CLUSTER NODE SECRET_FILE HEARTBEAT OTHER [WORKERS]`` opens the node (with
-``WORKERS`` worker processes, 0 by default), spawns ``echo`` (on a worker if there is one; it answers ``"pid"`` with its pid, never answers ``"hang"``, and echoes anything else with its own ref), waits for
+``WORKERS`` worker processes, 0 by default), spawns ``echo`` (on a worker if there is one; it answers ``"pid"``
+with its pid, never answers ``"hang"``, and echoes anything else with its own ref), waits for
 the node ``OTHER``, resolves and asks that node's ``greeter``, prints the answer and then ``ready``, and runs until
 it is killed or its stdin closes.
 """

@@ -44,7 +44,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 class Echo(Actor):
     """Answers ``"pid"`` with its process id, ``"nodes"`` with the nodes its system knows, asks ``ref`` for
-    ``("ask", ref, x)`` and answers with what it got, tells ``ref`` x for ``("tell", ref, x)``; never answers ``"hang"``; echoes the rest with its ref."""
+    ``("ask", ref, x)`` and answers with what it got, tells ``ref`` x for ``("tell", ref, x)``; never answers
+    ``"hang"``; echoes the rest with its ref."""
 
     async def receive(self, message: Any) -> Any:
         match message:
@@ -112,7 +113,7 @@ async def test_a_peer_asks_an_actor_on_a_nodes_worker_and_that_actor_asks_back(b
             assert known["b"] == ("peer", None, True)
             assert known["a"] == ("head", None, True)
             assert known["a.w1"] == ("worker", "a", True)
-            with pytest.raises(ValueError, match="'a.w1' is a worker of a"):
+            with pytest.raises(ValueError, match=r"'a\.w1' is a worker of a"):
                 await b.spawn(Echo, node="a.w1")
 
 
@@ -163,7 +164,7 @@ async def test_killing_a_worker_is_node_down_on_the_peer_and_the_restarted_actor
             assert event.ref is supervised
             up = await events.expect(NodeUp)
         assert (up.node.name, up.node.head) == ("a.w2", "a")
-        with pytest.raises(ActorStopped, match="node a.w1 is down"):
+        with pytest.raises(ActorStopped, match=r"node a\.w1 is down"):
             await ref.ask("after")  # the ref to the lost actor stays down
         with trio.fail_after(10):
             fresh = await b.resolve("a", "echo")

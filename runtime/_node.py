@@ -236,13 +236,12 @@ class Cluster:
     async def stop(self) -> None:
         """On the head: close every link and wait for the workers to exit (killing those that take too long).
         On a worker: stop the actors it runs for others, newest first. On a broker: leave the cluster (publish
-        what is queued for peers, then say goodbye)."""
+        what is queued for peers, then say goodbye), after the workers: what their actors sent peers on their
+        way out (a ``Terminated`` for a watcher, say) is relayed before the goodbye, not dropped after it."""
         self._stopping = True
         for cell in reversed(list(self.hosted.values())):
             cell.request_stop(None, "parent")
             await cell.wait_stopped()
-        if self.hub is not None:
-            await self.hub.aclose()
         for worker in list(self._workers.values()):
             with trio.move_on_after(2.0):
                 await worker.link.aclose()
@@ -254,6 +253,8 @@ class Cluster:
                 worker.process.kill()
                 with trio.CancelScope(shield=True):
                     await worker.process.wait()
+        if self.hub is not None:
+            await self.hub.aclose()
 
     def kill_all(self) -> None:
         """Kill every worker process still running, and any that a start still under way opens after this (the

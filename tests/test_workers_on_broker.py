@@ -229,6 +229,18 @@ async def test_statistics_of_all_nodes_bring_the_peers_figures(broker: str) -> N
             await b.gather_statistics(nodes="every")  # type: ignore[call-overload]
 
 
+async def test_a_read_of_every_nodes_figures_can_be_cancelled(broker: str) -> None:
+    async with cluster_of(broker, workers=0) as (a, b):
+        await a.spawn(Echo, name="there")
+        with trio.move_on_after(0) as scope:  # cancelled while it waits for a's answer
+            await b.gather_statistics(nodes="all")
+        assert scope.cancelled_caught
+        with trio.fail_after(10):  # a's late answer finds nothing waiting for it; the next read is whole
+            everyone = await b.gather_statistics(nodes="all")
+        assert set(everyone.actors) == {"there@a"}
+        assert everyone.missing == {}
+
+
 async def test_statistics_of_all_nodes_without_peers_are_this_systems() -> None:
     async with ActorSystem() as system:
         await system.spawn(Echo, name="one")

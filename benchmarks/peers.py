@@ -10,6 +10,9 @@ each way: the peer's node to its worker and back, over the worker's link).
 between bursts, as an actor's handler would give), then asks it once, so every message was handled; each flush
 for b is one signed AMQP message. ``ask_p50_us`` / ``ask_p99_us``: one ask at a time (four hops through the
 broker: a to the broker to b and back). ``pipelined_asks_per_s``: 64 asks in flight at once.
+``peer_cpu_ms_per_1000_asks`` (layouts with b in a process of its own, on Linux): the CPU time b's processes
+(its node, and its worker for ``via_worker``) spent on 1000 of those pipelined asks, read from ``/proc``, so it
+changes little with the other load on the machine: what the relay through b's head costs b's machine.
 """
 
 from __future__ import annotations
@@ -43,8 +46,20 @@ class Greeter(Actor):
         return f"greetings, {message}"
 
 
+def _cpu_seconds(pids: list[int] | None) -> float | None:
+    """The CPU time (user and system) the processes ``pids`` have spent so far, from ``/proc``; ``None`` without
+    pids, or without ``/proc``."""
+    if pids is None or not pathlib.Path("/proc/self/stat").exists():
+        return None
+    total = 0
+    for pid in pids:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime and stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 async def _measure(sink: ActorRef, messages: int, burst: int, asks: int, *,
-                   check_count: bool) -> dict[str, float]:
+                   check_count: bool, pids: list[int] | None = None) -> dict[str, float]:
     start_count = await sink.ask("get")
     start = time.perf_counter()
     for sent in range(0, messages, burst):
@@ -67,17 +82,22 @@ async def _measure(sink: ActorRef, messages: int, burst: int, asks: int, *,
         for _ in range(count):
             await sink.ask("get")
 
+    cpu = _cpu_seconds(pids)
     start = time.perf_counter()
     async with trio.open_nursery() as nursery:
         for _ in range(64):
             nursery.start_soon(asker, pipelined // 64)
     pipelined_rate = (pipelined // 64 * 64) / (time.perf_counter() - start)
-    return {
+    figures = {
         "tell_per_s": tell_rate,
         "ask_p50_us": statistics.median(latencies) * 1e6,
         "ask_p99_us": latencies[int(len(latencies) * 0.99) - 1] * 1e6,
         "pipelined_asks_per_s": pipelined_rate,
     }
+    cpu_after = _cpu_seconds(pids)
+    if cpu is not None and cpu_after is not None:
+        figures["peer_cpu_ms_per_1000_asks"] = (cpu_after - cpu) * 1e6 / (pipelined // 64 * 64)
+    return figures
 
 
 async def _in_process(messages: int, burst: int, asks: int) -> dict[str, float]:
@@ -114,7 +134,8 @@ async def _two_process(messages: int, burst: int, asks: int, workers: int = 0) -
                         sink = await a.resolve("b", "echo")
                         await trio.sleep(0.05)
                 assert sink.node.name == ("b.w1" if workers else "b"), sink.node
-                return await _measure(sink, messages, burst, asks, check_count=False)
+                pids = [process.pid] + [node.pid for node in a.nodes if node.head == "b"]
+                return await _measure(sink, messages, burst, asks, check_count=False, pids=pids)
             finally:
                 process.kill()
                 with trio.CancelScope(shield=True):
@@ -134,6 +155,8 @@ def run(quick: bool = False) -> dict[str, float]:
         figures[f"{layout}_ask_p50_us"] = min(run["ask_p50_us"] for run in runs)
         figures[f"{layout}_ask_p99_us"] = min(run["ask_p99_us"] for run in runs)
         figures[f"{layout}_pipelined_asks_per_s"] = max(run["pipelined_asks_per_s"] for run in runs)
+        if all("peer_cpu_ms_per_1000_asks" in run for run in runs):
+            figures[f"{layout}_peer_cpu_ms_per_1000_asks"] = min(run["peer_cpu_ms_per_1000_asks"] for run in runs)
     return figures
 
 

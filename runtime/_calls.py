@@ -231,13 +231,6 @@ class Methods:
             return handler(call) if body is _FORWARD else _refuse(body)  # type: ignore[arg-type]
         return body(instance, *args, **kwargs)  # type: ignore[no-any-return]
 
-    def never_suspends(self, cls: type | None, call: Call) -> bool:
-        """Whether ``call`` on an actor of class ``cls`` runs a method already checked here whose code can never
-        suspend (see :func:`~runtime._dispatcher.never_suspends`); ``False`` for one not run yet."""
-        names = self.by_class.get(cls)  # type: ignore[arg-type]
-        entry = None if names is None else names.get(call[1])
-        return entry is not None and entry[2] and entry[0] == call[0]
-
     def _learn_body(self, cls: type, owner: str, name: str) -> tuple[str, FunctionType | TypeError, bool]:
         body = self._bodies.get((cls, owner, name))
         if body is None:

@@ -272,8 +272,11 @@ class Cell(MailboxQueue):
         bound does not matter: it is empty.)"""
         if self.scheduled or not self._inline or self.state != RUNNING or self._sysq or self._queue:
             return False
-        if message.__class__ is Call and not self.system.methods.never_suspends(self.actor_class, message):
-            return False
+        if message.__class__ is Call:  # Methods.never_suspends, inlined: a call's own per-message cost
+            names = self.system.methods.by_class.get(self.actor_class)  # type: ignore[arg-type]
+            entry = None if names is None else names.get(message[1])
+            if entry is None or not entry[2] or entry[0] != message[0]:
+                return False
         self._take()
         return True
 

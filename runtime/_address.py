@@ -57,7 +57,8 @@ class Target(Protocol):
     ``send`` delivers once a bounded mailbox has room (backpressure), waiting as long as it takes.
 
     ``slow`` is ``False`` only while a local cell lets :meth:`ActorRef.tell` append to its queue inline; any other
-    target keeps it ``True`` and gets every message through ``deliver``.
+    target keeps it ``True`` and gets every message through ``deliver``. ``claim`` is ``True`` only for a local
+    cell whose next message the asker may handle in its own task (see ``Cell.claim``).
     """
 
     slow: bool
@@ -89,6 +90,8 @@ class Target(Protocol):
     async def send(self, message: Any, sender: ActorRef | None) -> None: ...
 
     def deliver(self, message: Any, sender: ActorRef | None, mark: Any) -> None: ...
+
+    def claim(self, message: Any) -> bool: ...
 
     def deliver_leased(self, message: Any, sender: ActorRef | None, lease: Lease) -> None: ...
 

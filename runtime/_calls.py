@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import FunctionType
 from typing import Any, Final
 
+from ._dispatcher import never_suspends
 from ._messages import Reply
 from ._show import show
 
@@ -177,9 +178,9 @@ class Methods:
         """function -> (class, owner, name) for the class it was last called on (``ActorRef.call`` reads it)."""
         self._bodies: dict[tuple[type, str, str], FunctionType | TypeError] = {}
         """(class, owner, name) -> the function to run, or why it cannot be run."""
-        self.by_class: dict[type, dict[str, tuple[str, FunctionType | TypeError]]] = {}
-        """class -> name -> (owner, what ``_bodies`` holds) for the owner last called by that name (the cell's
-        run loop reads it)."""
+        self.by_class: dict[type, dict[str, tuple[str, FunctionType | TypeError, bool]]] = {}
+        """class -> name -> (owner, what ``_bodies`` holds, whether that function can never suspend) for the owner
+        last called by that name (the cell's run loop and ``Cell.claim`` read it)."""
 
     def call(self, cls: type | None, method: object, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Call:
         """The :class:`Call` of ``method`` with the arguments, for an actor of class ``cls`` (``None``: unknown).
@@ -230,9 +231,9 @@ class Methods:
             return handler(call) if body is _FORWARD else _refuse(body)  # type: ignore[arg-type]
         return body(instance, *args, **kwargs)  # type: ignore[no-any-return]
 
-    def _learn_body(self, cls: type, owner: str, name: str) -> tuple[str, FunctionType | TypeError]:
+    def _learn_body(self, cls: type, owner: str, name: str) -> tuple[str, FunctionType | TypeError, bool]:
         body = self._bodies.get((cls, owner, name))
         if body is None:
             body = self._bodies[(cls, owner, name)] = _FORWARD if _forwards(cls) else _body(cls, owner, name)
-        entry = self.by_class.setdefault(cls, {})[name] = (owner, body)
+        entry = self.by_class.setdefault(cls, {})[name] = (owner, body, never_suspends(body))
         return entry

@@ -23,7 +23,7 @@ import trio
 
 from ._address import Address
 from ._calls import Call
-from ._dispatcher import current_actor
+from ._dispatcher import current_actor, never_suspends
 from ._envelope import (
     WATCH_MARK,
     ChildExited,
@@ -136,7 +136,8 @@ class Cell(MailboxQueue):
     """One actor: its instance, mailbox, children, watchers, timers, figures and supervision state."""
 
     __slots__ = (
-        "_children", "_deferred", "_env", "_failed", "_handled", "_handler", "_handler_scope", "_handling", "_leases",
+        "_children", "_deferred", "_env", "_failed", "_handled", "_handler", "_handler_scope", "_handling", "_inline",
+        "_leases",
         "_open_replies", "_restarts", "_scope", "_stash", "_stopped_lot", "_sys_waiter", "_timers", "_watchers",
         "_watching", "actor_class", "backoff_count", "class_name", "figures", "instance", "last_restart", "name",
         "parent", "ref", "spec", "state", "system", "uid", "window",
@@ -158,6 +159,8 @@ class Cell(MailboxQueue):
         self.class_name = class_name(self.actor_class)
         """Its ``module.QualifiedName``, for the statistics (named once, not at every read)."""
         self._handler: Callable[[Any], Any] | None = None
+        self._inline = False
+        """Whether an asker may run this actor's next message in its own task (see ``claim``)."""
         self.state = STARTING
         self._children: dict[str, Any] | None = None
         """Children by name: cells, or handles on children that run on another node."""
@@ -252,11 +255,34 @@ class Cell(MailboxQueue):
 
     def _ready(self) -> None:
         """Hand the cell to the dispatcher (the caller checked it is not scheduled yet)."""
+        self._take()
+        self.system.dispatcher.schedule(self)
+
+    def _take(self) -> None:
+        """Mark the cell as taken by a runner (or an asker), and keep its figures if it was parked."""
         self.scheduled = True
         figures = self.figures
         if figures is None or not figures.active:
             self.system.measure(self, self._arrivals)
-        self.system.dispatcher.schedule(self)
+
+    def claim(self, message: Any) -> bool:
+        """Take the cell for an asker to handle ``message`` in its own task (``Dispatcher.run_here``), if that is
+        the same as a runner handling it next: the actor is running and idle (nothing queued, not with a runner),
+        has no stop timeout to enforce, and the code that will handle ``message`` can never suspend. (The mailbox's
+        bound does not matter: it is empty.)"""
+        if self.scheduled or not self._inline or self.state != RUNNING or self._sysq or self._queue:
+            return False
+        if message.__class__ is Call:  # Methods.never_suspends, inlined: a call's own per-message cost
+            names = self.system.methods.by_class.get(self.actor_class)  # type: ignore[arg-type]
+            entry = None if names is None else names.get(message[1])
+            if entry is None or not entry[2] or entry[0] != message[0]:
+                return False
+        self._take()
+        return True
+
+    def _set_handler(self, handler: Callable[[Any], Any] | None) -> None:
+        self._handler = handler
+        self._inline = self.spec.stop_timeout is None and never_suspends(handler)
 
     def _undeliverable(self, message: Any, sender: ActorRef | None, mark: Any, reason: str) -> None:
         """Record a dead letter, and fail the ask waiting on it so that it never hangs.
@@ -555,12 +581,12 @@ class Cell(MailboxQueue):
         """Handle the next messages with ``handler`` instead of ``receive``."""
         if not callable(handler):
             raise TypeError(f"become() takes an async function of one message, not {show(handler)}")
-        self._handler = handler
+        self._set_handler(handler)
 
     def unbecome(self) -> None:
         """Go back to ``receive``."""
         if self.instance is not None:
-            self._handler = self.instance.receive
+            self._set_handler(self.instance.receive)
 
     def watch(self, target: ActorRef) -> None:
         """Get ``Terminated(target)`` when ``target`` stops for good (at once if it already has).
@@ -682,7 +708,7 @@ class Cell(MailboxQueue):
         if instance.__class__ is not self.actor_class:
             self.actor_class = instance.__class__
             self.class_name = class_name(self.actor_class)
-        self._handler = instance.receive
+        self._set_handler(instance.receive)
 
     async def _start_hook(self, error: BaseException | None) -> None:
         """Run ``on_start`` (first start) or ``on_restart(error)`` inline, as this actor, then go running.
@@ -948,7 +974,7 @@ class Cell(MailboxQueue):
         await self._stop_children()
         stop_timeout = self.spec.stop_timeout
         await self._run_on_stop(math.inf if stop_timeout is None else trio.current_time() + stop_timeout)
-        self._handler = None
+        self._set_handler(None)
         cause = ActorFailed(f"{self.ref!r} was restarted before it answered", error)
         self._fail_open_replies(cause)
         stash = self._stash
@@ -1022,7 +1048,7 @@ class Cell(MailboxQueue):
         if was != RESTARTING:
             await self._run_on_stop(deadline)
         self.state = STOPPED
-        self._handler = None
+        self._set_handler(None)
         self._drain_dead(ActorStopped(f"{self.ref!r} stopped before it answered"))
         if self.parent is not None:
             self.parent.child_stopped(self)

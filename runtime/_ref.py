@@ -167,10 +167,19 @@ class ActorRef(Generic[A_co]):
         if sender is self:
             raise RuntimeError(f"{self!r} asked itself {show(message)}: it cannot answer while it waits, so the ask "
                                "would never end; call the method directly, or tell and handle the answer later")
-        future = self._send_request(message, sender)
-        if future._state:  # refused at once: a stopped actor or a full mailbox
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return future.result()
+        target = self._target
+        if target.claim(message):
+            # An idle local actor whose handler cannot suspend: handle the ask here, as a runner would.
+            future = self._send_request(message, sender)
+            if target.system.dispatcher.run_here(target):  # type: ignore[arg-type]  # claimed: a cell
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            if future._state:
+                return future.result()
+        else:
+            future = self._send_request(message, sender)
+            if future._state:  # refused at once: a stopped actor or a full mailbox
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return future.result()
         future._waiters = [trio.lowlevel.current_task()]
         try:
             await trio.lowlevel.wait_task_rescheduled(future._abandon)
@@ -285,6 +294,10 @@ class AddressTarget:
 
     def deliver_system(self, message: SystemMessage) -> None:
         raise NotImplementedError
+
+    def claim(self, message: Any) -> bool:
+        """Never: only a local cell's messages can be handled in the asker's task."""
+        return False
 
     def deliver_leased(self, message: Any, sender: ActorRef | None, lease: Any) -> None:
         """Leases stay on their node: a message told under one to another node is a plain tell."""

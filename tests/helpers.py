@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import trio
 
 from actors import Actor
+from runtime._cell import Cell
+
+PLACES = ["local", "local-runner", "worker"]
+"""Where the parametrized behaviour suites run the actor under test: in this process (where an ask to an idle
+actor whose handler never suspends is handled in the asker's own task), in this process with every message
+handled by a runner task, and on a worker process."""
+
+
+def place(where: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str | None]:
+    """``(workers, node)`` for a system and a spawn at ``where`` (one of :data:`PLACES`)."""
+    if where == "local-runner":
+        monkeypatch.setattr(Cell, "claim", lambda self, message: False)
+    return (1, "spread") if where == "worker" else (0, None)
 
 
 class Gate(Actor):

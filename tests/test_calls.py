@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from helpers import PLACES, place
 
 from actors import (
     Actor,
@@ -108,11 +109,12 @@ async def plain_function(self: Counter, n: int) -> int:
 # -- wherever the actor runs -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["local", "worker"])
-async def setting(request: pytest.FixtureRequest) -> AsyncIterator[tuple[ActorSystem, Any]]:
-    where = request.param
-    async with ActorSystem(workers=1 if where == "worker" else 0) as system:
-        yield system, ("spread" if where == "worker" else None)
+@pytest.fixture(params=PLACES)
+async def setting(request: pytest.FixtureRequest,
+                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[ActorSystem, Any]]:
+    workers, node = place(request.param, monkeypatch)
+    async with ActorSystem(workers=workers) as system:
+        yield system, node
 
 
 async def test_a_call_answers_the_methods_result(setting: Any) -> None:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from helpers import PLACES, place
 
 from actors import (
     Actor,
@@ -89,11 +90,12 @@ class Forwarder(Actor):
         self.forward(self.target, message)
 
 
-@pytest.fixture(params=["local", "worker"])
-async def setting(request: pytest.FixtureRequest) -> AsyncIterator[tuple[ActorSystem, Any]]:
-    where = request.param
-    async with ActorSystem(workers=1 if where == "worker" else 0) as system:
-        yield system, ("spread" if where == "worker" else None)
+@pytest.fixture(params=PLACES)
+async def setting(request: pytest.FixtureRequest,
+                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[ActorSystem, Any]]:
+    workers, node = place(request.param, monkeypatch)
+    async with ActorSystem(workers=workers) as system:
+        yield system, node
 
 
 async def subject(setting: tuple[ActorSystem, Any], **options: Any) -> tuple[ActorRef, Probe]:

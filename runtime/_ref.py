@@ -170,8 +170,11 @@ class ActorRef(Generic[A_co]):
         target = self._target
         if target.claim(message):
             # An idle local actor whose handler cannot suspend: handle the ask here, as a runner would.
-            future = self._send_request(message, sender)
-            if target.system.dispatcher.run_here(target):  # type: ignore[arg-type]  # claimed: a cell
+            try:
+                future = self._send_request(message, sender)
+            finally:  # the claimed cell is released whatever happened
+                due = target.system.dispatcher.run_here(target)  # type: ignore[arg-type]  # claimed: a cell
+            if due:
                 await trio.lowlevel.cancel_shielded_checkpoint()
             if future._state:
                 return future.result()

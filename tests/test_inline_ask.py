@@ -257,3 +257,21 @@ def test_never_suspends_reads_the_handlers_own_code() -> None:
     assert not never_suspends(lambda message: message)  # not a coroutine function
     assert not never_suspends(print)
     assert not never_suspends(None)
+
+
+async def test_a_claimed_actor_is_released_when_the_ask_fails_to_deliver(actor_system: ActorSystem,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = await actor_system.spawn(Where)
+    cell = ref._target  # type: ignore[attr-defined]
+    await ref.ask("warm")
+
+    def broken(*args: Any) -> Any:
+        raise MemoryError("no room for a future")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(actor_system.correlations, "new_future", broken)
+        with pytest.raises(MemoryError):
+            await ref.ask("lost")
+    assert not cell.scheduled
+    assert await ref.ask("where") is trio.lowlevel.current_task()
+    assert cell.instance.handled == ["warm", "where"]

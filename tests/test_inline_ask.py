@@ -16,6 +16,7 @@ from actors import Actor, ActorFailed, ActorRef, ActorSystem
 from actors.testing import Probe
 from runtime import ActorStopped
 from runtime._dispatcher import current_actor, current_system, never_suspends
+from runtime._futures import Correlations
 
 pytestmark = pytest.mark.deadline(30)
 
@@ -204,15 +205,20 @@ async def test_an_ask_to_a_stopped_actor_still_raises(actor_system: ActorSystem)
 
 
 async def test_a_handler_that_suspends_despite_the_check_ends_the_system_not_a_hang() -> None:
-    with pytest.raises(BaseExceptionGroup) as excinfo:
+    cells: list[Any] = []
+
+    async def run() -> None:
         async with ActorSystem() as system:
             ref = await system.spawn(Where)
             await ref.ask("slow-down")
-            cell = ref._target  # type: ignore[attr-defined]
-            cell._inline = True  # as if the check had let the awaiting handler in
+            cells.append(ref._target)  # type: ignore[attr-defined]
+            cells[0]._inline = True  # as if the check had let the awaiting handler in
             await ref.ask("where")
+
+    with pytest.raises(BaseExceptionGroup) as excinfo:
+        await run()
     assert excinfo.group_contains(RuntimeError, match="suspended in a handler run by its asker")
-    assert not cell.scheduled
+    assert not cells[0].scheduled
 
 
 async def test_a_keyboard_interrupt_in_a_handler_run_by_its_asker_ends_the_system(
@@ -221,11 +227,14 @@ async def test_a_keyboard_interrupt_in_a_handler_run_by_its_asker_ends_the_syste
         async def receive(self, message: Any) -> Any:
             raise KeyboardInterrupt
 
-    with pytest.raises(BaseExceptionGroup) as excinfo:
+    assert never_suspends(Interrupting.receive)  # so the asker handles the ask
+
+    async def run() -> None:
         async with ActorSystem() as system:
-            ref = await system.spawn(Interrupting)
-            assert never_suspends(Interrupting.receive)  # so the asker handles the ask
-            await ref.ask("go")
+            await (await system.spawn(Interrupting)).ask("go")
+
+    with pytest.raises(BaseExceptionGroup) as excinfo:
+        await run()
     assert excinfo.group_contains(KeyboardInterrupt)
 
 
@@ -269,7 +278,7 @@ async def test_a_claimed_actor_is_released_when_the_ask_fails_to_deliver(actor_s
         raise MemoryError("no room for a future")
 
     with monkeypatch.context() as patch:
-        patch.setattr(actor_system.correlations, "new_future", broken)
+        patch.setattr(Correlations, "new_future", broken)
         with pytest.raises(MemoryError):
             await ref.ask("lost")
     assert not cell.scheduled

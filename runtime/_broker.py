@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import attrs
 import trio
 
+from ._broker_router import broker_link
 from ._codec import check_secret, dump_batch, load_batch, split_batch
 from ._exceptions import AuthenticationFailed, LinkClosed, LinkError, NameTaken, SerializationError
 from ._remote import ANSWER, DELIVER
@@ -81,7 +82,6 @@ from .amqp import (
     Properties,
     Reconnect,
     hide_password,
-    open_connection,
 )
 
 if TYPE_CHECKING:
@@ -436,9 +436,15 @@ class BrokerHub:
         self._epoch = 0
         """The publishing channel's epoch when the messages in ``_outgoing`` were published."""
         self._window_lot = trio.lowlevel.ParkingLot()
+        self._system = system
         self._channel: Channel | None = None
+        """The channel the hub publishes on (in confirm mode)."""
+        self._inbox_channel: Channel | None = None
+        """The channel the inbox is consumed on."""
         self._connection: Connection | None = None
         self._scope: trio.CancelScope | None = None
+        self._done = trio.Event()
+        """Set once the hub's tasks have ended and it let the connection go."""
         self._closing = False
         self._published = 0
         self._republished = 0
@@ -455,6 +461,9 @@ class BrokerHub:
         self._cut_off = False
         """Whether this node rejoined as a new incarnation because its connection was down too long (once per
         outage)."""
+        self._echoed = 0.0
+        """When a beat of this node's came back to it last (or it started, or rejoined): until then, its peers
+        heard it."""
 
     # -- running ----------------------------------------------------------------------------------------------
 
@@ -467,6 +476,12 @@ class BrokerHub:
         await nursery.start(self._run)
 
     @property
+    def connection(self) -> Connection:
+        """The system's connection to the broker, which the hub shares with broker-backed exchanges and queues."""
+        assert self._connection is not None, f"{self!r} is not started"
+        return self._connection
+
+    @property
     def connection_name(self) -> str:
         """The name the hub's connection gives itself to the broker (its tools show it)."""
         return f"trio-actors {self.cluster} {self.me}"
@@ -474,11 +489,15 @@ class BrokerHub:
     async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         heartbeat = self.settings.heartbeat
         reconnect = Reconnect(initial=min(0.1, heartbeat), maximum=heartbeat, attempt_timeout=max(10.0, heartbeat))
-        async with open_connection(self.settings.url, reconnect=reconnect, name=self.connection_name) as connection:
-            self._connection = connection
+        # The system's one connection to this broker: broker-backed exchanges and queues share it (the hub opens it
+        # first, with its backoff, which keeps an outage short of the silence limit).
+        link = await broker_link(self._system, self.settings.url, reconnect=reconnect, name=self.connection_name)
+        try:
+            connection = self._connection = link.connection
             channel = self._channel = await connection.channel()
             await channel.confirm_select()
             self._epoch = channel.epoch
+            self._echoed = trio.current_time()
             await channel.exchange_declare(self.exchange, "fanout")
             consumer = await self._open_inbox(first=True)
             with trio.CancelScope() as self._scope:
@@ -488,20 +507,32 @@ class BrokerHub:
                     nursery.start_soon(self._beat_loop)
                     task_status.started()
                     await self._read_loop(consumer)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                for own in (self._channel, self._inbox_channel):
+                    if own is not None:
+                        await own.close()  # the connection is shared: the hub's channels go, the rest stay
+            link.release()
+            self._done.set()
 
     async def _open_inbox(self, *, first: bool) -> Consumer:
         """Declare the inbox (a queue that outlives a lost connection by :data:`INBOX_EXPIRES`), bind it to the
         presence exchange and consume it, exclusively, on a channel of its own.
 
         The first time, a consumer already there means the name is taken. After a reconnection it is this node's
-        own consumer on the lost connection, which the broker has not found dead yet: tried again until it has,
-        for the silence limit at most (then another node has taken the name meanwhile: :class:`NameTaken`).
+        own consumer on the lost connection, which the broker has not found dead yet: tried again until it has
+        (the broker finds a connection that went silent dead after two AMQP heartbeats), for the silence limit or
+        three heartbeats at most (then another node has taken the name meanwhile: :class:`NameTaken`).
         """
         assert self._connection is not None
         delay = min(0.1, self.settings.heartbeat)
-        give_up = trio.current_time() + self.settings.heartbeat * self.settings.dead_after
+        patience = max(self.settings.heartbeat * self.settings.dead_after,
+                       3 * self._connection.statistics().heartbeat)
+        give_up = trio.current_time() + patience
         while True:
-            channel = await self._connection.channel()
+            if self._inbox_channel is not None:
+                await self._inbox_channel.close()
+            channel = self._inbox_channel = await self._connection.channel()
             try:
                 await channel.queue_declare(self.inbox, arguments={"x-expires": int(INBOX_EXPIRES * 1000)})
                 await channel.queue_bind(self.inbox, self.exchange)
@@ -607,13 +638,14 @@ class BrokerHub:
         self._window_lot.unpark_all()
         self._incarnation = secrets.token_hex(8)
         self._seq = 0
+        self._echoed = trio.current_time()
         self._replies = [("hello", EVERYONE, EVERYONE)]
         self._wake.set()
 
     async def aclose(self) -> None:
         """Leave the cluster in order: publish what is queued, say goodbye, wait for the broker to confirm, delete
-        the inbox and close the connection. Bounded by the caller; cancelled, the connection is closed abruptly
-        and peers find this node silent."""
+        the inbox, close the hub's channels and let the connection go (the system's broker-backed actors may still
+        use it; the last user closes it). Bounded by the caller; cancelled, peers find this node silent."""
         if self._closing:
             return
         self._closing = True
@@ -626,8 +658,8 @@ class BrokerHub:
                     self._wake.set()
                     await self._wait_confirmed()
                     assert self._connection is not None
-                    channel = await self._connection.channel()
-                    await channel.queue_delete(self.inbox)
+                    async with await self._connection.channel() as channel:
+                        await channel.queue_delete(self.inbox)
             if scope.cancelled_caught:
                 logger.info("node %s could not say goodbye: the broker did not confirm it in time", self.me)
         except AMQPError as exc:
@@ -635,11 +667,9 @@ class BrokerHub:
         finally:
             for peer in list(self.peers.values()):
                 peer.finish("closed", LinkClosed(f"node {self.me} left the cluster"))
-            if self._connection is not None:
-                with trio.move_on_after(5):
-                    await self._connection.close()
             if self._scope is not None:
-                self._scope.cancel()
+                self._scope.cancel()  # its run ends: its channels are closed, and the connection let go
+                await self._done.wait()
 
     async def _wait_confirmed(self) -> None:
         """Wait until the broker has confirmed everything published so far."""
@@ -799,20 +829,19 @@ class BrokerHub:
         pending asks fail now, not when the broker is back)."""
         assert self._connection is not None
         limit = self.settings.heartbeat * self.settings.dead_after
-        down_since: float | None = None
         while True:
             await trio.sleep(self.settings.heartbeat)
             self._ack()
             if self._connection.connected:
-                down_since = None
                 self._cut_off = False
             elif not self._cut_off:
-                now = trio.current_time()
-                if down_since is None:
-                    down_since = now
-                elif now - down_since >= limit:
+                # Counted from the last beat of its own that came back, not from when the connection was found
+                # lost: a connection that froze is found lost only after two AMQP heartbeats of silence, and
+                # peers stopped hearing this node when it froze.
+                silence = trio.current_time() - self._echoed
+                if silence >= limit:
                     self._cut_off = True
-                    self._rejoin(f"node {self.me} was cut off from the broker for {now - down_since:.1f} s "
+                    self._rejoin(f"node {self.me} was cut off from the broker for {silence:.1f} s "
                                  f"(peers find a node lost after {limit:g} s)")
             if ("beat", EVERYONE, EVERYONE) not in self._replies:  # one at a time while the connection is down
                 self._reply(("beat", EVERYONE, EVERYONE))
@@ -830,6 +859,7 @@ class BrokerHub:
         sender = checked.sender
         if sender == self.me:
             if checked.incarnation == self._incarnation and checked.kind == "beat":
+                self._echoed = now
                 self._judge(now)
             return
         if checked.to and checked.to != self._incarnation:

@@ -374,8 +374,10 @@ class Cluster:
         """A peer joined the cluster (or came back under the same name): it is a node from now on."""
         assert self._nursery is not None
         name = link.name
-        if name in self.links:  # its previous incarnation is lost first
-            self._node_down(name, "it started again")
+        previous = self.links.get(name)
+        if previous is not None:  # its previous incarnation is lost first (said why, if its link knows)
+            ended = previous.reason if isinstance(previous, PeerLink) else None
+            self._node_down(name, "it started again" if ended is None else str(ended))
         # Refs to a previous incarnation's actors stay lost; addresses of the new one must not find them.
         for address in [address for address in self.remote_refs if address.node == name]:
             del self.remote_refs[address]

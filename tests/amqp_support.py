@@ -137,3 +137,26 @@ class Proxy:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         scope.cancel()
+
+
+def broker_sockets() -> int:
+    """How many TCP connections this process has open to the broker's port (Linux: ``/proc``), counted on the
+    client's side, whatever the other tests on the same broker do."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    count = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with open(table) as file:
+            next(file)
+            for line in file:
+                fields = line.split()
+                remote, state, inode = fields[2], fields[3], fields[9]
+                if state == "01" and int(remote.rsplit(":", 1)[1], 16) == BROKER_PORT and inode in inodes:
+                    count += 1
+    return count

@@ -76,6 +76,18 @@ async def test_heartbeat_is_negotiable(broker: str) -> None:
 
 
 @pytest.mark.deadline(60)
+async def test_the_heartbeat_asked_for_applies_unless_the_url_says(broker: str) -> None:
+    async with open_connection(broker, heartbeat=7) as connection:
+        assert connection.statistics().heartbeat == 7
+    async with open_connection(broker + "?heartbeat=3", heartbeat=7) as connection:
+        assert connection.statistics().heartbeat == 3
+    for bad in (-1, 1.5, True, 70000):
+        with pytest.raises(ValueError, match=rf"heartbeat={bad!r} must be a whole number of seconds"):
+            async with open_connection(broker, heartbeat=bad):  # type: ignore[arg-type]
+                pass  # pragma: no cover
+
+
+@pytest.mark.deadline(60)
 async def test_thousand_confirmed_publishes_are_all_consumed(broker: str) -> None:
     async with open_connection(broker) as connection:
         channel = await connection.channel()

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from amqp_support import Proxy
+from amqp_support import Proxy, broker_sockets, close_named_connections
 from amqp_support import broker as broker  # the session's RabbitMQ (skips without one)
 
 from actors import (
@@ -32,10 +32,16 @@ from actors import (
     ActorRef,
     ActorStopped,
     ActorSystem,
+    Bind,
+    Delivery,
+    Exchange,
     NameTaken,
     NodeDown,
     NodeUp,
     NotAuthorized,
+    Publish,
+    Queue,
+    Subscribe,
     Terminated,
 )
 from actors.testing import Probe
@@ -49,6 +55,7 @@ from runtime._broker import (
     signature,
     signing_key,
 )
+from runtime._broker_router import HEARTBEAT as HEARTBEAT_AMQP
 from runtime.amqp import Properties, open_connection
 
 pytestmark = pytest.mark.deadline(60)
@@ -319,6 +326,108 @@ async def test_a_peer_found_lost_is_told_so_and_its_asks_do_not_hang(broker: str
             fresh = await b.resolve("a", "echo")
             assert fresh is not None
             assert (await fresh.ask("again"))[:2] == ("echo", "again")
+
+
+async def test_node_connections_ask_for_a_short_heartbeat_unless_the_url_says(broker: str) -> None:
+    cluster = cluster_name()
+    async with node(broker, cluster, "a") as a, node(broker + "?heartbeat=2", cluster, "b") as b:
+        assert hub_of(a).connection.statistics().heartbeat == HEARTBEAT_AMQP
+        assert hub_of(b).connection.statistics().heartbeat == 2
+
+
+async def test_a_frozen_connection_is_found_in_seconds_and_the_node_rejoins(broker: str, proxy: Proxy) -> None:
+    """a's connection freezes without a socket error (nothing passes either way, nothing is closed): b finds a
+    silent; a's client finds its connection silent after two AMQP heartbeats (1 s here) and opens another, and a,
+    found lost meanwhile, rejoins as a new incarnation: its pending ask fails with NodeDown instead of hanging, and
+    both sides see each other come up again through a's new connection."""
+    cluster = cluster_name()
+    async with node(proxy.url() + "?heartbeat=1", cluster, "a") as a, node(broker, cluster, "b") as b:
+        await b.spawn(Echo, name="echo")
+        with trio.fail_after(10):
+            await a.wait_node("b")
+            await b.wait_node("a")
+            on_b = await a.resolve("b", "echo")
+        assert on_b is not None
+        a_events = await Probe.spawn(a)
+        a.events.subscribe(a_events.ref, NodeDown)
+        a.events.subscribe(a_events.ref, NodeUp)
+        b_events = await Probe.spawn(b)
+        b.events.subscribe(b_events.ref, NodeDown)
+        b.events.subscribe(b_events.ref, NodeUp)
+        hub = hub_of(a)
+        assert hub.connection.statistics().heartbeat == 1
+        failure: list[BaseException] = []
+
+        async def ask() -> None:
+            try:
+                await on_b.ask("never")
+            except (ActorFailed, ActorStopped) as exc:
+                failure.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask)
+            assert (await on_b.ask("sync"))[0] == "echo"
+            proxy.freeze()
+            frozen = trio.current_time()
+            with trio.fail_after(10):
+                down = await b_events.expect(NodeDown)
+                assert (down.node.name, "fell silent" in down.reason) == ("a", True)
+                down = await a_events.expect(NodeDown)  # cut off too long, or told so by b once back
+                assert (down.node.name, "rejoins the cluster as a new incarnation" in down.reason) == ("b", True)
+                await until(lambda: bool(failure))
+            # Two heartbeats of 1 s, a beat of 0.2 s, the time to come back: seconds, not the minute or two that
+            # RabbitMQ's own 60 s heartbeat would take.
+            assert trio.current_time() - frozen < 5
+            cause = failure[0].cause if isinstance(failure[0], ActorFailed) else failure[0]
+            assert isinstance(cause, NodeDown)
+            with trio.fail_after(15):
+                await b_events.expect(lambda event: isinstance(event, NodeUp) and event.node.name == "a")
+                await a_events.expect(lambda event: isinstance(event, NodeUp) and event.node.name == "b")
+            statistics = hub.statistics()
+            assert (statistics.reconnects, statistics.rejoins) == (1, 1)
+            fresh = await a.resolve("b", "echo")
+            assert fresh is not None
+            assert (await fresh.ask("after"))[:2] == ("echo", "after")
+
+
+async def test_a_node_and_its_broker_backed_router_share_one_connection_and_both_survive_its_loss(
+        broker: str) -> None:
+    """The hub and the broker-backed exchanges and queues of a system use one connection (channels of their own);
+    closed by an operator, it is opened again once, and the node (same incarnation) and the router (exchange,
+    queue, binding, consumer declared again) both go on."""
+    prefix = f"test.shared.{uuid.uuid4().hex[:8]}."
+    before = broker_sockets()
+    try:
+        async with pair(broker) as (a, b):
+            await b.spawn(Echo, name="echo")
+            exchange = await a.spawn(Exchange, "direct", name=prefix + "x", broker=True)
+            queue = await a.spawn(Queue, name=prefix + "q", broker=True)
+            await exchange.ask(Bind(queue, "k"))
+            consumer = await Probe.spawn(a)
+            await queue.ask(Subscribe(consumer.ref, auto_ack=True))
+            assert broker_sockets() - before == 2  # a's and b's, not three: a's router has none of its own
+            hub = hub_of(a)
+            assert hub.connection.statistics().open_channels >= 4  # the hub's two, the exchange's, the queue's...
+            incarnation = hub.statistics().incarnation
+            assert await close_named_connections(hub.connection_name, "test: closed by an operator") == 1
+            with trio.fail_after(15):
+                await until(lambda: hub.statistics().reconnects == 1)
+                await hub.connection.wait_connected()
+                assert await exchange.ask(Publish("k", "after")) == 1
+                delivery = await consumer.expect(Delivery)
+                assert delivery.body == "after"
+                on_b = await a.resolve("b", "echo")
+                assert on_b is not None
+                assert (await on_b.ask("after"))[:2] == ("echo", "after")
+            assert broker_sockets() - before == 2
+            statistics = hub.statistics()
+            assert (statistics.rejoins, statistics.incarnation) == (0, incarnation)
+        assert broker_sockets() == before  # closed with the last of its users
+    finally:
+        with trio.fail_after(10):
+            async with open_connection(broker) as connection, await connection.channel() as channel:
+                await channel.queue_delete(prefix + "q")
+                await channel.exchange_delete(prefix + "x")
 
 
 async def test_a_node_name_taken_in_the_cluster_is_refused(broker: str) -> None:

@@ -1067,7 +1067,7 @@ class Connection:
     @classmethod
     async def open(cls, url: str = DEFAULT_URL, nursery: trio.Nursery | None = None, *,
                    reconnect: Reconnect | None = None, ssl_context: ssl.SSLContext | None = None,
-                   name: str | None = None) -> Connection:
+                   name: str | None = None, heartbeat: int | None = None) -> Connection:
         """Connect and handshake (TLS for ``amqps://``; Start/StartOk with PLAIN, Tune/TuneOk, Open/OpenOk), then
         start the connection's tasks in ``nursery``.
 
@@ -1076,20 +1076,27 @@ class Connection:
         :class:`AccessRefused`; an unreachable broker or a failed TLS handshake :class:`ConnectionLost` (the first
         connection is not retried, even with ``reconnect``). ``ssl_context`` defaults to
         :func:`ssl.create_default_context` (the system's CAs, the host name checked). ``name`` is announced to the
-        broker as the ``connection_name`` client property, which its tools show.
+        broker as the ``connection_name`` client property, which its tools show. ``heartbeat`` is the heartbeat
+        interval to ask for (seconds, ``0`` for none) when the URL has no ``?heartbeat=``; ``None`` accepts the
+        broker's proposal.
         """
         if nursery is None:
             raise TypeError("Connection.open needs a nursery to run its tasks in; "
                             "or use `async with open_connection(url) as connection`")
-        connection = await cls._connect(url, reconnect, ssl_context, name)
+        connection = await cls._connect(url, reconnect, ssl_context, name, heartbeat)
         await nursery.start(connection._run)
         return connection
 
     @classmethod
     async def _connect(cls, url: str, reconnect: Reconnect | None, ssl_context: ssl.SSLContext | None,
-                       name: str | None) -> Connection:
+                       name: str | None, heartbeat: int | None = None) -> Connection:
         """Connect and handshake; the connection's tasks are not started yet."""
         params = _Params.parse(url)
+        if heartbeat is not None:
+            if isinstance(heartbeat, bool) or not isinstance(heartbeat, int) or not 0 <= heartbeat <= 65535:
+                raise ValueError(f"heartbeat={heartbeat!r} must be a whole number of seconds from 0 (none) to 65535")
+            if params.heartbeat is None:  # the URL's ?heartbeat= wins
+                params = attrs.evolve(params, heartbeat=heartbeat)
         if ssl_context is not None and not params.tls:
             raise ValueError(f"ssl_context is given but {params.show()} is not an amqps:// URL")
         stream = await _open_stream(params, ssl_context)
@@ -1594,7 +1601,7 @@ class ConnectionStatistics:
 @asynccontextmanager
 async def open_connection(url: str = DEFAULT_URL, *, reconnect: Reconnect | None = None,
                           ssl_context: ssl.SSLContext | None = None, name: str | None = None,
-                          ) -> AsyncIterator[Connection]:
+                          heartbeat: int | None = None) -> AsyncIterator[Connection]:
     """``async with open_connection(url) as connection``: a connection whose tasks live in a nursery owned by the
     block; it is closed gracefully when the block ends.
 
@@ -1602,10 +1609,11 @@ async def open_connection(url: str = DEFAULT_URL, *, reconnect: Reconnect | None
     127.0.0.1, 5672 or 5671, ``/``; a ``?heartbeat=N`` query overrides the broker's heartbeat proposal, ``0``
     disabling heartbeats). ``reconnect`` opens the connection again when it is lost (see :class:`Reconnect`);
     ``ssl_context`` is the TLS context of an ``amqps://`` URL (default: :func:`ssl.create_default_context`);
-    ``name`` is announced to the broker as the connection's name.
+    ``name`` is announced to the broker as the connection's name; ``heartbeat`` is the interval asked for when the
+    URL has none (``None``: the broker's proposal).
     """
     # The handshake happens outside the nursery, so that a refused login raises as itself, not in a group.
-    connection = await Connection._connect(url, reconnect, ssl_context, name)
+    connection = await Connection._connect(url, reconnect, ssl_context, name, heartbeat)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(connection._run)

@@ -13,6 +13,7 @@ from runtime import ActorStopped as ActorStopped
 from runtime import ActorSystem as ActorSystem
 from runtime import Address as Address
 from runtime import AskTimeout as AskTimeout
+from runtime import BacklogFull as BacklogFull
 from runtime import Backoff as Backoff
 from runtime import ClassStatistics as ClassStatistics
 from runtime import DeadLetter as DeadLetter
@@ -81,7 +82,7 @@ from ._transaction import transaction as transaction
 
 __all__ = [
     "Ack", "Actor", "ActorError", "ActorFailed", "ActorRef", "ActorStatistics", "ActorStopped", "ActorSystem",
-    "Address", "AskTimeout", "Autoscale", "Backoff", "Bind", "Broadcast", "ChildSpec", "ClassStatistics",
+    "Address", "AskTimeout", "Autoscale", "BacklogFull", "Backoff", "Bind", "Broadcast", "ChildSpec", "ClassStatistics",
     "CountChildren",
     "DeadLetter", "Delivery", "Directive", "DynamicSupervisor", "Exchange", "ExchangeStatistics", "Future",
     "FutureCancelled", "Get", "GetRoutees", "GetStatistics", "Lease", "LeaseEnded", "LifecycleEvent", "Mailbox",

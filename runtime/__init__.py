@@ -28,6 +28,7 @@ from ._exceptions import ActorFailed as ActorFailed
 from ._exceptions import ActorStopped as ActorStopped
 from ._exceptions import AskTimeout as AskTimeout
 from ._exceptions import AuthenticationFailed as AuthenticationFailed
+from ._exceptions import BacklogFull as BacklogFull
 from ._exceptions import FrameError as FrameError
 from ._exceptions import LinkClosed as LinkClosed
 from ._exceptions import LinkError as LinkError
@@ -126,6 +127,7 @@ __all__ = [
     "Address",
     "AskTimeout",
     "AuthenticationFailed",
+    "BacklogFull",
     "Backoff",
     "BrokerLink",
     "Call",

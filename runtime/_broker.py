@@ -68,7 +68,15 @@ import trio
 
 from ._broker_router import broker_link
 from ._codec import check_secret, dump_batch, load_batch, split_batch
-from ._exceptions import AuthenticationFailed, LinkClosed, LinkError, NameTaken, SerializationError
+from ._exceptions import (
+    ActorError,
+    AuthenticationFailed,
+    BacklogFull,
+    LinkClosed,
+    LinkError,
+    NameTaken,
+    SerializationError,
+)
 from ._remote import ANSWER, DELIVER
 from ._show import show
 from .amqp import (
@@ -157,6 +165,14 @@ def _positive(name: str) -> Callable[[Any, Any, Any], None]:
     return check
 
 
+def _whole(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(_instance: Any, _attribute: Any, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a whole number, 1 or more")
+
+    return check
+
+
 @attrs.frozen
 class BrokerSettings:
     """How a node meets its cluster on the broker."""
@@ -169,6 +185,11 @@ class BrokerSettings:
     """Seconds between two presence beats."""
     dead_after: int = attrs.field(default=3, validator=_positive("dead_after"))
     """Heartbeat intervals of silence after which a peer is lost."""
+    backlog: int = attrs.field(default=100_000, validator=_whole("backlog"))
+    """Messages for peers the node holds at most while the broker has not confirmed them (queued for the next
+    flush, or published and unconfirmed): past it, tells and asks to peers are refused with
+    :class:`~runtime.BacklogFull` (see :class:`BrokerHub`). The default holds a busy node's traffic over an outage
+    as long as the silence limit, past which the node rejoins and what it held is lost with ``NodeDown`` anyway."""
 
     @property
     def shown_url(self) -> str:
@@ -295,13 +316,21 @@ class PeerLink:
         self._closed = trio.Event()
 
     def send(self, item: Any) -> None:
-        """Queue ``item`` for the peer; it never blocks. Raises :class:`~runtime.LinkClosed` once the link ended."""
+        """Queue ``item`` for the peer; it never blocks. Raises :class:`~runtime.LinkClosed` once the link ended.
+
+        A tell or ask past the hub's backlog is not queued: it is refused with :class:`~runtime.BacklogFull`
+        through the hub's ``on_refused`` (its ask fails, a tell is a dead letter)."""
         if self._state != "open":
             raise LinkClosed(f"the link to peer {self.name} is {self._state}: {self._reason}")
+        hub = self._hub
+        if hub._held >= hub.settings.backlog and item.__class__ is tuple and item[0] == DELIVER:
+            hub._refuse(item, self)
+            return
+        hub._held += 1
         pending = self.pending
         pending.append(item)
         if len(pending) == 1:
-            self._hub._dirty(self)
+            hub._dirty(self)
 
     async def run(self, *, on_batch: Callable[[list[Any]], object],
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -345,6 +374,7 @@ class PeerLink:
             return
         self._state = state
         self._reason = reason
+        self._hub._release(len(self.pending))  # lost with the peer: its asks fail with NodeDown
         self.pending = []
         self._closed.set()
 
@@ -369,6 +399,11 @@ class BrokerStatistics:
     earlier incarnation of this node."""
     unconfirmed: int
     """Messages published and not yet confirmed by the broker."""
+    held: int
+    """Items (tells, asks, answers, ...) for peers held until the broker confirms them: queued for the next flush,
+    or in a message published and not confirmed yet. Tells and asks are refused while it is at the backlog."""
+    refused: int
+    """Tells and asks to peers refused with :class:`~runtime.BacklogFull` (the backlog was full)."""
     republished: int
     """Messages published again after a reconnection because the broker had not confirmed them."""
     reconnects: int
@@ -379,7 +414,9 @@ class BrokerStatistics:
     """This node's incarnation now."""
 
 
-Refused = Callable[[Any, SerializationError], object]
+Refused = Callable[[Any, ActorError], object]
+"""Called for an item the hub will not send: one that does not pickle (:class:`~runtime.SerializationError`), or a
+tell or ask past the backlog (:class:`~runtime.BacklogFull`)."""
 
 
 @attrs.define(eq=False)
@@ -391,6 +428,8 @@ class _Outgoing:
     routing_key: str
     body: bytes
     properties: Properties
+    items: int
+    """The items of the batch it carries (0 for presence): held until it is confirmed."""
     confirmation: Confirmation | None = None
     """The current publish's confirmation; ``None`` while it waits to be published (again)."""
 
@@ -399,6 +438,10 @@ ACK_EVERY: Final = 256
 """Deliveries a node takes from its inbox before it acknowledges them (it does at each beat too)."""
 WINDOW: Final = 1024
 """Messages the hub has published and the broker has not confirmed, at most; the writer waits beyond that."""
+WINDOW_BYTES: Final = 64 * 1024 * 1024
+"""Bytes of messages the hub has published and the broker has not confirmed, at most (one more message may pass
+it); the writer waits beyond that, and what is sent meanwhile waits in the peers' queues, counted against the
+backlog."""
 INBOX_EXPIRES: Final = 60.0
 """Seconds an inbox queue outlives its node's connection: long enough for any outage short of the silence
 limit, so that what peers send meanwhile waits in it."""
@@ -430,6 +473,13 @@ class BrokerHub:
         self._wake = trio.Event()
         self._outgoing: collections.deque[_Outgoing] = collections.deque()
         """Messages published and not confirmed yet, in the order of their sequence numbers."""
+        self._outgoing_bytes = 0
+        """The size of the bodies in ``_outgoing``."""
+        self._held = 0
+        """Items sent to peers and not confirmed by the broker yet: in ``PeerLink.pending`` or in ``_outgoing``."""
+        self._refused = 0
+        self._full = False
+        """Whether the backlog is full (said once in the log each time it fills)."""
         self._resend = False
         """The connection was lost: every message in ``_outgoing`` is to be published again, in order, before any
         new one."""
@@ -634,7 +684,9 @@ class BrokerHub:
         self._lost.clear()
         self._told_lost.clear()
         self._queued = []
+        self._release(sum(outgoing.items for outgoing in self._outgoing))
         self._outgoing.clear()
+        self._outgoing_bytes = 0
         self._window_lot.unpark_all()
         self._incarnation = secrets.token_hex(8)
         self._seq = 0
@@ -679,6 +731,28 @@ class BrokerHub:
 
     # -- sending ------------------------------------------------------------------------------------------------
 
+    def _refuse(self, item: tuple[Any, ...], peer: PeerLink) -> None:
+        """A tell or ask to ``peer`` past the backlog: refused, through ``on_refused`` (its ask fails with
+        :class:`~runtime.BacklogFull`, a tell becomes a dead letter); nothing is queued."""
+        self._refused += 1
+        backlog = self.settings.backlog
+        if not self._full:
+            self._full = True
+            logger.warning("node %s holds %d messages for its peers that %s has not confirmed (its backlog): "
+                           "tells and asks to peers are refused until the broker takes them", self.me, self._held,
+                           self.settings.shown_url)
+        self._on_refused(item, BacklogFull(
+            f"{show(item[2])} for {item[1]} on peer {peer.name} was not sent: node {self.me} holds {self._held} "
+            f"messages for its peers that the broker {self.settings.shown_url} has not confirmed (backlog="
+            f"{backlog}); the broker is away or slow"))
+
+    def _release(self, count: int) -> None:
+        """``count`` held items were confirmed by the broker (or dropped, each with its own outcome)."""
+        self._held -= count
+        if self._full and self._held < self.settings.backlog:
+            self._full = False
+            logger.info("node %s: its backlog has room again (%d held)", self.me, self._held)
+
     def _dirty(self, peer: PeerLink) -> None:
         self._queued.append(peer)
         self._wake.set()
@@ -698,7 +772,7 @@ class BrokerHub:
                 if not self._connection.connected:  # (when it is, publish in this turn: no checkpoint first)
                     await self._connection.wait_connected()
                 self._publish_again()
-                while len(self._outgoing) >= WINDOW and not self._resend:
+                while (len(self._outgoing) >= WINDOW or self._outgoing_bytes >= WINDOW_BYTES) and not self._resend:
                     await self._window_lot.park()
                 if not self._resend:
                     self._flush_all()
@@ -724,6 +798,7 @@ class BrokerHub:
             body = dump_batch(items)
         except SerializationError:
             items, refused = split_batch(items)
+            self._release(len(refused))
             for item, error in refused:
                 self._on_refused(item, error)
             if not items:
@@ -731,6 +806,7 @@ class BrokerHub:
             body = dump_batch(items)
         if len(body) > MAX_BODY:
             if len(items) == 1:
+                self._release(1)
                 self._on_refused(items[0], SerializationError(
                     f"{show(items[0])} pickles to {len(body)} bytes, over the limit of {MAX_BODY} bytes"))
                 return
@@ -740,15 +816,16 @@ class BrokerHub:
             return
         self._batches_sent += 1
         self._items_sent += len(items)
-        self._publish("batch", peer.name, addressee(peer.name, peer.incarnation), body, "", _correlation(items))
+        self._publish("batch", peer.name, addressee(peer.name, peer.incarnation), body, "", _correlation(items),
+                      len(items))
 
     def _queue_presence(self, kind: MessageKind, node: str, recipient: str) -> None:
         body = json.dumps({"pid": os.getpid()}).encode()
         exchange = self.exchange if recipient == EVERYONE else ""
-        self._publish(kind, node, recipient, body, exchange, None)
+        self._publish(kind, node, recipient, body, exchange, None, 0)
 
     def _publish(self, kind: MessageKind, node: str, recipient: str, body: bytes, exchange: str,
-                 correlation: str | None) -> None:
+                 correlation: str | None, items: int) -> None:
         """Sign one message, number it and publish it, without a checkpoint: numbers reach the broker in order.
         While the connection is down it waits in ``_outgoing`` with the unconfirmed ones, in order."""
         self._seq += 1
@@ -759,8 +836,9 @@ class BrokerHub:
             app_id=self.me, message_id=message_id, reply_to=self.inbox, correlation_id=correlation,
             headers={"to": recipient, "sig": sig})
         routing_key = self.inbox if recipient == EVERYONE else inbox_name(self.cluster, node)
-        outgoing = _Outgoing(exchange, routing_key, body, properties)
+        outgoing = _Outgoing(exchange, routing_key, body, properties, items)
         self._outgoing.append(outgoing)
+        self._outgoing_bytes += len(body)
         self._published += 1
         channel = self._channel
         assert channel is not None
@@ -820,6 +898,8 @@ class BrokerHub:
                 logger.error("node %s: the broker refused a %s to %s, which is lost: %s", self.me,
                              head.properties.message_type, head.routing_key, exc)
             outgoing.popleft()
+            self._outgoing_bytes -= len(head.body)
+            self._release(head.items)
         if self._window_lot:
             self._window_lot.unpark_all()
 
@@ -959,12 +1039,14 @@ class BrokerHub:
             peers=len(self.peers), published=self._published, batches_sent=self._batches_sent,
             items_sent=self._items_sent, batches_received=self._batches_received,
             items_received=self._items_received, dropped=self._dropped, unconfirmed=len(self._outgoing),
+            held=self._held, refused=self._refused,
             republished=self._republished, reconnects=self._reconnects, rejoins=self._rejoins,
             incarnation=self._incarnation)
 
     def __repr__(self) -> str:
         return (f"<BrokerHub {self.me!r} in {self.cluster!r} on {self.settings.shown_url} peers={len(self.peers)} "
-                f"unconfirmed={len(self._outgoing)} reconnects={self._reconnects} dropped={self._dropped}>")
+                f"unconfirmed={len(self._outgoing)} held={self._held} reconnects={self._reconnects} "
+                f"dropped={self._dropped}>")
 
 
 def _correlation(items: list[Any]) -> str | None:

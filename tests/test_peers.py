@@ -32,6 +32,7 @@ from actors import (
     ActorRef,
     ActorStopped,
     ActorSystem,
+    BacklogFull,
     Bind,
     Delivery,
     Exchange,
@@ -529,6 +530,59 @@ async def test_a_short_outage_loses_nothing_and_peers_see_no_change(broker: str,
         assert statistics.unconfirmed < 3  # the last beats, say
         assert [n.alive for n in b.nodes if n.name == "a"] == [True]
         await down.expect_no_message(0.1)  # b saw no change
+
+
+async def test_past_its_backlog_a_node_refuses_tells_and_asks_to_peers_and_loses_none_it_took(
+        broker: str, proxy: Proxy) -> None:
+    """While a's broker is away, a holds what it sends to peers up to its backlog (10 here): past it, a tell is a
+    dead letter and an ask fails with BacklogFull, both saying why, while a send waits; once the broker is back,
+    every message a took arrives, once, in order, and the backlog has room again."""
+    cluster = cluster_name()
+    async with ActorSystem(cluster, broker=proxy.url(), secret=SECRET, node_name="a", _heartbeat=1.0,
+                           _backlog=10) as a, node(broker, cluster, "b", heartbeat=1.0) as b:
+        await b.spawn(Recorder, name="recorder")
+        with trio.fail_after(10):
+            await a.wait_node("b")
+            recorder = await a.resolve("b", "recorder")
+        assert recorder is not None
+        dead = await Probe.dead_letters(a)
+        hub = hub_of(a)
+        with trio.fail_after(10):
+            await recorder.ask("get")
+            await until(lambda: hub.statistics().held == 0)
+        proxy.refusing = True
+        proxy.cut()
+        with trio.fail_after(10):
+            await until(lambda: not hub.connection.connected)
+        for value in range(10):
+            recorder.tell(value)
+        assert hub.statistics().held == 10
+        recorder.tell("one too many")
+        refused = await dead.expect(lambda letter: letter.message == "one too many")
+        assert "not sent" in refused.reason
+        assert "backlog=10" in refused.reason
+        with pytest.raises(BacklogFull, match=r"'get' for .* on peer b was not sent: node a holds 10 messages"):
+            await recorder.ask("get")
+        sent = trio.Event()
+
+        async def send() -> None:
+            await recorder.send("sent")  # not refused: it waits for the broker, as its sender does
+            sent.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send)
+            await trio.testing.wait_all_tasks_blocked()
+            statistics = hub.statistics()
+            assert (statistics.held, statistics.refused, sent.is_set()) == (11, 2, False)
+            proxy.refusing = False
+            with trio.fail_after(10):
+                await sent.wait()
+        with trio.fail_after(10):
+            assert await recorder.ask("get") == [*range(10), "sent"]
+            await until(lambda: hub.statistics().held == 0)
+        statistics = hub.statistics()
+        assert (statistics.reconnects, statistics.rejoins, statistics.refused) == (1, 0, 2)
+        await dead.expect_no_message(0.1)
 
 
 async def test_after_a_long_outage_the_node_rejoins_as_a_new_incarnation(broker: str, proxy: Proxy) -> None:

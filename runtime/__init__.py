@@ -106,6 +106,7 @@ from .amqp import AccessRefused as AccessRefused
 from .amqp import AMQPError as AMQPError
 from .amqp import Channel as Channel
 from .amqp import Consumer as Consumer
+from .amqp import PreconditionFailed as PreconditionFailed
 from .amqp import hide_password as hide_password
 
 __all__ = [
@@ -165,6 +166,7 @@ __all__ = [
     "Overflow",
     "PendingWrites",
     "PoisonPill",
+    "PreconditionFailed",
     "PublishOutcome",
     "Publisher",
     "QueueConsumer",

@@ -210,6 +210,27 @@ async def test_publish_nowait_confirms_in_order_and_refuses_while_reconnecting(p
         assert declared.message_count >= 11  # "in flight" may or may not have reached the queue
 
 
+async def test_a_transaction_lost_with_its_connection_commits_nothing(proxy: Proxy) -> None:
+    async with open_connection(proxy.url(), reconnect=FAST) as connection:
+        tx = await connection.channel()
+        await tx.tx_select()
+        queue = name("q")
+        await tx.queue_declare(queue, arguments={"x-expires": 10_000})  # outlives the connection, not the test
+        await tx.basic_publish("", queue, b"before the loss")
+        proxy.cut()
+        await until(lambda: connection.statistics().reconnects == 1, "the reconnection")
+        await connection.wait_connected()
+        await tx.basic_publish("", queue, b"after the loss")
+        with pytest.raises(ConnectionLost, match="was lost with the connection"):
+            await tx.tx_commit()  # not just what came after: rolled back
+        assert await tx.tx_commit() == 0
+        assert (await tx.queue_declare(queue, passive=True)).message_count == 0
+        await tx.basic_publish("", queue, b"whole")  # the channel goes on, still in transaction mode
+        assert await tx.tx_commit() == 0
+        assert (await tx.queue_declare(queue, passive=True)).message_count == 1
+        await tx.queue_delete(queue)
+
+
 async def test_operations_wait_while_reconnecting_with_backoff(proxy: Proxy) -> None:
     async with open_connection(proxy.url(), reconnect=FAST) as connection:
         channel = await connection.channel()

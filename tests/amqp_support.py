@@ -59,6 +59,24 @@ def broker() -> str:
     return URL
 
 
+TLS_PORT = 5671
+
+
+@pytest.fixture(scope="session")
+def tls_broker(broker: str) -> tuple[str, ssl.SSLContext]:
+    """The broker's own TLS listener (``scripts/broker start`` adds it): its ``amqps://`` URL for ``localhost``,
+    and a client context that trusts the CA that signed its certificate. Skips, or fails under ``CI=true``,
+    without one."""
+    result = run_broker("ca")
+    if result.returncode != 0:
+        reason = f"no TLS listener: `scripts/broker ca` failed ({result.stderr.strip()})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return (f"amqps://guest:guest@localhost:{TLS_PORT}/",
+            ssl.create_default_context(cafile=result.stdout.strip()))
+
+
 def name(prefix: str) -> str:
     return f"test.{prefix}.{uuid.uuid4().hex[:8]}"
 

@@ -62,10 +62,21 @@ def broker() -> str:
 TLS_PORT = 5671
 
 
+@attrs.frozen
+class TLSBroker:
+    """The broker's own TLS listener."""
+
+    url: str
+    """Its ``amqps://`` URL, for ``localhost``."""
+    ca: str
+    """The path of the CA certificate that signed the listener's."""
+    context: ssl.SSLContext
+    """A client context that trusts that CA."""
+
+
 @pytest.fixture(scope="session")
-def tls_broker(broker: str) -> tuple[str, ssl.SSLContext]:
-    """The broker's own TLS listener (``scripts/broker start`` adds it): its ``amqps://`` URL for ``localhost``,
-    and a client context that trusts the CA that signed its certificate. Skips, or fails under ``CI=true``,
+def tls_broker(broker: str) -> TLSBroker:
+    """The broker's own TLS listener (``scripts/broker start`` adds it). Skips, or fails under ``CI=true``,
     without one."""
     result = run_broker("ca")
     if result.returncode != 0:
@@ -73,8 +84,8 @@ def tls_broker(broker: str) -> tuple[str, ssl.SSLContext]:
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    return (f"amqps://guest:guest@localhost:{TLS_PORT}/",
-            ssl.create_default_context(cafile=result.stdout.strip()))
+    ca = result.stdout.strip()
+    return TLSBroker(f"amqps://guest:guest@localhost:{TLS_PORT}/", ca, ssl.create_default_context(cafile=ca))
 
 
 def name(prefix: str) -> str:

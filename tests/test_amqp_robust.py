@@ -18,7 +18,7 @@ import pytest
 import trio
 import trio.testing
 import trustme
-from amqp_support import Proxy, broker_eval, close_named_connections, name
+from amqp_support import Proxy, TLSBroker, broker_eval, close_named_connections, name
 from amqp_support import broker as broker
 from amqp_support import tls_broker as tls_broker
 
@@ -401,8 +401,8 @@ async def test_amqps_through_a_tls_terminating_proxy(broker: str) -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_amqps_against_the_broker_s_own_tls_listener(tls_broker: tuple[str, ssl.SSLContext]) -> None:
-    url, client = tls_broker
+async def test_amqps_against_the_broker_s_own_tls_listener(tls_broker: TLSBroker) -> None:
+    url, client = tls_broker.url, tls_broker.context
     connection_name = f"test-tls-{uuid.uuid4().hex[:8]}"
     async with open_connection(url, ssl_context=client, reconnect=FAST, name=connection_name) as connection:
         assert "amqps://guest@localhost:5671" in repr(connection)

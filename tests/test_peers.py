@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from amqp_support import Proxy, broker_sockets, close_named_connections
+from amqp_support import Proxy, TLSBroker, broker_sockets, close_named_connections
 from amqp_support import broker as broker  # the session's RabbitMQ (skips without one)
+from amqp_support import tls_broker as tls_broker  # its TLS listener
 
 from actors import (
     Actor,
@@ -429,6 +430,19 @@ async def test_a_node_and_its_broker_backed_router_share_one_connection_and_both
             async with open_connection(broker) as connection, await connection.channel() as channel:
                 await channel.queue_delete(prefix + "q")
                 await channel.exchange_delete(prefix + "x")
+
+
+async def test_nodes_meet_over_amqps(tls_broker: TLSBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``broker="amqps://..."``: the node's connection (and its router's) is TLS, verified against the default
+    trust store, here pointed at the test CA the way an operator would (``SSL_CERT_FILE``)."""
+    monkeypatch.setenv("SSL_CERT_FILE", tls_broker.ca)
+    async with pair(tls_broker.url) as (a, b):
+        await b.spawn(Echo, name="echo")
+        with trio.fail_after(10):
+            ref = await a.resolve("b", "echo")
+            assert ref is not None
+            assert (await ref.ask("over tls"))[:2] == ("echo", "over tls")
+        assert "amqps://" in repr(hub_of(a).connection)
 
 
 async def test_a_node_name_taken_in_the_cluster_is_refused(broker: str) -> None:

@@ -1,7 +1,9 @@
 """Nodes that meet on a RabbitMQ broker: one inbox queue per node, signed batches, and presence by heartbeats.
 
 ``ActorSystem(name, broker=url, secret=...)`` makes the system one node of the cluster ``name`` on that broker.
-:class:`BrokerHub` is that node's side of it: one AMQP connection (reconnecting), the node's inbox (a queue named
+:class:`BrokerHub` is that node's side of it: channels on the system's AMQP connection to the broker (a
+:class:`~runtime._broker_router.BrokerLink`, reconnecting, shared with the system's broker-backed exchanges and
+queues; its 5 s heartbeat finds a connection that froze without an error in about 10 s), the node's inbox (a queue named
 from the cluster and the node, see :func:`inbox_name`, consumed exclusively, which outlives a lost connection by
 :data:`INBOX_EXPIRES` and is deleted when the node leaves), bound to the cluster's presence exchange (a fanout,
 :func:`presence_exchange`), and one :class:`PeerLink` per live peer. A peer link has the shape
@@ -17,8 +19,12 @@ too (:func:`addressee`), so that what was meant for an earlier one is dropped. :
 of that before anything is decoded; the hub then refuses a sequence number that is not above the last one it took
 from that incarnation (a replay). A message that fails is dropped unread and logged as a warning.
 
-Every message is published with a publisher confirm, up to :data:`WINDOW` of them in flight (the writer never
-waits for one to publish the next), and kept until the broker confirms it.
+Every message is published with a publisher confirm, up to :data:`WINDOW` of them (and :data:`WINDOW_BYTES`) in
+flight (the writer never waits for one to publish the next), and kept until the broker confirms it. What a node
+holds for its peers, queued for a flush or published and unconfirmed, is bounded by its backlog
+(:attr:`BrokerSettings.backlog`): while the broker is away or slow and the backlog is full, a tell or an ask to a
+peer is refused with :class:`~runtime.BacklogFull` (a dead letter, or the ask's failure), never dropped
+silently; a ``send`` (whose sender waits for its answer) and the runtime's own messages still go.
 
 Presence: a node announces itself with a ``hello`` on the presence exchange when it starts (each peer answers
 ``here`` straight to its inbox), a ``beat`` every heartbeat interval, and a ``bye`` when it closes in an orderly

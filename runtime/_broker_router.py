@@ -341,6 +341,10 @@ class BrokerLink:
         assert self._nursery is not None, f"{self!r} is not open"
         return await self._nursery.start(async_fn, *args)
 
+    async def wait_closed(self) -> None:
+        """Wait until the link is closed (after the last :meth:`release`, or when it could not open)."""
+        await self._closed.wait()
+
     def release(self) -> None:
         """Let the link go; the last user's release closes it (gracefully, in its own task)."""
         self._users -= 1

@@ -329,10 +329,11 @@ class PeerLink:
         if self._state != "open":
             raise LinkClosed(f"the link to peer {self.name} is {self._state}: {self._reason}")
         hub = self._hub
-        if hub._held >= hub.settings.backlog and item.__class__ is tuple and item[0] == DELIVER:
+        room = hub._room
+        if room <= 0 and item.__class__ is tuple and item[0] == DELIVER:
             hub._refuse(item, self)
             return
-        hub._held += 1
+        hub._room = room - 1
         pending = self.pending
         pending.append(item)
         if len(pending) == 1:
@@ -481,8 +482,9 @@ class BrokerHub:
         """Messages published and not confirmed yet, in the order of their sequence numbers."""
         self._outgoing_bytes = 0
         """The size of the bodies in ``_outgoing``."""
-        self._held = 0
-        """Items sent to peers and not confirmed by the broker yet: in ``PeerLink.pending`` or in ``_outgoing``."""
+        self._room = settings.backlog
+        """The backlog less the items sent to peers and not confirmed by the broker yet (in ``PeerLink.pending`` or
+        in ``_outgoing``): one count to decrement on the sender's path."""
         self._refused = 0
         self._full = False
         """Whether the backlog is full (said once in the log each time it fills)."""
@@ -752,10 +754,14 @@ class BrokerHub:
             f"messages for its peers that the broker {self.settings.shown_url} has not confirmed (backlog="
             f"{backlog}); the broker is away or slow"))
 
+    @property
+    def _held(self) -> int:
+        return self.settings.backlog - self._room
+
     def _release(self, count: int) -> None:
         """``count`` held items were confirmed by the broker (or dropped, each with its own outcome)."""
-        self._held -= count
-        if self._full and self._held < self.settings.backlog:
+        self._room += count
+        if self._full and self._room > 0:
             self._full = False
             logger.info("node %s: its backlog has room again (%d held)", self.me, self._held)
 

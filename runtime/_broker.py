@@ -195,7 +195,8 @@ class BrokerSettings:
     """Messages for peers the node holds at most while the broker has not confirmed them (queued for the next
     flush, or published and unconfirmed): past it, tells and asks to peers are refused with
     :class:`~runtime.BacklogFull` (see :class:`BrokerHub`). The default holds a busy node's traffic over an outage
-    as long as the silence limit, past which the node rejoins and what it held is lost with ``NodeDown`` anyway."""
+    as long as the silence limit, past which the node rejoins and what it held goes as messages to any lost node
+    go: its asks fail with ``NodeDown``, watchers fire, tells are lost with the node."""
 
     @property
     def shown_url(self) -> str:

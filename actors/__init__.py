@@ -13,6 +13,7 @@ from runtime import ActorStopped as ActorStopped
 from runtime import ActorSystem as ActorSystem
 from runtime import Address as Address
 from runtime import AskTimeout as AskTimeout
+from runtime import BacklogFull as BacklogFull
 from runtime import Backoff as Backoff
 from runtime import ClassStatistics as ClassStatistics
 from runtime import ClusterStatistics as ClusterStatistics
@@ -82,8 +83,8 @@ from ._transaction import transaction as transaction
 
 __all__ = [
     "Ack", "Actor", "ActorError", "ActorFailed", "ActorRef", "ActorStatistics", "ActorStopped", "ActorSystem",
-    "Address", "AskTimeout", "Autoscale", "Backoff", "Bind", "Broadcast", "ChildSpec", "ClassStatistics",
-    "ClusterStatistics", "CountChildren",
+    "Address", "AskTimeout", "Autoscale", "BacklogFull", "Backoff", "Bind", "Broadcast", "ChildSpec",
+    "ClassStatistics", "ClusterStatistics", "CountChildren",
     "DeadLetter", "Delivery", "Directive", "DynamicSupervisor", "Exchange", "ExchangeStatistics", "Future",
     "FutureCancelled", "Get", "GetRoutees", "GetStatistics", "Lease", "LeaseEnded", "LifecycleEvent", "Mailbox",
     "MailboxFull", "Metrics", "Nack", "NameTaken", "Node", "NodeDown", "NodeUp", "NotAuthorized", "OneForAll",

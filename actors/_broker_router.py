@@ -32,6 +32,7 @@ from runtime import (
     Channel,
     Consumer,
     NotAuthorized,
+    PreconditionFailed,
     Publisher,
     PublishOutcome,
     Reply,
@@ -64,6 +65,7 @@ from ._router_messages import (
     GetStatistics,
     Nack,
     Publish,
+    PublishBatch,
     Reject,
     Returned,
     Subscribe,
@@ -71,7 +73,7 @@ from ._router_messages import (
     Unsubscribe,
 )
 
-__all__ = ["BrokerExchange", "BrokerQueue", "broker_url"]
+__all__ = ["BrokerExchange", "BrokerQueue", "broker_entities", "broker_url"]
 
 logger = logging.getLogger("actors")
 
@@ -172,6 +174,11 @@ def _directory(system: Any) -> _Directory:
     return system.extension(_Directory, _Directory)  # type: ignore[no-any-return]
 
 
+def broker_entities(system: ActorSystem) -> dict[ActorRef, _Entity]:
+    """The system's broker-backed exchanges and queues (a kind, a name, a URL each), by ref."""
+    return _directory(system).entities
+
+
 # --- the common part ----------------------------------------------------------------------------------------
 
 
@@ -183,11 +190,14 @@ class _BrokerActor(Actor):
     _link: BrokerLink | None
     _control: Channel | None
 
+    _tx: Channel | None
+
     def _init_broker(self, broker: object) -> None:
         self._url = broker_url(self.system, broker)
         self._name = ""
         self._link = None
         self._control = None
+        self._tx = None
 
     async def _open_link(self) -> BrokerLink:
         self._link = await broker_link(self.system, self._url)
@@ -214,11 +224,92 @@ class _BrokerActor(Actor):
         if link is None:
             return
         control, self._control = self._control, None
+        tx, self._tx = self._tx, None
         try:
-            if control is not None:
-                await control.close()
+            for channel in (control, tx):
+                if channel is not None:
+                    await channel.close()
         finally:
             link.release()
+
+    async def _publish_batch(self, batch: PublishBatch) -> Any:
+        """A transaction's batch, published all or nothing in one AMQP transaction (``tx.select`` once on a
+        channel of this actor's, the publishes, ``tx.commit``); answers how many messages reached a queue.
+
+        Every entry is checked and encoded first: one that is bad refuses the whole batch with its error and
+        nothing is published. A commit that fails publishes nothing, except as RabbitMQ allows: a queue that
+        refuses its message (full, ``overflow="reject_publish"``) fails the commit and the other queues keep
+        theirs ("partial tx completion"), which raises :class:`ValueError` saying so. A connection lost before
+        the commit loses the whole batch (:class:`~runtime.amqp.ConnectionLost`); lost while the commit is under
+        way, it may or may not have been committed. Cancelled midway, the channel is closed, which drops what
+        was not committed.
+        """
+        try:
+            messages = self._batch_messages(batch)
+        except (ValueError, SerializationError) as exc:
+            return Reply.error(exc)
+        link = self._link
+        assert link is not None
+        try:
+            channel = self._tx
+            if channel is None or not channel.statistics().open:
+                channel = self._tx = await link.channel()
+                await channel.tx_select()
+            for exchange, routing_key, body, properties in messages:
+                await channel.basic_publish(exchange, routing_key, body, properties=properties, mandatory=True)
+            returned = await channel.tx_commit()
+        except AccessRefused as exc:
+            return Reply.error(_refused_as_error(link, exc, "publish the transaction's batch"))
+        except PreconditionFailed as exc:
+            if "partial tx completion" not in exc.reply_text:
+                return Reply.error(exc)
+            error = ValueError(f"a queue refused a message of {show(batch)} (full, with overflow='reject_publish'): "
+                               "the broker committed the other messages of the batch (RabbitMQ's transactions "
+                               "do not take back what other queues took)")
+            error.__cause__ = exc
+            return Reply.error(error)
+        except AMQPError as exc:
+            return Reply.error(exc)
+        except BaseException:
+            tx, self._tx = self._tx, None
+            if tx is not None:
+                with trio.CancelScope(shield=True):
+                    await tx.close()  # the broker drops what this channel did not commit
+            raise
+        return len(messages) - returned
+
+    def _batch_messages(self, batch: PublishBatch) -> list[tuple[str, str, bytes, Any]]:
+        """The batch's messages as (exchange, routing key, body, properties), each checked and encoded; or
+        :class:`ValueError` or :class:`SerializationError` naming the first bad entry."""
+        entries: object = batch.entries
+        if not isinstance(entries, tuple | list):
+            raise ValueError(f"PublishBatch entries {show(entries)} must be a tuple of (target, Publish) pairs")
+        directory = _directory(self.system)
+        messages = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, tuple | list) or len(entry) != 2:
+                raise ValueError(f"PublishBatch entry {index} {show(entry)} must be a (target, Publish) pair")
+            target, publish = entry
+            check_ref(f"PublishBatch entry {index}: target", target)
+            error = publish_error(publish, f"PublishBatch entry {index}")
+            if error is not None:
+                raise error
+            entity = directory.entities.get(target)
+            if entity is None or entity.url != self._url or target.is_stopped:
+                raise ValueError(f"PublishBatch entry {index}: target {target!r} must be a running broker-backed "
+                                 f"Exchange or Queue on {hide_password(self._url)}: a batch is one transaction on "
+                                 "one broker")
+            try:
+                body, content_type = encode_body(publish.body)
+                properties = amqp_properties(content_type, publish.headers, persistent=publish.persistent,
+                                             ttl=publish.ttl)
+            except SerializationError as exc:
+                raise SerializationError(f"PublishBatch entry {index}: {show(publish)} to {target!r}: {exc}") from exc
+            if entity.kind == "exchange":
+                messages.append((entity.name, publish.routing_key, body, properties))
+            else:  # to a queue: through the default exchange, under its name, as a Publish to it goes
+                messages.append(("", entity.name, body, properties))
+        return messages
 
 
 def _refused_as_error(link: BrokerLink, error: BaseException, what: str) -> BaseException:
@@ -262,6 +353,9 @@ class BrokerExchange(_BrokerActor):
       named like AMQP properties (``correlation_id``, ``reply_to``, ``message_id``, ``timestamp``, ``app_id``,
       ...) set those properties, the others go in the headers table. Publishes keep their order and do not wait
       for each other's confirms.
+    - :class:`~actors.PublishBatch` (what ``transaction(system)`` sends): every entry, to broker-backed exchanges
+      and queues on the same broker, published in one AMQP transaction, all or nothing (see
+      :class:`~actors.Transaction`); an ask answers how many messages reached a queue.
     - :class:`~actors.GetStatistics`: an :class:`~actors.ExchangeStatistics` of what went through this actor.
 
     A publish the broker refuses for lack of permission fails with :class:`~actors.NotAuthorized` naming the
@@ -333,6 +427,8 @@ class BrokerExchange(_BrokerActor):
         cls = message.__class__
         if cls is Publish:
             return self._publish(message)
+        if cls is PublishBatch:
+            return await self._publish_batch(message)
         if cls is Bind:
             return await self._bind(message)
         if cls is Unbind:
@@ -343,7 +439,8 @@ class BrokerExchange(_BrokerActor):
         if cls is GetStatistics:
             return self.statistics()
         return Reply.error(ValueError(
-            f"{self!r} does not understand {show(message)}; send it Bind, Unbind, Publish or GetStatistics"))
+            f"{self!r} does not understand {show(message)}; send it Bind, Unbind, Publish, PublishBatch or "
+            "GetStatistics"))
 
     # -- publishing ----------------------------------------------------------------------------------------
 
@@ -604,7 +701,8 @@ class BrokerQueue(_BrokerActor):
 
     Messages, as for the embedded queue: :class:`~actors.Publish` sent to it (published to the default exchange
     under the queue's name, so deliveries show the exchange ``""`` and the queue's name as routing key; an ask
-    answers 1, or 0 if the queue refused it); :class:`~actors.Subscribe` (each consumer gets a channel of its
+    answers 1, or 0 if the queue refused it); :class:`~actors.PublishBatch`, as a broker-backed exchange takes
+    it; :class:`~actors.Subscribe` (each consumer gets a channel of its
     own with ``prefetch`` as its limit; subscribing again changes the settings), :class:`~actors.Unsubscribe`,
     :class:`~actors.Get`, and the settlements ``delivery.ack()``, ``nack(requeue=...)`` and ``reject()`` send
     (an unknown tag is refused with :class:`ValueError`). A consumer that stops has its channel closed, and the
@@ -727,6 +825,8 @@ class BrokerQueue(_BrokerActor):
             return self._settle(message)
         if cls is Publish:
             return self._publish(message)
+        if cls is PublishBatch:
+            return await self._publish_batch(message)
         if cls is Subscribe:
             return await self._subscribe(message)
         if cls is Unsubscribe:
@@ -739,8 +839,8 @@ class BrokerQueue(_BrokerActor):
         if cls is GetStatistics:
             return await self._statistics()
         return Reply.error(ValueError(
-            f"{self!r} does not understand {show(message)}; send it Publish, Get, Subscribe, Unsubscribe, "
-            "Ack, Nack, Reject or GetStatistics"))
+            f"{self!r} does not understand {show(message)}; send it Publish, PublishBatch, Get, Subscribe, "
+            "Unsubscribe, Ack, Nack, Reject or GetStatistics"))
 
     # -- publishing ----------------------------------------------------------------------------------------
 

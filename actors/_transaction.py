@@ -8,8 +8,9 @@ from typing import Any
 
 import trio
 
-from runtime import ActorRef, ActorSystem, topology
+from runtime import ActorRef, ActorSystem, hide_password, topology
 
+from ._broker_router import broker_entities
 from ._router_checks import check_ref, publish_error
 from ._router_messages import Publish, PublishBatch
 
@@ -37,6 +38,17 @@ class Transaction:
     block raises :class:`~actors.ActorStopped` saying so), and a store that fails to write raises
     :class:`~actors.StorageError` after the other queues have enqueued. Cancelling the wait at the end does
     not take back a batch that was already sent.
+
+    Broker-backed exchanges and queues (``broker=...``) take part the same way, all of a transaction's targets
+    on one broker (mixing them with embedded ones, or two brokers, is refused by :meth:`publish` with
+    :class:`ValueError`): the batch is one AMQP transaction (``tx.select``, the publishes, ``tx.commit``) on a
+    channel of the first broker-backed exchange named, so the broker makes the messages visible together at the
+    commit, or none of them. An entry whose body or headers cannot travel through the broker refuses the batch
+    (:class:`~actors.SerializationError`) before anything is published; :attr:`routed` is the number of
+    messages that reached at least one queue (the broker does not say how many copies). RabbitMQ's own limit:
+    a full queue with ``overflow="reject_publish"`` fails the commit after the other queues took their
+    messages (:class:`ValueError` saying so); and a connection lost while the commit is under way leaves its
+    outcome unknown (``ConnectionLost``).
     """
 
     def __init__(self, system: ActorSystem) -> None:
@@ -44,6 +56,8 @@ class Transaction:
             raise TypeError(f"transaction() takes an ActorSystem, not {system!r}")
         self._system = system
         self._entries: list[tuple[ActorRef, Publish]] = []
+        self._on = ""
+        """Where the batch goes: ``""`` for the embedded router, else the broker's URL."""
         self._state = "new"
         self.routed: int | None = None
         """How many copies the queues and actors accepted, once the block has ended normally."""
@@ -52,20 +66,36 @@ class Transaction:
                 *, persistent: bool = False, ttl: float | None = None) -> None:
         """Add a message for ``exchange`` (an ``Exchange`` or a ``Queue``) to the batch. A plain call.
 
-        Raises :class:`ValueError` at once for a bad key, headers or TTL, or a target that is not a running
-        exchange or queue; :class:`RuntimeError` outside the ``async with`` block.
+        Raises :class:`ValueError` at once for a bad key, headers or TTL, a target that is not a running
+        exchange or queue, or one on another router than the batch's first (embedded or a broker's);
+        :class:`RuntimeError` outside the ``async with`` block.
         """
         if self._state != "open":
             raise RuntimeError(f"{self!r}: publish() works only inside its 'async with' block")
         target = check_ref("transaction target", exchange)
         assert target is not None
-        if topology(self._system).kind(target) is None or target.is_stopped:
-            raise ValueError(f"transaction target {target!r} must be a running Exchange or Queue")
+        where = self._where(target)
+        if self._entries and where != self._on:
+            first = self._entries[0][0]
+            raise ValueError(
+                f"transaction target {target!r} is {_describe(where)}, but {first!r} is {_describe(self._on)}: a "
+                "transaction publishes through the embedded router or through one broker, not both")
         message = Publish(routing_key, body, headers, persistent=persistent, ttl=ttl)
         error = publish_error(message)
         if error is not None:
             raise error
+        self._on = where
         self._entries.append((target, message))
+
+    def _where(self, target: ActorRef) -> str:
+        """``""`` for an embedded exchange or queue, the broker's URL for a broker-backed one."""
+        if not target.is_stopped:
+            if topology(self._system).kind(target) is not None:
+                return ""
+            entity = broker_entities(self._system).get(target)
+            if entity is not None:
+                return entity.url
+        raise ValueError(f"transaction target {target!r} must be a running Exchange or Queue")
 
     async def __aenter__(self) -> Transaction:
         if self._state != "new":
@@ -86,12 +116,21 @@ class Transaction:
             await trio.lowlevel.checkpoint()
             self.routed = 0
             return
-        kinds = topology(self._system).kinds
-        coordinator = next((target for target, _ in entries if kinds.get(target) == "exchange"), entries[0][0])
+        if self._on:
+            entities = broker_entities(self._system)
+            coordinator = next((target for target, _ in entries if entities[target].kind == "exchange"),
+                               entries[0][0])
+        else:
+            kinds = topology(self._system).kinds
+            coordinator = next((target for target, _ in entries if kinds.get(target) == "exchange"), entries[0][0])
         self.routed = await coordinator.ask(PublishBatch(tuple(entries)))
 
     def __repr__(self) -> str:
         return f"<Transaction {self._state} messages={len(self._entries)} system={self._system.name!r}>"
+
+
+def _describe(where: str) -> str:
+    return f"on the broker {hide_password(where)}" if where else "embedded"
 
 
 def transaction(system: ActorSystem) -> Transaction:

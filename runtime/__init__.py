@@ -28,6 +28,7 @@ from ._exceptions import ActorFailed as ActorFailed
 from ._exceptions import ActorStopped as ActorStopped
 from ._exceptions import AskTimeout as AskTimeout
 from ._exceptions import AuthenticationFailed as AuthenticationFailed
+from ._exceptions import BacklogFull as BacklogFull
 from ._exceptions import FrameError as FrameError
 from ._exceptions import LinkClosed as LinkClosed
 from ._exceptions import LinkError as LinkError
@@ -106,6 +107,7 @@ from .amqp import AccessRefused as AccessRefused
 from .amqp import AMQPError as AMQPError
 from .amqp import Channel as Channel
 from .amqp import Consumer as Consumer
+from .amqp import PreconditionFailed as PreconditionFailed
 from .amqp import hide_password as hide_password
 
 __all__ = [
@@ -127,6 +129,7 @@ __all__ = [
     "Address",
     "AskTimeout",
     "AuthenticationFailed",
+    "BacklogFull",
     "Backoff",
     "BrokerLink",
     "Call",
@@ -165,6 +168,7 @@ __all__ = [
     "Overflow",
     "PendingWrites",
     "PoisonPill",
+    "PreconditionFailed",
     "PublishOutcome",
     "Publisher",
     "QueueConsumer",

@@ -1,7 +1,9 @@
 """Nodes that meet on a RabbitMQ broker: one inbox queue per node, signed batches, and presence by heartbeats.
 
 ``ActorSystem(name, broker=url, secret=...)`` makes the system one node of the cluster ``name`` on that broker.
-:class:`BrokerHub` is that node's side of it: one AMQP connection (reconnecting), the node's inbox (a queue named
+:class:`BrokerHub` is that node's side of it: channels on the system's AMQP connection to the broker (a
+:class:`~runtime._broker_router.BrokerLink`, reconnecting, shared with the system's broker-backed exchanges and
+queues; its 5 s heartbeat finds a connection that froze without an error in about 10 s), the node's inbox (a queue named
 from the cluster and the node, see :func:`inbox_name`, consumed exclusively, which outlives a lost connection by
 :data:`INBOX_EXPIRES` and is deleted when the node leaves), bound to the cluster's presence exchange (a fanout,
 :func:`presence_exchange`), and one :class:`PeerLink` per live peer. A peer link has the shape
@@ -17,8 +19,12 @@ too (:func:`addressee`), so that what was meant for an earlier one is dropped. :
 of that before anything is decoded; the hub then refuses a sequence number that is not above the last one it took
 from that incarnation (a replay). A message that fails is dropped unread and logged as a warning.
 
-Every message is published with a publisher confirm, up to :data:`WINDOW` of them in flight (the writer never
-waits for one to publish the next), and kept until the broker confirms it.
+Every message is published with a publisher confirm, up to :data:`WINDOW` of them (and :data:`WINDOW_BYTES`) in
+flight (the writer never waits for one to publish the next), and kept until the broker confirms it. What a node
+holds for its peers, queued for a flush or published and unconfirmed, is bounded by its backlog
+(:attr:`BrokerSettings.backlog`): while the broker is away or slow and the backlog is full, a tell or an ask to a
+peer is refused with :class:`~runtime.BacklogFull` (a dead letter, or the ask's failure), never dropped
+silently; a ``send`` (whose sender waits for its answer) and the runtime's own messages still go.
 
 Presence: a node announces itself with a ``hello`` on the presence exchange when it starts (each peer answers
 ``here`` straight to its inbox), a ``beat`` every heartbeat interval, and a ``bye`` when it closes in an orderly
@@ -66,8 +72,17 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import attrs
 import trio
 
+from ._broker_router import broker_link
 from ._codec import check_secret, dump_batch, load_batch, split_batch
-from ._exceptions import AuthenticationFailed, LinkClosed, LinkError, NameTaken, SerializationError
+from ._exceptions import (
+    ActorError,
+    AuthenticationFailed,
+    BacklogFull,
+    LinkClosed,
+    LinkError,
+    NameTaken,
+    SerializationError,
+)
 from ._remote import ANSWER, DELIVER
 from ._show import show
 from .amqp import (
@@ -81,7 +96,6 @@ from .amqp import (
     Properties,
     Reconnect,
     hide_password,
-    open_connection,
 )
 
 if TYPE_CHECKING:
@@ -157,6 +171,14 @@ def _positive(name: str) -> Callable[[Any, Any, Any], None]:
     return check
 
 
+def _whole(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(_instance: Any, _attribute: Any, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a whole number, 1 or more")
+
+    return check
+
+
 @attrs.frozen
 class BrokerSettings:
     """How a node meets its cluster on the broker."""
@@ -169,6 +191,12 @@ class BrokerSettings:
     """Seconds between two presence beats."""
     dead_after: int = attrs.field(default=3, validator=_positive("dead_after"))
     """Heartbeat intervals of silence after which a peer is lost."""
+    backlog: int = attrs.field(default=100_000, validator=_whole("backlog"))
+    """Messages for peers the node holds at most while the broker has not confirmed them (queued for the next
+    flush, or published and unconfirmed): past it, tells and asks to peers are refused with
+    :class:`~runtime.BacklogFull` (see :class:`BrokerHub`). The default holds a busy node's traffic over an outage
+    as long as the silence limit, past which the node rejoins and what it held goes as messages to any lost node
+    go: its asks fail with ``NodeDown``, watchers fire, tells are lost with the node."""
 
     @property
     def shown_url(self) -> str:
@@ -295,13 +323,22 @@ class PeerLink:
         self._closed = trio.Event()
 
     def send(self, item: Any) -> None:
-        """Queue ``item`` for the peer; it never blocks. Raises :class:`~runtime.LinkClosed` once the link ended."""
+        """Queue ``item`` for the peer; it never blocks. Raises :class:`~runtime.LinkClosed` once the link ended.
+
+        A tell or ask past the hub's backlog is not queued: it is refused with :class:`~runtime.BacklogFull`
+        through the hub's ``on_refused`` (its ask fails, a tell is a dead letter)."""
         if self._state != "open":
             raise LinkClosed(f"the link to peer {self.name} is {self._state}: {self._reason}")
+        hub = self._hub
+        room = hub._room
+        if room <= 0 and item.__class__ is tuple and item[0] == DELIVER:
+            hub._refuse(item, self)
+            return
+        hub._room = room - 1
         pending = self.pending
         pending.append(item)
         if len(pending) == 1:
-            self._hub._dirty(self)
+            hub._dirty(self)
 
     async def run(self, *, on_batch: Callable[[list[Any]], object],
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -345,6 +382,7 @@ class PeerLink:
             return
         self._state = state
         self._reason = reason
+        self._hub._release(len(self.pending))  # lost with the peer: its asks fail with NodeDown
         self.pending = []
         self._closed.set()
 
@@ -369,6 +407,11 @@ class BrokerStatistics:
     earlier incarnation of this node."""
     unconfirmed: int
     """Messages published and not yet confirmed by the broker."""
+    held: int
+    """Items (tells, asks, answers, ...) for peers held until the broker confirms them: queued for the next flush,
+    or in a message published and not confirmed yet. Tells and asks are refused while it is at the backlog."""
+    refused: int
+    """Tells and asks to peers refused with :class:`~runtime.BacklogFull` (the backlog was full)."""
     republished: int
     """Messages published again after a reconnection because the broker had not confirmed them."""
     reconnects: int
@@ -379,7 +422,9 @@ class BrokerStatistics:
     """This node's incarnation now."""
 
 
-Refused = Callable[[Any, SerializationError], object]
+Refused = Callable[[Any, ActorError], object]
+"""Called for an item the hub will not send: one that does not pickle (:class:`~runtime.SerializationError`), or a
+tell or ask past the backlog (:class:`~runtime.BacklogFull`)."""
 
 
 @attrs.define(eq=False)
@@ -391,6 +436,8 @@ class _Outgoing:
     routing_key: str
     body: bytes
     properties: Properties
+    items: int
+    """The items of the batch it carries (0 for presence): held until it is confirmed."""
     confirmation: Confirmation | None = None
     """The current publish's confirmation; ``None`` while it waits to be published (again)."""
 
@@ -399,6 +446,10 @@ ACK_EVERY: Final = 256
 """Deliveries a node takes from its inbox before it acknowledges them (it does at each beat too)."""
 WINDOW: Final = 1024
 """Messages the hub has published and the broker has not confirmed, at most; the writer waits beyond that."""
+WINDOW_BYTES: Final = 64 * 1024 * 1024
+"""Bytes of messages the hub has published and the broker has not confirmed, at most (one more message may pass
+it); the writer waits beyond that, and what is sent meanwhile waits in the peers' queues, counted against the
+backlog."""
 INBOX_EXPIRES: Final = 60.0
 """Seconds an inbox queue outlives its node's connection: long enough for any outage short of the silence
 limit, so that what peers send meanwhile waits in it."""
@@ -430,15 +481,29 @@ class BrokerHub:
         self._wake = trio.Event()
         self._outgoing: collections.deque[_Outgoing] = collections.deque()
         """Messages published and not confirmed yet, in the order of their sequence numbers."""
+        self._outgoing_bytes = 0
+        """The size of the bodies in ``_outgoing``."""
+        self._room = settings.backlog
+        """The backlog less the items sent to peers and not confirmed by the broker yet (in ``PeerLink.pending`` or
+        in ``_outgoing``): one count to decrement on the sender's path."""
+        self._refused = 0
+        self._full = False
+        """Whether the backlog is full (said once in the log each time it fills)."""
         self._resend = False
         """The connection was lost: every message in ``_outgoing`` is to be published again, in order, before any
         new one."""
         self._epoch = 0
         """The publishing channel's epoch when the messages in ``_outgoing`` were published."""
         self._window_lot = trio.lowlevel.ParkingLot()
+        self._system = system
         self._channel: Channel | None = None
+        """The channel the hub publishes on (in confirm mode)."""
+        self._inbox_channel: Channel | None = None
+        """The channel the inbox is consumed on."""
         self._connection: Connection | None = None
         self._scope: trio.CancelScope | None = None
+        self._done = trio.Event()
+        """Set once the hub's tasks have ended and it let the connection go."""
         self._closing = False
         self._published = 0
         self._republished = 0
@@ -455,6 +520,9 @@ class BrokerHub:
         self._cut_off = False
         """Whether this node rejoined as a new incarnation because its connection was down too long (once per
         outage)."""
+        self._echoed = 0.0
+        """When a beat of this node's came back to it last (or it started, or rejoined): until then, its peers
+        heard it."""
 
     # -- running ----------------------------------------------------------------------------------------------
 
@@ -467,6 +535,12 @@ class BrokerHub:
         await nursery.start(self._run)
 
     @property
+    def connection(self) -> Connection:
+        """The system's connection to the broker, which the hub shares with broker-backed exchanges and queues."""
+        assert self._connection is not None, f"{self!r} is not started"
+        return self._connection
+
+    @property
     def connection_name(self) -> str:
         """The name the hub's connection gives itself to the broker (its tools show it)."""
         return f"trio-actors {self.cluster} {self.me}"
@@ -474,11 +548,15 @@ class BrokerHub:
     async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         heartbeat = self.settings.heartbeat
         reconnect = Reconnect(initial=min(0.1, heartbeat), maximum=heartbeat, attempt_timeout=max(10.0, heartbeat))
-        async with open_connection(self.settings.url, reconnect=reconnect, name=self.connection_name) as connection:
-            self._connection = connection
+        # The system's one connection to this broker: broker-backed exchanges and queues share it (the hub opens it
+        # first, with its backoff, which keeps an outage short of the silence limit).
+        link = await broker_link(self._system, self.settings.url, reconnect=reconnect, name=self.connection_name)
+        try:
+            connection = self._connection = link.connection
             channel = self._channel = await connection.channel()
             await channel.confirm_select()
             self._epoch = channel.epoch
+            self._echoed = trio.current_time()
             await channel.exchange_declare(self.exchange, "fanout")
             consumer = await self._open_inbox(first=True)
             with trio.CancelScope() as self._scope:
@@ -488,20 +566,32 @@ class BrokerHub:
                     nursery.start_soon(self._beat_loop)
                     task_status.started()
                     await self._read_loop(consumer)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                for own in (self._channel, self._inbox_channel):
+                    if own is not None:
+                        await own.close()  # the connection is shared: the hub's channels go, the rest stay
+            link.release()
+            self._done.set()
 
     async def _open_inbox(self, *, first: bool) -> Consumer:
         """Declare the inbox (a queue that outlives a lost connection by :data:`INBOX_EXPIRES`), bind it to the
         presence exchange and consume it, exclusively, on a channel of its own.
 
         The first time, a consumer already there means the name is taken. After a reconnection it is this node's
-        own consumer on the lost connection, which the broker has not found dead yet: tried again until it has,
-        for the silence limit at most (then another node has taken the name meanwhile: :class:`NameTaken`).
+        own consumer on the lost connection, which the broker has not found dead yet: tried again until it has
+        (the broker finds a connection that went silent dead after two AMQP heartbeats), for the silence limit or
+        three heartbeats at most (then another node has taken the name meanwhile: :class:`NameTaken`).
         """
         assert self._connection is not None
         delay = min(0.1, self.settings.heartbeat)
-        give_up = trio.current_time() + self.settings.heartbeat * self.settings.dead_after
+        patience = max(self.settings.heartbeat * self.settings.dead_after,
+                       3 * self._connection.statistics().heartbeat)
+        give_up = trio.current_time() + patience
         while True:
-            channel = await self._connection.channel()
+            if self._inbox_channel is not None:
+                await self._inbox_channel.close()
+            channel = self._inbox_channel = await self._connection.channel()
             try:
                 await channel.queue_declare(self.inbox, arguments={"x-expires": int(INBOX_EXPIRES * 1000)})
                 await channel.queue_bind(self.inbox, self.exchange)
@@ -603,17 +693,20 @@ class BrokerHub:
         self._lost.clear()
         self._told_lost.clear()
         self._queued = []
+        self._release(sum(outgoing.items for outgoing in self._outgoing))
         self._outgoing.clear()
+        self._outgoing_bytes = 0
         self._window_lot.unpark_all()
         self._incarnation = secrets.token_hex(8)
         self._seq = 0
+        self._echoed = trio.current_time()
         self._replies = [("hello", EVERYONE, EVERYONE)]
         self._wake.set()
 
     async def aclose(self) -> None:
         """Leave the cluster in order: publish what is queued, say goodbye, wait for the broker to confirm, delete
-        the inbox and close the connection. Bounded by the caller; cancelled, the connection is closed abruptly
-        and peers find this node silent."""
+        the inbox, close the hub's channels and let the connection go (the system's broker-backed actors may still
+        use it; the last user closes it). Bounded by the caller; cancelled, peers find this node silent."""
         if self._closing:
             return
         self._closing = True
@@ -626,8 +719,8 @@ class BrokerHub:
                     self._wake.set()
                     await self._wait_confirmed()
                     assert self._connection is not None
-                    channel = await self._connection.channel()
-                    await channel.queue_delete(self.inbox)
+                    async with await self._connection.channel() as channel:
+                        await channel.queue_delete(self.inbox)
             if scope.cancelled_caught:
                 logger.info("node %s could not say goodbye: the broker did not confirm it in time", self.me)
         except AMQPError as exc:
@@ -635,11 +728,9 @@ class BrokerHub:
         finally:
             for peer in list(self.peers.values()):
                 peer.finish("closed", LinkClosed(f"node {self.me} left the cluster"))
-            if self._connection is not None:
-                with trio.move_on_after(5):
-                    await self._connection.close()
             if self._scope is not None:
-                self._scope.cancel()
+                self._scope.cancel()  # its run ends: its channels are closed, and the connection let go
+                await self._done.wait()
 
     async def _wait_confirmed(self) -> None:
         """Wait until the broker has confirmed everything published so far."""
@@ -648,6 +739,32 @@ class BrokerHub:
             await self._window_lot.park()  # woken by each confirmation and by a lost connection
 
     # -- sending ------------------------------------------------------------------------------------------------
+
+    def _refuse(self, item: tuple[Any, ...], peer: PeerLink) -> None:
+        """A tell or ask to ``peer`` past the backlog: refused, through ``on_refused`` (its ask fails with
+        :class:`~runtime.BacklogFull`, a tell becomes a dead letter); nothing is queued."""
+        self._refused += 1
+        backlog = self.settings.backlog
+        if not self._full:
+            self._full = True
+            logger.warning("node %s holds %d messages for its peers that %s has not confirmed (its backlog): "
+                           "tells and asks to peers are refused until the broker takes them", self.me, self._held,
+                           self.settings.shown_url)
+        self._on_refused(item, BacklogFull(
+            f"{show(item[2])} for {item[1]} on peer {peer.name} was not sent: node {self.me} holds {self._held} "
+            f"messages for its peers that the broker {self.settings.shown_url} has not confirmed (backlog="
+            f"{backlog}); the broker is away or slow"))
+
+    @property
+    def _held(self) -> int:
+        return self.settings.backlog - self._room
+
+    def _release(self, count: int) -> None:
+        """``count`` held items were confirmed by the broker (or dropped, each with its own outcome)."""
+        self._room += count
+        if self._full and self._room > 0:
+            self._full = False
+            logger.info("node %s: its backlog has room again (%d held)", self.me, self._held)
 
     def _dirty(self, peer: PeerLink) -> None:
         self._queued.append(peer)
@@ -668,7 +785,7 @@ class BrokerHub:
                 if not self._connection.connected:  # (when it is, publish in this turn: no checkpoint first)
                     await self._connection.wait_connected()
                 self._publish_again()
-                while len(self._outgoing) >= WINDOW and not self._resend:
+                while (len(self._outgoing) >= WINDOW or self._outgoing_bytes >= WINDOW_BYTES) and not self._resend:
                     await self._window_lot.park()
                 if not self._resend:
                     self._flush_all()
@@ -694,6 +811,7 @@ class BrokerHub:
             body = dump_batch(items)
         except SerializationError:
             items, refused = split_batch(items)
+            self._release(len(refused))
             for item, error in refused:
                 self._on_refused(item, error)
             if not items:
@@ -701,6 +819,7 @@ class BrokerHub:
             body = dump_batch(items)
         if len(body) > MAX_BODY:
             if len(items) == 1:
+                self._release(1)
                 self._on_refused(items[0], SerializationError(
                     f"{show(items[0])} pickles to {len(body)} bytes, over the limit of {MAX_BODY} bytes"))
                 return
@@ -710,15 +829,16 @@ class BrokerHub:
             return
         self._batches_sent += 1
         self._items_sent += len(items)
-        self._publish("batch", peer.name, addressee(peer.name, peer.incarnation), body, "", _correlation(items))
+        self._publish("batch", peer.name, addressee(peer.name, peer.incarnation), body, "", _correlation(items),
+                      len(items))
 
     def _queue_presence(self, kind: MessageKind, node: str, recipient: str) -> None:
         body = json.dumps({"pid": os.getpid()}).encode()
         exchange = self.exchange if recipient == EVERYONE else ""
-        self._publish(kind, node, recipient, body, exchange, None)
+        self._publish(kind, node, recipient, body, exchange, None, 0)
 
     def _publish(self, kind: MessageKind, node: str, recipient: str, body: bytes, exchange: str,
-                 correlation: str | None) -> None:
+                 correlation: str | None, items: int) -> None:
         """Sign one message, number it and publish it, without a checkpoint: numbers reach the broker in order.
         While the connection is down it waits in ``_outgoing`` with the unconfirmed ones, in order."""
         self._seq += 1
@@ -729,8 +849,9 @@ class BrokerHub:
             app_id=self.me, message_id=message_id, reply_to=self.inbox, correlation_id=correlation,
             headers={"to": recipient, "sig": sig})
         routing_key = self.inbox if recipient == EVERYONE else inbox_name(self.cluster, node)
-        outgoing = _Outgoing(exchange, routing_key, body, properties)
+        outgoing = _Outgoing(exchange, routing_key, body, properties, items)
         self._outgoing.append(outgoing)
+        self._outgoing_bytes += len(body)
         self._published += 1
         channel = self._channel
         assert channel is not None
@@ -790,6 +911,8 @@ class BrokerHub:
                 logger.error("node %s: the broker refused a %s to %s, which is lost: %s", self.me,
                              head.properties.message_type, head.routing_key, exc)
             outgoing.popleft()
+            self._outgoing_bytes -= len(head.body)
+            self._release(head.items)
         if self._window_lot:
             self._window_lot.unpark_all()
 
@@ -799,20 +922,19 @@ class BrokerHub:
         pending asks fail now, not when the broker is back)."""
         assert self._connection is not None
         limit = self.settings.heartbeat * self.settings.dead_after
-        down_since: float | None = None
         while True:
             await trio.sleep(self.settings.heartbeat)
             self._ack()
             if self._connection.connected:
-                down_since = None
                 self._cut_off = False
             elif not self._cut_off:
-                now = trio.current_time()
-                if down_since is None:
-                    down_since = now
-                elif now - down_since >= limit:
+                # Counted from the last beat of its own that came back, not from when the connection was found
+                # lost: a connection that froze is found lost only after two AMQP heartbeats of silence, and
+                # peers stopped hearing this node when it froze.
+                silence = trio.current_time() - self._echoed
+                if silence >= limit:
                     self._cut_off = True
-                    self._rejoin(f"node {self.me} was cut off from the broker for {now - down_since:.1f} s "
+                    self._rejoin(f"node {self.me} was cut off from the broker for {silence:.1f} s "
                                  f"(peers find a node lost after {limit:g} s)")
             if ("beat", EVERYONE, EVERYONE) not in self._replies:  # one at a time while the connection is down
                 self._reply(("beat", EVERYONE, EVERYONE))
@@ -830,6 +952,7 @@ class BrokerHub:
         sender = checked.sender
         if sender == self.me:
             if checked.incarnation == self._incarnation and checked.kind == "beat":
+                self._echoed = now
                 self._judge(now)
             return
         if checked.to and checked.to != self._incarnation:
@@ -929,12 +1052,14 @@ class BrokerHub:
             peers=len(self.peers), published=self._published, batches_sent=self._batches_sent,
             items_sent=self._items_sent, batches_received=self._batches_received,
             items_received=self._items_received, dropped=self._dropped, unconfirmed=len(self._outgoing),
+            held=self._held, refused=self._refused,
             republished=self._republished, reconnects=self._reconnects, rejoins=self._rejoins,
             incarnation=self._incarnation)
 
     def __repr__(self) -> str:
         return (f"<BrokerHub {self.me!r} in {self.cluster!r} on {self.settings.shown_url} peers={len(self.peers)} "
-                f"unconfirmed={len(self._outgoing)} reconnects={self._reconnects} dropped={self._dropped}>")
+                f"unconfirmed={len(self._outgoing)} held={self._held} reconnects={self._reconnects} "
+                f"dropped={self._dropped}>")
 
 
 def _correlation(items: list[Any]) -> str | None:

@@ -236,14 +236,26 @@ def delivery_headers(properties: Properties) -> dict[str, Any]:
 # --- the link -----------------------------------------------------------------------------------------------
 
 
+HEARTBEAT: Final = 5
+"""The AMQP heartbeat interval (seconds) a system's broker connection asks for, unless its URL says otherwise
+(``?heartbeat=N``; ``0`` for none). The client finds a connection lost after two intervals with nothing from the
+broker, and the broker after two without anything from the client: a connection frozen without a socket error
+(a NAT or firewall that drops its state, a peer host that vanished, a proxy that stalls) is so found in about
+10 s, where RabbitMQ's own proposal (60 s) would take two minutes. RabbitMQ advises against values under 5 s,
+which give false positives on loaded hosts and networks; a false one costs a reconnection, which a node rides
+out unseen within its silence limit."""
+
+
 @attrs.define(eq=False, repr=False)
 class BrokerLink:
-    """One connection to a broker shared by the actors of a system that use the same URL.
+    """One connection to a broker shared by everything of a system that uses the same URL: the node's hub (a
+    system opened with ``broker=``) and the broker-backed exchanges and queues, each on channels of its own.
 
-    Made by :func:`broker_link`, which opens it for the first user; each user calls :meth:`release` once (in
-    ``on_stop``), and the last release closes it gracefully. Its tasks (the connection's, the publishers', the
-    consumers') run in a nursery inside the system's nursery, so none outlives the system. The connection is
-    reconnected with backoff when it is lost, and the topology declared through it is declared again.
+    Made by :func:`broker_link`, which opens it for the first user; each user calls :meth:`release` once (the
+    actors in ``on_stop``, the hub when it leaves the cluster), and the last release closes it gracefully. Its
+    tasks (the connection's, the publishers', the consumers') run in a nursery inside the system's nursery, so
+    none outlives the system. The connection asks for a :data:`HEARTBEAT` of 5 s, is reconnected with backoff
+    when it is lost, and the topology declared through it (by the hub and the actors alike) is declared again.
     """
 
     url: str
@@ -252,6 +264,10 @@ class BrokerLink:
     """The user it logs in as."""
     vhost: str
     """Its virtual host."""
+    reconnect: Reconnect = attrs.field(factory=Reconnect)
+    """How the connection is opened again when it is lost."""
+    name: str = ""
+    """The name the connection gives itself to the broker (its tools show it)."""
     _connection: Connection | None = None
     _nursery: trio.Nursery | None = None
     _users: int = 0
@@ -261,13 +277,15 @@ class BrokerLink:
     _closed: trio.Event = attrs.field(factory=trio.Event)
 
     @classmethod
-    def of(cls, url: str) -> BrokerLink:
+    def of(cls, url: str, *, reconnect: Reconnect | None = None, name: str | None = None) -> BrokerLink:
         """A link for ``url``, not opened yet; raises :class:`ValueError` for a URL that is not ``amqp(s)://``."""
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("amqp", "amqps"):
             raise ValueError(f"broker={hide_password(url)!r} is not an amqp:// or amqps:// URL")
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
-        return cls(url, urllib.parse.unquote(parts.username or "guest"), urllib.parse.unquote(path) or "/")
+        user = urllib.parse.unquote(parts.username or "guest")
+        return cls(url, user, urllib.parse.unquote(path) or "/", reconnect or Reconnect(),
+                   name or f"trio-actors ({user})")
 
     @property
     def where(self) -> str:
@@ -289,8 +307,8 @@ class BrokerLink:
         try:
             async with trio.open_nursery() as nursery:
                 try:
-                    self._connection = await Connection.open(self.url, nursery, reconnect=Reconnect(),
-                                                             name=f"trio-actors router ({self.user})")
+                    self._connection = await Connection.open(self.url, nursery, reconnect=self.reconnect,
+                                                             name=self.name, heartbeat=HEARTBEAT)
                 except AccessRefused as exc:
                     error = NotAuthorized(f"the broker {self.where} refused user {self.user!r} on virtual host "
                                           f"{self.vhost!r}: {exc.reply_text or exc}")
@@ -323,6 +341,10 @@ class BrokerLink:
         assert self._nursery is not None, f"{self!r} is not open"
         return await self._nursery.start(async_fn, *args)
 
+    async def wait_closed(self) -> None:
+        """Wait until the link is closed (after the last :meth:`release`, or when it could not open)."""
+        await self._closed.wait()
+
     def release(self) -> None:
         """Let the link go; the last user's release closes it (gracefully, in its own task)."""
         self._users -= 1
@@ -343,16 +365,19 @@ class _Links:
     by_url: dict[str, BrokerLink] = attrs.field(factory=dict)
 
 
-async def broker_link(system: Any, url: str) -> BrokerLink:
+async def broker_link(system: Any, url: str, *, reconnect: Reconnect | None = None,
+                      name: str | None = None) -> BrokerLink:
     """The system's link to ``url``, opened if it is the first user; call :meth:`BrokerLink.release` once.
 
-    Raises :class:`NotAuthorized` when the broker refuses the login or the virtual host,
-    :class:`~runtime.amqp.ConnectionLost` when it cannot be reached, :class:`ValueError` for a bad URL.
+    ``reconnect`` and ``name`` apply when this call opens the connection (a node's hub opens it first, with its
+    own backoff and name); a later user shares the connection as it is. Raises :class:`NotAuthorized` when the
+    broker refuses the login or the virtual host, :class:`~runtime.amqp.ConnectionLost` when it cannot be reached,
+    :class:`ValueError` for a bad URL.
     """
     links: _Links = system.extension(_Links, _Links)
     link = links.by_url.get(url)
     if link is None or link._released.is_set():
-        link = links.by_url[url] = BrokerLink.of(url)
+        link = links.by_url[url] = BrokerLink.of(url, reconnect=reconnect, name=name)
         link._users += 1
         try:
             await system.start_service(link._run)

@@ -17,6 +17,7 @@ __all__ = [
     "ActorStopped",
     "AskTimeout",
     "AuthenticationFailed",
+    "BacklogFull",
     "FrameError",
     "LinkClosed",
     "LinkError",
@@ -66,6 +67,15 @@ class AskTimeout(ActorError, trio.TooSlowError):
 
 class MailboxFull(ActorError):
     """A bounded mailbox with the ``"fail"`` overflow policy refused a message because it was full."""
+
+
+class BacklogFull(ActorError):
+    """A node on a broker refused a tell or an ask to a peer: it already holds its backlog (``BrokerSettings.backlog``)
+    of messages for its peers that the broker has not confirmed, because the broker is away or slow.
+
+    The message was not sent: an ask raises this error, a tell becomes a dead letter saying so. A ``send`` is not
+    refused (its sender waits for the answer anyway), nor is the runtime's own traffic (answers, watches, spawns).
+    """
 
 
 class NameTaken(ActorError):

@@ -35,7 +35,15 @@ import trio
 from ._address import Address
 from ._broker import BrokerHub, BrokerSettings, PeerLink
 from ._envelope import WATCH_MARK, ChildFailed, Rebuilt, Stop
-from ._exceptions import ActorFailed, ActorStopped, LinkClosed, MailboxFull, NodeDown, SerializationError
+from ._exceptions import (
+    ActorError,
+    ActorFailed,
+    ActorStopped,
+    LinkClosed,
+    MailboxFull,
+    NodeDown,
+    SerializationError,
+)
 from ._figures import Metrics, StatisticsRows, SystemStatistics
 from ._futures import ERROR, Future
 from ._link import Link, LinkOptions, RawSocketStream
@@ -373,17 +381,22 @@ class Cluster:
             return
         self.send(node, (ANSWER, node, correlation, failed, value))
 
-    def _refused(self, item: Any, error: SerializationError) -> None:
-        """A flush could not pickle ``item``: the ask or spawn it belonged to fails, a tell is a dead letter."""
+    def _refused(self, item: Any, error: ActorError) -> None:
+        """A link would not send ``item``: it does not pickle (a :class:`SerializationError`), or a broker node's
+        backlog is full (a ``BacklogFull``). The ask, send or spawn it belonged to fails, a tell is a dead letter."""
         system = self.system
         cls = item.__class__
-        if cls is tuple and item[0] == DELIVER:
+        if cls is tuple and item[0] in (DELIVER, SEND):
             _, address, message, sender, correlation, reply_to = item
-            problem = SerializationError(f"{show(message)} for {address} cannot be sent to another node: {error}")
+            problem: ActorError = error
+            reason = f"not sent: {error}"
+            if isinstance(error, SerializationError):
+                problem = SerializationError(f"{show(message)} for {address} cannot be sent to another node: {error}")
+                reason = f"not serializable: {error}"
             if correlation is not None:
                 self._answer(reply_to, correlation, True, problem)
             else:
-                system.dead_letter(message, sender, system.ref_at(address), f"not serializable: {error}")
+                system.dead_letter(message, sender, system.ref_at(address), reason)
         elif cls is tuple and item[0] == ANSWER:
             _, node, correlation, _, value = item
             self.send(node, (ANSWER, node, correlation, True, SerializationError(
@@ -419,8 +432,10 @@ class Cluster:
         """A peer joined the cluster (or came back under the same name): it is a node from now on."""
         assert self._nursery is not None
         name = link.name
-        if name in self.links:  # its previous incarnation is lost first
-            self._node_down(name, "it started again")
+        previous = self.links.get(name)
+        if previous is not None:  # its previous incarnation is lost first (said why, if its link knows)
+            ended = previous.reason if isinstance(previous, PeerLink) else None
+            self._node_down(name, "it started again" if ended is None else str(ended))
         node = Node(name, "peer", link.pid)
         self._joined_node(node)
         self.links[name] = link

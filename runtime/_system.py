@@ -103,7 +103,7 @@ class ActorSystem:
                  shutdown_timeout: float = 10.0, batch: int = 256, seed: int | None = None, workers: int = 0,
                  node_name: str | None = None, broker: str | None = None,
                  secret: bytes | str | os.PathLike[str] | None = None, _head: tuple[str, Link] | None = None,
-                 _heartbeat: float = 1.0) -> None:
+                 _heartbeat: float = 1.0, _backlog: int = 100_000) -> None:
         if supervision is not None and not isinstance(supervision, Strategy):
             raise TypeError(f"supervision={supervision!r} must be a strategy such as OneForOne()")
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -115,7 +115,7 @@ class ActorSystem:
             raise ValueError(f"workers={workers!r} must be a whole number, 0 (one process) or more")
         if node_name is not None and (not isinstance(node_name, str) or not node_name):
             raise ValueError(f"node_name={node_name!r} must be a non-empty string")
-        settings = _broker_settings(name, broker, secret, node_name, _heartbeat)
+        settings = _broker_settings(name, broker, secret, node_name, _heartbeat, _backlog)
         if settings is not None and node_name is None:
             node_name = f"{socket.gethostname()}.{os.getpid()}"
         self.node_id = node_name or f"{name}.{secrets.token_hex(6)}"
@@ -719,7 +719,7 @@ _MAX_NAME = 100
 
 
 def _broker_settings(name: object, broker: object, secret: object, node_name: str | None,
-                     heartbeat: float) -> BrokerSettings | None:
+                     heartbeat: float, backlog: int) -> BrokerSettings | None:
     """The settings of a node on a broker, from ``ActorSystem``'s arguments (``None`` without ``broker=``), each
     refused with an error that names it."""
     if broker is None:
@@ -735,4 +735,4 @@ def _broker_settings(name: object, broker: object, secret: object, node_name: st
         if value is not None and (not isinstance(value, str) or not value or len(value.encode()) > _MAX_NAME):
             raise ValueError(f"{what}={value!r} must be a non-empty string of at most {_MAX_NAME} bytes on a "
                              "broker: it names the cluster's queues")
-    return BrokerSettings(broker, secret, heartbeat=heartbeat)  # type: ignore[arg-type]
+    return BrokerSettings(broker, secret, heartbeat=heartbeat, backlog=backlog)  # type: ignore[arg-type]

@@ -59,6 +59,35 @@ def broker() -> str:
     return URL
 
 
+TLS_PORT = 5671
+
+
+@attrs.frozen
+class TLSBroker:
+    """The broker's own TLS listener."""
+
+    url: str
+    """Its ``amqps://`` URL, for ``localhost``."""
+    ca: str
+    """The path of the CA certificate that signed the listener's."""
+    context: ssl.SSLContext
+    """A client context that trusts that CA."""
+
+
+@pytest.fixture(scope="session")
+def tls_broker(broker: str) -> TLSBroker:
+    """The broker's own TLS listener (``scripts/broker start`` adds it). Skips, or fails under ``CI=true``,
+    without one."""
+    result = run_broker("ca")
+    if result.returncode != 0:
+        reason = f"no TLS listener: `scripts/broker ca` failed ({result.stderr.strip()})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    ca = result.stdout.strip()
+    return TLSBroker(f"amqps://guest:guest@localhost:{TLS_PORT}/", ca, ssl.create_default_context(cafile=ca))
+
+
 def name(prefix: str) -> str:
     return f"test.{prefix}.{uuid.uuid4().hex[:8]}"
 
@@ -137,3 +166,26 @@ class Proxy:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         scope.cancel()
+
+
+def broker_sockets() -> int:
+    """How many TCP connections this process has open to the broker's port (Linux: ``/proc``), counted on the
+    client's side, whatever the other tests on the same broker do."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    count = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with open(table) as file:
+            next(file)
+            for line in file:
+                fields = line.split()
+                remote, state, inode = fields[2], fields[3], fields[9]
+                if state == "01" and int(remote.rsplit(":", 1)[1], 16) == BROKER_PORT and inode in inodes:
+                    count += 1
+    return count

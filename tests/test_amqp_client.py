@@ -76,6 +76,40 @@ async def test_heartbeat_is_negotiable(broker: str) -> None:
 
 
 @pytest.mark.deadline(60)
+async def test_the_heartbeat_asked_for_applies_unless_the_url_says(broker: str) -> None:
+    async with open_connection(broker, heartbeat=7) as connection:
+        assert connection.statistics().heartbeat == 7
+    async with open_connection(broker + "?heartbeat=3", heartbeat=7) as connection:
+        assert connection.statistics().heartbeat == 3
+    for bad in (-1, 1.5, True, 70000):
+        with pytest.raises(ValueError, match=rf"heartbeat={bad!r} must be a whole number of seconds"):
+            async with open_connection(broker, heartbeat=bad):  # type: ignore[arg-type]
+                pass  # pragma: no cover
+
+
+@pytest.mark.deadline(60)
+async def test_a_transaction_publishes_at_its_commit_and_nothing_at_its_rollback(broker: str) -> None:
+    async with open_connection(broker) as connection:
+        channel = await connection.channel()
+        queue = (await channel.queue_declare("", exclusive=True)).queue
+        tx = await connection.channel()
+        await tx.tx_select()
+        await tx.basic_publish("", queue, b"one", mandatory=True)
+        await tx.basic_publish("", queue + ".nowhere", b"returned", mandatory=True)
+        await tx.basic_publish("", queue, b"two")
+        assert (await channel.queue_declare(queue, passive=True)).message_count == 0  # not before the commit
+        assert await tx.tx_commit() == 1  # one mandatory publish came back
+        assert (await channel.queue_declare(queue, passive=True)).message_count == 2
+        await tx.basic_publish("", queue, b"dropped")
+        await tx.tx_rollback()
+        assert await tx.tx_commit() == 0  # nothing left to commit
+        assert (await channel.queue_declare(queue, passive=True)).message_count == 2
+        with pytest.raises(ValueError, match="not in transaction mode"):
+            await channel.tx_commit()
+        await tx.close()
+
+
+@pytest.mark.deadline(60)
 async def test_thousand_confirmed_publishes_are_all_consumed(broker: str) -> None:
     async with open_connection(broker) as connection:
         channel = await connection.channel()

@@ -18,8 +18,9 @@ import pytest
 import trio
 import trio.testing
 import trustme
-from amqp_support import Proxy, broker_eval, close_named_connections, name
+from amqp_support import Proxy, TLSBroker, broker_eval, close_named_connections, name
 from amqp_support import broker as broker
+from amqp_support import tls_broker as tls_broker
 
 from runtime.amqp import (
     Channel,
@@ -210,6 +211,27 @@ async def test_publish_nowait_confirms_in_order_and_refuses_while_reconnecting(p
         assert declared.message_count >= 11  # "in flight" may or may not have reached the queue
 
 
+async def test_a_transaction_lost_with_its_connection_commits_nothing(proxy: Proxy) -> None:
+    async with open_connection(proxy.url(), reconnect=FAST) as connection:
+        tx = await connection.channel()
+        await tx.tx_select()
+        queue = name("q")
+        await tx.queue_declare(queue, arguments={"x-expires": 10_000})  # outlives the connection, not the test
+        await tx.basic_publish("", queue, b"before the loss")
+        proxy.cut()
+        await until(lambda: connection.statistics().reconnects == 1, "the reconnection")
+        await connection.wait_connected()
+        await tx.basic_publish("", queue, b"after the loss")
+        with pytest.raises(ConnectionLost, match="was lost with the connection"):
+            await tx.tx_commit()  # not just what came after: rolled back
+        assert await tx.tx_commit() == 0
+        assert (await tx.queue_declare(queue, passive=True)).message_count == 0
+        await tx.basic_publish("", queue, b"whole")  # the channel goes on, still in transaction mode
+        assert await tx.tx_commit() == 0
+        assert (await tx.queue_declare(queue, passive=True)).message_count == 1
+        await tx.queue_delete(queue)
+
+
 async def test_operations_wait_while_reconnecting_with_backoff(proxy: Proxy) -> None:
     async with open_connection(proxy.url(), reconnect=FAST) as connection:
         channel = await connection.channel()
@@ -377,6 +399,36 @@ async def test_amqps_through_a_tls_terminating_proxy(broker: str) -> None:
             async with open_connection(proxy.url("amqp"), ssl_context=client):
                 pass
         nursery.cancel_scope.cancel()
+
+
+async def test_amqps_against_the_broker_s_own_tls_listener(tls_broker: TLSBroker) -> None:
+    url, client = tls_broker.url, tls_broker.context
+    connection_name = f"test-tls-{uuid.uuid4().hex[:8]}"
+    async with open_connection(url, ssl_context=client, reconnect=FAST, name=connection_name) as connection:
+        assert "amqps://guest@localhost:5671" in repr(connection)
+        channel = await connection.channel()
+        queue = (await channel.queue_declare("", exclusive=True)).queue
+        consumer = await channel.basic_consume(queue, no_ack=True)
+        await channel.confirm_select()
+        body = os.urandom(3 * connection.statistics().frame_max)  # several TLS records and frames
+        await channel.basic_publish("", queue, body)
+        assert (await next_delivery(consumer)).body == body
+        # The broker sees a TLS connection; closed by an operator, it is opened again over TLS.
+        assert await broker_eval(
+            "[proplists:get_value(ssl, I) || I <- rabbit_networking:connection_info_all([ssl, client_properties]), "
+            "lists:keyfind(<<\"connection_name\">>, 1, proplists:get_value(client_properties, I)) =:= "
+            "{<<\"connection_name\">>, longstr, <<\"" + connection_name + "\">>}].") == "[true]"
+        assert await close_named_connections(connection_name, "test: closed by an operator") == 1
+        await until(lambda: connection.statistics().reconnects == 1, "the reconnection")
+        await connection.wait_connected()  # its queue declared again (named anew by the broker)
+        await channel.basic_publish("", consumer.queue, b"again")
+        assert (await next_delivery(consumer)).body == b"again"
+
+    stranger = ssl.create_default_context()
+    trustme.CA().configure_trust(stranger)
+    with pytest.raises(ConnectionLost, match=r"TLS handshake .* failed: .*CERTIFICATE_VERIFY_FAILED"):
+        async with open_connection(url, ssl_context=stranger):
+            pass  # pragma: no cover
 
 
 async def test_connection_open_runs_in_a_nursery_of_ours_and_reconnects_there(proxy: Proxy) -> None:

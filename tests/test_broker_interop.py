@@ -39,7 +39,8 @@ from actors import (
     Subscribe,
 )
 from actors.testing import Probe
-from runtime import amqp_properties, decode_body, delivery_headers, encode_body
+from runtime import amqp_properties, broker_link, decode_body, delivery_headers, encode_body
+from runtime._broker_router import HEARTBEAT
 from runtime.amqp import open_connection
 
 # --- the codec, without a broker ------------------------------------------------------------------------------
@@ -257,6 +258,29 @@ async def test_broker_true_uses_the_system_s_broker(broker: str, names: dict[str
         await exchange.ask(Bind(queue))
         assert await exchange.ask(Publish("", {"via": "system"})) == 1
         assert (await queue.ask(Get(auto_ack=True))).body == {"via": "system"}
+
+
+@pytest.mark.deadline(30)
+async def test_the_router_s_connection_asks_for_a_short_heartbeat_and_is_shared(broker: str,
+                                                                              names: dict[str, str]) -> None:
+    async with ActorSystem() as system:
+        exchange = await system.spawn(Exchange, "fanout", name=names["exchange"], broker=broker)
+        queue = await system.spawn(Queue, name=names["queue"], broker=broker)
+        link = await broker_link(system, broker)  # the one the exchange and the queue use
+        try:
+            assert link.connection.statistics().heartbeat == HEARTBEAT == 5
+            channels = link.connection.statistics().open_channels
+            assert channels >= 2  # the exchange's and the queue's channels for declarations
+            await exchange.ask(Bind(queue))
+            assert await exchange.ask(Publish("", "shared")) == 1
+            assert link.connection.statistics().open_channels == channels + 1  # the exchange's publisher's
+        finally:
+            link.release()
+        await system.stop(exchange)
+        await system.stop(queue)
+        with trio.fail_after(10):
+            await link.wait_closed()  # the last user let it go
+        assert not link.connection.statistics().open
 
 
 # --- permissions ----------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from actors import (
     ActorStopped,
     ActorSystem,
     AskTimeout,
+    BacklogFull,
     Directive,
     FutureCancelled,
     Mailbox,
@@ -34,8 +35,8 @@ from actors.testing import Probe
 
 pytestmark = pytest.mark.deadline(60)  # a deadlock fails the test instead of hanging the run
 
-ERRORS = [ActorError, ActorFailed, ActorStopped, AskTimeout, FutureCancelled, MailboxFull, NameTaken, NodeDown,
-          NotAuthorized, SerializationError, StorageError, Unroutable]
+ERRORS = [ActorError, ActorFailed, ActorStopped, AskTimeout, BacklogFull, FutureCancelled, MailboxFull, NameTaken,
+          NodeDown, NotAuthorized, SerializationError, StorageError, Unroutable]
 
 
 def test_every_exported_error_is_listed_here() -> None:

@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from amqp_support import Proxy
+from amqp_support import Proxy, TLSBroker, broker_sockets, close_named_connections
 from amqp_support import broker as broker  # the session's RabbitMQ (skips without one)
+from amqp_support import tls_broker as tls_broker  # its TLS listener
 
 from actors import (
     Actor,
@@ -32,10 +33,17 @@ from actors import (
     ActorRef,
     ActorStopped,
     ActorSystem,
+    BacklogFull,
+    Bind,
+    Delivery,
+    Exchange,
     NameTaken,
     NodeDown,
     NodeUp,
     NotAuthorized,
+    Publish,
+    Queue,
+    Subscribe,
     Terminated,
 )
 from actors.testing import Probe
@@ -49,6 +57,7 @@ from runtime._broker import (
     signature,
     signing_key,
 )
+from runtime._broker_router import HEARTBEAT as HEARTBEAT_AMQP
 from runtime.amqp import Properties, open_connection
 
 pytestmark = pytest.mark.deadline(60)
@@ -321,6 +330,121 @@ async def test_a_peer_found_lost_is_told_so_and_its_asks_do_not_hang(broker: str
             assert (await fresh.ask("again"))[:2] == ("echo", "again")
 
 
+async def test_node_connections_ask_for_a_short_heartbeat_unless_the_url_says(broker: str) -> None:
+    cluster = cluster_name()
+    async with node(broker, cluster, "a") as a, node(broker + "?heartbeat=2", cluster, "b") as b:
+        assert hub_of(a).connection.statistics().heartbeat == HEARTBEAT_AMQP
+        assert hub_of(b).connection.statistics().heartbeat == 2
+
+
+async def test_a_frozen_connection_is_found_in_seconds_and_the_node_rejoins(broker: str, proxy: Proxy) -> None:
+    """a's connection freezes without a socket error (nothing passes either way, nothing is closed): b finds a
+    silent; a's client finds its connection silent after two AMQP heartbeats (1 s here) and opens another, and a,
+    found lost meanwhile, rejoins as a new incarnation: its pending ask fails with NodeDown instead of hanging, and
+    both sides see each other come up again through a's new connection."""
+    cluster = cluster_name()
+    async with node(proxy.url() + "?heartbeat=1", cluster, "a") as a, node(broker, cluster, "b") as b:
+        await b.spawn(Echo, name="echo")
+        with trio.fail_after(10):
+            await a.wait_node("b")
+            await b.wait_node("a")
+            on_b = await a.resolve("b", "echo")
+        assert on_b is not None
+        a_events = await Probe.spawn(a)
+        a.events.subscribe(a_events.ref, NodeDown)
+        a.events.subscribe(a_events.ref, NodeUp)
+        b_events = await Probe.spawn(b)
+        b.events.subscribe(b_events.ref, NodeDown)
+        b.events.subscribe(b_events.ref, NodeUp)
+        hub = hub_of(a)
+        assert hub.connection.statistics().heartbeat == 1
+        failure: list[BaseException] = []
+
+        async def ask() -> None:
+            try:
+                await on_b.ask("never")
+            except (ActorFailed, ActorStopped) as exc:
+                failure.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask)
+            assert (await on_b.ask("sync"))[0] == "echo"
+            proxy.freeze()
+            frozen = trio.current_time()
+            with trio.fail_after(10):
+                down = await b_events.expect(NodeDown)
+                assert (down.node.name, "fell silent" in down.reason) == ("a", True)
+                down = await a_events.expect(NodeDown)  # cut off too long, or told so by b once back
+                assert (down.node.name, "rejoins the cluster as a new incarnation" in down.reason) == ("b", True)
+                await until(lambda: bool(failure))
+            # Two heartbeats of 1 s, a beat of 0.2 s, the time to come back: seconds, not the minute or two that
+            # RabbitMQ's own 60 s heartbeat would take.
+            assert trio.current_time() - frozen < 8  # (2 s and a few beats, with room for a loaded machine)
+            cause = failure[0].cause if isinstance(failure[0], ActorFailed) else failure[0]
+            assert isinstance(cause, NodeDown)
+            with trio.fail_after(15):
+                await b_events.expect(lambda event: isinstance(event, NodeUp) and event.node.name == "a")
+                await a_events.expect(lambda event: isinstance(event, NodeUp) and event.node.name == "b")
+            statistics = hub.statistics()
+            assert (statistics.reconnects, statistics.rejoins) == (1, 1)
+            fresh = await a.resolve("b", "echo")
+            assert fresh is not None
+            assert (await fresh.ask("after"))[:2] == ("echo", "after")
+
+
+async def test_a_node_and_its_broker_backed_router_share_one_connection_and_both_survive_its_loss(
+        broker: str) -> None:
+    """The hub and the broker-backed exchanges and queues of a system use one connection (channels of their own);
+    closed by an operator, it is opened again once, and the node (same incarnation) and the router (exchange,
+    queue, binding, consumer declared again) both go on."""
+    prefix = f"test.shared.{uuid.uuid4().hex[:8]}."
+    before = broker_sockets()
+    try:
+        async with pair(broker) as (a, b):
+            await b.spawn(Echo, name="echo")
+            exchange = await a.spawn(Exchange, "direct", name=prefix + "x", broker=True)
+            queue = await a.spawn(Queue, name=prefix + "q", broker=True)
+            await exchange.ask(Bind(queue, "k"))
+            consumer = await Probe.spawn(a)
+            await queue.ask(Subscribe(consumer.ref, auto_ack=True))
+            assert broker_sockets() - before == 2  # a's and b's, not three: a's router has none of its own
+            hub = hub_of(a)
+            assert hub.connection.statistics().open_channels >= 4  # the hub's two, the exchange's, the queue's...
+            incarnation = hub.statistics().incarnation
+            assert await close_named_connections(hub.connection_name, "test: closed by an operator") == 1
+            with trio.fail_after(15):
+                await until(lambda: hub.statistics().reconnects == 1)
+                await hub.connection.wait_connected()
+                assert await exchange.ask(Publish("k", "after")) == 1
+                delivery = await consumer.expect(Delivery)
+                assert delivery.body == "after"
+                on_b = await a.resolve("b", "echo")
+                assert on_b is not None
+                assert (await on_b.ask("after"))[:2] == ("echo", "after")
+            assert broker_sockets() - before == 2
+            statistics = hub.statistics()
+            assert (statistics.rejoins, statistics.incarnation) == (0, incarnation)
+        assert broker_sockets() == before  # closed with the last of its users
+    finally:
+        with trio.fail_after(10):
+            async with open_connection(broker) as connection, await connection.channel() as channel:
+                await channel.queue_delete(prefix + "q")
+                await channel.exchange_delete(prefix + "x")
+
+
+async def test_nodes_meet_over_amqps(tls_broker: TLSBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``broker="amqps://..."``: the node's connection (and its router's) is TLS, verified against the default
+    trust store, here pointed at the test CA the way an operator would (``SSL_CERT_FILE``)."""
+    monkeypatch.setenv("SSL_CERT_FILE", tls_broker.ca)
+    async with pair(tls_broker.url) as (a, b):
+        await b.spawn(Echo, name="echo")
+        with trio.fail_after(10):
+            ref = await a.resolve("b", "echo")
+            assert ref is not None
+            assert (await ref.ask("over tls"))[:2] == ("echo", "over tls")
+        assert "amqps://" in repr(hub_of(a).connection)
+
+
 async def test_a_node_name_taken_in_the_cluster_is_refused(broker: str) -> None:
     cluster = cluster_name()
     async with node(broker, cluster, "a"):
@@ -420,6 +544,59 @@ async def test_a_short_outage_loses_nothing_and_peers_see_no_change(broker: str,
         assert statistics.unconfirmed < 3  # the last beats, say
         assert [n.alive for n in b.nodes if n.name == "a"] == [True]
         await down.expect_no_message(0.1)  # b saw no change
+
+
+async def test_past_its_backlog_a_node_refuses_tells_and_asks_to_peers_and_loses_none_it_took(
+        broker: str, proxy: Proxy) -> None:
+    """While a's broker is away, a holds what it sends to peers up to its backlog (10 here): past it, a tell is a
+    dead letter and an ask fails with BacklogFull, both saying why, while a send waits; once the broker is back,
+    every message a took arrives, once, in order, and the backlog has room again."""
+    cluster = cluster_name()
+    async with ActorSystem(cluster, broker=proxy.url(), secret=SECRET, node_name="a", _heartbeat=1.0,
+                           _backlog=10) as a, node(broker, cluster, "b", heartbeat=1.0) as b:
+        await b.spawn(Recorder, name="recorder")
+        with trio.fail_after(10):
+            await a.wait_node("b")
+            recorder = await a.resolve("b", "recorder")
+        assert recorder is not None
+        dead = await Probe.dead_letters(a)
+        hub = hub_of(a)
+        with trio.fail_after(10):
+            await recorder.ask("get")
+            await until(lambda: hub.statistics().held == 0)
+        proxy.refusing = True
+        proxy.cut()
+        with trio.fail_after(10):
+            await until(lambda: not hub.connection.connected)
+        for value in range(10):
+            recorder.tell(value)
+        assert hub.statistics().held == 10
+        recorder.tell("one too many")
+        refused = await dead.expect(lambda letter: letter.message == "one too many")
+        assert "not sent" in refused.reason
+        assert "backlog=10" in refused.reason
+        with pytest.raises(BacklogFull, match=r"'get' for .* on peer b was not sent: node a holds 10 messages"):
+            await recorder.ask("get")
+        sent = trio.Event()
+
+        async def send() -> None:
+            await recorder.send("sent")  # not refused: it waits for the broker, as its sender does
+            sent.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send)
+            await trio.testing.wait_all_tasks_blocked()
+            statistics = hub.statistics()
+            assert (statistics.held, statistics.refused, sent.is_set()) == (11, 2, False)
+            proxy.refusing = False
+            with trio.fail_after(10):
+                await sent.wait()
+        with trio.fail_after(10):
+            assert await recorder.ask("get") == [*range(10), "sent"]
+            await until(lambda: hub.statistics().held == 0)
+        statistics = hub.statistics()
+        assert (statistics.reconnects, statistics.rejoins, statistics.refused) == (1, 0, 2)
+        await dead.expect_no_message(0.1)
 
 
 async def test_after_a_long_outage_the_node_rejoins_as_a_new_incarnation(broker: str, proxy: Proxy) -> None:

@@ -150,6 +150,8 @@ async def test_a_message_that_cannot_be_pickled_is_refused_clearly() -> None:
         letters = await Probe.dead_letters(system)
         ref.tell(threading.Lock())
         assert "not serializable" in (await letters.expect(DeadLetter)).reason
+        with trio.fail_after(10), pytest.raises(SerializationError, match="cannot be sent to another node"):
+            await ref.send(threading.Lock())  # a send fails too, instead of waiting for an answer that never comes
         assert await ref.ask("still fine") == "still fine"
 
 

@@ -466,6 +466,14 @@ class Channel:
     _gets: collections.deque[_Waiter] = attrs.field(factory=collections.deque)
     _incoming: _Incoming | None = None
     _confirming: bool = False
+    _transactional: bool = False
+    _tx_returned: int = 0
+    """Mandatory publishes the broker returned since the transaction began."""
+    _tx_published: bool = False
+    """Whether anything was published since the transaction began."""
+    _tx_lost: AMQPError | None = None
+    """Why the transaction under way was lost (the connection under it was), until it is committed or rolled
+    back."""
     _publish_seq: int = 0
     _unconfirmed: dict[int, Confirmation] = attrs.field(factory=dict)
     _error: AMQPError | None = None
@@ -582,21 +590,73 @@ class Channel:
         else:
             await trio.lowlevel.checkpoint()
 
+    async def tx_select(self) -> None:
+        """Put the channel in transaction mode: from then on its publishes take effect together at
+        :meth:`tx_commit`, or not at all at :meth:`tx_rollback` (or when the channel or connection goes first).
+
+        A channel is in transaction mode or in confirm mode, never both (the broker closes it with a 406).
+        """
+        if not self._transactional:
+            await self._rpc(commands.Tx.Select(), commands.Tx.SelectOk)
+            self._transactional = True
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def tx_commit(self) -> int:
+        """Commit the publishes made since the transaction began (the last commit or rollback), and return how
+        many of the ``mandatory`` ones the broker returned because they reached no queue.
+
+        If the connection was lost since the transaction began, what was published before is gone with it: the
+        transaction is rolled back (what was published since the reconnection too) and :class:`ConnectionLost`
+        raised, so nothing of it takes effect. Lost while waiting for the broker's answer, it raises
+        :class:`ConnectionLost` too, and then the transaction may or may not have been committed.
+        """
+        if not self._transactional:
+            raise ValueError(f"tx_commit on channel {self.channel_id}, which is not in transaction mode: "
+                             "await channel.tx_select() first")
+        lost = self._tx_lost
+        if lost is not None:
+            await self.tx_rollback()
+            error = ConnectionLost(f"the transaction on channel {self.channel_id} was lost with the connection "
+                                   f"({lost}); nothing of it was committed")
+            error.__cause__ = lost
+            raise error
+        returned = 0
+
+        def committed(_ok: commands.Tx.CommitOk) -> None:
+            nonlocal returned
+            returned, self._tx_returned, self._tx_published = self._tx_returned, 0, False
+
+        await self._rpc(commands.Tx.Commit(), commands.Tx.CommitOk, on_reply=committed)
+        return returned
+
+    async def tx_rollback(self) -> None:
+        """Drop the publishes made since the transaction began; the channel stays in transaction mode."""
+        if not self._transactional:
+            raise ValueError(f"tx_rollback on channel {self.channel_id}, which is not in transaction mode: "
+                             "await channel.tx_select() first")
+
+        def rolled_back(_ok: commands.Tx.RollbackOk) -> None:
+            self._tx_returned, self._tx_published, self._tx_lost = 0, False, None
+
+        await self._rpc(commands.Tx.Rollback(), commands.Tx.RollbackOk, on_reply=rolled_back)
+
     async def basic_publish(self, exchange: str, routing_key: str, body: bytes, *,
                             properties: commands.Basic.Properties | None = None, mandatory: bool = False) -> None:
         """Publish a message; in confirm mode, return once the broker has acked it.
 
         Raises :class:`PublishNacked` if the broker nacks it and, for a ``mandatory`` publish that reached no queue,
-        :class:`Unroutable`. ``mandatory`` needs confirm mode: only the ack tells that no return is coming. While
+        :class:`Unroutable`. ``mandatory`` needs confirm mode (only the ack tells that no return is coming) or
+        transaction mode (:meth:`tx_commit` counts the returns). While
         the broker has blocked the connection (a resource alarm) or a reconnection is under way, the publish waits
         before it is sent; a publish awaiting its confirm when the connection is lost raises
         :class:`ConnectionLost` (it may or may not have reached the broker). Without confirm mode the publish
         returns once it is queued for the socket. Cancelled while waiting for the ack, the message may or may
         not have been published.
         """
-        if mandatory and not self._confirming:
+        if mandatory and not self._confirming and not self._transactional:
             raise ValueError(f"mandatory publish to {exchange!r}/{routing_key!r} needs confirm mode: "
-                             "await channel.confirm_select() first")
+                             "await channel.confirm_select() first (or transaction mode: channel.tx_select())")
         await trio.lowlevel.checkpoint_if_cancelled()
         connection = self._connection
         if connection._down is not None or not connection._unblocked.is_set():
@@ -605,6 +665,8 @@ class Channel:
         data = encode_publish(self.channel_id, exchange, routing_key, mandatory, properties, body,
                               connection._frame_max)
         if not self._confirming:
+            if self._transactional:
+                self._tx_published = True
             connection._write(data)
             await connection._wait_drained()
             return
@@ -777,6 +839,9 @@ class Channel:
         self._unsettled.clear()
         self._incoming = None
         self._publish_seq = 0
+        if self._tx_published:
+            self._tx_lost = error  # what it published is gone: its commit must not take only what follows
+            self._tx_returned = 0
         while self._waiters:
             self._waiters.popleft().fail(error)
         while self._gets:
@@ -790,6 +855,8 @@ class Channel:
         await self._rpc(commands.Channel.Open(), commands.Channel.OpenOk, wait_connected=False)
         if self._confirming:
             await self._rpc(commands.Confirm.Select(), commands.Confirm.SelectOk, wait_connected=False)
+        if self._transactional:
+            await self._rpc(commands.Tx.Select(), commands.Tx.SelectOk, wait_connected=False)
 
     def _on_frame(self, value: FrameValue) -> None:
         """Handle one frame for this channel (reader task; never blocks)."""
@@ -894,6 +961,9 @@ class Channel:
         consumer._deliver(delivery)
 
     def _on_return(self, method: commands.Basic.Return) -> None:
+        if self._transactional:  # counted for the commit, which it precedes
+            self._tx_returned += 1
+            return
         # A return precedes the ack of its publish; the broker routes in order, so it belongs to the oldest
         # mandatory publish to the same exchange and key not yet returned.
         for pending in self._unconfirmed.values():
@@ -1067,7 +1137,7 @@ class Connection:
     @classmethod
     async def open(cls, url: str = DEFAULT_URL, nursery: trio.Nursery | None = None, *,
                    reconnect: Reconnect | None = None, ssl_context: ssl.SSLContext | None = None,
-                   name: str | None = None) -> Connection:
+                   name: str | None = None, heartbeat: int | None = None) -> Connection:
         """Connect and handshake (TLS for ``amqps://``; Start/StartOk with PLAIN, Tune/TuneOk, Open/OpenOk), then
         start the connection's tasks in ``nursery``.
 
@@ -1076,20 +1146,27 @@ class Connection:
         :class:`AccessRefused`; an unreachable broker or a failed TLS handshake :class:`ConnectionLost` (the first
         connection is not retried, even with ``reconnect``). ``ssl_context`` defaults to
         :func:`ssl.create_default_context` (the system's CAs, the host name checked). ``name`` is announced to the
-        broker as the ``connection_name`` client property, which its tools show.
+        broker as the ``connection_name`` client property, which its tools show. ``heartbeat`` is the heartbeat
+        interval to ask for (seconds, ``0`` for none) when the URL has no ``?heartbeat=``; ``None`` accepts the
+        broker's proposal.
         """
         if nursery is None:
             raise TypeError("Connection.open needs a nursery to run its tasks in; "
                             "or use `async with open_connection(url) as connection`")
-        connection = await cls._connect(url, reconnect, ssl_context, name)
+        connection = await cls._connect(url, reconnect, ssl_context, name, heartbeat)
         await nursery.start(connection._run)
         return connection
 
     @classmethod
     async def _connect(cls, url: str, reconnect: Reconnect | None, ssl_context: ssl.SSLContext | None,
-                       name: str | None) -> Connection:
+                       name: str | None, heartbeat: int | None = None) -> Connection:
         """Connect and handshake; the connection's tasks are not started yet."""
         params = _Params.parse(url)
+        if heartbeat is not None:
+            if isinstance(heartbeat, bool) or not isinstance(heartbeat, int) or not 0 <= heartbeat <= 65535:
+                raise ValueError(f"heartbeat={heartbeat!r} must be a whole number of seconds from 0 (none) to 65535")
+            if params.heartbeat is None:  # the URL's ?heartbeat= wins
+                params = attrs.evolve(params, heartbeat=heartbeat)
         if ssl_context is not None and not params.tls:
             raise ValueError(f"ssl_context is given but {params.show()} is not an amqps:// URL")
         stream = await _open_stream(params, ssl_context)
@@ -1594,7 +1671,7 @@ class ConnectionStatistics:
 @asynccontextmanager
 async def open_connection(url: str = DEFAULT_URL, *, reconnect: Reconnect | None = None,
                           ssl_context: ssl.SSLContext | None = None, name: str | None = None,
-                          ) -> AsyncIterator[Connection]:
+                          heartbeat: int | None = None) -> AsyncIterator[Connection]:
     """``async with open_connection(url) as connection``: a connection whose tasks live in a nursery owned by the
     block; it is closed gracefully when the block ends.
 
@@ -1602,10 +1679,11 @@ async def open_connection(url: str = DEFAULT_URL, *, reconnect: Reconnect | None
     127.0.0.1, 5672 or 5671, ``/``; a ``?heartbeat=N`` query overrides the broker's heartbeat proposal, ``0``
     disabling heartbeats). ``reconnect`` opens the connection again when it is lost (see :class:`Reconnect`);
     ``ssl_context`` is the TLS context of an ``amqps://`` URL (default: :func:`ssl.create_default_context`);
-    ``name`` is announced to the broker as the connection's name.
+    ``name`` is announced to the broker as the connection's name; ``heartbeat`` is the interval asked for when the
+    URL has none (``None``: the broker's proposal).
     """
     # The handshake happens outside the nursery, so that a refused login raises as itself, not in a group.
-    connection = await Connection._connect(url, reconnect, ssl_context, name)
+    connection = await Connection._connect(url, reconnect, ssl_context, name, heartbeat)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(connection._run)

@@ -641,8 +641,8 @@ class ActorSystem:
             self.cluster.forget_local(cell.uid)
 
     async def _measure_loop(self) -> None:
-        """Sample every measured mailbox's length once per metrics tick (the time average behind L), and ask for a
-        timed sample of each one's next message."""
+        """Once per metrics tick, have every measured actor choose which of its next messages are timed, and
+        park those that have been quiet for a whole window."""
         tick = self.metrics.tick
         measured = self._measured
         while True:
@@ -651,13 +651,7 @@ class ActorSystem:
                 await self._measure_wakeup.wait()
                 self._measure_wakeup = None
             await trio.sleep(tick)
-            # The tick wakes where trio's scheduler passes meet, which is also where actor-to-actor handoffs wait
-            # for their runner: sampling right there sees messages that are handled microseconds later, and
-            # overstates L for actors that are nearly always idle. Two passes let such chains settle first.
-            await trio.lowlevel.checkpoint()
-            await trio.lowlevel.checkpoint()
-            # In slices, so that a tick over many busy actors never holds the loop for long: each slice samples at
-            # its own instant (the time averages need a length at about every tick, not all at one instant).
+            # In slices, so that a tick over many busy actors never holds the loop for long.
             cells = list(measured)
             for start in range(0, len(cells), STATISTICS_SLICE):
                 if start:

@@ -1137,8 +1137,7 @@ class Cell(MailboxQueue):
         figures = self.figures
         arrivals = self._arrivals
         if figures:
-            lam, mu, rho, mean_len, mean_wait, in_system, sojourn = figures.rates(now, arrivals)
-            p50, p90, p99 = figures._percentiles or figures.percentiles()
+            lam, mu, rho, mean_len, mean_wait, p50, p90, p99, in_system, sojourn = figures.read(now, arrivals)
         else:
             lam = mu = rho = mean_len = mean_wait = in_system = sojourn = p50 = p90 = p99 = 0.0
         q = self._queue

@@ -39,12 +39,16 @@ class Metrics:
     buckets: int = 12
     """How many pieces the window is kept in; the window slides by one piece at a time."""
     tick: float = 0.25
-    """Seconds between two samples of every measured mailbox's length."""
+    """Seconds between two metrics ticks: each one chooses which of an actor's next messages are timed, and
+    parks the actors that have been quiet for a whole window."""
     sample_every: int = 32
-    """One message in this many is timestamped to measure waits and handling times (a power of two)."""
+    """One message in this many is timed (queued, started, finished), a power of two; every message is, while an
+    actor receives fewer than this many a tick on average over the window."""
     enabled: bool = True
     """``False`` keeps only the counters (arrivals, handled, failed, restarts, lengths): no timestamps, no ticks,
     so rates and means read 0. For measuring what the figures cost."""
+    _span: float = attrs.field(init=False, repr=False, eq=False)
+    _horizon: float = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.window > 0 or not self.tick > 0:
@@ -54,6 +58,11 @@ class Metrics:
         n = self.sample_every
         if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n & (n - 1):
             raise ValueError(f"Metrics sample_every={n!r} must be a power of two (1, 2, 4, ...)")
+        # Worked out once and shared by every actor's figures: a read of many actors touches one float, not one
+        # an actor.
+        span = self.window / self.buckets
+        object.__setattr__(self, "_span", span)
+        object.__setattr__(self, "_horizon", self.window + span)
 
 
 @attrs.frozen
@@ -332,7 +341,7 @@ class _Bucket:
         """Their weighted handling times (started to finished): the area under the busy curve, likewise."""
 
 
-_ZEROS: Final = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+_ZEROS: Final = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 class Figures:
@@ -354,7 +363,7 @@ class Figures:
 
     Besides the buckets it keeps their running sums: a sample is added to its bucket and to the sums, and a
     bucket that leaves the window (noticed by the next sample, or by the next read) is subtracted from them. So
-    :meth:`rates` costs the same whatever the window's shape: ``statistics()`` of a large system reads sums, it
+    :meth:`read` costs the same whatever the window's shape: ``statistics()`` of a large system reads sums, it
     does not add buckets up.
 
     An actor whose mailbox stays empty for a whole window is *parked*: the metrics tick stops visiting it (so
@@ -362,16 +371,19 @@ class Figures:
     it is scheduled again it resumes, and the idle stretch counts in the window's length, so λ and L stay right.
     """
 
-    __slots__ = ("_buckets", "_horizon", "_left", "_percentiles", "_service_sum", "_span", "_tick", "_wait_sum",
-                 "_window", "active", "idle_ticks", "last_timed", "parked_at", "recent_service")
+    __slots__ = ("_arrivals0", "_buckets", "_horizon", "_left", "_percentiles", "_service_sum", "_span", "_start",
+                 "_tick", "_wait_sum", "_window", "active", "idle_ticks", "last_timed", "parked_at", "recent_service")
 
     def __init__(self, now: float, arrivals: int, metrics: Metrics) -> None:
         self._window = metrics.window
-        self._span = metrics.window / metrics.buckets
-        self._horizon = self._window + self._span
+        self._span = metrics._span
+        self._horizon = metrics._horizon
         """A bucket that started longer ago than this has left the window."""
         self._tick = metrics.tick
         self._buckets: deque[_Bucket] = deque([_Bucket(now, arrivals)])
+        self._start = now
+        self._arrivals0 = arrivals
+        """The first bucket's start and arrival count, kept beside it: a read touches no bucket."""
         # The sums of the buckets' fields (see the class docstring).
         self._left = 0
         self._wait_sum = self._service_sum = 0.0
@@ -402,6 +414,7 @@ class Figures:
         if idle > 0:
             self._expire(now)
             self._buckets.append(_Bucket(now - idle, arrivals))
+            self._first()
         self.active = True
         self.idle_ticks = 0
 
@@ -412,12 +425,18 @@ class Figures:
         The average is the window's, not the last tick's: a rate of timing that followed each tick's arrivals
         would time sparsely right after a burst, while the queue drains, and W would come out short.
         """
-        buckets = self._buckets
-        if not buckets:
+        if not self._buckets:
             return 0
-        first = buckets[0]
-        ticks = (now - first.start) / self._tick
-        return 0 if arrivals - first.arrivals0 <= mask * (ticks if ticks > 1.0 else 1.0) else mask
+        ticks = (now - self._start) / self._tick
+        return 0 if arrivals - self._arrivals0 <= mask * (ticks if ticks > 1.0 else 1.0) else mask
+
+    def _first(self) -> None:
+        """Note the first bucket's start and arrival count (after the buckets changed at their left end)."""
+        buckets = self._buckets
+        if buckets:
+            first = buckets[0]
+            self._start = first.start
+            self._arrivals0 = first.arrivals0
 
     def _expire(self, now: float) -> None:
         """Drop the buckets that have left the window ending at ``now``, and take them out of the sums."""
@@ -430,6 +449,7 @@ class Figures:
             self._service_sum -= b.service_sum
         if not buckets:  # exact zeros, whatever rounding the subtractions left in the float sums
             self._wait_sum = self._service_sum = 0.0
+        self._first()
 
     def _current(self, now: float, arrivals: int) -> _Bucket:
         buckets = self._buckets
@@ -439,7 +459,7 @@ class Figures:
                 return last
         last = _Bucket(now, arrivals)
         buckets.append(last)
-        self._expire(now)
+        self._expire(now)  # (which notes the first bucket, maybe this one)
         return last
 
     def add_sample(self, stamp: tuple[float, int], started: float, finished: float, arrivals: int) -> None:
@@ -467,43 +487,39 @@ class Figures:
         self.recent_service.append(seconds)
         self._percentiles = None
 
-    def rates(self, now: float, arrivals: int) -> tuple[float, float, float, float, float, float, float]:
-        """``(λ, μ, ρ, Lq, Wq, L, W)`` over the window ending at ``now``: a read of the running sums.
+    def read(self, now: float, arrivals: int) -> tuple[float, float, float, float, float, float, float, float,
+                                                       float, float]:
+        """The figures over the window ending at ``now``, in the order of a :data:`Row`: ``(λ, μ, ρ, Lq, Wq, p50,
+        p90, p99, L, W)``. A read of the running sums, in one call: ``statistics()`` makes one for every actor.
 
         With ``T`` the window's length, ``n`` the weighted count of the messages that left in it, ``Σq`` and
         ``Σs`` their weighted waits and handling times: λ = arrivals in the window / T, μ = n / Σs, ρ = λ / μ,
-        Lq = Σq / T, Wq = Σq / n, L = (Σq + Σs) / T, W = (Σq + Σs) / n.
+        Lq = Σq / T, Wq = Σq / n, L = (Σq + Σs) / T, W = (Σq + Σs) / n. The percentiles are of the handling
+        times of the recent timed messages (:meth:`percentiles`).
         """
-        buckets = self._buckets
-        if not buckets:
-            return _ZEROS
-        first = buckets[0]
-        if first.start < now - self._horizon:
+        start = self._start
+        if start < now - self._horizon:
             self._expire(now)
-            if not buckets:
+            if not self._buckets:
                 return _ZEROS
-            first = buckets[0]
-        span = now - first.start
+            start = self._start
+        span = now - start
         if span <= 0:
             return _ZEROS
-        lam = (arrivals - first.arrivals0) / span
+        lam = (arrivals - self._arrivals0) / span
+        left = self._left
         wait_sum = self._wait_sum
         service_sum = self._service_sum
-        left = self._left
+        p50, p90, p99 = self._percentiles or self.percentiles()
         if left <= 0 or service_sum <= 0:
-            mu = rho = 0.0
-        else:
-            mu = left / service_sum
-            rho = lam / mu
+            return lam, 0.0, 0.0, wait_sum / span, 0.0, p50, p90, p99, (wait_sum + service_sum) / span, 0.0
         in_system = wait_sum + service_sum
-        if left > 0:
-            wait, sojourn = wait_sum / left, in_system / left
-        else:
-            wait = sojourn = 0.0
-        return lam, mu, rho, wait_sum / span, wait, in_system / span, sojourn
+        mu = left / service_sum
+        return (lam, mu, lam / mu, wait_sum / span, wait_sum / left, p50, p90, p99, in_system / span,
+                in_system / left)
 
     def percentiles(self) -> tuple[float, float, float]:
-        """Handling-time p50, p90 and p99 of the recent sampled messages (sorted again only after a new sample)."""
+        """Handling-time p50, p90 and p99 of the recent timed messages (sorted again only after a new sample)."""
         cached = self._percentiles
         if cached is not None:
             return cached

@@ -345,7 +345,7 @@ def test_running_sums_match_the_buckets_as_they_expire() -> None:
         if rng.random() < 0.1:
             later = now + rng.uniform(0.0, 12.0)
             buckets = [b for b in figures._buckets if b.start >= later - metrics.window - metrics.window / 5]
-            lam, mu, _rho, lq, wq, big_l, w = figures.rates(later, arrivals)
+            lam, mu, _rho, lq, wq, _p50, _p90, _p99, big_l, w = figures.read(later, arrivals)
             if not buckets:
                 assert (lam, mu, lq, wq, big_l, w) == (0.0,) * 6
                 continue
@@ -369,7 +369,7 @@ def test_a_timed_message_stands_for_the_arrivals_since_the_previous_one() -> Non
     figures.add_sample((2.0, 33), 2.0, 2.5, 40)  # then every one: for itself
     figures.add_sample((2.1, 20), 2.5, 2.6, 40)  # out of arrival order (stashed): for itself, and no further
     figures.add_sample((2.2, 40), 2.6, 3.0, 40)  # for arrivals 34-40
-    lam, mu, rho, lq, wq, big_l, w = figures.rates(4.0, 40)
+    lam, mu, rho, lq, wq, p50, _p90, p99, big_l, w = figures.read(4.0, 40)
     waits = 32 * 0.5 + 1 * 0.0 + 1 * 0.4 + 7 * 0.4
     services = 32 * 0.5 + 1 * 0.5 + 1 * 0.1 + 7 * 0.4
     assert lam == pytest.approx(40 / 4.0)
@@ -377,6 +377,7 @@ def test_a_timed_message_stands_for_the_arrivals_since_the_previous_one() -> Non
     assert (lq, big_l) == (pytest.approx(waits / 4.0), pytest.approx((waits + services) / 4.0))
     assert mu == pytest.approx(41 / services)
     assert rho == pytest.approx(lam / mu)
+    assert (p50, p99) == (pytest.approx(0.5), pytest.approx(0.5))  # of the handling times 0.1, 0.4, 0.5, 0.5
 
 
 def test_every_message_is_timed_while_the_window_averages_few_a_tick() -> None:

@@ -19,6 +19,7 @@ Figures cover a sliding window made of buckets; a bucket older than the window i
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -47,8 +48,6 @@ class Metrics:
     enabled: bool = True
     """``False`` keeps only the counters (arrivals, handled, failed, restarts, lengths): no timestamps, no ticks,
     so rates and means read 0. For measuring what the figures cost."""
-    _span: float = attrs.field(init=False, repr=False, eq=False)
-    _horizon: float = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.window > 0 or not self.tick > 0:
@@ -58,11 +57,6 @@ class Metrics:
         n = self.sample_every
         if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n & (n - 1):
             raise ValueError(f"Metrics sample_every={n!r} must be a power of two (1, 2, 4, ...)")
-        # Worked out once and shared by every actor's figures: a read of many actors touches one float, not one
-        # an actor.
-        span = self.window / self.buckets
-        object.__setattr__(self, "_span", span)
-        object.__setattr__(self, "_horizon", self.window + span)
 
 
 @attrs.frozen
@@ -344,6 +338,14 @@ class _Bucket:
 _ZEROS: Final = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
+@functools.lru_cache(maxsize=16)
+def _shape(metrics: Metrics) -> tuple[float, float]:
+    """A bucket's span and the horizon past which a bucket has left the window, worked out once for every actor's
+    figures: then a read of many actors touches one float for the horizon, not one an actor."""
+    span = metrics.window / metrics.buckets
+    return span, metrics.window + span
+
+
 class Figures:
     """The sampled measurements of one actor, kept in window buckets. Created when it is first sent a message.
 
@@ -376,8 +378,7 @@ class Figures:
 
     def __init__(self, now: float, arrivals: int, metrics: Metrics) -> None:
         self._window = metrics.window
-        self._span = metrics._span
-        self._horizon = metrics._horizon
+        self._span, self._horizon = _shape(metrics)
         """A bucket that started longer ago than this has left the window."""
         self._tick = metrics.tick
         self._buckets: deque[_Bucket] = deque([_Bucket(now, arrivals)])

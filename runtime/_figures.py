@@ -426,6 +426,8 @@ class Figures:
         The average is the window's, not the last tick's: a rate of timing that followed each tick's arrivals
         would time sparsely right after a burst, while the queue drains, and W would come out short.
         """
+        if self._start < now - self._horizon:
+            self._expire(now)
         if not self._buckets:
             return 0
         ticks = (now - self._start) / self._tick

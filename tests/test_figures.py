@@ -390,6 +390,11 @@ def test_every_message_is_timed_while_the_window_averages_few_a_tick() -> None:
     assert figures.timing_mask(10.0, 40 * 32, 31) == 31
     # 60 in the last tick, 29.8 a tick on average: a burst does not thin the timing while its queue drains.
     assert figures.timing_mask(10.0, 39 * 29 + 60, 31) == 0
+    # The average is over the window: 10 messages in 64 s, then 40 a tick for 2 s. The bucket begun at 0 s has
+    # left the window by 66 s, so the window is 64-66 s: 40 a tick.
+    figures = Figures(0.0, 0, Metrics(window=60.0, tick=0.25))
+    figures.add_sample((63.0, 10), 63.5, 64.0, 10)
+    assert figures.timing_mask(66.0, 10 + 8 * 40, 31) == 31
 
 
 async def test_a_snapshot_keeps_its_moment_and_builds_figures_only_when_read(

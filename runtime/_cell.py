@@ -249,9 +249,8 @@ class Cell(MailboxQueue):
         return self.state < STOPPING
 
     def _stamp(self) -> tuple[float, int]:
-        # The weight is how many arrivals this sample stands for: the figures weigh each sample by it, so a rate
-        # of sampling that changes from tick to tick biases nothing.
-        return self.system.now(), self._mask + 1
+        # With its arrival number, the figures weigh a timed message by the arrivals since the previous one.
+        return self.system.now(), self._arrivals
 
     def _ready(self) -> None:
         """Hand the cell to the dispatcher (the caller checked it is not scheduled yet)."""
@@ -1127,7 +1126,7 @@ class Cell(MailboxQueue):
     # -- figures ---------------------------------------------------------------------------------------------
 
     def sample_figures(self, now: float) -> bool:
-        """One metrics tick: sample the mailbox's length and ask for a timed sample of the next message.
+        """One metrics tick: choose which of the next messages are timed, and park an actor that is quiet.
 
         Returns ``False`` once the actor has been quiet for a whole window: it is *parked* (the tick stops visiting
         it) and gives back its empty queue; the next message makes a new one and has the system measure it again.
@@ -1136,16 +1135,11 @@ class Cell(MailboxQueue):
         length = 0 if q is None else len(q)
         figures = self.figures
         arrivals = self._arrivals
-        figures.sample_length(now, length, self._env is not None, arrivals)
-        # Until the next tick, time every message if fewer than ``sample_every`` arrived since the last one (so an
-        # actor with few messages still gets waits and handling times), else one in ``sample_every``. Each sample
-        # is weighed by the arrivals it stands for. (Timing "the next message after a tick" instead sampled a
-        # message that had seen no arrival since the tick, so a shorter queue than the average: W came out short.)
-        mask = self.system.sample_mask
-        if arrivals - figures.ticked_arrivals <= mask:
-            mask = 0
-        self._mask = mask
-        figures.ticked_arrivals = arrivals
+        # Until the next tick, time every message of a quiet actor (so it still gets exact figures), else one in
+        # ``sample_every``; each timed message stands for the arrivals since the previous one. (Timing "the next
+        # message after a tick" instead sampled a message that had seen no arrival since the tick, so a shorter
+        # queue than the average: W came out short.)
+        self._mask = figures.timing_mask(now, arrivals, self.system.sample_mask)
         if length or self.scheduled:
             figures.idle_ticks = 0
             return True
@@ -1169,8 +1163,7 @@ class Cell(MailboxQueue):
         figures = self.figures
         arrivals = self._arrivals
         if figures:
-            lam, mu, rho, mean_len, mean_wait, in_system, sojourn = figures.rates(now, arrivals)
-            p50, p90, p99 = figures._percentiles or figures.percentiles()
+            lam, mu, rho, mean_len, mean_wait, p50, p90, p99, in_system, sojourn = figures.read(now, arrivals)
         else:
             lam = mu = rho = mean_len = mean_wait = in_system = sojourn = p50 = p90 = p99 = 0.0
         q = self._queue

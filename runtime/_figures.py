@@ -19,6 +19,7 @@ Figures cover a sliding window made of buckets; a bucket older than the window i
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -39,9 +40,11 @@ class Metrics:
     buckets: int = 12
     """How many pieces the window is kept in; the window slides by one piece at a time."""
     tick: float = 0.25
-    """Seconds between two samples of every measured mailbox's length."""
+    """Seconds between two metrics ticks: each one chooses which of an actor's next messages are timed, and
+    parks the actors that have been quiet for a whole window."""
     sample_every: int = 32
-    """One message in this many is timestamped to measure waits and handling times (a power of two)."""
+    """One message in this many is timed (queued, started, finished), a power of two; every message is, while an
+    actor receives fewer than this many a tick on average over the window."""
     enabled: bool = True
     """``False`` keeps only the counters (arrivals, handled, failed, restarts, lengths): no timestamps, no ticks,
     so rates and means read 0. For measuring what the figures cost."""
@@ -318,61 +321,83 @@ FIGURES_OFF = _Off()
 
 
 class _Bucket:
-    __slots__ = ("arrivals0", "busy_n", "len_n", "len_sum", "service_n", "service_sum", "start", "wait_n", "wait_sum")
+    __slots__ = ("arrivals0", "left", "service_sum", "start", "wait_sum")
 
     def __init__(self, start: float, arrivals0: int) -> None:
         self.start = start
         self.arrivals0 = arrivals0
-        self.len_sum = 0
-        self.len_n = 0
-        self.busy_n = 0
-        """Ticks that found a handler running (the one message in service)."""
+        """The actor's arrival count when the bucket began: λ counts from there."""
+        self.left = 0
+        """Messages that left in this bucket, as the weighted sample counts them."""
         self.wait_sum = 0.0
-        self.wait_n = 0
+        """Their weighted waits (queued to started): the area under the waiting count, credited as they left."""
         self.service_sum = 0.0
-        self.service_n = 0
+        """Their weighted handling times (started to finished): the area under the busy curve, likewise."""
 
 
-_ZEROS: Final = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+_ZEROS: Final = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _shape(metrics: Metrics) -> tuple[float, float]:
+    """A bucket's span and the horizon past which a bucket has left the window, worked out once for every actor's
+    figures: then a read of many actors touches one float for the horizon, not one an actor."""
+    span = metrics.window / metrics.buckets
+    return span, metrics.window + span
 
 
 class Figures:
     """The sampled measurements of one actor, kept in window buckets. Created when it is first sent a message.
 
+    Every figure is read off three sums over the window, all made of the same timed messages: the weighted count
+    of messages that left, the weighted sum of their waits and that of their handling times. A timed message is
+    credited whole to the bucket in which its handling finished, so a message in flight across a window edge
+    counts in the window it left in, for L as for W: the sum of the sojourns of the messages that left in a
+    window is the area under the number-in-system curve over that window, less what the messages in flight at
+    its end have spent in it so far, plus what those in flight at its start had spent before it (in a steady
+    state the two ends balance). So L (the area over the window's length) and λW (arrivals counted apart, over
+    the same window, times the mean sojourn) agree to the difference between the arrivals and the weighted
+    departures of the window, the messages in flight at its edges.
+
+    A timed message is weighed by the arrivals it stands for: the arrivals since the previous timed message
+    (one message in ``sample_every``, or every message while the actor is quiet), so a sampling rate that
+    changes from tick to tick biases nothing and the weights add up to the departures.
+
     Besides the buckets it keeps their running sums: a sample is added to its bucket and to the sums, and a
     bucket that leaves the window (noticed by the next sample, or by the next read) is subtracted from them. So
-    :meth:`rates` costs the same whatever the window's shape: ``statistics()`` of a large system reads sums, it
+    :meth:`read` costs the same whatever the window's shape: ``statistics()`` of a large system reads sums, it
     does not add buckets up.
 
     An actor whose mailbox stays empty for a whole window is *parked*: the metrics tick stops visiting it (so
     a system with many quiet actors costs the tick nothing for them) and it drops its empty mailbox queue. When
-    it is scheduled again it resumes, and the idle stretch counts as zero-length samples, so λ and L stay right.
+    it is scheduled again it resumes, and the idle stretch counts in the window's length, so λ and L stay right.
     """
 
-    __slots__ = ("_buckets", "_busy_n", "_horizon", "_len_n", "_len_sum", "_percentiles", "_service_n", "_service_sum",
-                 "_span", "_tick", "_wait_n", "_wait_sum", "_window", "active", "idle_ticks", "parked_at",
-                 "recent_service", "ticked_arrivals")
+    __slots__ = ("_arrivals0", "_buckets", "_horizon", "_left", "_percentiles", "_service_sum", "_span", "_start",
+                 "_tick", "_wait_sum", "_window", "active", "idle_ticks", "last_timed", "parked_at", "recent_service")
 
     def __init__(self, now: float, arrivals: int, metrics: Metrics) -> None:
         self._window = metrics.window
-        self._span = metrics.window / metrics.buckets
-        self._horizon = self._window + self._span
+        self._span, self._horizon = _shape(metrics)
         """A bucket that started longer ago than this has left the window."""
         self._tick = metrics.tick
         self._buckets: deque[_Bucket] = deque([_Bucket(now, arrivals)])
+        self._start = now
+        self._arrivals0 = arrivals
+        """The first bucket's start and arrival count, kept beside it: a read touches no bucket."""
         # The sums of the buckets' fields (see the class docstring).
-        self._len_sum = self._len_n = self._busy_n = self._wait_n = self._service_n = 0
+        self._left = 0
         self._wait_sum = self._service_sum = 0.0
         self.recent_service: deque[float] = deque(maxlen=256)
         self._percentiles: tuple[float, float, float] | None = (0.0, 0.0, 0.0)
         """The percentiles of ``recent_service``; ``None`` once a sample has changed it."""
+        self.last_timed = arrivals
+        """The arrival number of the last timed message recorded: the next one stands for the arrivals since."""
         self.active = True
         """Whether the metrics tick visits this actor (False once parked)."""
         self.idle_ticks = 0
         """Consecutive ticks that found the mailbox empty and the actor idle."""
         self.parked_at = now
-        self.ticked_arrivals = arrivals
-        """The actor's arrival count at the last metrics tick."""
 
     @property
     def idle_limit(self) -> int:
@@ -385,17 +410,36 @@ class Figures:
         self.parked_at = now
 
     def resume(self, now: float, arrivals: int) -> None:
-        """Visited again: the time parked (within the window) counts as ticks that saw an empty mailbox."""
+        """Visited again: the time parked (within the window) counts in the window, with nothing in the system."""
         idle = min(now - self.parked_at, self._window)
         if idle > 0:
-            bucket = _Bucket(now - idle, arrivals)
-            bucket.len_n = int(idle / self._tick)
             self._expire(now)
-            self._buckets.append(bucket)
-            self._len_n += bucket.len_n
+            self._buckets.append(_Bucket(now - idle, arrivals))
+            self._first()
         self.active = True
         self.idle_ticks = 0
-        self.ticked_arrivals = arrivals
+
+    def timing_mask(self, now: float, arrivals: int, mask: int) -> int:
+        """The mask that chooses the messages to time until the next tick: ``0`` (every one) while fewer than
+        ``mask + 1`` arrive in a tick on average over the window, else ``mask`` (one in ``mask + 1``).
+
+        The average is the window's, not the last tick's: a rate of timing that followed each tick's arrivals
+        would time sparsely right after a burst, while the queue drains, and W would come out short.
+        """
+        if self._start < now - self._horizon:
+            self._expire(now)
+        if not self._buckets:
+            return 0
+        ticks = (now - self._start) / self._tick
+        return 0 if arrivals - self._arrivals0 <= mask * (ticks if ticks > 1.0 else 1.0) else mask
+
+    def _first(self) -> None:
+        """Note the first bucket's start and arrival count (after the buckets changed at their left end)."""
+        buckets = self._buckets
+        if buckets:
+            first = buckets[0]
+            self._start = first.start
+            self._arrivals0 = first.arrivals0
 
     def _expire(self, now: float) -> None:
         """Drop the buckets that have left the window ending at ``now``, and take them out of the sums."""
@@ -403,15 +447,12 @@ class Figures:
         oldest = now - self._horizon
         while buckets and buckets[0].start < oldest:
             b = buckets.popleft()
-            self._len_sum -= b.len_sum
-            self._len_n -= b.len_n
-            self._busy_n -= b.busy_n
+            self._left -= b.left
             self._wait_sum -= b.wait_sum
-            self._wait_n -= b.wait_n
             self._service_sum -= b.service_sum
-            self._service_n -= b.service_n
         if not buckets:  # exact zeros, whatever rounding the subtractions left in the float sums
             self._wait_sum = self._service_sum = 0.0
+        self._first()
 
     def _current(self, now: float, arrivals: int) -> _Bucket:
         buckets = self._buckets
@@ -421,75 +462,67 @@ class Figures:
                 return last
         last = _Bucket(now, arrivals)
         buckets.append(last)
-        self._expire(now)
+        self._expire(now)  # (which notes the first bucket, maybe this one)
         return last
 
-    def sample_length(self, now: float, length: int, busy: bool, arrivals: int) -> None:
-        """Record what one metrics tick saw: the mailbox's length, and whether a handler was running."""
-        bucket = self._current(now, arrivals)
-        bucket.len_sum += length
-        bucket.len_n += 1
-        self._len_sum += length
-        self._len_n += 1
-        if busy:
-            bucket.busy_n += 1
-            self._busy_n += 1
-
     def add_sample(self, stamp: tuple[float, int], started: float, finished: float, arrivals: int) -> None:
-        """Record one sampled message: its wait (queued to started) and its handling time (started to finished),
-        weighed by the number of arrivals it stands for. ``stamp`` is ``(queued, weight)``.
+        """Record one timed message as it leaves: its wait (queued to started) and its handling time (started to
+        finished), weighed by the arrivals it stands for. ``stamp`` is ``(queued, arrival number)``.
 
-        A sampled message whose handling raised is not recorded.
+        A timed message whose handling raised is not recorded: the next one stands for it.
         """
-        queued, weight = stamp
+        queued, number = stamp
+        weight = number - self.last_timed
+        if weight > 0:
+            self.last_timed = number
+        else:  # taken out of arrival order (stashed, say): it stands for itself
+            weight = 1
         bucket = self._current(finished, arrivals)
         wait = weight * (started - queued)
-        bucket.wait_sum += wait
-        bucket.wait_n += weight
-        self._wait_sum += wait
-        self._wait_n += weight
         seconds = finished - started
         service = weight * seconds
+        bucket.left += weight
+        bucket.wait_sum += wait
         bucket.service_sum += service
-        bucket.service_n += weight
+        self._left += weight
+        self._wait_sum += wait
         self._service_sum += service
-        self._service_n += weight
         self.recent_service.append(seconds)
         self._percentiles = None
 
-    def rates(self, now: float, arrivals: int) -> tuple[float, float, float, float, float, float, float]:
-        """``(λ, μ, ρ, Lq, Wq, L, W)`` over the window ending at ``now``: a read of the running sums."""
-        buckets = self._buckets
-        if not buckets:
-            return _ZEROS
-        first = buckets[0]
-        if first.start < now - self._horizon:
+    def read(self, now: float, arrivals: int) -> tuple[float, float, float, float, float, float, float, float,
+                                                       float, float]:
+        """The figures over the window ending at ``now``, in the order of a :data:`Row`: ``(λ, μ, ρ, Lq, Wq, p50,
+        p90, p99, L, W)``. A read of the running sums, in one call: ``statistics()`` makes one for every actor.
+
+        With ``T`` the window's length, ``n`` the weighted count of the messages that left in it, ``Σq`` and
+        ``Σs`` their weighted waits and handling times: λ = arrivals in the window / T, μ = n / Σs, ρ = λ / μ,
+        Lq = Σq / T, Wq = Σq / n, L = (Σq + Σs) / T, W = (Σq + Σs) / n. The percentiles are of the handling
+        times of the recent timed messages (:meth:`percentiles`).
+        """
+        start = self._start
+        if start < now - self._horizon:
             self._expire(now)
-            if not buckets:
+            if not self._buckets:
                 return _ZEROS
-            first = buckets[0]
-        span = now - first.start
-        lam = (arrivals - first.arrivals0) / span if span > 0 else 0.0
+            start = self._start
+        span = now - start
+        if span <= 0:
+            return _ZEROS
+        lam = (arrivals - self._arrivals0) / span
+        left = self._left
+        wait_sum = self._wait_sum
         service_sum = self._service_sum
-        mu = self._service_n / service_sum if service_sum > 0 else 0.0
-        rho = lam / mu if mu > 0 else 0.0
-        len_n = self._len_n
-        if len_n:
-            waiting = self._len_sum / len_n
-            in_system = (self._len_sum + self._busy_n) / len_n
-        else:
-            waiting = in_system = 0.0
-        wait_n = self._wait_n
-        if wait_n:
-            wait = self._wait_sum / wait_n
-            # The sampled messages' sojourns are their waits plus their handling times (summed over the same ones).
-            sojourn = (self._wait_sum + service_sum) / wait_n
-        else:
-            wait = sojourn = 0.0
-        return lam, mu, rho, waiting, wait, in_system, sojourn
+        p50, p90, p99 = self._percentiles or self.percentiles()
+        if left <= 0 or service_sum <= 0:
+            return lam, 0.0, 0.0, wait_sum / span, 0.0, p50, p90, p99, (wait_sum + service_sum) / span, 0.0
+        in_system = wait_sum + service_sum
+        mu = left / service_sum
+        return (lam, mu, lam / mu, wait_sum / span, wait_sum / left, p50, p90, p99, in_system / span,
+                in_system / left)
 
     def percentiles(self) -> tuple[float, float, float]:
-        """Handling-time p50, p90 and p99 of the recent sampled messages (sorted again only after a new sample)."""
+        """Handling-time p50, p90 and p99 of the recent timed messages (sorted again only after a new sample)."""
         cached = self._percentiles
         if cached is not None:
             return cached

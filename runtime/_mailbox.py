@@ -64,7 +64,7 @@ class MailboxQueue:
     through :meth:`deliver`.
 
     A subclass provides the four hooks: ``_accepting`` (whether user messages are still taken), ``_stamp`` (the
-    time a sampled message is queued at, and how many arrivals it stands for), ``_ready`` (hand the actor to its
+    time a sampled message is queued at, and its arrival number), ``_ready`` (hand the actor to its
     dispatcher) and ``_undeliverable`` (dead-letter a message, failing its ask).
     """
 

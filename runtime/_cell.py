@@ -11,9 +11,9 @@ decisions come from :func:`runtime._supervision.plan_restart`; the cell performs
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import math
+import threading
 from collections import deque
 from types import FunctionType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
@@ -42,7 +42,7 @@ from ._envelope import (
     Watch,
 )
 from ._exceptions import ActorFailed, ActorStopped, MailboxFull, NameTaken
-from ._figures import ActorStatistics, class_name, from_row
+from ._figures import ActorStatistics, from_row
 from ._lease import Lease
 from ._lifecycle import RESTARTING, RUNNING, STARTING, STATE_NAMES, STOPPED, STOPPING, SUSPENDED
 from ._mailbox import MailboxQueue
@@ -64,8 +64,17 @@ __all__ = ["ActorBase", "CallForwarder", "Cell"]
 logger = logging.getLogger("actors")
 
 
-_constructing: contextvars.ContextVar[Cell | None] = contextvars.ContextVar("constructing", default=None)
-"""The cell whose factory is running: set synchronously around the call, read by ``ActorBase.__new__``."""
+class _Constructing(threading.local):
+    """Which cell's factory is running in this thread: set around the call, read by ``ActorBase.__new__``.
+
+    A factory never yields (it is a plain call), so nothing else runs in this thread while it is set, and a
+    thread-local attribute costs a tenth of a context variable's set and reset, which a spawn paid every time.
+    """
+
+    cell: Cell | None = None
+
+
+_constructing = _Constructing()
 
 
 class ActorBase:
@@ -82,7 +91,7 @@ class ActorBase:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         self = super().__new__(cls)
-        self._cell = _constructing.get()
+        self._cell = _constructing.cell
         return self
 
     async def receive(self, message: Any) -> Any:
@@ -146,7 +155,7 @@ class Cell(MailboxQueue):
     )
 
     def __init__(self, system: ActorSystem, parent: Cell | None, name: str, spec: SpawnSpec, uid: int) -> None:
-        super().__init__(spec.mailbox or system.default_mailbox, system.sample_mask)
+        MailboxQueue.__init__(self, spec.mailbox or system.default_mailbox, system.sample_mask)
         self.system = system
         self.parent = parent
         self.name = name
@@ -158,8 +167,8 @@ class Cell(MailboxQueue):
         factory = spec.factory
         self.actor_class: type | None = factory if isinstance(factory, type) else None
         """The class of the actor's instance once built (before that, the factory's if it is a class)."""
-        self.class_name = class_name(self.actor_class)
-        """Its ``module.QualifiedName``, for the statistics (named once, not at every read)."""
+        self.class_name = system.class_name(self.actor_class)
+        """Its ``module.QualifiedName``, for the statistics (named once a class, not at every read)."""
         self._handler: Callable[[Any], Any] | None = None
         self.state = STARTING
         self._children: dict[str, Any] | None = None
@@ -662,7 +671,8 @@ class Cell(MailboxQueue):
     def _build(self) -> None:
         """Make a fresh instance from the spec; raises ``ActorFailed``/``TypeError`` as ``spawn`` documents."""
         spec = self.spec
-        token = _constructing.set(self)
+        outer = _constructing.cell
+        _constructing.cell = self
         try:
             instance = spec.factory(*spec.args, **spec.kwargs)
         except BaseException as exc:
@@ -674,7 +684,7 @@ class Cell(MailboxQueue):
             raise ActorFailed(f"{show(spec.factory)} raised while building actor {self.path!r}: {show(exc)}",
                               exc) from exc
         finally:
-            _constructing.reset(token)
+            _constructing.cell = outer
         if not isinstance(instance, ActorBase):
             raise TypeError(f"{show(spec.factory)} returned {show(instance)}, which is not an Actor")
         if (spec.args or spec.kwargs) and instance.__class__ is spec.factory and \
@@ -684,7 +694,7 @@ class Cell(MailboxQueue):
         self.instance = instance
         if instance.__class__ is not self.actor_class:
             self.actor_class = instance.__class__
-            self.class_name = class_name(self.actor_class)
+            self.class_name = self.system.class_name(self.actor_class)
         self._handler = instance.receive
 
     async def _start_hook(self, error: BaseException | None) -> None:
@@ -1007,7 +1017,8 @@ class Cell(MailboxQueue):
             # A snapshot, walked from the end: taking the last entry of a dict that its earlier deletions left
             # holes in would cost a scan of those holes every time (quadratic over a large family).
             for child in reversed(list(children.values())):
-                if children.get(child.name) is not child:
+                name = child.name
+                if name not in children or children[name] is not child:
                     continue  # it stopped on its own meanwhile
                 if child.__class__ is Cell and child._stops_here():
                     await child._stop_here()

@@ -363,7 +363,9 @@ class Figures:
         # The sums of the buckets' fields (see the class docstring).
         self._len_sum = self._len_n = self._busy_n = self._wait_n = self._service_n = 0
         self._wait_sum = self._service_sum = 0.0
-        self.recent_service: deque[float] = deque(maxlen=256)
+        self.recent_service: deque[float] | None = None
+        """The handling times of the last 256 sampled messages; made with the first (an actor that is sent one
+        message, as most of a million may be, never needs it)."""
         self._percentiles: tuple[float, float, float] | None = (0.0, 0.0, 0.0)
         """The percentiles of ``recent_service``; ``None`` once a sample has changed it."""
         self.active = True
@@ -454,7 +456,10 @@ class Figures:
         bucket.service_n += weight
         self._service_sum += service
         self._service_n += weight
-        self.recent_service.append(seconds)
+        recent = self.recent_service
+        if recent is None:
+            recent = self.recent_service = deque(maxlen=256)
+        recent.append(seconds)
         self._percentiles = None
 
     def rates(self, now: float, arrivals: int) -> tuple[float, float, float, float, float, float, float]:
@@ -493,7 +498,7 @@ class Figures:
         cached = self._percentiles
         if cached is not None:
             return cached
-        data = sorted(self.recent_service)
+        data = sorted(self.recent_service or ())
         if not data:
             cached = (0.0, 0.0, 0.0)
         else:

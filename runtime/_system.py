@@ -24,7 +24,7 @@ from ._dispatcher import Dispatcher, current_actor, current_system
 from ._envelope import Stop
 from ._events import EventStream
 from ._exceptions import ActorFailed
-from ._figures import FIGURES_OFF, RANKABLE, Figures, Metrics, StatisticsRows, SystemStatistics
+from ._figures import FIGURES_OFF, RANKABLE, Figures, Metrics, StatisticsRows, SystemStatistics, class_name
 from ._futures import Correlations, Future
 from ._lifecycle import RUNNING, STOPPED, STOPPING
 from ._link import Link
@@ -147,6 +147,7 @@ class ActorSystem:
         """The actor ids of this node, never reused."""
         self._unreachable: dict[Address, ActorRef] = {}
         self._plain_specs: dict[type, SpawnSpec] = {}
+        self._class_names: dict[type | None, str] = {}
         self._solo = Node(self.node_id, "head", os.getpid())
         self._system_token: Any = None
         self._batch = batch
@@ -305,6 +306,14 @@ class ActorSystem:
         if spec is None:
             spec = self._plain_specs[factory] = SpawnSpec.of(factory)
         return spec
+
+    def class_name(self, cls: type | None) -> str:
+        """``module.QualifiedName`` of an actor class (:func:`~runtime._figures.class_name`), made once a class
+        and shared by its actors."""
+        name = self._class_names.get(cls)
+        if name is None:
+            name = self._class_names[cls] = class_name(cls)
+        return name
 
     def lookup(self, name: str) -> ActorRef | None:
         """The live actor at ``name`` (a path such as ``"parent/child"`` for nested actors), else ``None``."""

@@ -109,6 +109,9 @@ class ActorBase:
         await self.on_start()
 
 
+_DEFAULT_ON_START = ActorBase.on_start
+_DEFAULT_ON_STOP = ActorBase.on_stop
+
 W = TypeVar("W", bound=ActorBase)
 
 
@@ -260,6 +263,8 @@ class Cell(MailboxQueue):
     def _stamp(self) -> tuple[float, int]:
         # The weight is how many arrivals this sample stands for: the figures weigh each sample by it, so a rate
         # of sampling that changes from tick to tick biases nothing.
+        if not self.figures:  # none yet, or pending: the timed message will need them (never so with figures off)
+            self.system.measure(self, self._arrivals, pending=False)
         return self.system.now(), self._mask + 1
 
     def _ready(self) -> None:
@@ -630,11 +635,12 @@ class Cell(MailboxQueue):
         cell = Cell(self.system, self, name, spec, next(self.system.uids))
         cell._build()
         self.adopt(name, cell)
-        try:
-            await cell.start()
-        except BaseException:
-            self.child_stopped(cell)
-            raise
+        if not cell._started_at_once():
+            try:
+                await cell._start_hook(None)
+            except BaseException:
+                self.child_stopped(cell)
+                raise
         return cell.ref
 
     def is_current(self, incarnation: int) -> bool:
@@ -661,12 +667,18 @@ class Cell(MailboxQueue):
         """Run a fresh cell's ``on_start`` (the instance is built); it is running when this returns."""
         if self.instance is None:
             self._build()
-        if type(self.instance).on_start is ActorBase.on_start:
-            self.state = RUNNING
-            if self.system.events:
-                self.system.lifecycle(self.ref, "started", None)
-            return
-        await self._start_hook(None)
+        if not self._started_at_once():
+            await self._start_hook(None)
+
+    def _started_at_once(self) -> bool:
+        """Go running now if the built actor has no ``on_start`` of its own; ``False`` if it has one to run (then
+        ``_start_hook`` runs it; a spawn awaits that, and only that)."""
+        if type(self.instance).on_start is not _DEFAULT_ON_START:
+            return False
+        self.state = RUNNING
+        if self.system.events:
+            self.system.lifecycle(self.ref, "started", None)
+        return True
 
     def _build(self) -> None:
         """Make a fresh instance from the spec; raises ``ActorFailed``/``TypeError`` as ``spawn`` documents."""
@@ -989,7 +1001,7 @@ class Cell(MailboxQueue):
         if instance is None:
             return
         self.instance = None
-        if type(instance).on_stop is ActorBase.on_stop:
+        if type(instance).on_stop is _DEFAULT_ON_STOP:
             return
         try:
             with trio.CancelScope(deadline=deadline) as scope:
@@ -1037,7 +1049,7 @@ class Cell(MailboxQueue):
         if self.scheduled or self.state == STARTING or self.state >= STOPPING:
             return False
         instance = self.instance
-        return instance is None or type(instance).on_stop is ActorBase.on_stop
+        return instance is None or type(instance).on_stop is _DEFAULT_ON_STOP
 
     async def _stop_here(self) -> None:
         """Stop this idle child from its parent's runner, as ``Stop(None, "parent")`` would have in its own.
@@ -1155,17 +1167,23 @@ class Cell(MailboxQueue):
 
     # -- figures ---------------------------------------------------------------------------------------------
 
-    def sample_figures(self, now: float) -> bool:
+    def sample_figures(self, now: float, ticks: int = 1) -> bool:
         """One metrics tick: sample the mailbox's length and ask for a timed sample of the next message.
 
-        Returns ``False`` once the actor has been quiet for a whole window: it is *parked* (the tick stops visiting
-        it) and gives back its empty queue; the next message makes a new one and has the system measure it again.
+        ``ticks`` is how many tick intervals the sample stands for (more than one when the system ticks less often
+        because it measures more actors than a tick can visit in its share of the loop).
+
+        Returns ``False`` once the actor has been idle at ``Figures.idle_limit`` ticks in a row: it is *parked* (the
+        tick stops visiting it) and gives back its empty queue; the next message makes a new one and has the system
+        measure it again.
         """
         q = self._queue
         length = 0 if q is None else len(q)
         figures = self.figures
+        if not figures:  # pending: this is its first tick
+            figures = self.figures = figures.made(self.system.metrics)
         arrivals = self._arrivals
-        figures.sample_length(now, length, self._env is not None, arrivals)
+        figures.sample_length(now, length, self._env is not None, arrivals, ticks)
         # Until the next tick, time every message if fewer than ``sample_every`` arrived since the last one (so an
         # actor with few messages still gets waits and handling times), else one in ``sample_every``. Each sample
         # is weighed by the arrivals it stands for. (Timing "the next message after a tick" instead sampled a
@@ -1178,7 +1196,7 @@ class Cell(MailboxQueue):
         if length or self.scheduled:
             figures.idle_ticks = 0
             return True
-        figures.idle_ticks += 1
+        figures.idle_ticks += ticks
         if figures.idle_ticks < figures.idle_limit:
             return True
         figures.park(now)

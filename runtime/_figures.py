@@ -26,7 +26,8 @@ from typing import Any, Final
 
 import attrs
 
-__all__ = ["FIGURES_OFF", "RANKABLE", "ActorStatistics", "ClassStatistics", "Figures", "Metrics", "Row",
+__all__ = ["FIGURES_OFF", "RANKABLE", "ActorStatistics", "ClassStatistics", "Figures", "Metrics", "PendingFigures",
+           "Row",
            "StatisticsRows", "SystemStatistics", "class_name", "from_row"]
 
 
@@ -317,6 +318,32 @@ class _Off:
 FIGURES_OFF = _Off()
 
 
+class PendingFigures:
+    """The figures of an actor that has been scheduled but not yet visited by a metrics tick: when and at which
+    arrival count it was first scheduled, from which that tick makes its :class:`Figures`.
+
+    So the first message to an idle actor (one to each of a million, say) makes one small object, not a whole set
+    of figures with its buckets: the tick makes those, within its share of the loop. A timed message before that
+    has them made at once; until then, its statistics read as zeros.
+    """
+
+    __slots__ = ("arrivals", "since")
+
+    active = True
+    """Like measured figures: the actor is with the tick already."""
+
+    def __init__(self, since: float, arrivals: int) -> None:
+        self.since = since
+        self.arrivals = arrivals
+
+    def __bool__(self) -> bool:
+        return False
+
+    def made(self, metrics: Metrics) -> Figures:
+        """The actor's figures, as they would have been made when it was first scheduled."""
+        return Figures(self.since, self.arrivals, metrics)
+
+
 class _Bucket:
     __slots__ = ("arrivals0", "busy_n", "len_n", "len_sum", "service_n", "service_sum", "start", "wait_n", "wait_sum")
 
@@ -336,8 +363,17 @@ class _Bucket:
 _ZEROS: Final = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
+PARK_AFTER_TICKS: Final = 2
+"""Consecutive metrics ticks that find an actor idle (empty mailbox, no handler running) before it is parked.
+
+Short, so that the tick visits only the actors that have been busy lately: after one message to each of a million
+idle actors, a tick that went on visiting every one of them for a whole window (60 s by default) would take longer
+than the interval between ticks."""
+
+
 class Figures:
-    """The sampled measurements of one actor, kept in window buckets. Created when it is first sent a message.
+    """The sampled measurements of one actor, kept in window buckets. Made by the first metrics tick after it was
+    first sent a message (see :class:`PendingFigures`).
 
     Besides the buckets it keeps their running sums: a sample is added to its bucket and to the sums, and a
     bucket that leaves the window (noticed by the next sample, or by the next read) is subtracted from them. So
@@ -378,8 +414,10 @@ class Figures:
 
     @property
     def idle_limit(self) -> int:
-        """Ticks of idleness after which the actor is parked: a whole window."""
-        return max(1, int(self._window / self._tick))
+        """Consecutive ticks that found the actor idle after which it is parked: :data:`PARK_AFTER_TICKS`, or a
+        whole window if that is shorter. Parking loses nothing: the ticks it skips would each have seen an empty
+        mailbox, and :meth:`rates` (while parked) and :meth:`resume` count them as such."""
+        return max(1, min(PARK_AFTER_TICKS, int(self._window / self._tick)))
 
     def park(self, now: float) -> None:
         """Stop being visited by the tick until :meth:`resume`."""
@@ -426,16 +464,18 @@ class Figures:
         self._expire(now)
         return last
 
-    def sample_length(self, now: float, length: int, busy: bool, arrivals: int) -> None:
-        """Record what one metrics tick saw: the mailbox's length, and whether a handler was running."""
+    def sample_length(self, now: float, length: int, busy: bool, arrivals: int, ticks: int = 1) -> None:
+        """Record what one metrics tick saw: the mailbox's length, and whether a handler was running; the sample
+        stands for ``ticks`` tick intervals (the system ticks less often when it measures very many actors)."""
         bucket = self._current(now, arrivals)
-        bucket.len_sum += length
-        bucket.len_n += 1
-        self._len_sum += length
-        self._len_n += 1
+        weighed = length * ticks
+        bucket.len_sum += weighed
+        bucket.len_n += ticks
+        self._len_sum += weighed
+        self._len_n += ticks
         if busy:
-            bucket.busy_n += 1
-            self._busy_n += 1
+            bucket.busy_n += ticks
+            self._busy_n += ticks
 
     def add_sample(self, stamp: tuple[float, int], started: float, finished: float, arrivals: int) -> None:
         """Record one sampled message: its wait (queued to started) and its handling time (started to finished),
@@ -479,6 +519,8 @@ class Figures:
         mu = self._service_n / service_sum if service_sum > 0 else 0.0
         rho = lam / mu if mu > 0 else 0.0
         len_n = self._len_n
+        if not self.active:  # the ticks skipped since it was parked, each of which would have seen it idle
+            len_n += int(min(now - self.parked_at, self._window) / self._tick)
         if len_n:
             waiting = self._len_sum / len_n
             in_system = (self._len_sum + self._busy_n) / len_n

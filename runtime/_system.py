@@ -6,6 +6,7 @@ import contextlib
 import gc
 import itertools
 import logging
+import math
 import os
 import random
 import secrets
@@ -24,7 +25,16 @@ from ._dispatcher import Dispatcher, current_actor, current_system
 from ._envelope import Stop
 from ._events import EventStream
 from ._exceptions import ActorFailed
-from ._figures import FIGURES_OFF, RANKABLE, Figures, Metrics, StatisticsRows, SystemStatistics, class_name
+from ._figures import (
+    FIGURES_OFF,
+    RANKABLE,
+    Figures,
+    Metrics,
+    PendingFigures,
+    StatisticsRows,
+    SystemStatistics,
+    class_name,
+)
 from ._futures import Correlations, Future
 from ._lifecycle import RUNNING, STOPPED, STOPPING
 from ._link import Link
@@ -54,6 +64,13 @@ class _Guardian(ActorBase):
     async def receive(self, message: Any) -> None:
         raise TypeError(f"the root of the actor tree takes no messages; got {show(message)}")
 
+
+_TRANSIENT: Final = Restart.TRANSIENT
+"""The default restart type, looked up once: an enum member read from its class costs ten times a global."""
+
+TICK_SHARE: Final = 0.1
+"""The most of the loop's time the metrics tick takes: a pass over the measured actors that takes longer than this
+share of a tick makes the next ticks that much rarer (each sample then stands for that many ticks)."""
 
 STATISTICS_SLICE: Final = 500
 """Actors :meth:`ActorSystem.gather_statistics` reads, and the metrics tick samples, between two checkpoints
@@ -297,7 +314,7 @@ class ActorSystem:
                   stop_timeout: float | None, node: object = None) -> SpawnSpec:
         """``SpawnSpec.of`` for ``spawn``: the spec of a spawn of an actor class with no arguments and no options,
         the commonest spawn of all, is made once per class and shared (it is immutable)."""
-        if (args or kwargs or name is not None or mailbox is not None or restart is not Restart.TRANSIENT
+        if (args or kwargs or name is not None or mailbox is not None or restart is not _TRANSIENT
                 or supervision is not None or stop_timeout is not None or node is not None
                 or not isinstance(factory, type)):
             return SpawnSpec.of(factory, args, kwargs, name=name, mailbox=mailbox, restart=restart,
@@ -630,15 +647,24 @@ class ActorSystem:
 
         self.timer_service.call_at(trio.current_time() + timeout, expire)
 
-    def measure(self, cell: Cell, arrivals: int) -> None:
-        """Keep figures for ``cell``: when it is first scheduled, and when it is scheduled again after parking."""
+    def measure(self, cell: Cell, arrivals: int, *, pending: bool = True) -> None:
+        """Keep figures for ``cell``: when it is first scheduled, and when it is scheduled again after parking.
+
+        The first time, the figures are *pending* (:class:`~runtime._figures.PendingFigures`), made by the next
+        metrics tick, unless ``pending`` is false: a timed message (``Cell._stamp``) needs them at once.
+        """
         if not self.metrics.enabled:
             cell.figures = FIGURES_OFF
             return
-        if cell.figures is None:
-            cell.figures = Figures(self.now(), arrivals, self.metrics)
+        figures = cell.figures
+        if figures is None:
+            cell.figures = PendingFigures(self.now(), arrivals) if pending else Figures(self.now(), arrivals,
+                                                                                       self.metrics)
+        elif not figures:  # pending, and a timed message needs them now: it is measured already
+            cell.figures = figures.made(self.metrics)
+            return
         else:
-            cell.figures.resume(self.now(), arrivals)
+            figures.resume(self.now(), arrivals)
         self._measured.add(cell)
         if self._measure_wakeup is not None:
             self._measure_wakeup.set()
@@ -654,12 +680,13 @@ class ActorSystem:
         timed sample of each one's next message."""
         tick = self.metrics.tick
         measured = self._measured
+        ticks = 1
         while True:
             if not measured:
                 self._measure_wakeup = trio.Event()
                 await self._measure_wakeup.wait()
                 self._measure_wakeup = None
-            await trio.sleep(tick)
+            await trio.sleep(tick * ticks)
             # The tick wakes where trio's scheduler passes meet, which is also where actor-to-actor handoffs wait
             # for their runner: sampling right there sees messages that are handled microseconds later, and
             # overstates L for actors that are nearly always idle. Two passes let such chains settle first.
@@ -668,13 +695,18 @@ class ActorSystem:
             # In slices, so that a tick over many busy actors never holds the loop for long: each slice samples at
             # its own instant (the time averages need a length at about every tick, not all at one instant).
             cells = list(measured)
+            began = self.now()
             for start in range(0, len(cells), STATISTICS_SLICE):
                 if start:
                     await trio.lowlevel.checkpoint()
                 now = self.now()
                 for cell in cells[start:start + STATISTICS_SLICE]:
-                    if cell in measured and not cell.sample_figures(now):  # (it may have stopped meanwhile)
+                    if cell in measured and not cell.sample_figures(now, ticks):  # (it may have stopped meanwhile)
                         measured.discard(cell)
+            # A pass over very many actors (a million told one message each) takes longer than a tick: then tick
+            # less often, so that sampling keeps to TICK_SHARE of the loop, and weigh each sample by the ticks it
+            # stands for. The time averages stay unbiased; they are made of fewer samples.
+            ticks = max(1, math.ceil((self.now() - began) / (tick * TICK_SHARE)))
 
 
 @contextlib.contextmanager

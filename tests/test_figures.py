@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from helpers import Gate
 
 from actors import Actor, ActorSystem, Metrics
 
@@ -146,6 +147,29 @@ async def test_a_quiet_actor_is_parked_and_resumes_with_right_figures(
         assert again.arrival_rate == pytest.approx(10.0, rel=0.15)
         assert again.mean_queue_length == pytest.approx(0.0, abs=0.05)
         assert (again.arrivals, again.handled) == (50, 50)
+
+
+async def test_an_actor_idle_at_two_ticks_is_parked_and_its_figures_count_the_ticks_it_skips(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Parking early loses nothing: read while parked, L counts every tick since as one that saw it idle, as the
+    ticks would have; so the tick visits only actors busy lately (one message to each of a million actors must
+    not make every tick visit a million of them for a whole window)."""
+    gate = trio.Event()
+    async with ActorSystem(metrics=Metrics(window=60.0, buckets=6, tick=1.0)) as system:
+        busy = await system.spawn(Gate, gate, [], name="busy")
+        busy.tell("wait")
+        for n in range(4):
+            busy.tell(n)
+        await trio.sleep(10.0)  # ten ticks see 4 queued and a handler running
+        gate.set()
+        await trio.sleep(2.5)  # two ticks see it idle: parked
+        cell = busy._target
+        assert cell not in system._measured
+        assert cell._queue is None
+        await trio.sleep(7.5)  # skipped ticks: as many as it was busy for
+        parked = system.statistics().actors["busy"]
+    assert parked.mean_queue_length == pytest.approx(2.0, rel=0.12)  # 10 ticks at 4, then about 10 at 0
+    assert parked.mean_in_system == pytest.approx(2.5, rel=0.12)  # plus the one in service, for half the time
 
 
 @pytest.mark.parametrize(("rho", "seed"), [(0.5, 11), (0.8, 12)])

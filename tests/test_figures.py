@@ -399,3 +399,56 @@ async def test_gather_statistics_reads_in_slices_and_can_be_cancelled(
             await system.gather_statistics()
         assert scope.cancelled_caught
         assert len(system.statistics().actors) == 4 * 5
+
+
+def test_a_sample_that_stands_for_several_ticks_weighs_as_many() -> None:
+    """When the tick runs less often (very many actors measured), each sample counts for the ticks it stands for."""
+    from runtime._figures import Figures
+
+    metrics = Metrics(window=10.0, buckets=5, tick=1.0)
+    rare = Figures(0.0, 0, metrics)
+    rare.sample_length(1.0, 2, True, 0, 3)
+    rare.sample_length(4.0, 0, False, 0, 1)
+    every = Figures(0.0, 0, metrics)
+    for now, length, busy in ((1.0, 2, True), (2.0, 2, True), (3.0, 2, True), (4.0, 0, False)):
+        every.sample_length(now, length, busy, 0)
+    assert rare.rates(5.0, 0) == every.rates(5.0, 0)
+    assert rare.rates(5.0, 0)[3] == pytest.approx(1.5)  # Lq: 3 ticks at 2, one at 0
+
+
+async def test_the_first_message_leaves_figures_pending_until_the_tick_makes_them(
+        autojump_clock: trio.testing.MockClock) -> None:
+    from runtime._figures import Figures, PendingFigures
+
+    class Sink(Actor):
+        async def receive(self, message: Any) -> None:
+            return None
+
+    async with ActorSystem(metrics=Metrics(window=8.0, buckets=4, tick=0.5)) as system:
+        sink = await system.spawn(Sink, name="sink")
+        await trio.sleep(1.0)
+        sink.tell("first")
+        await trio.testing.wait_all_tasks_blocked()
+        cell = sink._target
+        assert isinstance(cell.figures, PendingFigures)  # the first message made no buckets
+        assert system.statistics().actors["sink"].arrival_rate == 0.0
+        for _ in range(19):  # with the first, 20 in 2 s from the first's arrival
+            await trio.sleep(0.1)
+            sink.tell("more")
+        await trio.sleep(0.1)
+        assert isinstance(cell.figures, Figures)
+        stats = system.statistics().actors["sink"]
+    assert stats.arrivals == 20
+    assert stats.arrival_rate == pytest.approx(10.0, rel=0.1)  # counted from the first message, not the tick
+
+
+async def test_a_timed_message_to_an_actor_with_pending_figures_is_measured(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with ActorSystem(metrics=Metrics(sample_every=1)) as system:  # every message timed
+        server = await system.spawn(Server, name="server")
+        server.tell(0.25)
+        server.tell(0.25)
+        await trio.sleep(1.0)
+        stats = system.statistics().actors["server"]
+    assert stats.service_rate == pytest.approx(4.0)
+    assert stats.mean_wait == pytest.approx(0.125)  # the second waited for the first

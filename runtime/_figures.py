@@ -428,7 +428,9 @@ class Figures:
         """Visited again: the time parked (within the window) counts as ticks that saw an empty mailbox."""
         idle = min(now - self.parked_at, self._window)
         if idle > 0:
-            bucket = _Bucket(now - idle, arrivals)
+            # Nothing arrived while it was parked but what resumes it (already counted in ``arrivals``): the
+            # stretch starts at the count the parking tick saw.
+            bucket = _Bucket(now - idle, self.ticked_arrivals)
             bucket.len_n = int(idle / self._tick)
             self._expire(now)
             self._buckets.append(bucket)

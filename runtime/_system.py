@@ -681,12 +681,21 @@ class ActorSystem:
         tick = self.metrics.tick
         measured = self._measured
         ticks = 1
+        due: float | None = None
         while True:
             if not measured:
                 self._measure_wakeup = trio.Event()
                 await self._measure_wakeup.wait()
                 self._measure_wakeup = None
-            await trio.sleep(tick * ticks)
+            now = self.now()
+            if due is None:
+                due = now + tick
+            elif due <= now:
+                # Back on the same grid of instants: a parked actor's skipped ticks are counted on it
+                # (Figures.resume), so the samples that follow must be taken on it too, or each park would lose
+                # the part of a tick between the last instant it skipped and its next sample.
+                due += math.ceil((now - due) / tick + 1e-9) * tick
+            await trio.sleep_until(due)
             # The tick wakes where trio's scheduler passes meet, which is also where actor-to-actor handoffs wait
             # for their runner: sampling right there sees messages that are handled microseconds later, and
             # overstates L for actors that are nearly always idle. Two passes let such chains settle first.
@@ -707,6 +716,7 @@ class ActorSystem:
             # less often, so that sampling keeps to TICK_SHARE of the loop, and weigh each sample by the ticks it
             # stands for. The time averages stay unbiased; they are made of fewer samples.
             ticks = max(1, math.ceil((self.now() - began) / (tick * TICK_SHARE)))
+            due += tick * ticks
 
 
 @contextlib.contextmanager

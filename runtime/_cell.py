@@ -742,7 +742,7 @@ class Cell(MailboxQueue):
             await self._stop_children()
         self.state = STOPPED
         self.slow = True
-        self._drain_dead(ActorStopped(f"{self.ref!r} failed to start"))
+        self._drain_dead("failed to start")
         self._notify_watchers(None)
         self.system.forget(self)  # a message told during on_start made the system measure this cell
 
@@ -1033,14 +1033,14 @@ class Cell(MailboxQueue):
                 if name not in children or children[name] is not child:
                     continue  # it stopped on its own meanwhile
                 if child.__class__ is Cell and child._stops_here():
-                    await child._stop_here()
+                    await child._stop_here()  # which unregistered it
                     here += 1
                     if here % STOP_SLICE == 0:
                         await trio.lowlevel.checkpoint()
                 else:
                     child.request_stop(None, "parent")
                     await child.wait_stopped()
-                self.child_stopped(child)  # a no-op: its stop unregistered it
+                    self.child_stopped(child)  # a no-op: its stop unregistered it
 
     def _stops_here(self) -> bool:
         """Whether the parent may stop this child in its own runner: no runner has it (so it is not handling a
@@ -1090,7 +1090,7 @@ class Cell(MailboxQueue):
             await self._run_on_stop(deadline)
         self.state = STOPPED
         self._handler = None
-        self._drain_dead(ActorStopped(f"{self.ref!r} stopped before it answered"))
+        self._drain_dead("stopped before it answered")
         if self.parent is not None:
             self.parent.child_stopped(self)
         self._notify_watchers(reason)
@@ -1115,7 +1115,7 @@ class Cell(MailboxQueue):
             for watcher in watchers:  # a watcher that is stopping itself drops it without a dead letter
                 watcher._target.deliver(terminated, None, WATCH_MARK)
 
-    def _drain_dead(self, cause: ActorStopped) -> None:
+    def _drain_dead(self, why: str) -> None:
         """Turn everything still queued into dead letters, in order, and release whoever waits on us.
 
         Leased messages are not dead letters: their leases end here, and their senders (who watch this actor if
@@ -1126,7 +1126,8 @@ class Cell(MailboxQueue):
             self._leases = None
             for lease in leases:
                 lease.revoke()
-        self._fail_open_replies(cause)
+        if self._open_replies:  # the error is made only for someone to fail: a million stops make none
+            self._fail_open_replies(ActorStopped(f"{self.ref!r} {why}"))
         q = self._queue
         if q:
             self._queue = None

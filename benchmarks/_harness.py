@@ -1,12 +1,19 @@
 """Running, timing and reporting of the benchmark workloads.
 
-A workload is measured on two *sides*: ``"floor"`` (:mod:`benchmarks.floor`, raw trio) and ``"core"``
-(:mod:`benchmarks.core`, the actor runtime). Both modules export the same async functions, listed by
-:class:`Side`; each call is one sample and runs in its own ``trio.run`` (the spawn workloads in a fresh
-subprocess, so that RSS grows from a clean baseline). The harness repeats every workload, keeps the best
-figure of the repetitions (machines are shared and noisy: the best run is the one least disturbed), computes
-runtime / floor ratios, checks them against the targets, prints a table and returns everything as a JSON-ready
+A workload is measured on up to three *sides*: ``"floor"`` (:mod:`benchmarks.floor`, raw trio), ``"core"``
+(:mod:`benchmarks.core`, the actor runtime) and ``"asyncio"`` (:mod:`benchmarks.aio`, raw asyncio: tasks,
+``asyncio.Queue`` and futures, what a user would write instead of an actor library). The modules export the same
+async functions, listed by :class:`Side`; each call is one sample and runs in its own ``trio.run`` (``asyncio.run``
+for the asyncio side; the spawn, million and broadcast workloads in a fresh subprocess, so that RSS grows from a
+clean baseline and a million actors leave nothing behind). The sides of one repetition run one after the other,
+so that drift hits all of them. The harness repeats every workload, keeps the best figure of the repetitions
+(machines are shared and noisy: the best run is the one least disturbed), computes runtime / floor and asyncio /
+floor ratios, checks the runtime's against the targets, prints a table and returns everything as a JSON-ready
 dict.
+
+The floors of ``million`` and ``broadcast``, where the runtime's actors own no task, are defined with them (see
+:mod:`benchmarks.floor`): a mailbox (a memory channel pair) and a record per actor in a registry, closed and
+unregistered one by one at shutdown; and one ``send_nowait`` to each of N tasks blocked on their own channel.
 
 Wall time is taken with :func:`time.perf_counter` rather than trio's clock: these are real-time measurements
 of real runs, never under a ``MockClock``, and ``perf_counter`` has the finest resolution for single asks.
@@ -41,11 +48,12 @@ never next to the code (which may be read-only, or somebody else's checkout)."""
 
 TIMES = "\N{MULTIPLICATION SIGN}"
 
-SIDES = ("floor", "core")
-"""The two implementations of every workload, in the order they run and are printed."""
+SIDES = ("floor", "core", "asyncio")
+"""The implementations of the workloads, in the order they run and are printed; a workload may have fewer
+(:attr:`Workload.sides`)."""
 
-SIDE_LABELS = {"floor": "trio floor", "core": "actors"}
-_SIDE_MODULES = {"floor": "benchmarks.floor", "core": "benchmarks.core"}
+SIDE_LABELS = {"floor": "trio floor", "core": "actors", "asyncio": "raw asyncio"}
+_SIDE_MODULES = {"floor": "benchmarks.floor", "core": "benchmarks.core", "asyncio": "benchmarks.aio"}
 
 DEFAULT_DEADLINE = 300.0
 """Seconds one sample may take before it is abandoned as hung (a lost reply must not hang the harness)."""
@@ -85,6 +93,24 @@ class SpawnSample:
     """Resident set size in bytes with all ``count`` actors alive and referenced."""
 
 
+class Tally:
+    """What the broadcast workload sends every receiver, on both sides: each counts itself in, and the last one to
+    do so sets ``done`` (a ``trio.Event``), which the driver waits for."""
+
+    __slots__ = ("count", "done", "target")
+
+    def __init__(self, target: int, done: trio.Event) -> None:
+        self.count = 0
+        self.target = target
+        self.done = done
+
+    def hit(self) -> None:
+        """Count one receiver in."""
+        self.count += 1
+        if self.count == self.target:
+            self.done.set()
+
+
 class Side(Protocol):
     """What :mod:`benchmarks.floor` and :mod:`benchmarks.core` both export: one async function per workload.
 
@@ -117,6 +143,19 @@ class Side(Protocol):
         ...
 
 
+class ManySide(Protocol):
+    """What :mod:`benchmarks.floor` and :mod:`benchmarks.core` export for the ``million`` and ``broadcast``
+    workloads, which have no raw-asyncio side."""
+
+    async def million(self, count: int) -> dict[str, float]:
+        """Spawn ``count`` idle actors, then shut them all down: seconds for each, and RSS bytes an actor."""
+        ...
+
+    async def broadcast(self, count: int) -> float:
+        """Seconds for one message told to each of ``count`` idle actors to be handled by all of them."""
+        ...
+
+
 @attrs.frozen
 class Sizes:
     """How big each workload is. The defaults are the full (Savina-style) sizes."""
@@ -139,6 +178,10 @@ class Sizes:
     """Actors in the thread ring."""
     ring_hops: int = 100_000
     """Times the token is passed on."""
+    million: int = 1_000_000
+    """Idle actors spawned, and then shut down, in the ``million`` workload."""
+    broadcast: int = 1_000_000
+    """Idle actors each told one message in the ``broadcast`` workload."""
 
     def scaled(self, divisor: int) -> Sizes:
         """These sizes with every count divided by ``divisor`` (at least 1).
@@ -213,6 +256,8 @@ class Workload:
     """Describes the work done at given sizes, e.g. ``"20,000 round trips"``."""
     group: str | None = None
     """A name that selects this workload together with others (``--only spawn``)."""
+    sides: tuple[str, ...] = SIDES
+    """The sides it is measured on, in :data:`SIDES` order; always the floor and the runtime."""
 
 
 def load_side(side: str) -> Side:
@@ -262,8 +307,24 @@ def rss_bytes() -> int:
     return resident_pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def spawn_in_subprocess(side: str, count: int, deadline: float) -> SpawnSample:
-    """Run the spawn workload of ``side`` for ``count`` actors in a fresh process (:mod:`._spawn_probe`)."""
+def run_side(side: str, function: str, deadline: float, *args: object) -> Any:
+    """Run ``side``'s workload ``function(*args)`` in a fresh event loop: ``asyncio.run`` for the asyncio side,
+    ``trio.run`` for the others; either fails with :class:`WorkloadError` after ``deadline`` seconds."""
+    fn = getattr(load_side(side), function)
+    if side != "asyncio":
+        return run_in_trio(fn, deadline, *args)
+    from . import aio
+
+    gc.collect()
+    try:
+        return aio.run(fn(*args), deadline)
+    except TimeoutError as exc:
+        raise WorkloadError(f"did not finish within {deadline:g} s (a lost message or reply?)") from exc
+
+
+def probe_in_subprocess(side: str, workload: str, count: int, deadline: float) -> dict[str, Any]:
+    """Run ``side``'s ``workload`` (``spawn``, ``million`` or ``broadcast``) for ``count`` actors in a fresh process
+    (:mod:`._spawn_probe`) and return what it printed."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_DIR.parent), env.get("PYTHONPATH")) if p)
     command = [
@@ -272,6 +333,7 @@ def spawn_in_subprocess(side: str, count: int, deadline: float) -> SpawnSample:
         "-m",
         "benchmarks._spawn_probe",
         side,
+        workload,
         str(count),
         "--deadline",
         f"{deadline:g}",
@@ -283,44 +345,55 @@ def spawn_in_subprocess(side: str, count: int, deadline: float) -> SpawnSample:
         )
     except subprocess.TimeoutExpired as exc:
         raise WorkloadError(
-            f"spawn probe ({side}, {count} actors) did not exit within {deadline + grace:g} s"
+            f"{workload} probe ({side}, {count} actors) did not exit within {deadline + grace:g} s"
         ) from exc
     if completed.returncode != 0:
         lines = completed.stderr.strip().splitlines() or ["(no output on stderr)"]
         raise WorkloadError(
-            f"spawn probe ({side}, {count} actors) exited with status {completed.returncode}: {lines[-1]}"
+            f"{workload} probe ({side}, {count} actors) exited with status {completed.returncode}: {lines[-1]}"
         )
     try:
-        return SpawnSample(**json.loads(completed.stdout.strip().splitlines()[-1]))
-    except (IndexError, ValueError, TypeError) as exc:
+        sample = json.loads(completed.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError) as exc:
         raise WorkloadError(
-            f"spawn probe ({side}, {count} actors) printed no sample: {completed.stdout!r}"
+            f"{workload} probe ({side}, {count} actors) printed no sample: {completed.stdout!r}"
         ) from exc
+    if not isinstance(sample, dict):
+        raise WorkloadError(f"{workload} probe ({side}, {count} actors) printed {sample!r}, not a sample")
+    return sample
+
+
+def spawn_in_subprocess(side: str, count: int, deadline: float) -> SpawnSample:
+    """Run the spawn workload of ``side`` for ``count`` actors in a fresh process (:mod:`._spawn_probe`)."""
+    try:
+        return SpawnSample(**probe_in_subprocess(side, "spawn", count, deadline))
+    except TypeError as exc:
+        raise WorkloadError(f"spawn probe ({side}, {count} actors) printed no spawn sample: {exc}") from exc
 
 
 def _measure_pingpong(side: str, sizes: Sizes, deadline: float) -> dict[str, float]:
-    seconds = run_in_trio(load_side(side).pingpong, deadline, sizes.pingpong)
+    seconds = run_side(side, "pingpong", deadline, sizes.pingpong)
     return {"round_trips_per_s": sizes.pingpong / seconds}
 
 
 def _measure_counting(side: str, sizes: Sizes, deadline: float) -> dict[str, float]:
-    seconds = run_in_trio(load_side(side).counting, deadline, sizes.counting)
+    seconds = run_side(side, "counting", deadline, sizes.counting)
     return {"messages_per_s": sizes.counting / seconds}
 
 
 def _measure_fan_in(side: str, sizes: Sizes, deadline: float) -> dict[str, float]:
-    seconds = run_in_trio(load_side(side).fan_in, deadline, sizes.fan_in_producers, sizes.fan_in_per_producer)
+    seconds = run_side(side, "fan_in", deadline, sizes.fan_in_producers, sizes.fan_in_per_producer)
     return {"messages_per_s": sizes.fan_in_producers * sizes.fan_in_per_producer / seconds}
 
 
 def _measure_ask_latency(side: str, sizes: Sizes, deadline: float) -> dict[str, float]:
-    samples = run_in_trio(load_side(side).ask_latency, deadline, sizes.ask_latency)
+    samples = run_side(side, "ask_latency", deadline, sizes.ask_latency)
     expect_equal("ask latency samples", len(samples), sizes.ask_latency)
     return {"median_us": percentile(samples, 50) * 1e6, "p99_us": percentile(samples, 99) * 1e6}
 
 
 def _measure_threadring(side: str, sizes: Sizes, deadline: float) -> dict[str, float]:
-    seconds = run_in_trio(load_side(side).threadring, deadline, sizes.ring_members, sizes.ring_hops)
+    seconds = run_side(side, "threadring", deadline, sizes.ring_members, sizes.ring_hops)
     return {"hops_per_s": sizes.ring_hops / seconds}
 
 
@@ -334,6 +407,26 @@ def _spawn_measure(count_of: Callable[[Sizes], int]) -> Measure:
         }
 
     return measure
+
+
+def _measure_million(side: str, sizes: Sizes, deadline: float) -> dict[str, float]:
+    count = sizes.million
+    sample = probe_in_subprocess(side, "million", count, deadline)
+    spawn_s, shutdown_s = float(sample["spawn_s"]), float(sample["shutdown_s"])
+    return {
+        "spawn_us": spawn_s / count * 1e6,
+        "bytes_per_actor": float(sample["bytes_per_actor"]),
+        "shutdown_us": shutdown_s / count * 1e6,
+        "spawn_s": spawn_s,
+        "shutdown_s": shutdown_s,
+        "shutdown_vs_spawn": shutdown_s / spawn_s,
+    }
+
+
+def _measure_broadcast(side: str, sizes: Sizes, deadline: float) -> dict[str, float]:
+    count = sizes.broadcast
+    sample = probe_in_subprocess(side, "broadcast", count, deadline)
+    return {"messages_per_s": count / float(sample["seconds"])}
 
 
 def percentile(samples: Sequence[float], percent: float) -> float:
@@ -416,6 +509,39 @@ WORKLOADS: tuple[Workload, ...] = (
         _measure_threadring,
         lambda s: f"{s.ring_members} actors, {s.ring_hops:,} hops",
     ),
+    Workload(
+        "million",
+        "idle actors spawned one after another (each started), then all shut down by leaving the system; in a "
+        "fresh process. Floor: a memory channel pair and a record in a registry per actor, closed and "
+        "unregistered one by one in reverse order",
+        (
+            Figure("spawn_us", "spawn µs/actor", higher_is_better=False, decimals=2),
+            Figure("bytes_per_actor", "RSS bytes/actor", higher_is_better=False),
+            Figure("shutdown_us", "shutdown µs/actor", higher_is_better=False, decimals=2),
+            Figure("spawn_s", "spawn s", higher_is_better=False, decimals=2),
+            Figure("shutdown_s", "shutdown s", higher_is_better=False, decimals=2),
+            Figure("shutdown_vs_spawn", "shutdown / spawn", higher_is_better=False, decimals=2),
+        ),
+        (
+            Target("spawn_us", at_least=False, threshold=4.0, of_ratio=False, unit=" µs"),
+            Target("bytes_per_actor", at_least=False, threshold=1024, of_ratio=False, unit=" B"),
+            Target("shutdown_s", at_least=False, threshold=10.0, of_ratio=False, unit=" s"),
+            Target("shutdown_vs_spawn", at_least=False, threshold=1.0, of_ratio=False, unit=""),
+        ),
+        _measure_million,
+        lambda s: f"{s.million:,} actors",
+        sides=("floor", "core"),
+    ),
+    Workload(
+        "broadcast",
+        "one message told to each of N idle (never scheduled) actors, timed until every one has handled it; in a "
+        "fresh process. Floor: one send_nowait to each of N tasks blocked on their own memory channel",
+        (Figure("messages_per_s", "messages/s"),),
+        (Target("messages_per_s", at_least=True, threshold=1.5),),
+        _measure_broadcast,
+        lambda s: f"{s.broadcast:,} actors",
+        sides=("floor", "core"),
+    ),
 )
 
 EXTRAS = ("routing", "exchange", "supervision", "figures", "link", "workers", "calls")
@@ -494,21 +620,24 @@ def _measure_workload(
     errors: dict[str, str] = {}
     for _ in range(repeat):
         for side in sides:
-            if side in errors:
+            if side not in workload.sides or side in errors:
                 continue  # a failed side would likely fail (or hang until the deadline) again
             try:
                 samples[side].append(workload.measure(side, sizes, deadline))
             except Exception as exc:  # recorded and reported: the other side's figures are still worth having
                 errors[side] = one_line(exc)
-    figures = {side: best(workload.figures, runs) for side, runs in samples.items() if side not in errors}
+    figures = {
+        side: best(workload.figures, runs) for side, runs in samples.items() if runs and side not in errors
+    }
     return figures, errors
 
 
 def _workload_result(
     workload: Workload, sizes: Sizes, figures: Mapping[str, dict[str, float]], errors: Mapping[str, str]
 ) -> dict[str, Any]:
-    floor, core = figures.get("floor"), figures.get("core")
+    floor, core, raw = figures.get("floor"), figures.get("core"), figures.get("asyncio")
     ratios = {key: core[key] / floor[key] for key in floor if floor[key]} if floor and core else {}
+    asyncio_ratios = {key: raw[key] / floor[key] for key in floor if floor[key]} if floor and raw else {}
     targets = []
     for target in workload.targets:
         value = ratios.get(target.figure) if target.of_ratio else (core or {}).get(target.figure)
@@ -524,9 +653,12 @@ def _workload_result(
     return {
         "summary": workload.summary,
         "size": workload.size(sizes),
+        "sides": list(workload.sides),
         "floor": floor,
         "core": core,
+        "asyncio": raw,
         "ratios": ratios,
+        "asyncio_ratios": asyncio_ratios,
         "targets": targets,
         "errors": dict(errors),
     }
@@ -573,7 +705,7 @@ def run(
     workloads, extras = select(only)
     sizes = sizes if sizes is not None else (QUICK_SIZES if quick else FULL_SIZES)
     core_error = _check_core() if workloads else None
-    sides = SIDES if core_error is None else ("floor",)
+    sides = SIDES if core_error is None else tuple(side for side in SIDES if side != "core")
     if core_error is not None:
         print(
             f"actors runtime unavailable, measuring the floor only: {core_error}", file=progress, flush=True
@@ -630,11 +762,11 @@ def _format_any(value: float) -> str:
 
 def _progress_line(workload: Workload, result: Mapping[str, Any]) -> str:
     parts = []
-    for side in SIDES:
+    for side in workload.sides:
         if side in result["errors"]:
             not_run = result["errors"][side].startswith("not run")
             parts.append(f"{SIDE_LABELS[side]} {'not run' if not_run else 'failed'}")
-        elif result[side] is not None:
+        elif result.get(side) is not None:
             first = workload.figures[0]
             parts.append(
                 f"{SIDE_LABELS[side]} {_format(result[side][first.key], first.decimals)} {first.label}"
@@ -659,20 +791,25 @@ def _print_tables(results: Mapping[str, Any], workloads: Sequence[Workload], str
     machine = results["machine"]
     lines = [
         f"Python {machine['python']}, trio {machine['trio']}, {machine['platform']}, {machine['cpus']} CPUs; "
-        f"best of {results['settings']['repeat']}{' (quick sizes)' if results['settings']['quick'] else ''}",
+        f"best of {results['settings']['repeat']}{' (quick sizes)' if results['settings']['quick'] else ''}; "
+        "ratio: actors / trio floor; asyncio ratio: raw asyncio / trio floor",
         "",
     ]
     if results["core_error"] is not None:
         lines += [f"actors runtime unavailable: {results['core_error']}", ""]
 
-    rows: list[list[str]] = [["workload", "size", "figure", "trio floor", "actors", "ratio", "target"]]
+    rows: list[list[str]] = [
+        ["workload", "size", "figure", "trio floor", "actors", "raw asyncio", "ratio", "asyncio ratio", "target"]
+    ]
     errors: list[str] = []
     for workload in workloads:
         result = results["workloads"][workload.name]
         for index, figure in enumerate(workload.figures):
             floor = (result["floor"] or {}).get(figure.key)
             core = (result["core"] or {}).get(figure.key)
+            raw = (result["asyncio"] or {}).get(figure.key)
             ratio = result["ratios"].get(figure.key)
+            raw_ratio = result["asyncio_ratios"].get(figure.key)
             verdicts = [
                 f"{t['target']} {_MISSING if t['met'] is None else ('✓' if t['met'] else '✗')}"
                 for t in result["targets"]
@@ -685,7 +822,9 @@ def _print_tables(results: Mapping[str, Any], workloads: Sequence[Workload], str
                     figure.label,
                     _format(floor, figure.decimals),
                     _format(core, figure.decimals),
+                    _format(raw, figure.decimals),
                     _MISSING if ratio is None else f"{ratio:.2f}{TIMES}",
+                    _MISSING if raw_ratio is None else f"{raw_ratio:.2f}{TIMES}",
                     ", ".join(verdicts),
                 ]
             )
@@ -693,7 +832,7 @@ def _print_tables(results: Mapping[str, Any], workloads: Sequence[Workload], str
             if results["core_error"] is None or side != "core":
                 errors.append(f"{workload.name} ({SIDE_LABELS[side]}): {message}")
     if workloads:
-        lines += _render(rows, right_aligned={3, 4, 5})
+        lines += _render(rows, right_aligned={3, 4, 5, 6, 7})
     if errors:
         lines += ["", "errors:", *(f"  {error}" for error in errors)]
 

@@ -11,9 +11,11 @@ import gc
 import time
 from typing import Any
 
+import trio
+
 from actors import Actor, ActorRef, ActorSystem
 
-from ._harness import WARMUP_ACTORS, WARMUP_ASKS, SpawnSample, expect_equal, rss_bytes
+from ._harness import WARMUP_ACTORS, WARMUP_ASKS, SpawnSample, Tally, expect_equal, rss_bytes
 
 # -- pingpong ------------------------------------------------------------------------------------------------
 
@@ -233,4 +235,55 @@ async def threadring(members: int, hops: int) -> float:
         answer = await ring[0].ask(("start", hops))
         seconds = time.perf_counter() - start
     expect_equal("threadring answer", answer, "done")
+    return seconds
+
+
+# -- million -------------------------------------------------------------------------------------------------
+
+
+async def million(count: int) -> dict[str, float]:
+    """Spawn ``count`` unnamed idle actors one by one, then leave the system: seconds for each, RSS an actor."""
+    live: list[ActorRef] = []
+    system = ActorSystem(name="bench-million")
+    async with system:
+        for _ in range(WARMUP_ACTORS):
+            live.append(await system.spawn(Idle))
+        gc.collect()
+        rss_before = rss_bytes()
+        start = time.perf_counter()
+        for _ in range(count):
+            live.append(await system.spawn(Idle))
+        spawn_s = time.perf_counter() - start
+        gc.collect()
+        rss_after = rss_bytes()
+        start = time.perf_counter()
+    shutdown_s = time.perf_counter() - start
+    expect_equal("actors stopped", sum(ref.is_stopped for ref in live), WARMUP_ACTORS + count)
+    return {"spawn_s": spawn_s, "shutdown_s": shutdown_s, "bytes_per_actor": (rss_after - rss_before) / count}
+
+
+# -- broadcast -----------------------------------------------------------------------------------------------
+
+
+class Receiver(Actor):
+    """Counts itself into every :class:`Tally` it is sent."""
+
+    async def receive(self, message: Any) -> Any:
+        message.hit()
+        return None
+
+
+async def broadcast(count: int) -> float:
+    """Seconds for one message told to each of ``count`` idle actors (spawned, never sent anything) to be handled."""
+    async with ActorSystem(name="bench-broadcast") as system:
+        refs = [await system.spawn(Receiver) for _ in range(count)]
+        done = trio.Event()
+        tally = Tally(count, done)
+        gc.collect()
+        start = time.perf_counter()
+        for ref in refs:
+            ref.tell(tally)
+        await done.wait()
+        seconds = time.perf_counter() - start
+    expect_equal("receivers counted", tally.count, count)
     return seconds

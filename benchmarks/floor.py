@@ -19,10 +19,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
+import attrs
 import trio
 import trio.testing
 
-from ._harness import WARMUP_ACTORS, WARMUP_ASKS, SpawnSample, expect_equal, rss_bytes
+from ._harness import WARMUP_ACTORS, WARMUP_ASKS, SpawnSample, Tally, expect_equal, rss_bytes
 
 Envelope: TypeAlias = "tuple[Any, Any]"
 """``(message, sender)``: what travels through a floor mailbox; ``sender`` is an :data:`Address` or None."""
@@ -253,4 +254,77 @@ async def threadring(members: int, hops: int) -> float:
         seconds = time.perf_counter() - start
         nursery.cancel_scope.cancel()
     expect_equal("threadring answer", answer, "done")
+    return seconds
+
+
+# -- million -------------------------------------------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class Record:
+    """What a registry keeps for one idle actor that owns no task: its name, its parent, its mailbox."""
+
+    name: str
+    parent: Record | None
+    address: Address
+    inbox: Inbox
+
+
+async def million(count: int) -> dict[str, float]:
+    """Make ``count`` idle actors as records with a mailbox each in a registry, then close and unregister them
+    one by one, last first: seconds for each, and RSS bytes an actor."""
+    registry: dict[str, Record] = {}
+    root = Record("", None, *trio.open_memory_channel[Envelope](math.inf))
+    made = 0
+
+    def make() -> None:
+        nonlocal made
+        made += 1
+        name = f"${made}"
+        registry[name] = Record(name, root, *trio.open_memory_channel[Envelope](math.inf))
+
+    for _ in range(WARMUP_ACTORS):
+        make()
+    gc.collect()
+    rss_before = rss_bytes()
+    start = time.perf_counter()
+    for _ in range(count):
+        make()
+    await trio.lowlevel.checkpoint()
+    spawn_s = time.perf_counter() - start
+    gc.collect()
+    rss_after = rss_bytes()
+    start = time.perf_counter()
+    for record in reversed(list(registry.values())):
+        record.address.close()
+        record.inbox.close()
+        del registry[record.name]
+    await trio.lowlevel.checkpoint()
+    shutdown_s = time.perf_counter() - start
+    expect_equal("records left", len(registry), 0)
+    return {"spawn_s": spawn_s, "shutdown_s": shutdown_s, "bytes_per_actor": (rss_after - rss_before) / count}
+
+
+# -- broadcast -----------------------------------------------------------------------------------------------
+
+
+async def _receiver(inbox: Inbox, me: Address) -> None:
+    async for message, _sender in inbox:
+        message.hit()
+
+
+async def broadcast(count: int) -> float:
+    """Seconds for one message sent to each of ``count`` tasks blocked on their own channel to be handled."""
+    async with trio.open_nursery() as nursery:
+        mailboxes = [start_actor(nursery, _receiver) for _ in range(count)]
+        await settle()
+        tally = Tally(count, trio.Event())
+        gc.collect()
+        start = time.perf_counter()
+        for address in mailboxes:
+            address.send_nowait((tally, None))
+        await tally.done.wait()
+        seconds = time.perf_counter() - start
+        nursery.cancel_scope.cancel()
+    expect_equal("receivers counted", tally.count, count)
     return seconds

@@ -11,9 +11,9 @@ decisions come from :func:`runtime._supervision.plan_restart`; the cell performs
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import math
+import threading
 from collections import deque
 from types import FunctionType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
@@ -42,7 +42,7 @@ from ._envelope import (
     Watch,
 )
 from ._exceptions import ActorFailed, ActorStopped, MailboxFull, NameTaken
-from ._figures import ActorStatistics, class_name, from_row
+from ._figures import ActorStatistics, from_row
 from ._lease import Lease
 from ._lifecycle import RESTARTING, RUNNING, STARTING, STATE_NAMES, STOPPED, STOPPING, SUSPENDED
 from ._mailbox import MailboxQueue
@@ -64,8 +64,17 @@ __all__ = ["ActorBase", "CallForwarder", "Cell"]
 logger = logging.getLogger("actors")
 
 
-_constructing: contextvars.ContextVar[Cell | None] = contextvars.ContextVar("constructing", default=None)
-"""The cell whose factory is running: set synchronously around the call, read by ``ActorBase.__new__``."""
+class _Constructing(threading.local):
+    """Which cell's factory is running in this thread: set around the call, read by ``ActorBase.__new__``.
+
+    A factory never yields (it is a plain call), so nothing else runs in this thread while it is set, and a
+    thread-local attribute costs a tenth of a context variable's set and reset, which a spawn paid every time.
+    """
+
+    cell: Cell | None = None
+
+
+_constructing = _Constructing()
 
 
 class ActorBase:
@@ -82,7 +91,7 @@ class ActorBase:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         self = super().__new__(cls)
-        self._cell = _constructing.get()
+        self._cell = _constructing.cell
         return self
 
     async def receive(self, message: Any) -> Any:
@@ -100,6 +109,9 @@ class ActorBase:
         await self.on_start()
 
 
+_DEFAULT_ON_START = ActorBase.on_start
+_DEFAULT_ON_STOP = ActorBase.on_stop
+
 W = TypeVar("W", bound=ActorBase)
 
 
@@ -114,6 +126,9 @@ class CallForwarder(ActorBase, Generic[W]):
 
 _DROP = object()
 _KILLED = object()
+
+STOP_SLICE = 256
+"""Children a parent stops in its own runner (see ``Cell._stop_children``) between two checkpoints."""
 
 
 def _ends_the_runner(error: BaseException) -> bool:
@@ -144,7 +159,7 @@ class Cell(MailboxQueue):
     )
 
     def __init__(self, system: ActorSystem, parent: Cell | None, name: str, spec: SpawnSpec, uid: int) -> None:
-        super().__init__(spec.mailbox or system.default_mailbox, system.sample_mask)
+        MailboxQueue.__init__(self, spec.mailbox or system.default_mailbox, system.sample_mask)
         self.system = system
         self.parent = parent
         self.name = name
@@ -156,8 +171,8 @@ class Cell(MailboxQueue):
         factory = spec.factory
         self.actor_class: type | None = factory if isinstance(factory, type) else None
         """The class of the actor's instance once built (before that, the factory's if it is a class)."""
-        self.class_name = class_name(self.actor_class)
-        """Its ``module.QualifiedName``, for the statistics (named once, not at every read)."""
+        self.class_name = system.class_name(self.actor_class)
+        """Its ``module.QualifiedName``, for the statistics (named once a class, not at every read)."""
         self._handler: Callable[[Any], Any] | None = None
         self._inline = False
         """Whether an asker may run this actor's next message in its own task (see ``claim``)."""
@@ -250,6 +265,8 @@ class Cell(MailboxQueue):
 
     def _stamp(self) -> tuple[float, int]:
         # With its arrival number, the figures weigh a timed message by the arrivals since the previous one.
+        if not self.figures:  # none yet, or pending: the timed message will need them (never so with figures off)
+            self.system.measure(self, self._arrivals, pending=False)
         return self.system.now(), self._arrivals
 
     def _ready(self) -> None:
@@ -643,11 +660,12 @@ class Cell(MailboxQueue):
         cell = Cell(self.system, self, name, spec, next(self.system.uids))
         cell._build()
         self.adopt(name, cell)
-        try:
-            await cell.start()
-        except BaseException:
-            self.child_stopped(cell)
-            raise
+        if not cell._started_at_once():
+            try:
+                await cell._start_hook(None)
+            except BaseException:
+                self.child_stopped(cell)
+                raise
         return cell.ref
 
     def is_current(self, incarnation: int) -> bool:
@@ -674,17 +692,24 @@ class Cell(MailboxQueue):
         """Run a fresh cell's ``on_start`` (the instance is built); it is running when this returns."""
         if self.instance is None:
             self._build()
-        if type(self.instance).on_start is ActorBase.on_start:
-            self.state = RUNNING
-            if self.system.events:
-                self.system.lifecycle(self.ref, "started", None)
-            return
-        await self._start_hook(None)
+        if not self._started_at_once():
+            await self._start_hook(None)
+
+    def _started_at_once(self) -> bool:
+        """Go running now if the built actor has no ``on_start`` of its own; ``False`` if it has one to run (then
+        ``_start_hook`` runs it; a spawn awaits that, and only that)."""
+        if type(self.instance).on_start is not _DEFAULT_ON_START:
+            return False
+        self.state = RUNNING
+        if self.system.events:
+            self.system.lifecycle(self.ref, "started", None)
+        return True
 
     def _build(self) -> None:
         """Make a fresh instance from the spec; raises ``ActorFailed``/``TypeError`` as ``spawn`` documents."""
         spec = self.spec
-        token = _constructing.set(self)
+        outer = _constructing.cell
+        _constructing.cell = self
         try:
             instance = spec.factory(*spec.args, **spec.kwargs)
         except BaseException as exc:
@@ -696,7 +721,7 @@ class Cell(MailboxQueue):
             raise ActorFailed(f"{show(spec.factory)} raised while building actor {self.path!r}: {show(exc)}",
                               exc) from exc
         finally:
-            _constructing.reset(token)
+            _constructing.cell = outer
         if not isinstance(instance, ActorBase):
             raise TypeError(f"{show(spec.factory)} returned {show(instance)}, which is not an Actor")
         if (spec.args or spec.kwargs) and instance.__class__ is spec.factory and \
@@ -706,7 +731,7 @@ class Cell(MailboxQueue):
         self.instance = instance
         if instance.__class__ is not self.actor_class:
             self.actor_class = instance.__class__
-            self.class_name = class_name(self.actor_class)
+            self.class_name = self.system.class_name(self.actor_class)
         self._set_handler(instance.receive)
 
     async def _start_hook(self, error: BaseException | None) -> None:
@@ -742,7 +767,7 @@ class Cell(MailboxQueue):
             await self._stop_children()
         self.state = STOPPED
         self.slow = True
-        self._drain_dead(ActorStopped(f"{self.ref!r} failed to start"))
+        self._drain_dead("failed to start")
         self._notify_watchers(None)
         self.system.forget(self)  # a message told during on_start made the system measure this cell
 
@@ -1001,7 +1026,7 @@ class Cell(MailboxQueue):
         if instance is None:
             return
         self.instance = None
-        if type(instance).on_stop is ActorBase.on_stop:
+        if type(instance).on_stop is _DEFAULT_ON_STOP:
             return
         try:
             with trio.CancelScope(deadline=deadline) as scope:
@@ -1016,13 +1041,54 @@ class Cell(MailboxQueue):
                            self.path, self.spec.stop_timeout)
 
     async def _stop_children(self) -> None:
-        """Stop every child in reverse start order, each subtree finished before the next begins."""
+        """Stop every child in reverse start order, each subtree finished before the next begins.
+
+        A child that is idle and has no ``on_stop`` of its own is stopped right here, in this cell's runner, with
+        no round trip through its mailbox and a runner of its own (:meth:`_stops_here`); the others are sent
+        ``Stop`` and waited for. This runner passes a checkpoint every ``STOP_SLICE`` children stopped here, so
+        that stopping a million children keeps other tasks running and a deadline can cut it short.
+        """
         children = self._children
+        here = 0
         while children:
-            child: Any = next(reversed(children.values()))
-            child.request_stop(None, "parent")
-            await child.wait_stopped()
-            self.child_stopped(child)  # a no-op: its stop unregistered it
+            # A snapshot, walked from the end: taking the last entry of a dict that its earlier deletions left
+            # holes in would cost a scan of those holes every time (quadratic over a large family).
+            for child in reversed(list(children.values())):
+                name = child.name
+                if name not in children or children[name] is not child:
+                    continue  # it stopped on its own meanwhile
+                if child.__class__ is Cell and child._stops_here():
+                    await child._stop_here()  # which unregistered it
+                    here += 1
+                    if here % STOP_SLICE == 0:
+                        await trio.lowlevel.checkpoint()
+                else:
+                    child.request_stop(None, "parent")
+                    await child.wait_stopped()
+                    self.child_stopped(child)  # a no-op: its stop unregistered it
+
+    def _stops_here(self) -> bool:
+        """Whether the parent may stop this child in its own runner: no runner has it (so it is not handling a
+        message, backing off or waiting for acknowledgements), it has started, it is not stopping yet, and no
+        ``on_stop`` of its own has to run as this actor, in its own runner."""
+        if self.scheduled or self.state == STARTING or self.state >= STOPPING:
+            return False
+        instance = self.instance
+        return instance is None or type(instance).on_stop is _DEFAULT_ON_STOP
+
+    async def _stop_here(self) -> None:
+        """Stop this idle child from its parent's runner, as ``Stop(None, "parent")`` would have in its own.
+
+        It is marked scheduled meanwhile, so that no runner takes it while it stops (its grandchildren may make
+        it wait): a cell is with at most one runner. What reaches its system lane meanwhile is answered when it
+        has stopped, as for any stopped actor.
+        """
+        stop_timeout = self.spec.stop_timeout
+        self.scheduled = True
+        try:
+            await self.terminate(None, math.inf if stop_timeout is None else trio.current_time() + stop_timeout)
+        finally:
+            self.scheduled = False
 
     async def terminate(self, reason: BaseException | None, deadline: float = math.inf) -> None:
         """Stop for good: children first, then ``on_stop``, then dead letters, watchers and the parent.
@@ -1037,18 +1103,19 @@ class Cell(MailboxQueue):
         self.slow = True
         if self._timers is not None:
             self._timers.cancel_all()
-        with trio.CancelScope(deadline=deadline) as scope:
-            await self._stop_children()
-        if scope.cancelled_caught:
-            logger.warning("actor %r: its children did not stop within stop_timeout=%ss; they go on stopping "
-                           "on their own", self.path, self.spec.stop_timeout)
-            for child in self.children:
-                child.request_stop(None, "parent")
+        if self._children:
+            with trio.CancelScope(deadline=deadline) as scope:
+                await self._stop_children()
+            if scope.cancelled_caught:
+                logger.warning("actor %r: its children did not stop within stop_timeout=%ss; they go on stopping "
+                               "on their own", self.path, self.spec.stop_timeout)
+                for child in self.children:
+                    child.request_stop(None, "parent")
         if was != RESTARTING:
             await self._run_on_stop(deadline)
         self.state = STOPPED
         self._set_handler(None)
-        self._drain_dead(ActorStopped(f"{self.ref!r} stopped before it answered"))
+        self._drain_dead("stopped before it answered")
         if self.parent is not None:
             self.parent.child_stopped(self)
         self._notify_watchers(reason)
@@ -1073,7 +1140,7 @@ class Cell(MailboxQueue):
             for watcher in watchers:  # a watcher that is stopping itself drops it without a dead letter
                 watcher._target.deliver(terminated, None, WATCH_MARK)
 
-    def _drain_dead(self, cause: ActorStopped) -> None:
+    def _drain_dead(self, why: str) -> None:
         """Turn everything still queued into dead letters, in order, and release whoever waits on us.
 
         Leased messages are not dead letters: their leases end here, and their senders (who watch this actor if
@@ -1084,7 +1151,8 @@ class Cell(MailboxQueue):
             self._leases = None
             for lease in leases:
                 lease.revoke()
-        self._fail_open_replies(cause)
+        if self._open_replies:  # the error is made only for someone to fail: a million stops make none
+            self._fail_open_replies(ActorStopped(f"{self.ref!r} {why}"))
         q = self._queue
         if q:
             self._queue = None
@@ -1125,15 +1193,21 @@ class Cell(MailboxQueue):
 
     # -- figures ---------------------------------------------------------------------------------------------
 
-    def sample_figures(self, now: float) -> bool:
+    def sample_figures(self, now: float, ticks: int = 1) -> bool:
         """One metrics tick: choose which of the next messages are timed, and park an actor that is quiet.
 
-        Returns ``False`` once the actor has been quiet for a whole window: it is *parked* (the tick stops visiting
-        it) and gives back its empty queue; the next message makes a new one and has the system measure it again.
+        ``ticks`` is how many tick intervals this visit stands for (more than one when the system ticks less often
+        because it measures more actors than a tick can visit in its share of the loop).
+
+        Returns ``False`` once the actor has been idle at ``Figures.idle_limit`` ticks in a row: it is *parked* (the
+        tick stops visiting it) and gives back its empty queue; the next message makes a new one and has the system
+        measure it again.
         """
         q = self._queue
         length = 0 if q is None else len(q)
         figures = self.figures
+        if not figures:  # pending: this is its first tick
+            figures = self.figures = figures.made(self.system.metrics)
         arrivals = self._arrivals
         # Until the next tick, time every message of a quiet actor (so it still gets exact figures), else one in
         # ``sample_every``; each timed message stands for the arrivals since the previous one. (Timing "the next
@@ -1143,10 +1217,10 @@ class Cell(MailboxQueue):
         if length or self.scheduled:
             figures.idle_ticks = 0
             return True
-        figures.idle_ticks += 1
+        figures.idle_ticks += ticks
         if figures.idle_ticks < figures.idle_limit:
             return True
-        figures.park(now)
+        figures.park(now, arrivals)
         if q is not None:
             self._queue = None
             self.slow = True

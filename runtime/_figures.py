@@ -27,7 +27,8 @@ from typing import Any, Final
 
 import attrs
 
-__all__ = ["FIGURES_OFF", "RANKABLE", "ActorStatistics", "ClassStatistics", "Figures", "Metrics", "Row",
+__all__ = ["FIGURES_OFF", "RANKABLE", "ActorStatistics", "ClassStatistics", "Figures", "Metrics", "PendingFigures",
+           "Row",
            "StatisticsRows", "SystemStatistics", "class_name", "from_row"]
 
 
@@ -320,6 +321,32 @@ class _Off:
 FIGURES_OFF = _Off()
 
 
+class PendingFigures:
+    """The figures of an actor that has been scheduled but not yet visited by a metrics tick: when and at which
+    arrival count it was first scheduled, from which that tick makes its :class:`Figures`.
+
+    So the first message to an idle actor (one to each of a million, say) makes one small object, not a whole set
+    of figures with its buckets: the tick makes those, within its share of the loop. A timed message before that
+    has them made at once; until then, its statistics read as zeros.
+    """
+
+    __slots__ = ("arrivals", "since")
+
+    active = True
+    """Like measured figures: the actor is with the tick already."""
+
+    def __init__(self, since: float, arrivals: int) -> None:
+        self.since = since
+        self.arrivals = arrivals
+
+    def __bool__(self) -> bool:
+        return False
+
+    def made(self, metrics: Metrics) -> Figures:
+        """The actor's figures, as they would have been made when it was first scheduled."""
+        return Figures(self.since, self.arrivals, metrics)
+
+
 class _Bucket:
     __slots__ = ("arrivals0", "left", "service_sum", "start", "wait_sum")
 
@@ -346,8 +373,17 @@ def _shape(metrics: Metrics) -> tuple[float, float]:
     return span, metrics.window + span
 
 
+PARK_AFTER_TICKS: Final = 2
+"""Consecutive metrics ticks that find an actor idle (empty mailbox, no handler running) before it is parked.
+
+Short, so that the tick visits only the actors that have been busy lately: after one message to each of a million
+idle actors, a tick that went on visiting every one of them for a whole window (60 s by default) would take longer
+than the interval between ticks."""
+
+
 class Figures:
-    """The sampled measurements of one actor, kept in window buckets. Created when it is first sent a message.
+    """The sampled measurements of one actor, kept in window buckets. Made by the first metrics tick after it was
+    first sent a message (see :class:`PendingFigures`).
 
     Every figure is read off three sums over the window, all made of the same timed messages: the weighted count
     of messages that left, the weighted sum of their waits and that of their handling times. A timed message is
@@ -374,7 +410,8 @@ class Figures:
     """
 
     __slots__ = ("_arrivals0", "_buckets", "_horizon", "_left", "_percentiles", "_service_sum", "_span", "_start",
-                 "_tick", "_wait_sum", "_window", "active", "idle_ticks", "last_timed", "parked_at", "recent_service")
+                 "_tick", "_wait_sum", "_window", "active", "idle_ticks", "last_timed", "parked_arrivals", "parked_at",
+                 "recent_service")
 
     def __init__(self, now: float, arrivals: int, metrics: Metrics) -> None:
         self._window = metrics.window
@@ -388,7 +425,9 @@ class Figures:
         # The sums of the buckets' fields (see the class docstring).
         self._left = 0
         self._wait_sum = self._service_sum = 0.0
-        self.recent_service: deque[float] = deque(maxlen=256)
+        self.recent_service: deque[float] | None = None
+        """The handling times of the last 256 sampled messages; made with the first (an actor that is sent one
+        message, as most of a million may be, never needs it)."""
         self._percentiles: tuple[float, float, float] | None = (0.0, 0.0, 0.0)
         """The percentiles of ``recent_service``; ``None`` once a sample has changed it."""
         self.last_timed = arrivals
@@ -398,23 +437,29 @@ class Figures:
         self.idle_ticks = 0
         """Consecutive ticks that found the mailbox empty and the actor idle."""
         self.parked_at = now
+        self.parked_arrivals = arrivals
 
     @property
     def idle_limit(self) -> int:
-        """Ticks of idleness after which the actor is parked: a whole window."""
-        return max(1, int(self._window / self._tick))
+        """Consecutive ticks that found the actor idle after which it is parked: :data:`PARK_AFTER_TICKS`, or a
+        whole window if that is shorter. Parking loses nothing: the ticks it skips would each have seen an empty
+        mailbox, and :meth:`rates` (while parked) and :meth:`resume` count them as such."""
+        return max(1, min(PARK_AFTER_TICKS, int(self._window / self._tick)))
 
-    def park(self, now: float) -> None:
-        """Stop being visited by the tick until :meth:`resume`."""
+    def park(self, now: float, arrivals: int) -> None:
+        """Stop being visited by the tick until :meth:`resume` (``arrivals``: the actor's count now)."""
         self.active = False
         self.parked_at = now
+        self.parked_arrivals = arrivals
 
     def resume(self, now: float, arrivals: int) -> None:
         """Visited again: the time parked (within the window) counts in the window, with nothing in the system."""
         idle = min(now - self.parked_at, self._window)
         if idle > 0:
             self._expire(now)
-            self._buckets.append(_Bucket(now - idle, arrivals))
+            # Nothing arrived while it was parked but what resumes it (counted in ``arrivals`` already): the
+            # stretch starts at the count it was parked with, so that λ counts that message too.
+            self._buckets.append(_Bucket(now - idle, self.parked_arrivals))
             self._first()
         self.active = True
         self.idle_ticks = 0
@@ -487,7 +532,10 @@ class Figures:
         self._left += weight
         self._wait_sum += wait
         self._service_sum += service
-        self.recent_service.append(seconds)
+        recent = self.recent_service
+        if recent is None:
+            recent = self.recent_service = deque(maxlen=256)
+        recent.append(seconds)
         self._percentiles = None
 
     def read(self, now: float, arrivals: int) -> tuple[float, float, float, float, float, float, float, float,
@@ -514,11 +562,11 @@ class Figures:
         wait_sum = self._wait_sum
         service_sum = self._service_sum
         p50, p90, p99 = self._percentiles or self.percentiles()
-        if left <= 0 or service_sum <= 0:
-            return lam, 0.0, 0.0, wait_sum / span, 0.0, p50, p90, p99, (wait_sum + service_sum) / span, 0.0
         in_system = wait_sum + service_sum
-        mu = left / service_sum
-        return (lam, mu, lam / mu, wait_sum / span, wait_sum / left, p50, p90, p99, in_system / span,
+        if left <= 0:
+            return lam, 0.0, 0.0, wait_sum / span, 0.0, p50, p90, p99, in_system / span, 0.0
+        mu = left / service_sum if service_sum > 0 else 0.0  # (handling that took no time: μ is unknown)
+        return (lam, mu, lam / mu if mu else 0.0, wait_sum / span, wait_sum / left, p50, p90, p99, in_system / span,
                 in_system / left)
 
     def percentiles(self) -> tuple[float, float, float]:
@@ -526,7 +574,7 @@ class Figures:
         cached = self._percentiles
         if cached is not None:
             return cached
-        data = sorted(self.recent_service)
+        data = sorted(self.recent_service or ())
         if not data:
             cached = (0.0, 0.0, 0.0)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import random
 import secrets
@@ -22,7 +23,16 @@ from ._dispatcher import Dispatcher, current_actor, current_system
 from ._envelope import Stop
 from ._events import EventStream
 from ._exceptions import ActorFailed
-from ._figures import FIGURES_OFF, RANKABLE, Figures, Metrics, StatisticsRows, SystemStatistics
+from ._figures import (
+    FIGURES_OFF,
+    RANKABLE,
+    Figures,
+    Metrics,
+    PendingFigures,
+    StatisticsRows,
+    SystemStatistics,
+    class_name,
+)
 from ._futures import Correlations, Future
 from ._lifecycle import RUNNING, STOPPED, STOPPING
 from ._link import Link
@@ -52,6 +62,13 @@ class _Guardian(ActorBase):
     async def receive(self, message: Any) -> None:
         raise TypeError(f"the root of the actor tree takes no messages; got {show(message)}")
 
+
+_TRANSIENT: Final = Restart.TRANSIENT
+"""The default restart type, looked up once: an enum member read from its class costs ten times a global."""
+
+TICK_SHARE: Final = 0.1
+"""The most of the loop's time the metrics tick takes: a pass over the measured actors that takes longer than this
+share of a tick makes the next ticks that much rarer (each sample then stands for that many ticks)."""
 
 STATISTICS_SLICE: Final = 500
 """Actors :meth:`ActorSystem.gather_statistics` reads, and the metrics tick samples, between two checkpoints
@@ -146,6 +163,7 @@ class ActorSystem:
         """The actor ids of this node, never reused."""
         self._unreachable: dict[Address, ActorRef] = {}
         self._plain_specs: dict[type, SpawnSpec] = {}
+        self._class_names: dict[type | None, str] = {}
         self._solo = Node(self.node_id, "head", os.getpid())
         self._system_token: Any = None
         self._batch = batch
@@ -295,7 +313,7 @@ class ActorSystem:
                   stop_timeout: float | None, node: object = None) -> SpawnSpec:
         """``SpawnSpec.of`` for ``spawn``: the spec of a spawn of an actor class with no arguments and no options,
         the commonest spawn of all, is made once per class and shared (it is immutable)."""
-        if (args or kwargs or name is not None or mailbox is not None or restart is not Restart.TRANSIENT
+        if (args or kwargs or name is not None or mailbox is not None or restart is not _TRANSIENT
                 or supervision is not None or stop_timeout is not None or node is not None
                 or not isinstance(factory, type)):
             return SpawnSpec.of(factory, args, kwargs, name=name, mailbox=mailbox, restart=restart,
@@ -304,6 +322,14 @@ class ActorSystem:
         if spec is None:
             spec = self._plain_specs[factory] = SpawnSpec.of(factory)
         return spec
+
+    def class_name(self, cls: type | None) -> str:
+        """``module.QualifiedName`` of an actor class (:func:`~runtime._figures.class_name`), made once a class
+        and shared by its actors."""
+        name = self._class_names.get(cls)
+        if name is None:
+            name = self._class_names[cls] = class_name(cls)
+        return name
 
     def lookup(self, name: str) -> ActorRef | None:
         """The live actor at ``name`` (a path such as ``"parent/child"`` for nested actors), else ``None``."""
@@ -622,15 +648,24 @@ class ActorSystem:
 
         self.timer_service.call_at(trio.current_time() + timeout, expire)
 
-    def measure(self, cell: Cell, arrivals: int) -> None:
-        """Keep figures for ``cell``: when it is first scheduled, and when it is scheduled again after parking."""
+    def measure(self, cell: Cell, arrivals: int, *, pending: bool = True) -> None:
+        """Keep figures for ``cell``: when it is first scheduled, and when it is scheduled again after parking.
+
+        The first time, the figures are *pending* (:class:`~runtime._figures.PendingFigures`), made by the next
+        metrics tick, unless ``pending`` is false: a timed message (``Cell._stamp``) needs them at once.
+        """
         if not self.metrics.enabled:
             cell.figures = FIGURES_OFF
             return
-        if cell.figures is None:
-            cell.figures = Figures(self.now(), arrivals, self.metrics)
+        figures = cell.figures
+        if figures is None:
+            cell.figures = PendingFigures(self.now(), arrivals) if pending else Figures(self.now(), arrivals,
+                                                                                       self.metrics)
+        elif not figures:  # pending, and a timed message needs them now: it is measured already
+            cell.figures = figures.made(self.metrics)
+            return
         else:
-            cell.figures.resume(self.now(), arrivals)
+            figures.resume(self.now(), arrivals)
         self._measured.add(cell)
         if self._measure_wakeup is not None:
             self._measure_wakeup.set()
@@ -646,21 +681,34 @@ class ActorSystem:
         park those that have been quiet for a whole window."""
         tick = self.metrics.tick
         measured = self._measured
+        ticks = 1
+        due: float | None = None
         while True:
             if not measured:
                 self._measure_wakeup = trio.Event()
                 await self._measure_wakeup.wait()
                 self._measure_wakeup = None
-            await trio.sleep(tick)
+            now = self.now()
+            if due is None:
+                due = now + tick
+            elif due <= now:  # a pass that took longer than planned: the next instant of the same grid
+                due += math.ceil((now - due) / tick + 1e-9) * tick
+            await trio.sleep_until(due)
             # In slices, so that a tick over many busy actors never holds the loop for long.
             cells = list(measured)
+            began = self.now()
             for start in range(0, len(cells), STATISTICS_SLICE):
                 if start:
                     await trio.lowlevel.checkpoint()
                 now = self.now()
                 for cell in cells[start:start + STATISTICS_SLICE]:
-                    if cell in measured and not cell.sample_figures(now):  # (it may have stopped meanwhile)
+                    if cell in measured and not cell.sample_figures(now, ticks):  # (it may have stopped meanwhile)
                         measured.discard(cell)
+            # A pass over very many actors (a million told one message each) takes longer than a tick: then tick
+            # less often, so that the tick keeps to TICK_SHARE of the loop, and count each visit as the ticks it
+            # stands for (an actor is parked after as many idle ticks either way).
+            ticks = max(1, math.ceil((self.now() - began) / (tick * TICK_SHARE)))
+            due += tick * ticks
 
 
 class _TreeReader:

@@ -651,6 +651,139 @@ async def test_shutdown_children_before_parents_siblings_in_reverse_start_order(
 
 
 
+class Quiet(Actor):
+    """No ``on_stop`` of its own (so its parent may stop it in place); spawns ``Hooks`` children in on_start."""
+
+    def __init__(self, log: list[tuple[str, str]] | None = None, children: tuple[str, ...] = ()) -> None:
+        self.log = log
+        self.child_labels = children
+
+    async def on_start(self) -> None:
+        for child in self.child_labels:
+            await self.spawn(Hooks, self.log, child, name=child)
+
+    async def receive(self, message: Any) -> Any:
+        return message
+
+
+async def test_mass_shutdown_runs_every_on_stop_children_before_parents() -> None:
+    """Idle actors without ``on_stop`` are stopped in place by their parent, the others through their mailbox:
+    the hooks that exist still run, each subtree before its parent, siblings in reverse start order."""
+    log: list[tuple[str, str]] = []
+    expected: list[tuple[str, str]] = []
+    async with ActorSystem() as system:
+        for i in range(1_000):
+            if i % 100 == 0:  # a parent with a hook, over children with hooks
+                await system.spawn(Hooks, log, f"h{i}", (f"h{i}.a", f"h{i}.b"))
+                expected[:0] = [(f"h{i}.b", "stop"), (f"h{i}.a", "stop"), (f"h{i}", "stop")]
+            elif i % 100 == 50:  # a parent without a hook, over children with hooks
+                await system.spawn(Quiet, log, (f"q{i}.a", f"q{i}.b"))
+                expected[:0] = [(f"q{i}.b", "stop"), (f"q{i}.a", "stop")]
+            else:
+                await system.spawn(Quiet)
+        log.clear()
+    assert log == expected
+
+
+async def test_idle_actors_stopped_in_place_tell_their_watchers_and_refuse_later_messages(
+        actor_system: ActorSystem) -> None:
+    quiet: list[ActorRef] = []
+
+    class Family(Actor):
+        async def on_start(self) -> None:
+            for _ in range(600):
+                quiet.append(await self.spawn(Quiet))
+
+        async def receive(self, message: Any) -> Any:
+            return message
+
+    family = await actor_system.spawn(Family)
+    probe = await Probe.spawn(actor_system)
+    dead = await Probe.dead_letters(actor_system)
+    watched = quiet[::100]
+    for ref in watched:
+        await probe.watch(ref)
+    await actor_system.stop(family)
+    assert all(ref.is_stopped for ref in quiet)
+    for ref in reversed(watched):  # stopped last first
+        await probe.expect_terminated(ref)
+    quiet[0].tell("late")
+    assert await dead.expect(DeadLetter) == DeadLetter("late", None, quiet[0], "stopped")
+    with pytest.raises(ActorStopped):
+        await quiet[1].ask("late")
+
+
+async def test_stopping_many_idle_children_in_place_lets_other_tasks_run(actor_system: ActorSystem) -> None:
+    refs: list[ActorRef] = []
+
+    class Family(Actor):
+        async def on_start(self) -> None:
+            for _ in range(1_000):
+                refs.append(await self.spawn(Quiet))
+
+        async def receive(self, message: Any) -> Any:
+            return message
+
+    family = await actor_system.spawn(Family)
+    seen: list[int] = []
+
+    async def count_the_live() -> None:
+        while not family.is_stopped:
+            seen.append(sum(not ref.is_stopped for ref in refs))
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(count_the_live)
+        await actor_system.stop(family)
+    assert any(0 < live < len(refs) for live in seen), seen
+
+
+async def test_a_child_stopped_in_place_answers_what_reaches_it_while_it_waits_for_its_own(
+        actor_system: ActorSystem) -> None:
+    """A child without ``on_stop`` that waits, while its parent stops it, for a grandchild with a slow ``on_stop``:
+    no runner takes it meanwhile, and a watch that reaches it then still gets its ``Terminated``."""
+    gate = trio.Event()
+    log: list[str] = []
+
+    class Slow(Actor):
+        async def on_stop(self) -> None:
+            await gate.wait()
+            log.append("grandchild stopped")
+
+        async def receive(self, message: Any) -> Any:
+            return message
+
+    class Middle(Actor):
+        async def on_start(self) -> None:
+            await self.spawn(Slow, name="slow")
+
+        async def receive(self, message: Any) -> Any:
+            return message
+
+    class Top(Actor):
+        async def on_start(self) -> None:
+            await self.spawn(Middle, name="middle")
+
+        async def receive(self, message: Any) -> Any:
+            return message
+
+    top = await actor_system.spawn(Top, name="top")
+    middle = actor_system.lookup("top/middle")
+    assert middle is not None
+    probe = await Probe.spawn(actor_system)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(actor_system.stop, top)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not middle.is_stopped
+        await probe.watch(middle)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not middle.is_stopped  # the watch was not taken by a runner of its own
+        gate.set()
+    assert log == ["grandchild stopped"]
+    assert middle.is_stopped
+    await probe.expect_terminated(middle)
+
+
 class Ticker(Actor):
     async def on_start(self) -> None:
         self.timers.start_periodic("tick", 1.0, "tick")

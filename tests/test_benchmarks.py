@@ -27,6 +27,8 @@ TINY = _harness.Sizes(
     spawn_large=3_000,
     ring_members=5,
     ring_hops=50,
+    million=3_000,
+    broadcast=2_000,
 )
 WORKLOAD_NAMES = [workload.name for workload in _harness.WORKLOADS]
 
@@ -47,8 +49,10 @@ def results() -> dict[str, Any]:
     return outcome
 
 
-@pytest.mark.parametrize("side", _harness.SIDES)
-@pytest.mark.parametrize("name", WORKLOAD_NAMES)
+WORKLOAD_SIDES = [(workload.name, side) for workload in _harness.WORKLOADS for side in workload.sides]
+
+
+@pytest.mark.parametrize(("name", "side"), WORKLOAD_SIDES)
 def test_workload_figures_are_positive_numbers(results: dict[str, Any], name: str, side: str) -> None:
     result = results["workloads"][name]
     assert side not in result["errors"], result["errors"][side]
@@ -67,6 +71,14 @@ def test_ratios_and_targets_are_computed(results: dict[str, Any], name: str) -> 
     assert not result["errors"], result["errors"]
     for key, ratio in result["ratios"].items():
         assert ratio == pytest.approx(result["core"][key] / result["floor"][key])
+    workload = next(w for w in _harness.WORKLOADS if w.name == name)
+    if "asyncio" in workload.sides:
+        assert set(result["asyncio_ratios"]) == {figure.key for figure in workload.figures}
+        for key, ratio in result["asyncio_ratios"].items():
+            assert ratio == pytest.approx(result["asyncio"][key] / result["floor"][key])
+    else:
+        assert result["asyncio"] is None
+        assert result["asyncio_ratios"] == {}
     assert result["targets"]
     for target in result["targets"]:
         assert isinstance(target["value"], float)
@@ -80,6 +92,24 @@ def test_results_round_trip_through_json_and_print_a_row_per_workload(results: d
     table = results["_table"]
     for name in WORKLOAD_NAMES:
         assert name in table
+    assert "raw asyncio" in table
+    assert "asyncio ratio" in table
+
+
+def test_the_asyncio_side_covers_the_savina_workloads_and_the_many_actor_ones_have_floor_and_runtime_only() -> None:
+    sides = {workload.name: workload.sides for workload in _harness.WORKLOADS}
+    for name in ("pingpong", "counting", "fan_in", "ask_latency", "spawn_10k", "spawn_100k", "threadring"):
+        assert sides[name] == ("floor", "core", "asyncio")
+    assert sides["million"] == sides["broadcast"] == ("floor", "core")
+    assert {"million", "broadcast"} <= set(_harness.selectable_names())
+
+
+def test_a_million_idle_actors_shut_down_and_are_measured_in_the_probe() -> None:
+    """The probe's million sample: every actor spawned is stopped on leaving the system, and the figures add up."""
+    sample = _harness.probe_in_subprocess("core", "million", 1_000, deadline=60.0)
+    assert set(sample) == {"spawn_s", "shutdown_s", "bytes_per_actor"}
+    assert sample["spawn_s"] > 0
+    assert sample["shutdown_s"] > 0
 
 
 def test_runtime_side_is_available(results: dict[str, Any]) -> None:

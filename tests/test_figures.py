@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from helpers import Gate
 
 from actors import Actor, ActorRef, ActorStatistics, ActorSystem, ClassStatistics, Metrics, Pool, erlang_c_wait
 
@@ -166,6 +167,32 @@ async def test_a_quiet_actor_is_parked_and_resumes_with_right_figures(
         assert again.arrival_rate == pytest.approx(10.0, rel=0.15)
         assert again.mean_queue_length == pytest.approx(0.0, abs=0.05)
         assert (again.arrivals, again.handled) == (50, 50)
+
+
+async def test_an_actor_idle_at_two_ticks_is_parked_and_its_figures_keep_what_it_did(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Parking early loses nothing: read while parked, L and Lq are the areas its timed messages made over the
+    window, as if the tick had gone on visiting it; so the tick visits only actors busy lately (one message to each
+    of a million actors must not make every tick visit a million of them for a whole window)."""
+    gate = trio.Event()
+    async with ActorSystem(metrics=Metrics(window=60.0, buckets=6, tick=1.0)) as system:
+        busy = await system.spawn(Gate, gate, [], name="busy")
+        busy.tell("wait")
+        await trio.sleep(1.5)  # the first tick makes its figures: from now on every message is timed
+        for n in range(4):
+            busy.tell(n)
+        await trio.sleep(10.0)  # four messages wait ten seconds each
+        gate.set()
+        await trio.sleep(2.5)  # two ticks see it idle: parked
+        cell = busy._target
+        assert cell not in system._measured
+        assert cell._queue is None
+        await trio.sleep(7.0)
+        parked = system.statistics().actors["busy"]
+    assert parked.mean_queue_length == pytest.approx(40 / 21, rel=0.01)  # 40 message-seconds over 21 s
+    assert parked.mean_wait == pytest.approx(10.0, rel=0.01)
+    assert parked.mean_in_system == pytest.approx(parked.mean_queue_length)  # their handling took no time
+    assert parked.mean_sojourn == pytest.approx(10.0, rel=0.01)
 
 
 MM1_RUNS = [
@@ -504,3 +531,41 @@ async def test_gather_statistics_reads_in_slices_and_can_be_cancelled(
             await system.gather_statistics()
         assert scope.cancelled_caught
         assert len(system.statistics().actors) == 4 * 5
+
+
+async def test_the_first_message_leaves_figures_pending_until_the_tick_makes_them(
+        autojump_clock: trio.testing.MockClock) -> None:
+    from runtime._figures import Figures, PendingFigures
+
+    class Sink(Actor):
+        async def receive(self, message: Any) -> None:
+            return None
+
+    async with ActorSystem(metrics=Metrics(window=8.0, buckets=4, tick=0.5)) as system:
+        sink = await system.spawn(Sink, name="sink")
+        await trio.sleep(1.0)
+        sink.tell("first")
+        await trio.testing.wait_all_tasks_blocked()
+        cell = sink._target
+        assert isinstance(cell.figures, PendingFigures)  # the first message made no buckets
+        assert system.statistics().actors["sink"].arrival_rate == 0.0
+        for _ in range(19):  # with the first, 20 in 2 s from the first's arrival
+            await trio.sleep(0.1)
+            sink.tell("more")
+        await trio.sleep(0.1)
+        assert isinstance(cell.figures, Figures)
+        stats = system.statistics().actors["sink"]
+    assert stats.arrivals == 20
+    assert stats.arrival_rate == pytest.approx(10.0, rel=0.1)  # counted from the first message, not the tick
+
+
+async def test_a_timed_message_to_an_actor_with_pending_figures_is_measured(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with ActorSystem(metrics=Metrics(sample_every=1)) as system:  # every message timed
+        server = await system.spawn(Server, name="server")
+        server.tell(0.25)
+        server.tell(0.25)
+        await trio.sleep(1.0)
+        stats = system.statistics().actors["server"]
+    assert stats.service_rate == pytest.approx(4.0)
+    assert stats.mean_wait == pytest.approx(0.125)  # the second waited for the first

@@ -144,8 +144,12 @@ def _broken(exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError
     return trio.BrokenResourceError(f"socket error: {exc!r}")
 
 
-EAGER_ITEMS: Final = 256
-"""Items queued in one turn of the scheduler after which a sender writes them at once (see :meth:`Link.send`)."""
+EAGER_ITEMS: Final = 32
+"""Items queued in one turn of the scheduler after which a sender writes them at once (see :meth:`Link.send`).
+
+Small enough that the peer starts on a burst while this side still makes it, so the two sides take turns less:
+64 pipelined asks to a worker went from 76-91k to 90-127k a second when it went from 256 to 32 (quiet machine,
+alternated runs of ``python -m benchmarks.workers``), and a long burst of tells kept its rate."""
 
 
 def _positive_seconds(name: str, *, optional: bool = False) -> Callable[[Any, Any, Any], None]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import trio
 
-from actors import Actor
+from actors import Actor, ActorFailed, ActorRef, ActorSystem
 from runtime._cell import Cell
 
 PLACES = ["local", "local-runner", "worker"]
@@ -16,11 +19,16 @@ actor whose handler never suspends is handled in the asker's own task), in this 
 handled by a runner task, and on a worker process."""
 
 
-def place(where: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str | None]:
-    """``(workers, node)`` for a system and a spawn at ``where`` (one of :data:`PLACES`)."""
-    if where == "local-runner":
+@pytest.fixture(params=PLACES)
+async def setting(request: pytest.FixtureRequest,
+                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[ActorSystem, Any]]:
+    """A system and the ``node=`` to spawn the actor under test with, at each of :data:`PLACES` in turn (import
+    it into a test module to run the module's tests at every place)."""
+    if request.param == "local-runner":
         monkeypatch.setattr(Cell, "claim", lambda self, message: False)
-    return (1, "spread") if where == "worker" else (0, None)
+    worker = request.param == "worker"
+    async with ActorSystem(workers=1 if worker else 0) as system:
+        yield system, ("spread" if worker else None)
 
 
 class Gate(Actor):
@@ -48,3 +56,24 @@ def all_tasks() -> set[trio.lowlevel.Task]:
         for nursery in task.child_nurseries:
             stack.extend(nursery.child_tasks)
     return tasks
+
+
+async def kill_during_ask(ref: ActorRef, pid: int) -> tuple[ActorFailed, float]:
+    """Leave an ask of ``"hang"`` pending on ``ref`` (an actor that never answers it, but answers ``"sync"``),
+    ``kill -9`` the process ``pid``, and return how the ask failed and the seconds from the kill to the failure."""
+    failures: list[ActorFailed] = []
+    async with trio.open_nursery() as nursery:
+
+        async def ask() -> None:
+            try:
+                await ref.ask("hang")
+            except ActorFailed as exc:
+                failures.append(exc)
+
+        nursery.start_soon(ask)
+        with trio.fail_after(5):
+            await ref.ask("sync")  # the hanging ask is there before the kill
+        os.kill(pid, signal.SIGKILL)
+        killed = trio.current_time()
+    [failure] = failures
+    return failure, trio.current_time() - killed

@@ -9,13 +9,12 @@ actor runs is one suite, run against an actor in the head's process and one on a
 from __future__ import annotations
 
 import pickle
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
-from helpers import PLACES, place
+from helpers import setting as setting  # every test taking it runs at each place
 
 from actors import (
     Actor,
@@ -107,14 +106,6 @@ async def plain_function(self: Counter, n: int) -> int:
 
 
 # -- wherever the actor runs -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=PLACES)
-async def setting(request: pytest.FixtureRequest,
-                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[ActorSystem, Any]]:
-    workers, node = place(request.param, monkeypatch)
-    async with ActorSystem(workers=workers) as system:
-        yield system, node
 
 
 async def test_a_call_answers_the_methods_result(setting: Any) -> None:

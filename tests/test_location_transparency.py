@@ -6,11 +6,10 @@ copied across a node, so the actor reports what it saw instead of sharing state 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from helpers import PLACES, place
+from helpers import setting as setting  # every test taking it runs at each place
 
 from actors import (
     Actor,
@@ -88,14 +87,6 @@ class Forwarder(Actor):
 
     async def receive(self, message: Any) -> Any:
         self.forward(self.target, message)
-
-
-@pytest.fixture(params=PLACES)
-async def setting(request: pytest.FixtureRequest,
-                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[ActorSystem, Any]]:
-    workers, node = place(request.param, monkeypatch)
-    async with ActorSystem(workers=workers) as system:
-        yield system, node
 
 
 async def subject(setting: tuple[ActorSystem, Any], **options: Any) -> tuple[ActorRef, Probe]:

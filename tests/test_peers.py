@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import pathlib
 import pickle
-import signal
 import subprocess
 import sys
 import uuid
@@ -26,6 +25,7 @@ import trio.testing
 from amqp_support import Proxy, TLSBroker, broker_sockets, close_named_connections
 from amqp_support import broker as broker  # the session's RabbitMQ (skips without one)
 from amqp_support import tls_broker as tls_broker  # its TLS listener
+from helpers import kill_during_ask
 
 from actors import (
     Actor,
@@ -850,22 +850,8 @@ async def test_two_processes_ask_each_other_and_a_kill_fails_the_pending_ask(
                 echoed = await ref.ask(probe.ref)
                 assert echoed == ("echo", probe.ref, ref)
                 await watcher.ask(ref)
-            failures: list[BaseException] = []
-            async with trio.open_nursery() as nursery:
-
-                async def ask() -> None:
-                    try:
-                        await ref.ask("hang")
-                    except ActorFailed as exc:
-                        failures.append(exc)
-
-                nursery.start_soon(ask)
-                with trio.fail_after(5):
-                    await ref.ask("sync")
-                os.kill(process.pid, signal.SIGKILL)
-                start = trio.current_time()
-            assert trio.current_time() - start < 3.0  # the pending ask failed within a few heartbeats
-            [failure] = failures
+            failure, seconds = await kill_during_ask(ref, process.pid)
+            assert seconds < 3.0  # the pending ask failed within a few heartbeats
             assert isinstance(failure.cause, NodeDown)  # type: ignore[attr-defined]
             with trio.fail_after(5):
                 terminated = await probe.expect(Terminated)

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 import trio
 from amqp_support import broker as broker  # the session's RabbitMQ (skips without one)
+from helpers import kill_during_ask
 from test_peers import HEARTBEAT, SECRET, Watcher, cluster_name, read_line, until
 
 from actors import (
     Actor,
-    ActorFailed,
     ActorRef,
     ActorStopped,
     ActorSystem,
@@ -132,22 +132,8 @@ async def test_killing_a_worker_is_node_down_on_the_peer_and_the_restarted_actor
             lost = ref.node
             assert lost.name == "a.w1"
             await watcher.ask(ref)
-        failures: list[BaseException] = []
-        async with trio.open_nursery() as nursery:
-
-            async def ask() -> None:
-                try:
-                    await ref.ask("hang")
-                except ActorFailed as exc:
-                    failures.append(exc)
-
-            nursery.start_soon(ask)
-            with trio.fail_after(5):
-                await ref.ask("sync")  # the hanging ask is there before the kill
-            os.kill(lost.pid, signal.SIGKILL)
-            start = trio.current_time()
-        assert trio.current_time() - start < 2.0  # a saw its worker go and told b at once
-        [failure] = failures
+        failure, seconds = await kill_during_ask(ref, lost.pid)
+        assert seconds < 2.0  # a saw its worker go and told b at once
         assert isinstance(failure.cause, NodeDown)  # type: ignore[attr-defined]
         assert failure.cause.node.name == "a.w1"  # type: ignore[attr-defined]
         with trio.fail_after(5):
@@ -294,20 +280,7 @@ async def test_a_node_with_a_worker_in_another_process(broker: str, tmp_path: pa
                     statistics = await b.gather_statistics(nodes="all")
                 assert statistics.missing == {}
                 assert statistics.actors["echo@a"].node == "a.w1"
-            failures: list[BaseException] = []
-            async with trio.open_nursery() as nursery:
-
-                async def ask() -> None:
-                    try:
-                        await ref.ask("hang")
-                    except ActorFailed as exc:
-                        failures.append(exc)
-
-                nursery.start_soon(ask)
-                with trio.fail_after(5):
-                    await ref.ask("sync")
-                os.kill(worker.pid, signal.SIGKILL)
-            [failure] = failures
+            failure, _ = await kill_during_ask(ref, worker.pid)
             assert isinstance(failure.cause, NodeDown)  # type: ignore[attr-defined]
             assert failure.cause.node.name == "a.w1"  # type: ignore[attr-defined]
             with trio.fail_after(5):

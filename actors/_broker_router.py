@@ -278,6 +278,21 @@ class _BrokerActor(Actor):
             raise
         return len(messages) - returned
 
+    @staticmethod
+    def _encode(publish: Publish, target: object, what: str = "Publish") -> tuple[bytes, Any]:
+        """``publish``'s body and AMQP properties for ``target``: :class:`ValueError` if it is malformed,
+        :class:`SerializationError` if its body cannot travel, each naming ``what`` it is."""
+        error = publish_error(publish, what)
+        if error is not None:
+            raise error
+        try:
+            body, content_type = encode_body(publish.body)
+            return body, amqp_properties(content_type, publish.headers, persistent=publish.persistent,
+                                         ttl=publish.ttl)
+        except SerializationError as exc:
+            where = "" if what == "Publish" else f"{what}: "
+            raise SerializationError(f"{where}{show(publish)} to {target!r}: {exc}") from exc
+
     def _batch_messages(self, batch: PublishBatch) -> list[tuple[str, str, bytes, Any]]:
         """The batch's messages as (exchange, routing key, body, properties), each checked and encoded; or
         :class:`ValueError` or :class:`SerializationError` naming the first bad entry."""
@@ -291,20 +306,12 @@ class _BrokerActor(Actor):
                 raise ValueError(f"PublishBatch entry {index} {show(entry)} must be a (target, Publish) pair")
             target, publish = entry
             check_ref(f"PublishBatch entry {index}: target", target)
-            error = publish_error(publish, f"PublishBatch entry {index}")
-            if error is not None:
-                raise error
+            body, properties = self._encode(publish, target, f"PublishBatch entry {index}")
             entity = directory.entities.get(target)
             if entity is None or entity.url != self._url or target.is_stopped:
                 raise ValueError(f"PublishBatch entry {index}: target {target!r} must be a running broker-backed "
                                  f"Exchange or Queue on {hide_password(self._url)}: a batch is one transaction on "
                                  "one broker")
-            try:
-                body, content_type = encode_body(publish.body)
-                properties = amqp_properties(content_type, publish.headers, persistent=publish.persistent,
-                                             ttl=publish.ttl)
-            except SerializationError as exc:
-                raise SerializationError(f"PublishBatch entry {index}: {show(publish)} to {target!r}: {exc}") from exc
             if entity.kind == "exchange":
                 messages.append((entity.name, publish.routing_key, body, properties))
             else:  # to a queue: through the default exchange, under its name, as a Publish to it goes
@@ -445,15 +452,10 @@ class BrokerExchange(_BrokerActor):
     # -- publishing ----------------------------------------------------------------------------------------
 
     def _publish(self, publish: Publish) -> Any:
-        error = publish_error(publish)
-        if error is not None:
-            return Reply.error(error)
         try:
-            body, content_type = encode_body(publish.body)
-            properties = amqp_properties(content_type, publish.headers, persistent=publish.persistent,
-                                         ttl=publish.ttl)
-        except SerializationError as exc:
-            return Reply.error(SerializationError(f"{show(publish)} to {self!r}: {exc}"))
+            body, properties = self._encode(publish, self)
+        except (ValueError, SerializationError) as exc:
+            return Reply.error(exc)
         kept = self._kept
         publisher = self._publisher
         assert kept is not None
@@ -845,15 +847,10 @@ class BrokerQueue(_BrokerActor):
     # -- publishing ----------------------------------------------------------------------------------------
 
     def _publish(self, publish: Publish) -> Any:
-        error = publish_error(publish)
-        if error is not None:
-            return Reply.error(error)
         try:
-            body, content_type = encode_body(publish.body)
-            properties = amqp_properties(content_type, publish.headers, persistent=publish.persistent,
-                                         ttl=publish.ttl)
-        except SerializationError as exc:
-            return Reply.error(SerializationError(f"{show(publish)} to {self!r}: {exc}"))
+            body, properties = self._encode(publish, self)
+        except (ValueError, SerializationError) as exc:
+            return Reply.error(exc)
         publisher = self._publisher
         assert publisher is not None
         sender = self.sender

@@ -179,20 +179,26 @@ class Idle(Actor):
         return None
 
 
+async def _spawn_idle(system: ActorSystem, count: int, live: list[ActorRef]) -> tuple[float, int, int]:
+    """Spawn ``WARMUP_ACTORS``, then ``count`` unnamed idle actors one by one, into ``live``: the seconds the
+    ``count`` took, and the RSS before and after them (each after a full collection)."""
+    for _ in range(WARMUP_ACTORS):
+        live.append(await system.spawn(Idle))
+    gc.collect()
+    rss_before = rss_bytes()
+    start = time.perf_counter()
+    for _ in range(count):
+        live.append(await system.spawn(Idle))
+    seconds = time.perf_counter() - start
+    gc.collect()
+    return seconds, rss_before, rss_bytes()
+
+
 async def spawn(count: int) -> SpawnSample:
     """Spawn ``count`` unnamed idle actors one by one; measure time, and RSS with all of them alive."""
     live: list[ActorRef] = []
     async with ActorSystem(name="bench-spawn") as system:
-        for _ in range(WARMUP_ACTORS):
-            live.append(await system.spawn(Idle))
-        gc.collect()
-        rss_before = rss_bytes()
-        start = time.perf_counter()
-        for _ in range(count):
-            live.append(await system.spawn(Idle))
-        seconds = time.perf_counter() - start
-        gc.collect()
-        rss_after = rss_bytes()
+        seconds, rss_before, rss_after = await _spawn_idle(system, count, live)
     expect_equal("live actors", len(live), WARMUP_ACTORS + count)
     return SpawnSample(count=count, seconds=seconds, rss_before=rss_before, rss_after=rss_after)
 
@@ -244,18 +250,8 @@ async def threadring(members: int, hops: int) -> float:
 async def million(count: int) -> dict[str, float]:
     """Spawn ``count`` unnamed idle actors one by one, then leave the system: seconds for each, RSS an actor."""
     live: list[ActorRef] = []
-    system = ActorSystem(name="bench-million")
-    async with system:
-        for _ in range(WARMUP_ACTORS):
-            live.append(await system.spawn(Idle))
-        gc.collect()
-        rss_before = rss_bytes()
-        start = time.perf_counter()
-        for _ in range(count):
-            live.append(await system.spawn(Idle))
-        spawn_s = time.perf_counter() - start
-        gc.collect()
-        rss_after = rss_bytes()
+    async with ActorSystem(name="bench-million") as system:
+        spawn_s, rss_before, rss_after = await _spawn_idle(system, count, live)
         start = time.perf_counter()
     shutdown_s = time.perf_counter() - start
     expect_equal("actors stopped", sum(ref.is_stopped for ref in live), WARMUP_ACTORS + count)

@@ -62,7 +62,6 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import os
 import secrets
 import urllib.parse
@@ -83,6 +82,7 @@ from ._exceptions import (
     NameTaken,
     SerializationError,
 )
+from ._link import check_positive_int, check_positive_seconds
 from ._remote import ANSWER, DELIVER
 from ._show import show
 from .amqp import (
@@ -163,22 +163,6 @@ def load_secret(secret: object) -> bytes:
         raise ValueError(f"{where} is too short: {exc}") from None
 
 
-def _positive(name: str) -> Callable[[Any, Any, Any], None]:
-    def check(_instance: Any, _attribute: Any, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-            raise ValueError(f"{name}={value!r} must be a positive, finite number")
-
-    return check
-
-
-def _whole(name: str) -> Callable[[Any, Any, Any], None]:
-    def check(_instance: Any, _attribute: Any, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be a whole number, 1 or more")
-
-    return check
-
-
 @attrs.frozen
 class BrokerSettings:
     """How a node meets its cluster on the broker."""
@@ -187,11 +171,11 @@ class BrokerSettings:
     """The broker's ``amqp://user:password@host:port/vhost`` URL."""
     secret: bytes = attrs.field(repr=False, converter=load_secret)
     """The cluster secret (bytes, or the path of a file holding them)."""
-    heartbeat: float = attrs.field(default=1.0, validator=_positive("heartbeat"))
+    heartbeat: float = attrs.field(default=1.0, validator=check_positive_seconds("heartbeat"))
     """Seconds between two presence beats."""
-    dead_after: int = attrs.field(default=3, validator=_positive("dead_after"))
+    dead_after: int = attrs.field(default=3, validator=check_positive_int("dead_after"))
     """Heartbeat intervals of silence after which a peer is lost."""
-    backlog: int = attrs.field(default=100_000, validator=_whole("backlog"))
+    backlog: int = attrs.field(default=100_000, validator=check_positive_int("backlog"))
     """Messages for peers the node holds at most while the broker has not confirmed them (queued for the next
     flush, or published and unconfirmed): past it, tells and asks to peers are refused with
     :class:`~runtime.BacklogFull` (see :class:`BrokerHub`). The default holds a busy node's traffic over an outage

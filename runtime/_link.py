@@ -152,7 +152,7 @@ Small enough that the peer starts on a burst while this side still makes it, so 
 alternated runs of ``python -m benchmarks.workers``), and a long burst of tells kept its rate."""
 
 
-def _positive_seconds(name: str, *, optional: bool = False) -> Callable[[Any, Any, Any], None]:
+def check_positive_seconds(name: str, *, optional: bool = False) -> Callable[[Any, Any, Any], None]:
     def check(_instance: Any, _attribute: Any, value: Any) -> None:
         if value is None and optional:
             return
@@ -162,7 +162,7 @@ def _positive_seconds(name: str, *, optional: bool = False) -> Callable[[Any, An
     return check
 
 
-def _positive_int(name: str) -> Callable[[Any, Any, Any], None]:
+def check_positive_int(name: str) -> Callable[[Any, Any, Any], None]:
     def check(_instance: Any, _attribute: Any, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int of at least 1, got {value!r}")
@@ -182,17 +182,17 @@ class LinkOptions:
     """The largest payload a frame may carry, in bytes. A bigger frame from the peer breaks the link (refused
     from its header, before the payload is read); a flush bigger than this is split, and a single item that
     pickles bigger than this is refused with :class:`~runtime.SerializationError`."""
-    heartbeat: float | None = attrs.field(default=None, validator=_positive_seconds("heartbeat", optional=True))
+    heartbeat: float | None = attrs.field(default=None, validator=check_positive_seconds("heartbeat", optional=True))
     """Seconds: after this long without writing anything, the link writes an empty frame. ``None``: no
     heartbeats, and silence never breaks the link."""
-    dead_after: int = attrs.field(default=3, validator=_positive_int("dead_after"))
+    dead_after: int = attrs.field(default=3, validator=check_positive_int("dead_after"))
     """Heartbeat intervals without a byte from the peer after which the link breaks as dead."""
-    handshake_timeout: float = attrs.field(default=10.0, validator=_positive_seconds("handshake_timeout"))
+    handshake_timeout: float = attrs.field(default=10.0, validator=check_positive_seconds("handshake_timeout"))
     """Seconds :meth:`Link.connect` waits for the peer to prove itself before it fails."""
-    receive_buffer: int = attrs.field(default=16, validator=_positive_int("receive_buffer"))
+    receive_buffer: int = attrs.field(default=16, validator=check_positive_int("receive_buffer"))
     """Checked batches held for :meth:`Link.receive`; when that many wait, the reader stops reading the stream,
     so a slow receiver slows the peer's writes down instead of growing memory."""
-    read_size: int = attrs.field(default=65536, validator=_positive_int("read_size"))
+    read_size: int = attrs.field(default=65536, validator=check_positive_int("read_size"))
     """Bytes asked of the stream per read."""
 
     @property

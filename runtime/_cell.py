@@ -31,6 +31,7 @@ from ._envelope import (
     Envelope,
     Halt,
     Halted,
+    QueueItem,
     Rebuild,
     Rebuilt,
     Reincarnate,
@@ -40,6 +41,7 @@ from ._envelope import (
     SystemMessage,
     Unwatch,
     Watch,
+    open_item,
 )
 from ._exceptions import ActorFailed, ActorStopped, MailboxFull, NameTaken
 from ._figures import ActorStatistics, from_row
@@ -126,6 +128,8 @@ class CallForwarder(ActorBase, Generic[W]):
 
 _DROP = object()
 _KILLED = object()
+_NO_MESSAGE = object()
+"""``Cell._env`` between messages (a message told by itself may be ``None``)."""
 
 STOP_SLICE = 256
 """Children a parent stops in its own runner (see ``Cell._stop_children``) between two checkpoints."""
@@ -182,8 +186,8 @@ class Cell(MailboxQueue):
         self._watchers: set[ActorRef] | None = None
         self._watching: set[ActorRef] | None = None
         self._timers: Timers | None = None
-        self._stash: list[Envelope] | None = None
-        self._env: Envelope | None = None
+        self._stash: list[QueueItem] | None = None
+        self._env: QueueItem = _NO_MESSAGE
         self._deferred = False
         self._open_replies: set[int] | None = None
         self._leases: set[Lease] | None = None
@@ -390,7 +394,11 @@ class Cell(MailboxQueue):
             if length > peak:
                 peak = length
             env = q.popleft()  # type: ignore[union-attr]
-            message, _, mark, stamp = env
+            if env.__class__ is tuple:
+                message, _, mark, stamp = env
+            else:  # a message told from outside any actor, not timed: queued by itself
+                message = env
+                mark = stamp = None
             taken += 1
             if bounded and self._putters:
                 self._putters.unpark()
@@ -447,11 +455,11 @@ class Cell(MailboxQueue):
             if mark is not None:
                 self._answer(mark, result)
             elif result is not None and result.__class__ is Reply:
-                self._refused(message, env[1], result)
+                self._refused(message, open_item(env)[1], result)
             if stamp is not None:
                 self.figures.add_sample(stamp, started, self.system.now(), self._arrivals)
         self._handled += taken - skipped
-        self._env = None
+        self._env = _NO_MESSAGE
         if peak > self._peak:
             self._peak = peak
         return taken or 1
@@ -523,15 +531,15 @@ class Cell(MailboxQueue):
 
     def _current_env(self, what: str) -> Envelope:
         env = self._env
-        if env is None or current_actor.get() is not self.ref:
+        if env is _NO_MESSAGE or current_actor.get() is not self.ref:
             raise RuntimeError(f"{what} works only inside the actor's own receive(), while it handles a message")
-        return env
+        return open_item(env)
 
     @property
     def sender(self) -> ActorRef | None:
         """The current message's sender: an actor's ref, a reply ref during an ask, or ``None``."""
-        env = self._env
-        if env is None:
+        env: Envelope = self._env
+        if env.__class__ is not tuple:  # between messages, or a message told by itself
             return None
         mark = env[2]
         if mark.__class__ is int and not self._deferred:
@@ -571,7 +579,7 @@ class Cell(MailboxQueue):
 
     def stash(self) -> None:
         """Keep the current message (and its pending ask, if any) aside until :meth:`unstash_all`."""
-        env = self._current_env("stash()")
+        env = self._env = self._current_env("stash()")  # the envelope itself, so that a second stash() sees it
         if self._deferred or (self._stash and self._stash[-1] is env):
             raise RuntimeError(f"{self.ref!r}: the current message was already stashed or its reply deferred")
         if self._stash is None:
@@ -774,7 +782,7 @@ class Cell(MailboxQueue):
     # -- system messages -------------------------------------------------------------------------------------
 
     async def _system_message(self, message: SystemMessage) -> None:
-        self._env = None
+        self._env = _NO_MESSAGE
         cls = message.__class__
         if cls is Stop:
             await self._on_stop_request(message.reason, message.origin, message.deadline)  # type: ignore[union-attr]
@@ -1004,7 +1012,8 @@ class Cell(MailboxQueue):
         stash = self._stash
         if stash:
             self._stash = None
-            for message, sender, mark, _ in stash:
+            for item in stash:
+                message, sender, mark, _ = open_item(item)
                 self._undeliverable(message, sender, mark, "stash cleared by restart")
 
     async def _new_incarnation(self, error: BaseException | None) -> None:
@@ -1156,12 +1165,14 @@ class Cell(MailboxQueue):
         q = self._queue
         if q:
             self._queue = None
-            for message, sender, mark, _ in q:
+            for item in q:
+                message, sender, mark, _ = open_item(item)
                 self._undeliverable(message, sender, mark, "stopped")
         stash = self._stash
         if stash:
             self._stash = None
-            for message, sender, mark, _ in stash:
+            for item in stash:
+                message, sender, mark, _ = open_item(item)
                 self._undeliverable(message, sender, mark, "stopped")
         sysq = self._sysq
         if sysq:

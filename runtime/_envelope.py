@@ -1,7 +1,6 @@
 """Envelopes and system messages: what travels to an actor, as values that hold addresses, never objects.
 
-A user envelope is a plain tuple ``(message, sender, mark, stamp)``, the cheapest record Python has, allocated
-once per message:
+A user envelope is a plain tuple ``(message, sender, mark, stamp)``, the cheapest record Python has:
 
 - ``sender``: the sending actor's :class:`~runtime.ActorRef`, or ``None`` for a tell from outside any actor;
 - ``mark``: ``None`` for a tell; an ``int`` correlation ID for an ask, whose answer resolves through the asker's
@@ -9,6 +8,10 @@ once per message:
   mark on ``Terminated``, a :class:`~runtime.Lease`), which the run loop opens on its one slow branch;
 - ``stamp``: ``(enqueue time, weight)`` for the messages that figure sampling selects (the weight is how many
   arrivals the sample stands for), else ``None``.
+
+The common tell needs none of the three: sent from outside any actor, not an ask, not timed. Then the queue holds
+the message itself, with no envelope made for it, unless the message is itself a plain ``tuple`` (so a queue item
+is an envelope exactly when its class is ``tuple``). :func:`open_item` reads either as an envelope.
 
 System messages are frozen attrs values. They overtake every user message, and the ones that name an actor name
 it by ref, so they can cross to another node like any message.
@@ -31,6 +34,7 @@ __all__ = [
     "Envelope",
     "Halt",
     "Halted",
+    "QueueItem",
     "Rebuild",
     "Rebuilt",
     "Reincarnate",
@@ -40,10 +44,20 @@ __all__ = [
     "SystemMessage",
     "Unwatch",
     "Watch",
+    "open_item",
 ]
 
 Envelope = tuple[Any, "ActorRef | None", Any, "tuple[float, int] | None"]
 """``(message, sender, mark, stamp)``: see the module docstring."""
+
+QueueItem = Any
+"""What a user lane holds: an :data:`Envelope`, or a message that is not a plain ``tuple`` standing for
+``(message, None, None, None)``."""
+
+
+def open_item(item: QueueItem) -> Envelope:
+    """The envelope a queue item stands for (see the module docstring)."""
+    return item if item.__class__ is tuple else (item, None, None, None)
 
 
 

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
+from ._envelope import open_item
 from ._exceptions import ActorStopped, MailboxFull
 from ._show import show
 
 if TYPE_CHECKING:
-    from ._envelope import Envelope, SystemMessage
+    from ._envelope import QueueItem, SystemMessage
     from ._ref import ActorRef
 
 __all__ = ["UNBOUNDED", "Mailbox", "MailboxQueue", "Overflow"]
@@ -72,7 +73,7 @@ class MailboxQueue:
                  "slow")
 
     def __init__(self, mailbox: Mailbox, mask: int) -> None:
-        self._queue: deque[Envelope] | None = None
+        self._queue: deque[QueueItem] | None = None
         self._sysq: deque[SystemMessage] | None = None
         self._capacity = mailbox.capacity
         self._overflow = mailbox.overflow
@@ -124,11 +125,14 @@ class MailboxQueue:
         if cap is not None and len(q) >= cap and not self._overflowed(message, sender, mark, q, cap):
             return
         n = self._arrivals = self._arrivals + 1
-        q.append((message, sender, mark, None if n & self._mask else self._stamp()))
+        if sender is None and mark is None and n & self._mask and message.__class__ is not tuple:
+            q.append(message)
+        else:
+            q.append((message, sender, mark, None if n & self._mask else self._stamp()))
         if not self.scheduled:
             self._ready()
 
-    def _overflowed(self, message: Any, sender: ActorRef | None, mark: Any, q: deque[Envelope], cap: int) -> bool:
+    def _overflowed(self, message: Any, sender: ActorRef | None, mark: Any, q: deque[QueueItem], cap: int) -> bool:
         """Apply the overflow policy of a full mailbox; ``True`` if the new message may still be queued."""
         policy = self._overflow
         if policy == "fail":
@@ -136,7 +140,7 @@ class MailboxQueue:
         if policy == "drop_new":
             self._undeliverable(message, sender, mark, "overflow")
             return False
-        old_message, old_sender, old_mark, _ = q.popleft()
+        old_message, old_sender, old_mark, _ = open_item(q.popleft())
         self._undeliverable(old_message, old_sender, old_mark, "overflow")
         return True
 

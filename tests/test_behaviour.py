@@ -208,3 +208,68 @@ async def test_become_with_any_async_function(actor_system: ActorSystem) -> None
     ref = await actor_system.spawn(Delegates)
     assert await ref.ask("x") == "delegating"
     assert await ref.ask("hello") == "HELLO"
+
+
+# -- what a queue holds: a message told from outside any actor goes in by itself -------------------------------
+
+
+async def test_the_same_message_object_told_twice_is_stashed_twice(actor_system: ActorSystem) -> None:
+    """Told from outside, ``"a"`` is queued as itself (one interned object, twice): each is its own stash entry,
+    and a second ``stash()`` of the same message is still refused."""
+    probe = await Probe.spawn(actor_system)
+    errors: list[str] = []
+
+    class StashAndCheck(Door):
+        async def receive(self, message: Any) -> Any:
+            if message == "a" and not self.is_open:
+                self.stash()
+                try:
+                    self.stash()
+                except RuntimeError as exc:
+                    errors.append(str(exc))
+                return None
+            return await super().receive(message)
+
+    door = await actor_system.spawn(StashAndCheck, probe.ref)
+    for message in ("a", "a", "open"):
+        door.tell(message)
+    assert await probe.expect("open") == "open"
+    assert await probe.expect("a") == "a"  # unstashed, handled by Door's open branch
+    assert await probe.expect("a") == "a"
+    assert len(errors) == 2
+    assert all("already stashed" in error for error in errors)
+
+
+class Recorder(Actor):
+    """Records each message, its class and its sender."""
+
+    def __init__(self, seen: list[tuple[Any, type, Any]]) -> None:
+        self.seen = seen
+
+    async def receive(self, message: Any) -> Any:
+        self.seen.append((message, type(message), self.sender))
+
+
+class Relay(Actor):
+    async def receive(self, message: Any) -> Any:
+        target, payload = message
+        target.tell(payload)
+
+
+async def test_every_shape_of_message_arrives_as_told_with_its_sender(actor_system: ActorSystem) -> None:
+    from collections import namedtuple
+
+    Point = namedtuple("Point", "x y")
+    seen: list[tuple[Any, type, Any]] = []
+    recorder = await actor_system.spawn(Recorder, seen)
+    relay = await actor_system.spawn(Relay)
+    shapes: list[Any] = [None, 7, "inc", ("a", None, None, None), (), Point(1, 2), [1, 2]]
+    for message in shapes:
+        recorder.tell(message)  # from outside any actor: no sender
+    for message in shapes:
+        relay.tell((recorder, message))  # from an actor
+    await relay.ask((recorder, "last"))  # the relay has told everything before it answers
+    await recorder.ask("sync")
+    expected = [(m, type(m), None) for m in shapes] + [(m, type(m), relay) for m in [*shapes, "last"]]
+    assert seen[:-1] == expected
+    assert seen[-1][0] == "sync"

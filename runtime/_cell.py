@@ -16,7 +16,7 @@ import math
 import threading
 from collections import deque
 from types import FunctionType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Self, TypeVar
 
 import outcome
 import trio
@@ -151,14 +151,56 @@ def _ends_the_runner(error: BaseException) -> bool:
     return isinstance(error, BaseExceptionGroup) and error.split(trio.Cancelled)[0] is not None
 
 
+class _Seldom:
+    """The part of a cell that few actors use: watchers, timers, a stash, leases, replies held for later,
+    restarts and failures, what a stop or a group restart waits on. A cell reads the shared, empty
+    ``_NONE_YET`` until it first writes one (``Cell._own``), so that an actor using none of it costs neither the
+    fields nor the collector's visits to them."""
+
+    __slots__ = ("backoff_count", "failed", "handler_scope", "handling", "last_restart", "leases", "open_replies",
+                 "restarts", "scope", "stash", "stopped_lot", "sys_waiter", "timers", "watchers", "watching")
+
+    def __init__(self) -> None:
+        self.watchers: set[ActorRef] | None = None
+        self.watching: set[ActorRef] | None = None
+        self.timers: Timers | None = None
+        self.stash: list[QueueItem] | None = None
+        self.open_replies: set[int] | None = None
+        self.leases: set[Lease] | None = None
+        self.handler_scope: trio.CancelScope | None = None
+        """The cancel scope of the handler running under a ``stop_timeout``."""
+        self.handling = 0
+        """Handlers started under a ``stop_timeout``, to tell which one a stop's deadline is about."""
+        self.stopped_lot: trio.lowlevel.ParkingLot | None = None
+        self.sys_waiter: trio.lowlevel.Task | None = None
+        """The task waiting on the system lane for a group restart step's acknowledgement."""
+        self.scope: trio.CancelScope | None = None
+        """The cancel scope of a backoff before a restart, which a stop cancels."""
+        self.failed = 0
+        self.restarts = 0
+        self.backoff_count = 0
+        self.last_restart = -math.inf
+
+
+class _SharedSeldom(_Seldom):
+    """The one ``_Seldom`` that every cell reads until it has its own: written, it would be every cell's."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"the shared defaults of every cell cannot be set ({name}={value!r})")
+
+
+_NONE_YET: Final[_Seldom] = _Seldom()
+_NONE_YET.__class__ = _SharedSeldom
+
+
 class Cell(MailboxQueue):
     """One actor: its instance, mailbox, children, watchers, timers, figures and supervision state."""
 
     __slots__ = (
-        "_children", "_deferred", "_env", "_failed", "_handled", "_handler", "_handler_scope", "_handling", "_inline",
-        "_leases",
-        "_open_replies", "_restarts", "_scope", "_stash", "_stopped_lot", "_sys_waiter", "_timers", "_watchers",
-        "_watching", "actor_class", "backoff_count", "class_name", "figures", "instance", "last_restart", "name",
+        "_children", "_deferred", "_env", "_handled", "_handler", "_inline", "_rare", "actor_class", "class_name",
+        "figures", "instance", "name",
         "parent", "ref", "spec", "state", "system", "uid", "window",
     )
 
@@ -183,26 +225,38 @@ class Cell(MailboxQueue):
         self.state = STARTING
         self._children: dict[str, Any] | None = None
         """Children by name: cells, or handles on children that run on another node."""
-        self._watchers: set[ActorRef] | None = None
-        self._watching: set[ActorRef] | None = None
-        self._timers: Timers | None = None
-        self._stash: list[QueueItem] | None = None
+        self._rare = _NONE_YET
+        """What few actors use (watchers, timers, a stash, ...): shared defaults until ``_own()`` is first called."""
         self._env: QueueItem = _NO_MESSAGE
         self._deferred = False
-        self._open_replies: set[int] | None = None
-        self._leases: set[Lease] | None = None
-        self._handler_scope: trio.CancelScope | None = None
-        self._handling = 0
-        self._stopped_lot: trio.lowlevel.ParkingLot | None = None
-        self._sys_waiter: trio.lowlevel.Task | None = None
-        self._scope: trio.CancelScope | None = None
         self._handled = 0
-        self._failed = 0
-        self._restarts = 0
         self.figures: Any = None
         """The queue figures (:class:`~runtime._figures.Figures`), made when the system first measures the cell."""
-        self.backoff_count = 0
-        self.last_restart = -math.inf
+
+    def _own(self) -> _Seldom:
+        """This cell's own :class:`_Seldom`, made on the first write."""
+        rare = self._rare
+        if rare is _NONE_YET:
+            rare = self._rare = _Seldom()
+        return rare
+
+    @property
+    def backoff_count(self) -> int:
+        """Consecutive restarts within the backoff's reset time (see ``plan_restart``)."""
+        return self._rare.backoff_count
+
+    @backoff_count.setter
+    def backoff_count(self, value: int) -> None:
+        self._own().backoff_count = value
+
+    @property
+    def last_restart(self) -> float:
+        """When this actor was last restarted with a backoff (``-inf`` before that)."""
+        return self._rare.last_restart
+
+    @last_restart.setter
+    def last_restart(self, value: float) -> None:
+        self._own().last_restart = value
 
     # -- identity --------------------------------------------------------------------------------------------
 
@@ -255,7 +309,7 @@ class Cell(MailboxQueue):
 
     def describe(self) -> str:
         """The state an actor's ``repr`` shows: lifecycle state, queue, children, restarts."""
-        restarts = f" restarts={self._restarts}" if self._restarts else ""
+        restarts = f" restarts={self._rare.restarts}" if self._rare.restarts else ""
         return (f"{self.path!r} {STATE_NAMES[self.state]} queued={self.mailbox_length}"
                 f" children={0 if self._children is None else len(self._children)}{restarts}")
 
@@ -301,8 +355,19 @@ class Cell(MailboxQueue):
         return True
 
     def _set_handler(self, handler: Callable[[Any], Any] | None) -> None:
+        """Handle the next messages with ``handler``; ``None`` is the instance's own ``receive``, bound when the
+        first message comes (so an actor that is never sent anything holds no bound method)."""
         self._handler = handler
+        if handler is None and self.instance is not None:
+            handler = self.instance.__class__.receive
         self._inline = self.spec.stop_timeout is None and never_suspends(handler)
+
+    def _receiver(self) -> Callable[[Any], Any]:
+        """The handler of the next message (see ``_set_handler``)."""
+        handler = self._handler
+        if handler is None:
+            handler = self._handler = self.instance.receive
+        return handler
 
     def _undeliverable(self, message: Any, sender: ActorRef | None, mark: Any, reason: str) -> None:
         """Record a dead letter, and fail the ask waiting on it so that it never hangs.
@@ -323,9 +388,10 @@ class Cell(MailboxQueue):
 
     def deliver_leased(self, message: Any, sender: ActorRef | None, lease: Lease) -> None:
         """Queue ``message`` under ``lease``, which ends if this actor fails (see :class:`~runtime.Lease`)."""
-        if self._leases is None:
-            self._leases = set()
-        self._leases.add(lease)
+        rare = self._own()
+        if rare.leases is None:
+            rare.leases = set()
+        rare.leases.add(lease)
         self.deliver(message, sender, lease)
 
     def deliver_system(self, message: SystemMessage) -> None:
@@ -334,9 +400,9 @@ class Cell(MailboxQueue):
             self._refuse_system(message)
             return
         self.put_system(message)
-        waiter = self._sys_waiter
+        waiter = self._rare.sys_waiter
         if waiter is not None:
-            self._sys_waiter = None
+            self._rare.sys_waiter = None
             trio.lowlevel.reschedule(waiter, outcome.Value(None))
 
     def _refuse_system(self, message: SystemMessage) -> None:
@@ -348,7 +414,7 @@ class Cell(MailboxQueue):
         elif cls is Halt and self.parent is not None:
             self.parent.deliver_system(Halted(self.ref))
         elif cls is Rebuild and self.parent is not None:
-            self.parent.deliver_system(Rebuilt(self.ref, self._restarts))
+            self.parent.deliver_system(Rebuilt(self.ref, self._rare.restarts))
 
     def has_work(self) -> bool:
         """Whether a runner should call :meth:`run` again."""
@@ -436,9 +502,12 @@ class Cell(MailboxQueue):
                             else:
                                 result = await entry[1](instance)
                         else:
-                            result = await methods.run(instance, message, self._handler)  # type: ignore[arg-type]
+                            result = await methods.run(instance, message, self._receiver())
                     else:
-                        result = await self._handler(message)  # type: ignore[misc]
+                        handler = self._handler
+                        if handler is None:
+                            handler = self._receiver()
+                        result = await handler(message)
                 else:
                     result = await self._handle_killable(message, mark)
                     if result is _KILLED:
@@ -448,7 +517,7 @@ class Cell(MailboxQueue):
                 if not isinstance(exc, Exception) and _ends_the_runner(exc):
                     raise
                 skipped += 1
-                self._failed += 1
+                self._own().failed += 1
                 self._deferred = False
                 self._fail(exc, message, mark)
                 break
@@ -470,15 +539,16 @@ class Cell(MailboxQueue):
         A cancelled handler is not a failure: its ask raises :class:`ActorStopped`, the message does not count as
         handled (``_KILLED`` tells ``run`` so), and the stop goes on.
         """
-        self._handling += 1
+        rare = self._own()
+        rare.handling += 1
         with trio.CancelScope() as scope:
-            self._handler_scope = scope
+            rare.handler_scope = scope
             try:
                 if message.__class__ is Call:
-                    return await self.system.methods.run(self.instance, message, self._handler)  # type: ignore[arg-type]
-                return await self._handler(message)  # type: ignore[misc]
+                    return await self.system.methods.run(self.instance, message, self._receiver())
+                return await self._receiver()(message)
             finally:
-                self._handler_scope = None
+                rare.handler_scope = None
         error = ActorStopped(f"{self.ref!r} was stopped and did not finish {show(message)} within "
                              f"stop_timeout={self.spec.stop_timeout}s; its handler was cancelled")
         if mark is not None:
@@ -488,8 +558,8 @@ class Cell(MailboxQueue):
 
     def _kill_if_stuck(self, handling: int) -> None:
         """The stop timeout passed: cancel the handler if it is still the one that was running at the stop."""
-        scope = self._handler_scope
-        if scope is not None and self._handling == handling and self.state < STOPPED:
+        scope = self._rare.handler_scope
+        if scope is not None and self._rare.handling == handling and self.state < STOPPED:
             scope.cancel()
 
     def _answer(self, correlation_id: int, result: Any) -> None:
@@ -516,13 +586,13 @@ class Cell(MailboxQueue):
         if mark.__class__ is Lease:
             return _DROP if mark.revoked else message
         if mark is WATCH_MARK:
-            watching = self._watching
+            watching = self._rare.watching
             target = message.ref
             if watching is None or target not in watching:
                 return _DROP
             watching.discard(target)
             return message
-        timers = self._timers
+        timers = self._rare.timers
         if timers is None or not timers.deliverable(mark):
             return _DROP
         return message
@@ -559,9 +629,10 @@ class Cell(MailboxQueue):
 
     def _hold_reply(self, correlation_id: int) -> None:
         """Remember an ask this actor answers later, to fail it if the actor restarts or stops first."""
-        replies = self._open_replies
+        rare = self._own()
+        replies = rare.open_replies
         if replies is None:
-            replies = self._open_replies = set()
+            replies = rare.open_replies = set()
         replies.add(correlation_id)
         self.system.correlations.when_done(correlation_id, replies.discard)
 
@@ -580,20 +651,21 @@ class Cell(MailboxQueue):
     def stash(self) -> None:
         """Keep the current message (and its pending ask, if any) aside until :meth:`unstash_all`."""
         env = self._env = self._current_env("stash()")  # the envelope itself, so that a second stash() sees it
-        if self._deferred or (self._stash and self._stash[-1] is env):
+        rare = self._own()
+        if self._deferred or (rare.stash and rare.stash[-1] is env):
             raise RuntimeError(f"{self.ref!r}: the current message was already stashed or its reply deferred")
-        if self._stash is None:
-            self._stash = []
-        self._stash.append(env)
+        if rare.stash is None:
+            rare.stash = []
+        rare.stash.append(env)
         if env[2] is not None:
             self._deferred = True
 
     def unstash_all(self) -> None:
         """Put the stashed messages back, in order, ahead of everything queued after them."""
-        stash = self._stash
+        stash = self._rare.stash
         if not stash:
             return
-        self._stash = None
+        self._rare.stash = None
         q = self._queue
         if q is None:
             q = self._queue = deque()
@@ -609,34 +681,36 @@ class Cell(MailboxQueue):
 
     def unbecome(self) -> None:
         """Go back to ``receive``."""
-        if self.instance is not None:
-            self._set_handler(self.instance.receive)
+        self._set_handler(None)
 
     def watch(self, target: ActorRef) -> None:
         """Get ``Terminated(target)`` when ``target`` stops for good (at once if it already has).
 
         The watch travels to the target as a system message, so it works the same for any target.
         """
-        if self._watching is None:
-            self._watching = set()
-        if target in self._watching:
+        rare = self._own()
+        if rare.watching is None:
+            rare.watching = set()
+        if target in rare.watching:
             return
-        self._watching.add(target)
+        rare.watching.add(target)
         target._target.deliver_system(Watch(self.ref))
 
     def unwatch(self, target: ActorRef) -> None:
         """Stop watching ``target``; a ``Terminated`` already queued for it is discarded."""
-        if self._watching is None or target not in self._watching:
+        watching = self._rare.watching
+        if watching is None or target not in watching:
             return
-        self._watching.discard(target)
+        watching.discard(target)
         target._target.deliver_system(Unwatch(self.ref))
 
     @property
     def timers(self) -> Timers:
         """The actor's timers (created on first use)."""
-        if self._timers is None:
-            self._timers = Timers(self)
-        return self._timers
+        rare = self._own()
+        if rare.timers is None:
+            rare.timers = Timers(self)
+        return rare.timers
 
     # -- spawning --------------------------------------------------------------------------------------------
 
@@ -678,7 +752,7 @@ class Cell(MailboxQueue):
 
     def is_current(self, incarnation: int) -> bool:
         """Whether a failure report of this actor's ``incarnation`` is about the incarnation running now."""
-        return self._restarts == incarnation
+        return self._rare.restarts == incarnation
 
     def rebuilt(self, incarnation: int) -> None:
         """A group restart rebuilt this actor (``incarnation`` is what it reported; a cell knows its own)."""
@@ -740,7 +814,7 @@ class Cell(MailboxQueue):
         if instance.__class__ is not self.actor_class:
             self.actor_class = instance.__class__
             self.class_name = self.system.class_name(self.actor_class)
-        self._set_handler(instance.receive)
+        self._set_handler(None)
 
     async def _start_hook(self, error: BaseException | None) -> None:
         """Run ``on_start`` (first start) or ``on_restart(error)`` inline, as this actor, then go running.
@@ -813,19 +887,20 @@ class Cell(MailboxQueue):
         """Take a ``Watch`` or ``Unwatch`` into the watcher set; ``False`` for any other system message."""
         cls = message.__class__
         if cls is Watch:
-            if self._watchers is None:
-                self._watchers = set()
-            self._watchers.add(message.watcher)  # type: ignore[union-attr]
+            rare = self._own()
+            if rare.watchers is None:
+                rare.watchers = set()
+            rare.watchers.add(message.watcher)  # type: ignore[union-attr]
             return True
         if cls is Unwatch:
-            if self._watchers is not None:
-                self._watchers.discard(message.watcher)  # type: ignore[union-attr]
+            if self._rare.watchers is not None:
+                self._rare.watchers.discard(message.watcher)  # type: ignore[union-attr]
             return True
         return False
 
     def _acknowledge(self, kind: type[Halted] | type[Rebuilt]) -> None:
         if self.parent is not None:
-            self.parent.deliver_system(Halted(self.ref) if kind is Halted else Rebuilt(self.ref, self._restarts))
+            self.parent.deliver_system(Halted(self.ref) if kind is Halted else Rebuilt(self.ref, self._rare.restarts))
 
     async def _await_acknowledgement(self, kind: type[Halted] | type[Rebuilt], child: ActorRef) -> Any:
         """Wait on the system lane for ``kind(child)``; other system messages keep their order for afterwards.
@@ -836,8 +911,8 @@ class Cell(MailboxQueue):
         task = trio.lowlevel.current_task()
 
         def abort(_: Any) -> trio.lowlevel.Abort:
-            if self._sys_waiter is task:
-                self._sys_waiter = None
+            if self._rare.sys_waiter is task:
+                self._rare.sys_waiter = None
             return trio.lowlevel.Abort.SUCCEEDED
 
         try:
@@ -848,7 +923,7 @@ class Cell(MailboxQueue):
                     if message.__class__ is kind and message.child is child:
                         return message
                     kept.append(message)
-                self._sys_waiter = task
+                self._own().sys_waiter = task
                 await trio.lowlevel.wait_task_rescheduled(abort)
         finally:
             if kept:
@@ -863,11 +938,11 @@ class Cell(MailboxQueue):
         stop_timeout = self.spec.stop_timeout
         deadline = math.inf if stop_timeout is None else trio.current_time() + stop_timeout
         self.deliver_system(Stop(reason, origin, deadline))
-        scope = self._scope
-        if scope is not None:
-            scope.cancel()
-        if self._handler_scope is not None and stop_timeout is not None:
-            self.system.timer_service.call_at(deadline, self._kill_if_stuck, self._handling)
+        rare = self._rare
+        if rare.scope is not None:
+            rare.scope.cancel()
+        if rare.handler_scope is not None and stop_timeout is not None:
+            self.system.timer_service.call_at(deadline, self._kill_if_stuck, rare.handling)
 
     async def _on_stop_request(self, reason: BaseException | None, origin: StopOrigin, deadline: float) -> None:
         if self.state >= STOPPING:
@@ -876,7 +951,7 @@ class Cell(MailboxQueue):
         if (origin == "self" and self.restart is Restart.PERMANENT and parent is not None
                 and parent.state < STOPPING and self.state == RUNNING):
             self.state = SUSPENDED
-            parent.deliver_system(ChildExited(self.ref, self._restarts))
+            parent.deliver_system(ChildExited(self.ref, self._rare.restarts))
             return
         await self.terminate(reason, deadline)
 
@@ -896,9 +971,9 @@ class Cell(MailboxQueue):
         what they tell it under those leases before they hear of the failure.
         """
         self.state = SUSPENDED
-        leases = self._leases
+        leases = self._rare.leases
         if leases:
-            self._leases = None
+            self._rare.leases = None
             for lease in leases:
                 lease.recipient_failed(self.ref, error)
         self.system.lifecycle(self.ref, "failed", error)
@@ -906,7 +981,7 @@ class Cell(MailboxQueue):
         if parent is None:
             self.system.fail(self, error)
         else:
-            parent.deliver_system(ChildFailed(self.ref, error, self._restarts))
+            parent.deliver_system(ChildFailed(self.ref, error, self._rare.restarts))
 
     # -- supervision (this cell as the parent) ---------------------------------------------------------------
 
@@ -990,9 +1065,10 @@ class Cell(MailboxQueue):
         ``request_stop`` cancels ``_scope``, so a stop never waits out a backoff.
         """
         if delay > 0:
-            with trio.CancelScope() as self._scope:
+            rare = self._own()
+            with trio.CancelScope() as rare.scope:
                 await trio.sleep(delay)
-            self._scope = None
+            rare.scope = None
         return not (self._sysq and any(message.__class__ is Stop for message in self._sysq))
 
     async def _stop_incarnation(self, error: BaseException | None) -> None:
@@ -1001,17 +1077,17 @@ class Cell(MailboxQueue):
         The fresh instance starts with a fresh restart-intensity window for its own children, as in OTP.
         """
         self.window = None
-        if self._timers is not None:
-            self._timers.cancel_all()
+        if self._rare.timers is not None:
+            self._rare.timers.cancel_all()
         await self._stop_children()
         stop_timeout = self.spec.stop_timeout
         await self._run_on_stop(math.inf if stop_timeout is None else trio.current_time() + stop_timeout)
         self._set_handler(None)
         cause = ActorFailed(f"{self.ref!r} was restarted before it answered", error)
         self._fail_open_replies(cause)
-        stash = self._stash
+        stash = self._rare.stash
         if stash:
-            self._stash = None
+            self._rare.stash = None
             for item in stash:
                 message, sender, mark, _ = open_item(item)
                 self._undeliverable(message, sender, mark, "stash cleared by restart")
@@ -1027,7 +1103,7 @@ class Cell(MailboxQueue):
             cause = exc.cause if isinstance(exc, ActorFailed) and exc.cause is not None else exc
             self.report_failure(cause)
             return
-        self._restarts += 1
+        self._own().restarts += 1
 
     async def _run_on_stop(self, deadline: float) -> None:
         """Run ``on_stop``, cancelled at ``deadline`` (the stop timeout's end); what it raises is logged."""
@@ -1110,8 +1186,8 @@ class Cell(MailboxQueue):
         was = self.state
         self.state = STOPPING
         self.slow = True
-        if self._timers is not None:
-            self._timers.cancel_all()
+        if self._rare.timers is not None:
+            self._rare.timers.cancel_all()
         if self._children:
             with trio.CancelScope(deadline=deadline) as scope:
                 await self._stop_children()
@@ -1128,23 +1204,24 @@ class Cell(MailboxQueue):
         if self.parent is not None:
             self.parent.child_stopped(self)
         self._notify_watchers(reason)
-        watching = self._watching
+        rare = self._rare  # what is set in it is this cell's own (the shared defaults are all empty)
+        watching = rare.watching
         if watching:
-            self._watching = None
+            rare.watching = None
             unwatch = Unwatch(self.ref)
             for target in watching:
                 target._target.deliver_system(unwatch)
         self.system.lifecycle(self.ref, "stopped", reason)
         self.system.forget(self)
-        lot = self._stopped_lot
+        lot = rare.stopped_lot
         if lot is not None:
-            self._stopped_lot = None
+            rare.stopped_lot = None
             lot.unpark_all()
 
     def _notify_watchers(self, reason: BaseException | None) -> None:
-        watchers = self._watchers
+        watchers = self._rare.watchers
         if watchers:
-            self._watchers = None
+            self._rare.watchers = None
             terminated = Terminated(self.ref, reason)
             for watcher in watchers:  # a watcher that is stopping itself drops it without a dead letter
                 watcher._target.deliver(terminated, None, WATCH_MARK)
@@ -1155,12 +1232,13 @@ class Cell(MailboxQueue):
         Leased messages are not dead letters: their leases end here, and their senders (who watch this actor if
         they need to know) take them back. Pending watches are taken, so that they get the right ``Terminated``.
         """
-        leases = self._leases
+        rare = self._rare  # what is set in it is this cell's own (the shared defaults are all empty)
+        leases = rare.leases
         if leases:
-            self._leases = None
+            rare.leases = None
             for lease in leases:
                 lease.revoke()
-        if self._open_replies:  # the error is made only for someone to fail: a million stops make none
+        if rare.open_replies:  # the error is made only for someone to fail: a million stops make none
             self._fail_open_replies(ActorStopped(f"{self.ref!r} {why}"))
         q = self._queue
         if q:
@@ -1168,9 +1246,9 @@ class Cell(MailboxQueue):
             for item in q:
                 message, sender, mark, _ = open_item(item)
                 self._undeliverable(message, sender, mark, "stopped")
-        stash = self._stash
+        stash = rare.stash
         if stash:
-            self._stash = None
+            rare.stash = None
             for item in stash:
                 message, sender, mark, _ = open_item(item)
                 self._undeliverable(message, sender, mark, "stopped")
@@ -1186,9 +1264,9 @@ class Cell(MailboxQueue):
             putters.unpark_all()
 
     def _fail_open_replies(self, cause: BaseException) -> None:
-        replies = self._open_replies
+        replies = self._rare.open_replies
         if replies:
-            self._open_replies = None
+            self._rare.open_replies = None
             table: Correlations = self.system.correlations
             for correlation_id in list(replies):
                 table.fail(correlation_id, cause)
@@ -1198,9 +1276,10 @@ class Cell(MailboxQueue):
         if self.state == STOPPED:
             await trio.lowlevel.checkpoint()
             return
-        if self._stopped_lot is None:
-            self._stopped_lot = trio.lowlevel.ParkingLot()
-        await self._stopped_lot.park()
+        rare = self._own()
+        if rare.stopped_lot is None:
+            rare.stopped_lot = trio.lowlevel.ParkingLot()
+        await rare.stopped_lot.park()
 
     # -- figures ---------------------------------------------------------------------------------------------
 
@@ -1264,6 +1343,7 @@ class Cell(MailboxQueue):
         window = self.window
         # The run loop updates the peak as it takes messages: while the actor is busy, the queue may be longer
         # than any length seen so far.
-        return (arrivals, self._handled, self._failed, self._restarts, length, peak if peak > length else length,
+        rare = self._rare
+        return (arrivals, self._handled, rare.failed, rare.restarts, length, peak if peak > length else length,
                 lam, mu, rho, mean_len, mean_wait, p50, p90, p99, STATE_NAMES[self.state], by_state,
                 0 if window is None else window.count(now), node, in_system, sojourn, self.class_name)

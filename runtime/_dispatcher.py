@@ -53,7 +53,9 @@ def never_suspends(handler: object) -> bool:
     """Whether ``handler`` is an ``async def`` function (or a method of one) whose own code has no ``await``,
     ``async for`` or ``async with``: its coroutine then runs to its end at the first step, without ever yielding to
     trio, so it cannot be suspended or cancelled midway. Remembered by code object."""
-    code = getattr(getattr(handler, "__func__", handler), "__code__", None)
+    code = getattr(handler, "__code__", None)  # a function (getattr with a default that misses costs an exception)
+    if code is None:
+        code = getattr(getattr(handler, "__func__", None), "__code__", None)  # a bound method
     if code is None or not code.co_flags & _COROUTINE:
         return False
     answer = _never_suspends.get(code)

@@ -888,3 +888,22 @@ async def test_body_exception_still_shuts_down_gracefully() -> None:
         await body()
     assert log == [("a", "start"), ("a", "stop")]
 
+
+
+async def test_an_actor_that_uses_no_watchers_timers_or_stash_shares_the_empty_defaults(
+        actor_system: ActorSystem) -> None:
+    """An idle actor reads the one shared, empty part of a cell (which nothing can write); an actor that
+    watches, stashes or fails gets its own, and the shared part stays empty."""
+    from runtime._cell import _NONE_YET
+
+    idle = await actor_system.spawn(Gate, trio.Event(), [])
+    watcher = await actor_system.spawn(Gate, trio.Event(), [])
+    watcher._target.watch(idle)  # type: ignore[union-attr]
+    await trio.testing.wait_all_tasks_blocked()
+    assert watcher._target._rare is not _NONE_YET  # type: ignore[union-attr]
+    assert idle._target._rare is not _NONE_YET  # type: ignore[union-attr]  # it has a watcher now
+    fresh = await actor_system.spawn(Gate, trio.Event(), [])
+    assert fresh._target._rare is _NONE_YET  # type: ignore[union-attr]
+    assert (_NONE_YET.watchers, _NONE_YET.watching, _NONE_YET.restarts, _NONE_YET.failed) == (None, None, 0, 0)
+    with pytest.raises(AttributeError, match="shared defaults"):
+        _NONE_YET.restarts = 1

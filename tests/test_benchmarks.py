@@ -164,3 +164,17 @@ def test_the_calls_benchmark_measures_every_figure() -> None:
     figures = calls.run(quick=True)
     assert set(figures) == {"ask_us", "call_us", "tell_us", "cast_us", "call_vs_ask", "cast_vs_tell"}
     assert all(0 < value < float("inf") for value in figures.values())
+
+
+def test_the_physical_floors_are_measured_beside_the_runtime() -> None:
+    """``benchmarks/physical.py`` at tiny sizes: both floors and both runtime figures, and a bare cell with as
+    many fields as the runtime's."""
+    from benchmarks import physical
+    from runtime._cell import Cell
+
+    row = physical.run(messages=2_000, actors=500, repeat=1)
+    assert set(row) == {"tell_ns", "floor_tell_ns", "tell_vs_floor", "spawn_s", "floor_spawn_s", "spawn_vs_floor",
+                        "cell_fields"}
+    assert all(0 < value < float("inf") for value in row.values())
+    cell_class = physical._cell_class()
+    assert len(cell_class.__slots__) == row["cell_fields"] > len(Cell.__slots__)

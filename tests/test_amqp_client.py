@@ -31,7 +31,7 @@ from runtime.amqp import (
     open_connection,
 )
 
-READ_ONLY_USER = "trio_actors_read_only"
+READ_ONLY_USER = f"trio_actors_read_only_{secrets.token_hex(4)}"  # suites run side by side each have their own
 
 
 @pytest.fixture(scope="session")

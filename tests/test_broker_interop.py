@@ -285,8 +285,9 @@ async def test_the_router_s_connection_asks_for_a_short_heartbeat_and_is_shared(
 
 # --- permissions ----------------------------------------------------------------------------------------------
 
-WRITE_NOTHING_USER = "trio_actors_router_no_write"
-CONFIGURE_NOTHING_USER = "trio_actors_router_no_configure"
+_RUN = secrets.token_hex(4)  # suites run side by side on one broker each have their own users
+WRITE_NOTHING_USER = f"trio_actors_router_no_write_{_RUN}"
+CONFIGURE_NOTHING_USER = f"trio_actors_router_no_configure_{_RUN}"
 
 
 @pytest.fixture(scope="module")

@@ -164,7 +164,7 @@ class _Seldom:
         self.watchers: set[ActorRef] | None = None
         self.watching: set[ActorRef] | None = None
         self.timers: Timers | None = None
-        self.stash: list[QueueItem] | None = None
+        self.stash: list[Envelope] | None = None
         self.open_replies: set[int] | None = None
         self.leases: set[Lease] | None = None
         self.handler_scope: trio.CancelScope | None = None
@@ -461,8 +461,8 @@ class Cell(MailboxQueue):
                 peak = length
             env = q.popleft()  # type: ignore[union-attr]
             if env.__class__ is tuple:
-                message, _, mark, stamp = env
-            else:  # a message told from outside any actor, not timed: queued by itself
+                message, self._from, mark, stamp = env
+            else:  # from the sender of the envelope before it, not an ask, not timed: queued by itself
                 message = env
                 mark = stamp = None
             taken += 1
@@ -524,7 +524,7 @@ class Cell(MailboxQueue):
             if mark is not None:
                 self._answer(mark, result)
             elif result is not None and result.__class__ is Reply:
-                self._refused(message, open_item(env)[1], result)
+                self._refused(message, open_item(env, self._from)[1], result)
             if stamp is not None:
                 self.figures.add_sample(stamp, started, self.system.now(), self._arrivals)
         self._handled += taken - skipped
@@ -603,14 +603,14 @@ class Cell(MailboxQueue):
         env = self._env
         if env is _NO_MESSAGE or current_actor.get() is not self.ref:
             raise RuntimeError(f"{what} works only inside the actor's own receive(), while it handles a message")
-        return open_item(env)
+        return open_item(env, self._from)
 
     @property
     def sender(self) -> ActorRef | None:
         """The current message's sender: an actor's ref, a reply ref during an ask, or ``None``."""
         env: Envelope = self._env
-        if env.__class__ is not tuple:  # between messages, or a message told by itself
-            return None
+        if env.__class__ is not tuple:  # between messages, or a message queued by itself
+            return None if env is _NO_MESSAGE else self._from
         mark = env[2]
         if mark.__class__ is int and not self._deferred:
             return ReplyRef(self, mark, self.system.correlations)
@@ -669,6 +669,10 @@ class Cell(MailboxQueue):
         q = self._queue
         if q is None:
             q = self._queue = deque()
+        if not q:
+            self._last = stash[-1][1]  # the sender of the item now queued last
+        elif q[0].__class__ is not tuple:
+            q[0] = (q[0], self._from, None, None)  # its sender was that of the envelope taken out before it
         q.extendleft(reversed(stash))
         if not self.scheduled and self.state != STARTING:
             self._ready()
@@ -1088,8 +1092,7 @@ class Cell(MailboxQueue):
         stash = self._rare.stash
         if stash:
             self._rare.stash = None
-            for item in stash:
-                message, sender, mark, _ = open_item(item)
+            for message, sender, mark, _ in stash:
                 self._undeliverable(message, sender, mark, "stash cleared by restart")
 
     async def _new_incarnation(self, error: BaseException | None) -> None:
@@ -1243,14 +1246,12 @@ class Cell(MailboxQueue):
         q = self._queue
         if q:
             self._queue = None
-            for item in q:
-                message, sender, mark, _ = open_item(item)
+            for message, sender, mark, _ in self._open_all(q):
                 self._undeliverable(message, sender, mark, "stopped")
         stash = rare.stash
         if stash:
             rare.stash = None
-            for item in stash:
-                message, sender, mark, _ = open_item(item)
+            for message, sender, mark, _ in stash:
                 self._undeliverable(message, sender, mark, "stopped")
         sysq = self._sysq
         if sysq:

@@ -9,9 +9,13 @@ A user envelope is a plain tuple ``(message, sender, mark, stamp)``, the cheapes
 - ``stamp``: ``(enqueue time, weight)`` for the messages that figure sampling selects (the weight is how many
   arrivals the sample stands for), else ``None``.
 
-The common tell needs none of the three: sent from outside any actor, not an ask, not timed. Then the queue holds
-the message itself, with no envelope made for it, unless the message is itself a plain ``tuple`` (so a queue item
-is an envelope exactly when its class is ``tuple``). :func:`open_item` reads either as an envelope.
+The common tell needs no envelope: it is not an ask, not timed, and comes from the same sender as the message
+queued before it (one actor telling another many times, or tells from outside any actor). Then the queue holds
+the message itself, unless the message is itself a plain ``tuple``; so a queue item is an envelope exactly when
+its class is ``tuple``, and a message queued by itself has the sender of the envelope before it in the queue
+(``MailboxQueue._last`` is the sender of the item queued last, ``MailboxQueue._from`` the sender of the last
+envelope taken out; see :class:`~runtime._mailbox.MailboxQueue`). :func:`open_item` reads either kind, given
+that sender.
 
 System messages are frozen attrs values. They overtake every user message, and the ones that name an actor name
 it by ref, so they can cross to another node like any message.
@@ -52,12 +56,12 @@ Envelope = tuple[Any, "ActorRef | None", Any, "tuple[float, int] | None"]
 
 QueueItem = Any
 """What a user lane holds: an :data:`Envelope`, or a message that is not a plain ``tuple`` standing for
-``(message, None, None, None)``."""
+``(message, sender, None, None)``, where ``sender`` is that of the envelope before it."""
 
 
-def open_item(item: QueueItem) -> Envelope:
-    """The envelope a queue item stands for (see the module docstring)."""
-    return item if item.__class__ is tuple else (item, None, None, None)
+def open_item(item: QueueItem, sender: ActorRef | None) -> Envelope:
+    """The envelope a queue item stands for, ``sender`` being the sender of the envelope before it."""
+    return item if item.__class__ is tuple else (item, sender, None, None)
 
 
 

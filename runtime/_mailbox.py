@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
-from ._envelope import open_item
 from ._exceptions import ActorStopped, MailboxFull
 from ._show import show
 
 if TYPE_CHECKING:
-    from ._envelope import QueueItem, SystemMessage
+    from ._envelope import Envelope, QueueItem, SystemMessage
     from ._ref import ActorRef
 
 __all__ = ["UNBOUNDED", "Mailbox", "MailboxQueue", "Overflow"]
@@ -69,8 +68,8 @@ class MailboxQueue:
     dispatcher) and ``_undeliverable`` (dead-letter a message, failing its ask).
     """
 
-    __slots__ = ("_arrivals", "_capacity", "_mask", "_overflow", "_peak", "_putters", "_queue", "_sysq", "scheduled",
-                 "slow")
+    __slots__ = ("_arrivals", "_capacity", "_from", "_last", "_mask", "_overflow", "_peak", "_putters", "_queue",
+                 "_sysq", "scheduled", "slow")
 
     def __init__(self, mailbox: Mailbox, mask: int) -> None:
         self._queue: deque[QueueItem] | None = None
@@ -85,6 +84,11 @@ class MailboxQueue:
         self.scheduled = False
         """Whether the actor is with the dispatcher (queued to run, or running)."""
         self.slow = True
+        self._last: ActorRef | None = None
+        """The sender of the item queued last: a message from the same sender may be queued by itself."""
+        self._from: ActorRef | None = None
+        """The sender of the last envelope taken out of the queue, so of a message that follows it by itself.
+        When the queue is empty, ``_from is _last``."""
 
     # -- hooks -----------------------------------------------------------------------------------------------
 
@@ -125,10 +129,11 @@ class MailboxQueue:
         if cap is not None and len(q) >= cap and not self._overflowed(message, sender, mark, q, cap):
             return
         n = self._arrivals = self._arrivals + 1
-        if sender is None and mark is None and n & self._mask and message.__class__ is not tuple:
+        if sender is self._last and mark is None and n & self._mask and message.__class__ is not tuple:
             q.append(message)
         else:
             q.append((message, sender, mark, None if n & self._mask else self._stamp()))
+            self._last = sender
         if not self.scheduled:
             self._ready()
 
@@ -140,9 +145,33 @@ class MailboxQueue:
         if policy == "drop_new":
             self._undeliverable(message, sender, mark, "overflow")
             return False
-        old_message, old_sender, old_mark, _ = open_item(q.popleft())
+        old_message, old_sender, old_mark, _ = self._take_first(q)
         self._undeliverable(old_message, old_sender, old_mark, "overflow")
         return True
+
+    def _take_first(self, q: deque[QueueItem]) -> Envelope:
+        """Take the first queued item out (an overflow drops it) and keep every other item's sender: only the run
+        loop moves ``_from``, since the message being handled may be one queued by itself."""
+        item = q.popleft()
+        if item.__class__ is not tuple:
+            return (item, self._from, None, None)
+        if not q:
+            self._last = self._from  # so that what is queued next by itself is read as from ``_from``
+        elif q[0].__class__ is not tuple:
+            q[0] = (q[0], item[1], None, None)  # it followed the envelope taken out: it keeps that sender
+        return item
+
+    def _open_all(self, items: deque[QueueItem]) -> list[Envelope]:
+        """The envelopes of a whole queue, in order (for a stop's dead letters)."""
+        sender = self._from
+        envelopes = []
+        for item in items:
+            if item.__class__ is tuple:
+                sender = item[1]
+                envelopes.append(item)
+            else:
+                envelopes.append((item, sender, None, None))
+        return envelopes
 
     def has_room(self) -> bool:
         """Whether a bounded mailbox can take one more message without its overflow policy."""

@@ -100,17 +100,18 @@ class ActorRef(Generic[A_co]):
         """
         # The one copy of the fast path, inlined because it is the per-message cost of every tell: while ``slow`` is
         # False the target is a running local cell with an unbounded queue, and the envelope goes straight in; a
-        # message told from outside any actor and not timed goes in by itself (see runtime._envelope).
+        # message from the sender of the item queued last, not timed, goes in by itself (see runtime._envelope).
         cell: Any = self._target
         if cell.slow:
             cell.deliver(message, _current(), None)
             return
         n = cell._arrivals = cell._arrivals + 1
         sender = _current()
-        if sender is None and n & cell._mask and message.__class__ is not tuple:
+        if sender is cell._last and n & cell._mask and message.__class__ is not tuple:
             cell._queue.append(message)
         else:
             cell._queue.append((message, sender, None, None if n & cell._mask else cell._stamp()))
+            cell._last = sender
         if not cell.scheduled:
             cell._ready()
 

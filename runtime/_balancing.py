@@ -46,8 +46,8 @@ class Member(Cell):
         self._queued_at: float | None = None
         """While a message taken from the shared queue is delivered: when it entered that queue."""
 
-    @property  # type: ignore[misc, override]
-    def __class__(self) -> type[Cell]:
+    @property  # type: ignore[misc]
+    def __class__(self) -> type[Cell]:  # type: ignore[override]
         # A member is a local cell in every respect but the two hooks below. The statistics' tree reader and a
         # parent stopping idle children in place tell local cells from handles on children on other nodes by
         # ``cell.__class__ is Cell`` (one check an actor, on paths that visit many): so a member says it is one.

@@ -64,7 +64,7 @@ class Member(Cell):
         if Cell.has_work(self):
             return True
         shared = self.shared
-        return shared is not None and self.state == RUNNING and not self._sysq and shared.next_for(self)
+        return shared is not None and self.state == RUNNING and shared.next_for(self)  # (so nothing is queued)
 
     def take(self, message: Any, sender: ActorRef | None, mark: Any, queued: float) -> None:
         """Queue a message taken from the shared queue, which entered it at ``queued`` (through ``deliver``, the

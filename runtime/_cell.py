@@ -562,7 +562,8 @@ class Cell(MailboxQueue):
         """Send ``message`` to ``target`` as if the current message's sender had sent it, ask included.
 
         The target's ``self.sender`` is the original sender; if the current message is an ask, the target's
-        answer answers it, and this actor's return value no longer does.
+        answer answers it, and this actor's return value no longer does. ``target`` may be a
+        :class:`~runtime.SharedQueue`: then its first free member is the target.
         """
         env = self._current_env("forward()")
         mark = env[2] if env[2].__class__ is int and not self._deferred else None

@@ -8,27 +8,11 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from helpers import Gate
+from helpers import Gate, Server, poisson_load
 
-from actors import Actor, ActorRef, ActorStatistics, ActorSystem, ClassStatistics, Metrics, Pool, erlang_c_wait
-
-
-class Server(Actor):
-    """Serves each job by sleeping for its service time on trio's clock."""
-
-    async def receive(self, message: Any) -> Any:
-        await trio.sleep(message)
-
+from actors import Actor, ActorStatistics, ActorSystem, ClassStatistics, Metrics, Pool, erlang_c_wait
 
 SERVER = f"{Server.__module__}.{Server.__qualname__}"
-
-
-async def poisson_load(target: ActorRef, arrival_rate: float, service_rate: float, until: float,
-                       rng: random.Random) -> None:
-    """Poisson arrivals at ``arrival_rate`` of jobs with Exp(``service_rate``) service times, until ``until``."""
-    while trio.current_time() < until:
-        await trio.sleep(rng.expovariate(arrival_rate))
-        target.tell(rng.expovariate(service_rate))
 
 
 def assert_little_law(stats: ActorStatistics | ClassStatistics, rel: float = 0.05) -> None:

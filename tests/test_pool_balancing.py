@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from helpers import Server, poisson_load
 
 from actors import (
     Actor,
     ActorFailed,
-    ActorRef,
     ActorStopped,
     ActorSystem,
     Autoscale,
@@ -35,22 +35,7 @@ from actors.testing import Probe
 pytestmark = pytest.mark.deadline(100_000)
 
 
-class Server(Actor):
-    """Serves each job by sleeping for its service time on trio's clock."""
-
-    async def receive(self, message: Any) -> Any:
-        await trio.sleep(message)
-
-
 SERVER = f"{Server.__module__}.{Server.__qualname__}"
-
-
-async def poisson_load(target: ActorRef, arrival_rate: float, service_rate: float, until: float,
-                       rng: random.Random) -> None:
-    """Poisson arrivals at ``arrival_rate`` of jobs with Exp(``service_rate``) service times, until ``until``."""
-    while trio.current_time() < until:
-        await trio.sleep(rng.expovariate(arrival_rate))
-        target.tell(rng.expovariate(service_rate))
 
 
 class Worker(Actor):

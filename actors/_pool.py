@@ -3,6 +3,8 @@
 The routing decisions are plain synchronous objects (:class:`RoundRobin`, :class:`RandomRouting`,
 :class:`SmallestMailbox`, :class:`ConsistentHash` over a :class:`HashRing`) that return the routee a message goes
 to; the :class:`Pool` actor owns one of them and does the sending. So the rules are testable without a scheduler.
+A balancing pool decides nothing: its routees take their work from one :class:`~runtime.SharedQueue`, each when
+it is free.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from runtime import (
     PoisonPill,
     Reply,
     ReplyRef,
+    SharedQueue,
     SpawnSpec,
     Terminated,
 )
@@ -39,9 +42,9 @@ __all__ = ["ROUTINGS", "Autoscale", "Broadcast", "GetRoutees", "Pool", "PoolResi
 T = TypeVar("T")
 W = TypeVar("W", bound=ActorBase)
 
-Routing = Literal["round_robin", "random", "smallest_mailbox", "consistent_hash", "broadcast"]
+Routing = Literal["round_robin", "random", "smallest_mailbox", "consistent_hash", "broadcast", "balancing"]
 """The type of a :class:`Pool`'s ``routing`` option."""
-ROUTINGS: Final = ("round_robin", "random", "smallest_mailbox", "consistent_hash", "broadcast")
+ROUTINGS: Final = ("round_robin", "random", "smallest_mailbox", "consistent_hash", "broadcast", "balancing")
 """The routing logics a :class:`Pool` knows."""
 
 
@@ -407,7 +410,17 @@ class Pool(Actor, CallForwarder[W]):
     - ``"smallest_mailbox"``: the routee with the fewest queued messages;
     - ``"consistent_hash"``: by ``key(message)`` (a ``str``, ``bytes`` or ``int``) on a hash ring with
       ``virtual_nodes`` points per routee: the same key reaches the same routee while the routees stay the same;
-    - ``"broadcast"``: every message to every routee (as if wrapped in :class:`Broadcast`).
+    - ``"broadcast"``: every message to every routee (as if wrapped in :class:`Broadcast`);
+    - ``"balancing"``: the routees share one queue, and each takes the next message only when it is free, so no
+      message waits while a routee is idle (Akka's BalancingPool). It is the M/M/c queue that
+      :func:`erlang_c_wait` describes: with one queue per routee (every other routing) messages wait behind a
+      busy routee while another is free. The shared queue lives in the pool's process (no ``spread``) and is
+      unbounded; a routee's own ``mailbox=`` bound never comes into play, as it holds one message at a time.
+      Its figures are in the routees' rows: each message is timed from the moment the pool queued it to the end
+      of its handling, so a routee's ``mean_wait`` is the wait in the shared queue and ``mean_sojourn`` the
+      whole time in the pool, and ``system.statistics().by_class()`` of the routees' class sums them into the
+      M/M/c system's λ, Lq, Wq, L and W (L = λW). The pool's own row counts only its arrivals (the λ
+      ``autoscale`` reads) and the moment it takes to queue each message.
 
     Method calls are routed like any message: ``await pool.call(Worker.work, job)`` runs ``work`` on one routee,
     which checks the method. To a type checker a pool of ``Worker`` is a ``Pool[Worker]`` (spawn
@@ -423,7 +436,8 @@ class Pool(Actor, CallForwarder[W]):
     routee that stops is removed from the routing, and when the last one has stopped the pool stops too. A
     restarted pool starts ``size`` fresh routees. A message that cannot be routed (its key function raised, a full
     routee mailbox whose policy is ``"fail"``) is refused: an ask raises the error, a tell becomes a dead letter;
-    the pool keeps running.
+    the pool keeps running. When a balancing pool stops, the messages still in its shared queue are treated as a
+    stopped actor's mailbox: asks fail with :class:`~actors.ActorStopped`, tells become dead letters.
 
     With ``autoscale=Autoscale(...)`` instead of ``size``, the pool sizes itself from its queue figures (see
     :class:`Autoscale`): it starts ``min`` routees, and publishes :class:`PoolResized` on the event stream at each
@@ -454,6 +468,9 @@ class Pool(Actor, CallForwarder[W]):
         if routing not in ROUTINGS:
             raise ValueError(f"routing={routing!r} is not a routing logic; use one of "
                              f"{', '.join(map(repr, ROUTINGS))}")
+        if routing == "balancing" and spread:
+            raise ValueError("routing='balancing' shares one queue in the pool's process; it cannot spread=True "
+                             "its routees to other nodes")
         if routing == "consistent_hash" and key is None:
             raise ValueError("routing='consistent_hash' needs key=, a function from a message to its hash key")
         if key is not None and not callable(key):
@@ -467,6 +484,8 @@ class Pool(Actor, CallForwarder[W]):
         """When the autoscaler first wanted fewer routees than it has, in this stretch of wanting fewer."""
         self._routees: list[ActorRef[W]] = []
         self._started = 0
+        self._shared = SharedQueue(self.system, self.ref) if routing == "balancing" else None
+        """The balancing pool's one queue, which its routees take from."""
         self._logic: RoundRobin[ActorRef[W]] | RandomRouting[ActorRef[W]] | SmallestMailbox[ActorRef[W]] | \
             ConsistentHash[ActorRef[W]] | None
         if routing == "round_robin":
@@ -492,10 +511,16 @@ class Pool(Actor, CallForwarder[W]):
         if self._autoscale is not None:
             self.timers.start_periodic(_RESCALE, self._autoscale.interval, _RESCALE)
 
+    async def on_stop(self) -> None:
+        """Refuse what is still in a balancing pool's shared queue, as a stopped actor's mailbox would."""
+        if self._shared is not None:
+            self._shared.close()
+
     async def _grow(self, size: int) -> None:
         while len(self._routees) < size:
             self._started += 1
-            ref = await self.spawn_spec(self._routee.renamed(f"routee-{self._started}"))
+            ref = await self._context.spawn_child(self._routee.renamed(f"routee-{self._started}"),
+                                                  shared=self._shared)
             self.watch(ref)
             self._routees.append(ref)
             self._changed()
@@ -519,6 +544,9 @@ class Pool(Actor, CallForwarder[W]):
             return Reply.error(ActorStopped(f"{self.ref!r} has no routees left; {message!r} was not routed"))
         if isinstance(message, Broadcast):
             return self._broadcast(message.message)
+        if self._shared is not None:
+            self._context.forward(self._shared, message)  # to the first routee that is free
+            return None
         if self._logic is None:
             return self._broadcast(message)
         try:
@@ -531,6 +559,8 @@ class Pool(Actor, CallForwarder[W]):
     def _removed(self, ref: ActorRef) -> None:
         if ref not in self._routees:
             return
+        if self._shared is not None:
+            self._shared.leave(ref)
         self._routees.remove(ref)
         self._changed()
         if not self._routees:
@@ -546,6 +576,8 @@ class Pool(Actor, CallForwarder[W]):
             del self._routees[message.size:]
             self._changed()
             for ref in reversed(removed):
+                if self._shared is not None:
+                    self._shared.leave(ref)  # it takes no new work; the one message it holds, it finishes
                 ref.tell(PoisonPill())
         else:
             try:
@@ -598,6 +630,12 @@ class Pool(Actor, CallForwarder[W]):
 
     def _broadcast(self, message: object) -> None:
         routees = self._routees
+        if self._shared is not None and isinstance(message, PoisonPill):
+            # One pill a routee, behind what is waiting: each routee takes one (a stopping routee takes nothing
+            # more), so the shared queue is worked off first. An ask of it is answered by the first routee.
+            for _ in routees:
+                self._context.forward(self._shared, message)
+            return
         sender = self.sender
         if not isinstance(sender, ReplyRef) or isinstance(message, PoisonPill):
             # Told (or a PoisonPill, which each routee takes; an ask of it is answered by the first routee).
@@ -625,7 +663,8 @@ class Pool(Actor, CallForwarder[W]):
     def __repr__(self) -> str:
         where = "not spawned" if self._cell is None else repr(self._cell.path)
         scaling = "" if self._autoscale is None else " autoscaled"
-        return f"<Pool {where} {self.routing}{scaling} routees={len(self._routees)}>"
+        waiting = "" if self._shared is None else f" waiting={len(self._shared)}"
+        return f"<Pool {where} {self.routing}{scaling} routees={len(self._routees)}{waiting}>"
 
 
 def _routee_name(ref: ActorRef) -> str:

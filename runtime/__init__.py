@@ -6,6 +6,7 @@ Applications import :mod:`actors`; this package is the layer it is written again
 
 from ._address import Address as Address
 from ._address import Target as Target
+from ._balancing import SharedQueue as SharedQueue
 from ._broker_router import PROPERTY_NAMES as PROPERTY_NAMES
 from ._broker_router import AMQPDelivery as AMQPDelivery
 from ._broker_router import BrokerLink as BrokerLink
@@ -184,6 +185,7 @@ __all__ = [
     "RoutingTable",
     "SQLiteStore",
     "SerializationError",
+    "SharedQueue",
     "SpawnSpec",
     "StatisticsRows",
     "StorageError",

@@ -58,6 +58,7 @@ from ._timers import Timers, TimerTick
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._balancing import SharedQueue
     from ._futures import Correlations
     from ._system import ActorSystem
 
@@ -636,11 +637,12 @@ class Cell(MailboxQueue):
         replies.add(correlation_id)
         self.system.correlations.when_done(correlation_id, replies.discard)
 
-    def forward(self, target: ActorRef, message: Any) -> None:
+    def forward(self, target: ActorRef | SharedQueue, message: Any) -> None:
         """Send ``message`` to ``target`` as if the current message's sender had sent it, ask included.
 
         The target's ``self.sender`` is the original sender; if the current message is an ask, the target's
-        answer answers it, and this actor's return value no longer does.
+        answer answers it, and this actor's return value no longer does. ``target`` may be a
+        :class:`~runtime.SharedQueue`: then its first free member is the target.
         """
         env = self._current_env("forward()")
         mark = env[2] if env[2].__class__ is int and not self._deferred else None
@@ -729,13 +731,18 @@ class Cell(MailboxQueue):
             raise NameTaken(f"an actor named {name!r} already exists {where}")
         return name
 
-    async def spawn_child(self, spec: SpawnSpec) -> ActorRef:
-        """Create, register and start a child from a validated spec; returns once its ``on_start`` has finished."""
+    async def spawn_child(self, spec: SpawnSpec, *, shared: SharedQueue | None = None) -> ActorRef:
+        """Create, register and start a child from a validated spec; returns once its ``on_start`` has finished.
+
+        With ``shared``, the child is a member of that :class:`~runtime.SharedQueue`, on this node.
+        """
         await trio.lowlevel.checkpoint_if_cancelled()
         if self.state >= STOPPING:
             raise ActorStopped(f"{self.ref!r} is stopping; it cannot spawn {spec.factory!r}")
         name = self.reserve_name(spec.name)
         if spec.node is not None:
+            if shared is not None:
+                raise ValueError(f"node={show(spec.node)}: a member of a shared queue runs in the queue's process")
             cluster = self.system.cluster
             if cluster is None:
                 raise ValueError(f"node={show(spec.node)}: this system runs on one node (ActorSystem(workers=N) "
@@ -743,7 +750,8 @@ class Cell(MailboxQueue):
             node = cluster.place(spec.node)
             if node != self.system.node_id:
                 return await cluster.spawn(self, name, spec, node)
-        cell = Cell(self.system, self, name, spec, next(self.system.uids))
+        uid = next(self.system.uids)
+        cell = Cell(self.system, self, name, spec, uid) if shared is None else shared.member(self, name, spec, uid)
         cell._build()
         self.adopt(name, cell)
         if not cell._started_at_once():
@@ -752,6 +760,8 @@ class Cell(MailboxQueue):
             except BaseException:
                 self.child_stopped(cell)
                 raise
+        if shared is not None:
+            shared.offer(cell)
         return cell.ref
 
     def is_current(self, incarnation: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +30,21 @@ async def setting(request: pytest.FixtureRequest,
     worker = request.param == "worker"
     async with ActorSystem(workers=1 if worker else 0) as system:
         yield system, ("spread" if worker else None)
+
+
+class Server(Actor):
+    """Serves each job by sleeping for its service time on trio's clock."""
+
+    async def receive(self, message: Any) -> Any:
+        await trio.sleep(message)
+
+
+async def poisson_load(target: ActorRef, arrival_rate: float, service_rate: float, until: float,
+                       rng: random.Random) -> None:
+    """Poisson arrivals at ``arrival_rate`` of jobs with Exp(``service_rate``) service times, until ``until``."""
+    while trio.current_time() < until:
+        await trio.sleep(rng.expovariate(arrival_rate))
+        target.tell(rng.expovariate(service_rate))
 
 
 class Gate(Actor):

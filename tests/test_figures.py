@@ -8,27 +8,11 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from helpers import Gate
+from helpers import Gate, Server, poisson_load
 
-from actors import Actor, ActorRef, ActorStatistics, ActorSystem, ClassStatistics, Metrics, Pool, erlang_c_wait
-
-
-class Server(Actor):
-    """Serves each job by sleeping for its service time on trio's clock."""
-
-    async def receive(self, message: Any) -> Any:
-        await trio.sleep(message)
-
+from actors import Actor, ActorStatistics, ActorSystem, ClassStatistics, Metrics, Pool, erlang_c_wait
 
 SERVER = f"{Server.__module__}.{Server.__qualname__}"
-
-
-async def poisson_load(target: ActorRef, arrival_rate: float, service_rate: float, until: float,
-                       rng: random.Random) -> None:
-    """Poisson arrivals at ``arrival_rate`` of jobs with Exp(``service_rate``) service times, until ``until``."""
-    while trio.current_time() < until:
-        await trio.sleep(rng.expovariate(arrival_rate))
-        target.tell(rng.expovariate(service_rate))
 
 
 def assert_little_law(stats: ActorStatistics | ClassStatistics, rel: float = 0.05) -> None:
@@ -272,9 +256,10 @@ async def test_little_law_on_a_pool_and_its_class(autojump_clock: trio.testing.M
     queue: W within 10% of 1/(μ - λ/4) over three windows (each routee's W varies by 4.2% over one; the
     class's, over 4 routees and 3 windows, by 2.4%).
 
-    (No routing of a pool is an M/M/c queue, which Erlang C describes: that needs one queue for all the
-    servers, and each routee has its own. Measured, the class's W is 1.17 times Erlang C's with
-    ``smallest_mailbox`` and 1.76 times with ``round_robin``.)
+    (Only ``routing="balancing"`` makes a pool an M/M/c queue, which Erlang C describes: that needs one queue
+    for all the servers (test_pool_balancing.py checks it), and with every other routing each routee has its
+    own. Measured, the class's W is 1.17 times Erlang C's with ``smallest_mailbox`` and 1.76 times with
+    ``round_robin``.)
     """
     service_rate, size = 200.0, 4
     arrival_rate = 0.8 * size * service_rate

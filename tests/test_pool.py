@@ -546,7 +546,7 @@ async def test_bad_pool_options_fail_the_spawn_naming_them(
 
 
 def test_every_routing_logic_is_known() -> None:
-    assert ROUTINGS == ("round_robin", "random", "smallest_mailbox", "consistent_hash", "broadcast")
+    assert ROUTINGS == ("round_robin", "random", "smallest_mailbox", "consistent_hash", "broadcast", "balancing")
 
 
 @pytest.mark.parametrize("routing", [r for r in ROUTINGS if r != "broadcast"])

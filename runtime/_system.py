@@ -32,6 +32,7 @@ from ._figures import (
     StatisticsRows,
     SystemStatistics,
     class_name,
+    expand,
 )
 from ._futures import Correlations, Future
 from ._lifecycle import RUNNING, STOPPED, STOPPING
@@ -434,8 +435,9 @@ class ActorSystem:
             raise ValueError(f"statistics(by={by!r}): by must be one of {', '.join(sorted(RANKABLE))}")
         path = self._statistics_path(path)
         rows: dict[str, Any] = {}
-        self._reader(path).read(rows, self.now(), self.node_id, -1)
-        stats = self._snapshot(path, rows)
+        now = self.now()
+        self._reader(path).read(rows, now, -1)
+        stats = self._snapshot(path, StatisticsRows(rows, now, self.node_id))
         return stats if top is None else stats.top(top, by)
 
     @overload
@@ -479,9 +481,13 @@ class ActorSystem:
         reader = self._reader(path)
         taken = STATISTICS_SLICE
         while taken == STATISTICS_SLICE:
-            taken = reader.read(rows, self.now(), node, STATISTICS_SLICE)
+            # Each slice is of its own instant: its rows are made whole at once (see Captured).
+            now = self.now()
+            captured: dict[str, Any] = {}
+            taken = reader.read(captured, now, STATISTICS_SLICE)
+            rows.update((at, expand(value, now, node)) for at, value in captured.items())
             await trio.lowlevel.checkpoint()
-        return self._snapshot(path, rows)
+        return self._snapshot(path, StatisticsRows(rows))
 
     def _statistics_path(self, path: str | ActorRef | None) -> str | None:
         if isinstance(path, ActorRef):
@@ -498,8 +504,9 @@ class ActorSystem:
         found = self._find(path) if path else None
         return _TreeReader(path.rpartition("/")[0] + "/" if "/" in path else "", [] if found is None else [found])
 
-    def _snapshot(self, path: str | None, rows: dict[str, Any]) -> SystemStatistics:
-        """The statistics of the local ``rows`` and of the actors under ``path`` on other nodes."""
+    def _snapshot(self, path: str | None, actors: StatisticsRows) -> SystemStatistics:
+        """The statistics of the local ``actors`` and of the actors under ``path`` on other nodes."""
+        rows = actors._rows
         if self.cluster is not None:
             within = None if path is None else (path, path + "/")
             for figures in self.cluster.remote_statistics.values():
@@ -508,8 +515,7 @@ class ActorSystem:
                 else:
                     rows.update((key, value) for key, value in figures.items()
                                 if key == within[0] or key.startswith(within[1]))
-        return SystemStatistics(dead_letters=self._dead_letters, actors=StatisticsRows(rows),
-                                pending_asks=len(self.correlations))
+        return SystemStatistics(dead_letters=self._dead_letters, actors=actors, pending_asks=len(self.correlations))
 
     def consume(self, queue: ActorRef, *, prefetch: int = 10) -> AbstractAsyncContextManager[AsyncIterator[Any]]:
         """Take a queue's deliveries in plain trio code: ``async with system.consume(queue, prefetch=N) as
@@ -731,9 +737,10 @@ class _TreeReader:
     def __init__(self, prefix: str, roots: list[Any]) -> None:
         self._stack: list[tuple[str, Iterator[Any]]] = [(prefix, iter(roots))]
 
-    def read(self, rows: dict[str, Any], now: float, node: str, limit: int) -> int:
-        """Add the rows of up to ``limit`` more actors (all the rest for ``-1``) to ``rows``, their figures as of
-        ``now``; return how many actors were visited (fewer than ``limit`` once the read is complete).
+    def read(self, rows: dict[str, Any], now: float, limit: int) -> int:
+        """Add the :data:`~runtime._figures.Captured` figures of up to ``limit`` more actors (all the rest for
+        ``-1``) to ``rows``, as of ``now``; return how many actors were visited (fewer than ``limit`` once the read
+        is complete).
 
         An actor that stopped since the read reached its parent is left out.
         """
@@ -746,7 +753,7 @@ class _TreeReader:
                     continue
                 at = prefix + cell.name
                 if cell.state != STOPPED:
-                    rows[at] = cell.statistics_row(now, node)
+                    rows[at] = cell.captured(now)
                 taken += 1
                 children = cell._children
                 if children:

@@ -133,10 +133,10 @@ class StatisticsRows(Mapping[str, ActorStatistics]):
     """The actors of a :class:`SystemStatistics`: a read-only mapping of path to :class:`ActorStatistics`.
 
     Every number is captured when the snapshot is taken, a tuple of atoms an actor: a :data:`Captured` for this
-    node's actors (read at ``now``, on ``node``), a :data:`Row` for those other nodes reported (the two told apart
-    by their length). An :class:`ActorStatistics` is built from them the first time it is looked up: the values
-    are those of the moment of the snapshot whenever they are read, but a snapshot of 100k actors of which a
-    dashboard reads ten builds ten. Aggregates (:meth:`SystemStatistics.by_class`) and rankings
+    node's actors (read at ``now``, unless it carries its instant, on ``node``), a :data:`Row` for those other
+    nodes reported (told apart by their length). An :class:`ActorStatistics` is built from them the first time it
+    is looked up: the values are those of the moment of the snapshot whenever they are read, but a snapshot of 100k
+    actors of which a dashboard reads ten builds ten. Aggregates (:meth:`SystemStatistics.by_class`) and rankings
     (:meth:`SystemStatistics.top`) read the captured numbers and build nothing.
     """
 
@@ -166,7 +166,7 @@ class StatisticsRows(Mapping[str, ActorStatistics]):
         return path in self._rows
 
     def _row(self, value: Captured | Row) -> Row:
-        return expand(value, self._now, self._node) if len(value) == _CAPTURED_LENGTH else value
+        return value if len(value) == _ROW_LENGTH else expand(value, self._now, self._node)
 
     def rows(self) -> Iterator[tuple[str, Row]]:
         """``(path, row)`` for every actor, without building :class:`ActorStatistics` (see :data:`Row`)."""
@@ -188,11 +188,13 @@ class StatisticsRows(Mapping[str, ActorStatistics]):
             value = item[1]
             if value.__class__ is not tuple:
                 return getattr(value, _FIELDS[index])
-            if len(value) != _CAPTURED_LENGTH:
+            if len(value) == _ROW_LENGTH:
                 return value[index]
             if at is not None:
                 return value[at]
-            return derived(value[-1], value[0], now)[of]
+            if len(value) == _CAPTURED_LENGTH:
+                return derived(value[-1], value[0], now)[of]
+            return derived(value[-2], value[0], value[-1])[of]
 
         return heapq.nlargest(k, self._rows.items(), key=figure)
 
@@ -225,9 +227,13 @@ Every number of the moment is in it, so a snapshot is of that moment whenever it
 is arithmetic on them (:func:`expand`): the rates and means, which the figures divide by the window's length at the
 instant of the read, and the node, the same for every local actor. So a capture holds no float made for it, and
 the capture of a parked actor, which nothing changes but the passing of time, is made once and shared by every
-snapshot taken while it stays parked. Like a :data:`Row`, it holds only atoms (and its sums, a tuple of atoms)."""
+snapshot taken while it stays parked. Like a :data:`Row`, it holds only atoms (and its sums, a tuple of atoms).
+
+A snapshot read in slices (``gather_statistics``) has an instant a slice: each of its captures carries its own as
+a twelfth item."""
 
 _CAPTURED_LENGTH: Final = 11
+_ROW_LENGTH: Final = len(_FIELDS)
 _CAPTURED_INDEX: Final = {_INDEX[name]: at for at, name in enumerate((
     "arrivals", "handled", "failed", "restarts", "mailbox_length", "peak_mailbox_length", "state", "children",
     "restarts_in_window", "actor_class"))}
@@ -258,8 +264,12 @@ def derived(sums: Sums | None, arrivals: int, now: float) -> tuple[float, float,
 
 
 def expand(captured: Captured, now: float, node: str) -> Row:
-    """The :data:`Row` of a :data:`Captured` actor, read at ``now`` on ``node``."""
-    arrivals, handled, failed, restarts, length, peak, state, children, in_window, actor_class, sums = captured
+    """The :data:`Row` of a :data:`Captured` actor, read at ``now`` (unless it carries its instant) on ``node``."""
+    if len(captured) == _CAPTURED_LENGTH:
+        arrivals, handled, failed, restarts, length, peak, state, children, in_window, actor_class, sums = captured
+    else:
+        arrivals, handled, failed, restarts, length, peak, state, children, in_window, actor_class, sums, now = \
+            captured
     lam, mu, rho, lq, wq, p50, p90, p99, big_l, w = derived(sums, arrivals, now)
     return (arrivals, handled, failed, restarts, length, peak, lam, mu, rho, lq, wq, p50, p90, p99, state, children,
             in_window, node, big_l, w, actor_class)
@@ -365,9 +375,16 @@ class SystemStatistics:
         actors = self.actors
         now, here = (actors._now, actors._node) if isinstance(actors, StatisticsRows) else (0.0, "")
         for value in actors._rows.values() if isinstance(actors, StatisticsRows) else actors.values():
-            if value.__class__ is tuple and len(value) == _CAPTURED_LENGTH:  # this node's, read here and now
-                arrivals, handled, failed, restarts, length, _, _, _, _, name, window = value
-                lam, _, rho, lq, wq, _, _, _, big_l, w = derived(window, arrivals, now)
+            if value.__class__ is tuple and len(value) != _ROW_LENGTH:  # captured on this node
+                if len(value) == _CAPTURED_LENGTH:
+                    arrivals, handled, failed, restarts, length, _, _, _, _, name, window = value
+                    instant = now
+                else:
+                    arrivals, handled, failed, restarts, length, _, _, _, _, name, window, instant = value
+                if window is None:  # no figures yet (most actors of a system just told one message each)
+                    lam = rho = lq = wq = big_l = w = 0.0
+                else:
+                    lam, _, rho, lq, wq, _, _, _, big_l, w = derived(window, arrivals, instant)
                 key = (name, here)
             else:
                 row = value if value.__class__ is tuple else _as_row(value)

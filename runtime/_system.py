@@ -32,7 +32,6 @@ from ._figures import (
     StatisticsRows,
     SystemStatistics,
     class_name,
-    expand,
 )
 from ._futures import Correlations, Future
 from ._lifecycle import RUNNING, STOPPED, STOPPING
@@ -481,13 +480,14 @@ class ActorSystem:
         reader = self._reader(path)
         taken = STATISTICS_SLICE
         while taken == STATISTICS_SLICE:
-            # Each slice is of its own instant: its rows are made whole at once (see Captured).
+            # Each slice is of its own instant, which its captures carry (see Captured).
             now = self.now()
+            instant = (now,)
             captured: dict[str, Any] = {}
             taken = reader.read(captured, now, STATISTICS_SLICE)
-            rows.update((at, expand(value, now, node)) for at, value in captured.items())
+            rows.update((at, value + instant) for at, value in captured.items())
             await trio.lowlevel.checkpoint()
-        return self._snapshot(path, StatisticsRows(rows))
+        return self._snapshot(path, StatisticsRows(rows, self.now(), node))
 
     def _statistics_path(self, path: str | ActorRef | None) -> str | None:
         if isinstance(path, ActorRef):

@@ -1241,7 +1241,7 @@ class Cell(MailboxQueue):
         children = self._children
         window = self.window
         parked = False
-        if figures.__class__ is Figures:  # (not pending, nor off: their truth is a call, and most actors are so)
+        if figures.__class__ is Figures:  # measured (pending and off figures are false, but asking them is a call)
             if not figures.active and not children and window is None:
                 row: Captured | None = figures.parked_row
                 if row is not None and row[0] == arrivals and figures.still_parked(row, now):

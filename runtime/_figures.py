@@ -371,20 +371,20 @@ class SystemStatistics:
     def by_class(self) -> dict[tuple[str, str], ClassStatistics]:
         """The actors' figures summed by ``(class, node)`` (see :class:`ClassStatistics`), built from the numbers
         the snapshot captured: cheap even when it holds every actor of a large system."""
-        sums: dict[tuple[str, str], list[Any]] = {}
+        totals: dict[tuple[str, str], list[Any]] = {}
         actors = self.actors
         now, here = (actors._now, actors._node) if isinstance(actors, StatisticsRows) else (0.0, "")
         for value in actors._rows.values() if isinstance(actors, StatisticsRows) else actors.values():
             if value.__class__ is tuple and len(value) != _ROW_LENGTH:  # captured on this node
                 if len(value) == _CAPTURED_LENGTH:
-                    arrivals, handled, failed, restarts, length, _, _, _, _, name, window = value
+                    arrivals, handled, failed, restarts, length, _, _, _, _, name, sums = value
                     instant = now
                 else:
-                    arrivals, handled, failed, restarts, length, _, _, _, _, name, window, instant = value
-                if window is None:  # no figures yet (most actors of a system just told one message each)
+                    arrivals, handled, failed, restarts, length, _, _, _, _, name, sums, instant = value
+                if sums is None:  # no figures yet (most actors of a system just told one message each)
                     lam = rho = lq = wq = big_l = w = 0.0
                 else:
-                    lam, _, rho, lq, wq, _, _, _, big_l, w = derived(window, arrivals, instant)
+                    lam, _, rho, lq, wq, _, _, _, big_l, w = derived(sums, arrivals, instant)
                 key = (name, here)
             else:
                 row = value if value.__class__ is tuple else _as_row(value)
@@ -392,9 +392,9 @@ class SystemStatistics:
                     row[_ARRIVALS], row[_HANDLED], row[_FAILED], row[_RESTARTS], row[_LENGTH])
                 lam, rho, lq, wq, big_l, w = row[_LAMBDA], row[_RHO], row[_LQ], row[_WQ], row[_L], row[_W]
                 key = (row[_CLASS], row[_NODE])
-            acc = sums.get(key)
+            acc = totals.get(key)
             if acc is None:
-                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+                acc = totals[key] = [0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
             acc[0] += 1
             acc[1] += arrivals
             acc[2] += handled
@@ -411,7 +411,7 @@ class SystemStatistics:
             acc[11] += lam * wq
             acc[12] += lam * w
         result = {}
-        for (name, node), acc in sums.items():
+        for (name, node), acc in totals.items():
             lam = acc[7]
             result[name, node] = ClassStatistics(
                 actor_class=name, node=node, actors=acc[0], arrivals=acc[1], handled=acc[2], failed=acc[3],

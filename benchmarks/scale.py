@@ -1,14 +1,14 @@
 """The figures at scale: ``system.statistics()`` and a metrics scrape at 1k, 10k and 100k actors, and what keeping
 the figures costs a message, side by side in one run: ``python -m benchmarks.scale [--sizes 1000 10000 100000]``.
 
-Every actor is sent one message first, so that each one has figures: ``statistics()`` is timed then, while most of
-them still have the pending figures of a first message (the tick makes theirs in its share of the loop), and again
-once every one of them has been parked (quiet since), the state of a large system of mostly idle actors. A scrape
-is one HTTP GET of the page that
-:func:`actors.serve_metrics` serves (its default options), by a client in the same trio loop; while it runs, a
-task that sleeps 1 ms at a time records how late it woke at worst, which is how long the scrape kept the loop (and
-so message handling) from running. The counting rows are :mod:`benchmarks.figures`: counting with figures on
-against the same build with them off, runs alternated, best of each.
+Every actor is sent one message first, so that each one has figures: ``statistics()`` and a scrape are timed then,
+while most of them still have the pending figures of a first message (the tick makes theirs in its share of the
+loop), and ``statistics()`` again once every one of them has been parked (quiet since), the state of a large system
+of mostly idle actors. A scrape is one HTTP GET of the page that :func:`actors.serve_metrics` serves (its default
+options), by a client in the same trio loop; while it runs, a task that sleeps 1 ms at a time records how late it
+woke at worst, which is how long the scrape kept the loop (and so message handling) from running. The counting rows
+are :mod:`benchmarks.figures`: counting with figures on against the same build with them off, runs alternated, best
+of each.
 """
 
 from __future__ import annotations
@@ -73,12 +73,6 @@ async def _at_size(actors: int, repeat: int) -> dict[str, float]:
         start = time.perf_counter()
         system.statistics(top=20, by="mailbox_length")
         top_seconds = time.perf_counter() - start
-        for _ in range(240):  # (the engine's view: wait, a minute at most, until the tick has parked every actor)
-            if not system._measured:
-                break
-            await trio.sleep(0.25)
-        gc.collect()
-        best_parked = _best_statistics(system, actors, repeat)
         async with trio.open_nursery() as nursery:
             url = await nursery.start(serve_metrics, system)
             worst = [0.0]
@@ -89,6 +83,12 @@ async def _at_size(actors: int, repeat: int) -> dict[str, float]:
                 seconds, size, status = await _get(url)
                 best_scrape = min(best_scrape, seconds)
             nursery.cancel_scope.cancel()
+        for _ in range(240):  # (the engine's view: wait, a minute at most, until the tick has parked every actor)
+            if not system._measured:
+                break
+            await trio.sleep(0.25)
+        gc.collect()
+        best_parked = _best_statistics(system, actors, repeat)
     return {"statistics_ms": best_stats * 1e3, "parked_ms": best_parked * 1e3, "top20_ms": top_seconds * 1e3,
             "scrape_ms": best_scrape * 1e3, "scrape_bytes": size, "status": status, "stall_ms": worst[0] * 1e3}
 

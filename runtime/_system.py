@@ -718,13 +718,16 @@ class ActorSystem:
 
 
 class _TreeReader:
-    """Reads actors' figures into rows by path, depth first in start order, a slice at a time.
+    """Captures actors' figures (:data:`~runtime._figures.Captured`) by path, depth first in start order, a slice
+    at a time.
 
     It keeps a stack of iterators over lists of siblings, each with its parent's path: nothing is built for a
     sibling before the read reaches it (a system may have 100k top-level actors), and a cell with children puts
     its siblings' iterator back under theirs, to be taken up where it stopped. Children are listed when their
     parent is reached. The walk and the reading are one loop, so that each cell is visited once, while it is in
-    the processor's cache: at 100k actors, a read is bound by memory more than by instructions.
+    the processor's cache: at 100k actors, a read is bound by memory more than by instructions (which is also why
+    a parked actor's capture is kept: a read of it touches the cell, its figures and the capture, and makes
+    nothing).
 
     Python's collector stays on: a row holds only atoms, so the young collections that the rows' allocations
     start stop tracking them while they are still in the cache, and they never reach an older generation (at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import math
@@ -435,7 +436,15 @@ class ActorSystem:
         path = self._statistics_path(path)
         rows: dict[str, Any] = {}
         now = self.now()
-        self._reader(path).read(rows, now, -1)
+        if top is not None and by == "mailbox_length":
+            # Ranked by what each cell knows as it is: only the top K are captured (in the same instant, so the
+            # snapshot is the one a capture of every actor would have given).
+            cells: dict[str, Any] = {}
+            self._reader(path).read(cells, now, -1, capture=False)
+            chosen = cells.items() if len(cells) <= top else heapq.nlargest(top, cells.items(), key=_queued)
+            rows = {at: cell.captured(now) for at, cell in chosen}
+        else:
+            self._reader(path).read(rows, now, -1)
         stats = self._snapshot(path, StatisticsRows(rows, now, self.node_id))
         return stats if top is None else stats.top(top, by)
 
@@ -717,6 +726,10 @@ class ActorSystem:
             due += tick * ticks
 
 
+def _queued(item: tuple[str, Cell]) -> int:
+    return item[1].mailbox_length
+
+
 class _TreeReader:
     """Captures actors' figures (:data:`~runtime._figures.Captured`) by path, depth first in start order, a slice
     at a time.
@@ -740,10 +753,11 @@ class _TreeReader:
     def __init__(self, prefix: str, roots: list[Any]) -> None:
         self._stack: list[tuple[str, Iterator[Any]]] = [(prefix, iter(roots))]
 
-    def read(self, rows: dict[str, Any], now: float, limit: int) -> int:
+    def read(self, rows: dict[str, Any], now: float, limit: int, *, capture: bool = True) -> int:
         """Add the :data:`~runtime._figures.Captured` figures of up to ``limit`` more actors (all the rest for
-        ``-1``) to ``rows``, as of ``now``; return how many actors were visited (fewer than ``limit`` once the read
-        is complete).
+        ``-1``) to ``rows``, as of ``now`` (with ``capture=False``, the cells themselves, to capture some of them
+        later in the same instant); return how many actors were visited (fewer than ``limit`` once the read is
+        complete).
 
         An actor that stopped since the read reached its parent is left out.
         """
@@ -756,7 +770,7 @@ class _TreeReader:
                     continue
                 at = prefix + cell.name
                 if cell.state != STOPPED:
-                    rows[at] = cell.captured(now)
+                    rows[at] = cell.captured(now) if capture else cell
                 taken += 1
                 children = cell._children
                 if children:

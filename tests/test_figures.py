@@ -690,3 +690,22 @@ async def test_a_read_in_slices_has_each_slices_figures_of_that_slices_instant(
             assert stats.arrival_rate == server._target.figures.read(instants[n], 2)[0]
             assert stats.mean_queue_length == server._target.figures.read(instants[n], 2)[3]
         assert len({gathered.actors[f"s{n}"].arrival_rate for n in range(4)}) == 4
+
+
+async def test_the_top_k_by_mailbox_length_captures_only_those_and_ranks_as_a_whole_snapshot_would(
+        autojump_clock: trio.testing.MockClock) -> None:
+    gate = trio.Event()
+    async with ActorSystem() as system:
+        actors = [await system.spawn(Gate, gate, [], name=f"g{n}") for n in range(8)]
+        for n, actor in enumerate(actors):
+            for _ in range(1 + n % 3):  # ties: 1, 2 or 3 in the mailbox
+                actor.tell("wait")
+        await trio.testing.wait_all_tasks_blocked()
+        whole = system.statistics()
+        for k in (1, 3, 4, 7):
+            top = system.statistics(top=k)
+            assert list(top.actors) == list(whole.top(k).actors)  # the same actors, in the same order
+            assert top.actors == {path: whole.actors[path] for path in top.actors}
+        assert list(system.statistics(top=8).actors) == list(whole.actors)  # no more than k: the whole, in order
+        assert list(system.statistics("g2", top=5).actors) == ["g2"]
+        gate.set()

@@ -1242,7 +1242,9 @@ class Cell(MailboxQueue):
         window = self.window
         parked = False
         if figures.__class__ is Figures:  # measured (pending and off figures are false, but asking them is a call)
-            if not figures.active and not children and window is None:
+            # (Nothing but a runner's or an asker's turn changes a parked actor, and taking it resumes its figures;
+            # a parent stopping it in place marks it scheduled instead.)
+            if not figures.active and not self.scheduled and not children and window is None:
                 row: Captured | None = figures.parked_row
                 if row is not None and row[0] == arrivals and figures.still_parked(row, now):
                     return row

@@ -688,6 +688,9 @@ class ActorSystem:
     def forget(self, cell: Cell) -> None:
         """A cell stopped: stop keeping its figures, and stop finding it for other nodes."""
         self._measured.discard(cell)
+        figures = cell.figures
+        if figures.__class__ is Figures:  # (a parked actor stopped in place: its capture says it runs)
+            figures.parked_row = None
         if self.cluster is not None:
             self.cluster.forget_local(cell.uid)
 

@@ -709,3 +709,32 @@ async def test_the_top_k_by_mailbox_length_captures_only_those_and_ranks_as_a_wh
         assert list(system.statistics(top=8).actors) == list(whole.actors)  # no more than k: the whole, in order
         assert list(system.statistics("g2", top=5).actors) == ["g2"]
         gate.set()
+
+
+async def test_a_parked_actor_stopped_by_its_parent_in_place_is_not_read_from_its_capture(
+        autojump_clock: trio.testing.MockClock) -> None:
+    class Sink(Actor):
+        async def receive(self, message: Any) -> None:
+            return None
+
+    class Parent(Actor):
+        async def on_start(self) -> None:
+            self.child = await self.spawn(Sink, name="child")
+
+        async def receive(self, message: Any) -> None:
+            return None
+
+    async with ActorSystem(metrics=Metrics(window=8.0, buckets=4, tick=0.5, sample_every=1)) as system:
+        parent = await system.spawn(Parent, name="parent")
+        child = system.lookup("parent/child")
+        assert child is not None
+        child.tell(None)
+        child.tell(None)
+        await trio.sleep(3.0)
+        cell = child._target
+        assert not cell.figures.active
+        assert system.statistics().actors["parent/child"].state == "running"
+        assert cell.figures.parked_row is not None
+        await system.stop(parent)  # the idle child is stopped in place, never taken by a runner
+        assert cell.statistics().state == "stopped"
+        assert "parent/child" not in system.statistics().actors

@@ -46,14 +46,6 @@ class Member(Cell):
         self._queued_at: float | None = None
         """While a message taken from the shared queue is delivered: when it entered that queue."""
 
-    @property  # type: ignore[misc]
-    def __class__(self) -> type[Cell]:  # type: ignore[override]
-        # A member is a local cell in every respect but the two hooks below. The statistics' tree reader and a
-        # parent stopping idle children in place tell local cells from handles on children on other nodes by
-        # ``cell.__class__ is Cell`` (one check an actor, on paths that visit many): so a member says it is one.
-        # ``type(member)`` is still ``Member``, which is what looks its methods up.
-        return Cell
-
     def idle(self) -> bool:
         """Whether it is running, with no runner, nothing queued and nothing being handled."""
         return self.state == RUNNING and not self.scheduled and not self._queue and not self._sysq

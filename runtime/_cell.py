@@ -44,7 +44,7 @@ from ._envelope import (
     open_item,
 )
 from ._exceptions import ActorFailed, ActorStopped, MailboxFull, NameTaken
-from ._figures import ActorStatistics, from_row
+from ._figures import ActorStatistics, Captured, Figures, expand, from_row
 from ._lease import Lease
 from ._lifecycle import RESTARTING, RUNNING, STARTING, STATE_NAMES, STOPPED, STOPPING, SUSPENDED
 from ._mailbox import MailboxQueue
@@ -198,6 +198,9 @@ _NONE_YET.__class__ = _SharedSeldom
 
 class Cell(MailboxQueue):
     """One actor: its instance, mailbox, children, watchers, timers, figures and supervision state."""
+
+    local: ClassVar[bool] = True
+    """A cell runs here; a parent's handle on a child on another node (``RemoteChild``) says ``False``."""
 
     __slots__ = (
         "_children", "_deferred", "_env", "_handled", "_handler", "_inline", "_rare", "actor_class", "class_name",
@@ -1154,7 +1157,7 @@ class Cell(MailboxQueue):
                 name = child.name
                 if name not in children or children[name] is not child:
                     continue  # it stopped on its own meanwhile
-                if child.__class__ is Cell and child._stops_here():
+                if child.local and child._stops_here():
                     await child._stop_here()  # which unregistered it
                     here += 1
                     if here % STOP_SLICE == 0:
@@ -1328,32 +1331,44 @@ class Cell(MailboxQueue):
 
     def statistics(self) -> ActorStatistics:
         """A frozen :class:`~runtime.ActorStatistics` of this actor now."""
-        return from_row(self.statistics_row(self.system.now(), self.system.node_id))
+        now = self.system.now()
+        return from_row(expand(self.captured(now), now, self.system.node_id))
 
-    def statistics_row(self, now: float, node: str) -> tuple[Any, ...]:
-        """This actor's figures now as a :data:`~runtime._figures.Row`: the numbers of an
-        :class:`~runtime.ActorStatistics` in its fields' order, captured without building one (``statistics()`` of
-        a large system calls this for every actor)."""
+    def captured(self, now: float) -> Captured:
+        """This actor's figures now as a :data:`~runtime._figures.Captured`: its numbers, captured without
+        building anything (``statistics()`` of a large system calls this for every actor). A parked actor's is
+        made once and kept while it stays parked, unless it has children or a restart window, which change on
+        their own."""
         figures = self.figures
         arrivals = self._arrivals
-        if figures:
-            lam, mu, rho, mean_len, mean_wait, p50, p90, p99, in_system, sojourn = figures.read(now, arrivals)
+        children = self._children
+        window = self.window
+        parked = False
+        if figures.__class__ is Figures:  # measured (pending and off figures are false, but asking them is a call)
+            # (Nothing but a runner's or an asker's turn changes a parked actor, and taking it resumes its figures;
+            # a parent stopping it in place marks it scheduled instead.)
+            if not figures.active and not self.scheduled and not children and window is None:
+                row: Captured | None = figures.parked_row
+                if row is not None and row[0] == arrivals and figures.still_parked(row, now):
+                    return row
+                parked = True
+            sums = figures.sums(now)
         else:
-            lam = mu = rho = mean_len = mean_wait = in_system = sojourn = p50 = p90 = p99 = 0.0
+            sums = None
         q = self._queue
         length = 0 if q is None else len(q)
         peak = self._peak
         by_state: dict[str, int] | None = None
-        children = self._children
         if children:
             by_state = {}
             for child in children.values():
                 state = STATE_NAMES[child.state]
                 by_state[state] = by_state.get(state, 0) + 1
-        window = self.window
         # The run loop updates the peak as it takes messages: while the actor is busy, the queue may be longer
         # than any length seen so far.
         rare = self._rare
-        return (arrivals, self._handled, rare.failed, rare.restarts, length, peak if peak > length else length,
-                lam, mu, rho, mean_len, mean_wait, p50, p90, p99, STATE_NAMES[self.state], by_state,
-                0 if window is None else window.count(now), node, in_system, sojourn, self.class_name)
+        row = (arrivals, self._handled, rare.failed, rare.restarts, length, peak if peak > length else length,
+               STATE_NAMES[self.state], by_state, 0 if window is None else window.count(now), self.class_name, sums)
+        if parked:
+            figures.parked_row = row
+        return row

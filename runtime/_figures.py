@@ -27,9 +27,9 @@ from typing import Any, Final
 
 import attrs
 
-__all__ = ["FIGURES_OFF", "RANKABLE", "ActorStatistics", "ClassStatistics", "Figures", "Metrics", "PendingFigures",
-           "Row",
-           "StatisticsRows", "SystemStatistics", "class_name", "from_row"]
+__all__ = ["FIGURES_OFF", "RANKABLE", "ActorStatistics", "Captured", "ClassStatistics", "Figures", "Metrics",
+           "PendingFigures", "Row", "StatisticsRows", "Sums", "SystemStatistics", "class_name", "derived", "expand",
+           "from_row"]
 
 
 @attrs.frozen
@@ -132,23 +132,29 @@ snapshot of a large system does not make later collections longer."""
 class StatisticsRows(Mapping[str, ActorStatistics]):
     """The actors of a :class:`SystemStatistics`: a read-only mapping of path to :class:`ActorStatistics`.
 
-    Every number is captured when the snapshot is taken (a tuple an actor), and an :class:`ActorStatistics` is
-    built from them the first time it is looked up: the values are those of the moment of the snapshot whenever
-    they are read, but a snapshot of 100k actors of which a dashboard reads ten builds ten. Aggregates
-    (:meth:`SystemStatistics.by_class`) and rankings (:meth:`SystemStatistics.top`) read the captured numbers
-    and build nothing.
+    Every number is captured when the snapshot is taken, a tuple of atoms an actor: a :data:`Captured` for this
+    node's actors (read at ``now``, unless it carries its instant, on ``node``), a :data:`Row` for those other
+    nodes reported (told apart by their length). An :class:`ActorStatistics` is built from them the first time it
+    is looked up: the values are those of the moment of the snapshot whenever they are read, but a snapshot of 100k
+    actors of which a dashboard reads ten builds ten. Aggregates (:meth:`SystemStatistics.by_class`) and rankings
+    (:meth:`SystemStatistics.top`) read the captured numbers and build nothing.
     """
 
-    __slots__ = ("_rows",)
+    __slots__ = ("_node", "_now", "_rows")
 
-    def __init__(self, rows: dict[str, Row | ActorStatistics]) -> None:
+    def __init__(self, rows: dict[str, Any], now: float = 0.0, node: str = "") -> None:
         self._rows = rows
+        self._now = now
+        """When the :data:`Captured` rows were captured."""
+        self._node = node
+        """The node they were captured on."""
 
     def __getitem__(self, path: str) -> ActorStatistics:
         value = self._rows[path]
         if isinstance(value, tuple):
-            value = self._rows[path] = from_row(value)
-        return value
+            value = self._rows[path] = from_row(self._row(value))
+        built: ActorStatistics = value
+        return built
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._rows)
@@ -159,10 +165,38 @@ class StatisticsRows(Mapping[str, ActorStatistics]):
     def __contains__(self, path: object) -> bool:
         return path in self._rows
 
+    def _row(self, value: Captured | Row) -> Row:
+        return value if len(value) == _ROW_LENGTH else expand(value, self._now, self._node)
+
     def rows(self) -> Iterator[tuple[str, Row]]:
         """``(path, row)`` for every actor, without building :class:`ActorStatistics` (see :data:`Row`)."""
         for path, value in self._rows.items():
-            yield path, value if isinstance(value, tuple) else _as_row(value)
+            yield path, self._row(value) if isinstance(value, tuple) else _as_row(value)
+
+    def _keeping(self, rows: dict[str, Any]) -> StatisticsRows:
+        """These rows, captured when and where this snapshot's were."""
+        return StatisticsRows(rows, self._now, self._node)
+
+    def _largest(self, k: int, index: int) -> list[tuple[str, Any]]:
+        """The ``k`` items of ``_rows`` with the largest figure at ``index`` of a :data:`Row`, largest first;
+        figures a capture holds as they are are read from it, the others worked out for that figure alone."""
+        now = self._now
+        at = _CAPTURED_INDEX.get(index)
+        of = _DERIVED_INDEX.get(index, 0)
+
+        def figure(item: tuple[str, Any]) -> Any:
+            value = item[1]
+            if value.__class__ is not tuple:
+                return getattr(value, _FIELDS[index])
+            if len(value) == _ROW_LENGTH:
+                return value[index]
+            if at is not None:
+                return value[at]
+            if len(value) == _CAPTURED_LENGTH:
+                return derived(value[-1], value[0], now)[of]
+            return derived(value[-2], value[0], value[-1])[of]
+
+        return heapq.nlargest(k, self._rows.items(), key=figure)
 
     def __repr__(self) -> str:
         return f"<StatisticsRows of {len(self._rows)} actors>"
@@ -172,11 +206,73 @@ class StatisticsRows(Mapping[str, ActorStatistics]):
 
 
 def from_row(row: Row) -> ActorStatistics:
-    """The :class:`ActorStatistics` of a captured :data:`Row` (whose children are ``None`` for none)."""
+    """The :class:`ActorStatistics` of a :data:`Row` (whose children are ``None`` for none)."""
     children = row[_CHILDREN]
     if children is None:
         row = (*row[:_CHILDREN], {}, *row[_CHILDREN + 1:])
     return ActorStatistics(*row)
+
+
+Sums = tuple[float, int, int, float, float, float, float, float]
+"""A :class:`Figures`' window as captured, free of time: ``(start, arrivals0, left, wait_sum, service_sum, p50,
+p90, p99)``, the first bucket's start and arrival count, the running sums and the percentiles. With the actor's
+arrival count and the instant of the read, :func:`derived` makes the figures of it."""
+
+Captured = tuple[Any, ...]
+"""A local actor's figures as :meth:`ActorSystem.statistics` captures them: ``(arrivals, handled, failed,
+restarts, mailbox_length, peak_mailbox_length, state, children, restarts_in_window, actor_class, sums)``, with
+``children`` ``None`` for none and ``sums`` a :data:`Sums` (``None`` for an actor without figures yet).
+
+Every number of the moment is in it, so a snapshot is of that moment whenever it is read; what is left for later
+is arithmetic on them (:func:`expand`): the rates and means, which the figures divide by the window's length at the
+instant of the read, and the node, the same for every local actor. So a capture holds no float made for it, and
+the capture of a parked actor, which nothing changes but the passing of time, is made once and shared by every
+snapshot taken while it stays parked. Like a :data:`Row`, it holds only atoms (and its sums, a tuple of atoms).
+
+A snapshot read in slices (``gather_statistics``) has an instant a slice: each of its captures carries its own as
+a twelfth item."""
+
+_CAPTURED_LENGTH: Final = 11
+_ROW_LENGTH: Final = len(_FIELDS)
+_CAPTURED_INDEX: Final = {_INDEX[name]: at for at, name in enumerate((
+    "arrivals", "handled", "failed", "restarts", "mailbox_length", "peak_mailbox_length", "state", "children",
+    "restarts_in_window", "actor_class"))}
+"""Where a :data:`Captured` holds the fields it holds as they are, by their index in a :data:`Row`."""
+_DERIVED_INDEX: Final = {_INDEX[name]: at for at, name in enumerate((
+    "arrival_rate", "service_rate", "utilization", "mean_queue_length", "mean_wait", "handling_time_p50",
+    "handling_time_p90", "handling_time_p99", "mean_in_system", "mean_sojourn"))}
+"""Where :func:`derived` puts the other figures, by their index in a :data:`Row`."""
+
+
+def derived(sums: Sums | None, arrivals: int, now: float) -> tuple[float, float, float, float, float, float, float,
+                                                                    float, float, float]:
+    """The figures of the window ``sums`` captured, read at ``now`` with the actor's ``arrivals``: ``(λ, μ, ρ,
+    Lq, Wq, p50, p90, p99, L, W)`` (see :meth:`Figures.read`, which is this on the figures' sums)."""
+    if sums is None:
+        return _ZEROS
+    start, arrivals0, left, wait_sum, service_sum, p50, p90, p99 = sums
+    span = now - start
+    if span <= 0:
+        return _ZEROS
+    lam = (arrivals - arrivals0) / span
+    in_system = wait_sum + service_sum
+    if left <= 0:
+        return lam, 0.0, 0.0, wait_sum / span, 0.0, p50, p90, p99, in_system / span, 0.0
+    mu = left / service_sum if service_sum > 0 else 0.0  # (handling that took no time: μ is unknown)
+    return (lam, mu, lam / mu if mu else 0.0, wait_sum / span, wait_sum / left, p50, p90, p99, in_system / span,
+            in_system / left)
+
+
+def expand(captured: Captured, now: float, node: str) -> Row:
+    """The :data:`Row` of a :data:`Captured` actor, read at ``now`` (unless it carries its instant) on ``node``."""
+    if len(captured) == _CAPTURED_LENGTH:
+        arrivals, handled, failed, restarts, length, peak, state, children, in_window, actor_class, sums = captured
+    else:
+        arrivals, handled, failed, restarts, length, peak, state, children, in_window, actor_class, sums, now = \
+            captured
+    lam, mu, rho, lq, wq, p50, p90, p99, big_l, w = derived(sums, arrivals, now)
+    return (arrivals, handled, failed, restarts, length, peak, lam, mu, rho, lq, wq, p50, p90, p99, state, children,
+            in_window, node, big_l, w, actor_class)
 
 
 def _as_row(stats: ActorStatistics) -> Row:
@@ -256,18 +352,18 @@ class SystemStatistics:
         if len(self.actors) <= k:
             return self
         index = _INDEX[by]
-        ranked = heapq.nlargest(k, _rows(self.actors), key=lambda item: item[1][index])
         if isinstance(self.actors, StatisticsRows):
-            actors: Mapping[str, ActorStatistics] = StatisticsRows(dict(ranked))
+            actors: Mapping[str, ActorStatistics] = self.actors._keeping(dict(self.actors._largest(k, index)))
         else:
+            ranked = heapq.nlargest(k, _rows(self.actors), key=lambda item: item[1][index])
             actors = {path: self.actors[path] for path, _ in ranked}
         return attrs.evolve(self, actors=actors)
 
     def matching(self, text: str) -> SystemStatistics:
         """The same snapshot keeping only the actors whose path contains ``text``."""
         if isinstance(self.actors, StatisticsRows):
-            actors: Mapping[str, ActorStatistics] = StatisticsRows(
-                {path: row for path, row in self.actors.rows() if text in path})
+            actors: Mapping[str, ActorStatistics] = self.actors._keeping(
+                {path: row for path, row in self.actors._rows.items() if text in path})
         else:
             actors = {path: stats for path, stats in self.actors.items() if text in path}
         return attrs.evolve(self, actors=actors)
@@ -275,31 +371,47 @@ class SystemStatistics:
     def by_class(self) -> dict[tuple[str, str], ClassStatistics]:
         """The actors' figures summed by ``(class, node)`` (see :class:`ClassStatistics`), built from the numbers
         the snapshot captured: cheap even when it holds every actor of a large system."""
-        sums: dict[tuple[str, str], list[Any]] = {}
-        for _, row in _rows(self.actors):
-            key = (row[_CLASS], row[_NODE])
-            acc = sums.get(key)
+        totals: dict[tuple[str, str], list[Any]] = {}
+        actors = self.actors
+        now, here = (actors._now, actors._node) if isinstance(actors, StatisticsRows) else (0.0, "")
+        for value in actors._rows.values() if isinstance(actors, StatisticsRows) else actors.values():
+            if value.__class__ is tuple and len(value) != _ROW_LENGTH:  # captured on this node
+                if len(value) == _CAPTURED_LENGTH:
+                    arrivals, handled, failed, restarts, length, _, _, _, _, name, sums = value
+                    instant = now
+                else:
+                    arrivals, handled, failed, restarts, length, _, _, _, _, name, sums, instant = value
+                if sums is None:  # no figures yet (most actors of a system just told one message each)
+                    lam = rho = lq = wq = big_l = w = 0.0
+                else:
+                    lam, _, rho, lq, wq, _, _, _, big_l, w = derived(sums, arrivals, instant)
+                key = (name, here)
+            else:
+                row = value if value.__class__ is tuple else _as_row(value)
+                arrivals, handled, failed, restarts, length = (
+                    row[_ARRIVALS], row[_HANDLED], row[_FAILED], row[_RESTARTS], row[_LENGTH])
+                lam, rho, lq, wq, big_l, w = row[_LAMBDA], row[_RHO], row[_LQ], row[_WQ], row[_L], row[_W]
+                key = (row[_CLASS], row[_NODE])
+            acc = totals.get(key)
             if acc is None:
-                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-            lam = row[_LAMBDA]
+                acc = totals[key] = [0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
             acc[0] += 1
-            acc[1] += row[_ARRIVALS]
-            acc[2] += row[_HANDLED]
-            acc[3] += row[_FAILED]
-            acc[4] += row[_RESTARTS]
-            length = row[_LENGTH]
+            acc[1] += arrivals
+            acc[2] += handled
+            acc[3] += failed
+            acc[4] += restarts
             acc[5] += length
             if length > acc[6]:
                 acc[6] = length
             acc[7] += lam
-            if row[_RHO] > acc[8]:
-                acc[8] = row[_RHO]
-            acc[9] += row[_LQ]
-            acc[10] += row[_L]
-            acc[11] += lam * row[_WQ]
-            acc[12] += lam * row[_W]
+            if rho > acc[8]:
+                acc[8] = rho
+            acc[9] += lq
+            acc[10] += big_l
+            acc[11] += lam * wq
+            acc[12] += lam * w
         result = {}
-        for (name, node), acc in sums.items():
+        for (name, node), acc in totals.items():
             lam = acc[7]
             result[name, node] = ClassStatistics(
                 actor_class=name, node=node, actors=acc[0], arrivals=acc[1], handled=acc[2], failed=acc[3],
@@ -411,7 +523,7 @@ class Figures:
 
     __slots__ = ("_arrivals0", "_buckets", "_horizon", "_left", "_percentiles", "_service_sum", "_span", "_start",
                  "_tick", "_wait_sum", "_window", "active", "idle_ticks", "last_timed", "parked_arrivals", "parked_at",
-                 "recent_service")
+                 "parked_row", "recent_service")
 
     def __init__(self, now: float, arrivals: int, metrics: Metrics) -> None:
         self._window = metrics.window
@@ -438,6 +550,9 @@ class Figures:
         """Consecutive ticks that found the mailbox empty and the actor idle."""
         self.parked_at = now
         self.parked_arrivals = arrivals
+        self.parked_row: Captured | None = None
+        """The actor's :data:`Captured` figures, kept while it is parked (see :meth:`still_parked`): every
+        ``statistics()`` meanwhile shares it rather than capturing them again. Dropped when it parks or resumes."""
 
     @property
     def idle_limit(self) -> int:
@@ -451,6 +566,7 @@ class Figures:
         self.active = False
         self.parked_at = now
         self.parked_arrivals = arrivals
+        self.parked_row = None
 
     def resume(self, now: float, arrivals: int) -> None:
         """Visited again: the time parked (within the window) counts in the window, with nothing in the system."""
@@ -463,6 +579,7 @@ class Figures:
             self._first()
         self.active = True
         self.idle_ticks = 0
+        self.parked_row = None
 
     def timing_mask(self, now: float, arrivals: int, mask: int) -> int:
         """The mask that chooses the messages to time until the next tick: ``0`` (every one) while fewer than
@@ -541,33 +658,31 @@ class Figures:
     def read(self, now: float, arrivals: int) -> tuple[float, float, float, float, float, float, float, float,
                                                        float, float]:
         """The figures over the window ending at ``now``, in the order of a :data:`Row`: ``(λ, μ, ρ, Lq, Wq, p50,
-        p90, p99, L, W)``. A read of the running sums, in one call: ``statistics()`` makes one for every actor.
+        p90, p99, L, W)``: :func:`derived` of :meth:`sums`.
 
         With ``T`` the window's length, ``n`` the weighted count of the messages that left in it, ``Σq`` and
         ``Σs`` their weighted waits and handling times: λ = arrivals in the window / T, μ = n / Σs, ρ = λ / μ,
         Lq = Σq / T, Wq = Σq / n, L = (Σq + Σs) / T, W = (Σq + Σs) / n. The percentiles are of the handling
         times of the recent timed messages (:meth:`percentiles`).
         """
-        start = self._start
-        if start < now - self._horizon:
+        return derived(self.sums(now), arrivals, now)
+
+    def sums(self, now: float) -> Sums | None:
+        """The window ending at ``now`` as running sums, free of time (a :data:`Sums`; ``None`` once every bucket
+        has left it): what ``statistics()`` captures of every actor, a read of a few slots."""
+        if self._start < now - self._horizon:
             self._expire(now)
             if not self._buckets:
-                return _ZEROS
-            start = self._start
-        span = now - start
-        if span <= 0:
-            return _ZEROS
-        lam = (arrivals - self._arrivals0) / span
-        left = self._left
-        wait_sum = self._wait_sum
-        service_sum = self._service_sum
+                return None
         p50, p90, p99 = self._percentiles or self.percentiles()
-        in_system = wait_sum + service_sum
-        if left <= 0:
-            return lam, 0.0, 0.0, wait_sum / span, 0.0, p50, p90, p99, in_system / span, 0.0
-        mu = left / service_sum if service_sum > 0 else 0.0  # (handling that took no time: μ is unknown)
-        return (lam, mu, lam / mu if mu else 0.0, wait_sum / span, wait_sum / left, p50, p90, p99, in_system / span,
-                in_system / left)
+        return self._start, self._arrivals0, self._left, self._wait_sum, self._service_sum, p50, p90, p99
+
+    def still_parked(self, captured: Captured, now: float) -> bool:
+        """Whether ``captured`` (this actor's :data:`Captured`, kept in :attr:`parked_row`) is still what a read at
+        ``now`` would capture: nothing changes a parked actor but the passing of time, and time changes its
+        capture only when its first bucket leaves the window."""
+        sums = captured[-1]
+        return sums is None or not sums[0] < now - self._horizon
 
     def percentiles(self) -> tuple[float, float, float]:
         """Handling-time p50, p90 and p99 of the recent timed messages (sorted again only after a new sample)."""

@@ -12,7 +12,7 @@ call each (measured: a named tuple 0.73x the floor, an attrs value 0.47x); the r
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
 import trio
@@ -267,6 +267,9 @@ class RemoteChild:
 
     __slots__ = ("_stopped_lot", "backoff_count", "current", "last_restart", "name", "node", "parent", "ref", "spec",
                  "state")
+
+    local: ClassVar[bool] = False
+    """Not a cell of this node (see ``Cell.local``)."""
 
     def __init__(self, ref: ActorRef, spec: SpawnSpec, parent: Cell) -> None:
         self.ref = ref

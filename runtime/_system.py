@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import math
@@ -434,8 +435,17 @@ class ActorSystem:
             raise ValueError(f"statistics(by={by!r}): by must be one of {', '.join(sorted(RANKABLE))}")
         path = self._statistics_path(path)
         rows: dict[str, Any] = {}
-        self._reader(path).read(rows, self.now(), self.node_id, -1)
-        stats = self._snapshot(path, rows)
+        now = self.now()
+        if top is not None and by == "mailbox_length":
+            # Ranked by what each cell knows as it is: only the top K are captured (in the same instant, so the
+            # snapshot is the one a capture of every actor would have given).
+            cells: dict[str, Any] = {}
+            self._reader(path).read(cells, now, -1, capture=False)
+            chosen = cells.items() if len(cells) <= top else heapq.nlargest(top, cells.items(), key=_queued)
+            rows = {at: cell.captured(now) for at, cell in chosen}
+        else:
+            self._reader(path).read(rows, now, -1)
+        stats = self._snapshot(path, StatisticsRows(rows, now, self.node_id))
         return stats if top is None else stats.top(top, by)
 
     @overload
@@ -479,9 +489,14 @@ class ActorSystem:
         reader = self._reader(path)
         taken = STATISTICS_SLICE
         while taken == STATISTICS_SLICE:
-            taken = reader.read(rows, self.now(), node, STATISTICS_SLICE)
+            # Each slice is of its own instant, which its captures carry (see Captured).
+            now = self.now()
+            instant = (now,)
+            captured: dict[str, Any] = {}
+            taken = reader.read(captured, now, STATISTICS_SLICE)
+            rows.update((at, value + instant) for at, value in captured.items())
             await trio.lowlevel.checkpoint()
-        return self._snapshot(path, rows)
+        return self._snapshot(path, StatisticsRows(rows, self.now(), node))
 
     def _statistics_path(self, path: str | ActorRef | None) -> str | None:
         if isinstance(path, ActorRef):
@@ -498,8 +513,9 @@ class ActorSystem:
         found = self._find(path) if path else None
         return _TreeReader(path.rpartition("/")[0] + "/" if "/" in path else "", [] if found is None else [found])
 
-    def _snapshot(self, path: str | None, rows: dict[str, Any]) -> SystemStatistics:
-        """The statistics of the local ``rows`` and of the actors under ``path`` on other nodes."""
+    def _snapshot(self, path: str | None, actors: StatisticsRows) -> SystemStatistics:
+        """The statistics of the local ``actors`` and of the actors under ``path`` on other nodes."""
+        rows = actors._rows
         if self.cluster is not None:
             within = None if path is None else (path, path + "/")
             for figures in self.cluster.remote_statistics.values():
@@ -508,8 +524,7 @@ class ActorSystem:
                 else:
                     rows.update((key, value) for key, value in figures.items()
                                 if key == within[0] or key.startswith(within[1]))
-        return SystemStatistics(dead_letters=self._dead_letters, actors=StatisticsRows(rows),
-                                pending_asks=len(self.correlations))
+        return SystemStatistics(dead_letters=self._dead_letters, actors=actors, pending_asks=len(self.correlations))
 
     def consume(self, queue: ActorRef, *, prefetch: int = 10) -> AbstractAsyncContextManager[AsyncIterator[Any]]:
         """Take a queue's deliveries in plain trio code: ``async with system.consume(queue, prefetch=N) as
@@ -673,6 +688,9 @@ class ActorSystem:
     def forget(self, cell: Cell) -> None:
         """A cell stopped: stop keeping its figures, and stop finding it for other nodes."""
         self._measured.discard(cell)
+        figures = cell.figures
+        if figures.__class__ is Figures:  # (a parked actor stopped in place: its capture says it runs)
+            figures.parked_row = None
         if self.cluster is not None:
             self.cluster.forget_local(cell.uid)
 
@@ -711,14 +729,21 @@ class ActorSystem:
             due += tick * ticks
 
 
+def _queued(item: tuple[str, Cell]) -> int:
+    return item[1].mailbox_length
+
+
 class _TreeReader:
-    """Reads actors' figures into rows by path, depth first in start order, a slice at a time.
+    """Captures actors' figures (:data:`~runtime._figures.Captured`) by path, depth first in start order, a slice
+    at a time.
 
     It keeps a stack of iterators over lists of siblings, each with its parent's path: nothing is built for a
     sibling before the read reaches it (a system may have 100k top-level actors), and a cell with children puts
     its siblings' iterator back under theirs, to be taken up where it stopped. Children are listed when their
     parent is reached. The walk and the reading are one loop, so that each cell is visited once, while it is in
-    the processor's cache: at 100k actors, a read is bound by memory more than by instructions.
+    the processor's cache: at 100k actors, a read is bound by memory more than by instructions (which is also why
+    a parked actor's capture is kept: a read of it touches the cell, its figures and the capture, and makes
+    nothing).
 
     Python's collector stays on: a row holds only atoms, so the young collections that the rows' allocations
     start stop tracking them while they are still in the cache, and they never reach an older generation (at
@@ -731,9 +756,11 @@ class _TreeReader:
     def __init__(self, prefix: str, roots: list[Any]) -> None:
         self._stack: list[tuple[str, Iterator[Any]]] = [(prefix, iter(roots))]
 
-    def read(self, rows: dict[str, Any], now: float, node: str, limit: int) -> int:
-        """Add the rows of up to ``limit`` more actors (all the rest for ``-1``) to ``rows``, their figures as of
-        ``now``; return how many actors were visited (fewer than ``limit`` once the read is complete).
+    def read(self, rows: dict[str, Any], now: float, limit: int, *, capture: bool = True) -> int:
+        """Add the :data:`~runtime._figures.Captured` figures of up to ``limit`` more actors (all the rest for
+        ``-1``) to ``rows``, as of ``now`` (with ``capture=False``, the cells themselves, to capture some of them
+        later in the same instant); return how many actors were visited (fewer than ``limit`` once the read is
+        complete).
 
         An actor that stopped since the read reached its parent is left out.
         """
@@ -742,11 +769,11 @@ class _TreeReader:
         while stack:
             prefix, siblings = stack.pop()
             for cell in siblings:
-                if cell.__class__ is not Cell:  # a child on another node: its figures are kept there
+                if not cell.local:  # a child on another node: its figures are kept there
                     continue
                 at = prefix + cell.name
                 if cell.state != STOPPED:
-                    rows[at] = cell.statistics_row(now, node)
+                    rows[at] = cell.captured(now) if capture else cell
                 taken += 1
                 children = cell._children
                 if children:

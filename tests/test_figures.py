@@ -554,3 +554,172 @@ async def test_a_timed_message_to_an_actor_with_pending_figures_is_measured(
         stats = system.statistics().actors["server"]
     assert stats.service_rate == pytest.approx(4.0)
     assert stats.mean_wait == pytest.approx(0.125)  # the second waited for the first
+
+
+async def test_a_parked_actors_capture_is_shared_until_it_resumes_or_its_window_slides(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A parked actor is captured once and every snapshot meanwhile shares the capture, read at its own instant;
+    a message, or its first bucket leaving the window, makes the next snapshot capture it again; a snapshot
+    taken earlier keeps its moment throughout."""
+
+    class Sink(Actor):
+        async def receive(self, message: Any) -> None:
+            return None
+
+    async with ActorSystem(metrics=Metrics(window=8.0, buckets=4, tick=0.5, sample_every=1)) as system:
+        sink = await system.spawn(Sink, name="sink")
+        for _ in range(8):
+            sink.tell(None)
+            await trio.sleep(0.25)
+        await trio.sleep(2.0)
+        cell = sink._target
+        figures = cell.figures
+        assert not figures.active  # parked
+        first = system.statistics()
+        seen_at = trio.current_time()
+        await trio.sleep(1.0)
+        second = system.statistics()
+        captured = first.actors._rows["sink"]  # type: ignore[attr-defined]
+        assert second.actors._rows["sink"] is captured  # type: ignore[attr-defined]
+        assert figures.parked_row is captured
+        # Each snapshot works the figures out at its own instant, as a read then would have.
+        assert first.actors["sink"].arrival_rate == figures.read(seen_at, 8)[0]
+        assert second.actors["sink"].arrival_rate == figures.read(seen_at + 1.0, 8)[0]
+        assert first.actors["sink"].arrival_rate > second.actors["sink"].arrival_rate > 0
+
+        sink.tell(None)  # it resumes: captured again, the earlier snapshots unchanged
+        await trio.sleep(0.1)
+        third = system.statistics()
+        assert third.actors["sink"].arrivals == 9
+        assert third.actors._rows["sink"] is not captured  # type: ignore[attr-defined]
+        assert (first.actors["sink"].arrivals, second.actors["sink"].arrivals) == (8, 8)
+
+        await trio.sleep(20.0)  # parked again, and every bucket has left the window since
+        assert not figures.active
+        quiet = system.statistics()
+        stale = figures.parked_row
+        await trio.sleep(0.1)
+        assert (quiet.actors["sink"].arrival_rate, quiet.actors["sink"].mean_sojourn) == (0.0, 0.0)
+        assert system.statistics().actors._rows["sink"] is stale  # type: ignore[attr-defined]
+        assert third.actors["sink"].arrival_rate > 0  # built from its own capture, at its own instant
+
+
+async def test_a_parked_actors_capture_is_made_again_once_its_first_bucket_leaves_the_window(
+        autojump_clock: trio.testing.MockClock) -> None:
+    class Sink(Actor):
+        async def receive(self, message: Any) -> None:
+            return None
+
+    async with ActorSystem(metrics=Metrics(window=8.0, buckets=4, tick=0.5, sample_every=1)) as system:
+        sink = await system.spawn(Sink, name="sink")
+        for _ in range(4):  # two in each of the first two buckets (2 s each)
+            sink.tell(None)
+            await trio.sleep(1.0)
+        await trio.sleep(2.0)
+        figures = sink._target.figures
+        assert not figures.active
+        before = system.statistics()
+        kept = figures.parked_row
+        await trio.sleep(7.5)  # the first bucket has left the window: the capture no longer holds
+        after = system.statistics()
+        assert figures.parked_row is not kept
+        now = trio.current_time()
+        assert after.actors["sink"].arrival_rate == figures.read(now, 4)[0]
+        assert after.actors["sink"].mean_sojourn == figures.read(now, 4)[9]
+        assert before.actors["sink"].arrival_rate != after.actors["sink"].arrival_rate
+
+
+async def test_rankings_and_lookups_of_captured_figures_agree_with_the_built_ones(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with ActorSystem(metrics=Metrics(sample_every=1)) as system:
+        servers = [await system.spawn(Server, name=f"s{n}") for n in range(6)]
+        for n, server in enumerate(servers):
+            for _ in range(n * 3 % 7):
+                server.tell(0.1 * (n + 1))
+        await trio.sleep(1.0)
+        stats = system.statistics()
+        built = {path: stats.actors[path] for path in list(stats.actors)}  # every one built now
+        for by in ("arrival_rate", "mean_sojourn", "utilization", "mailbox_length", "handled", "handling_time_p99"):
+            fresh = system.statistics().top(3, by=by)  # ranked from the captures, nothing built
+            assert fresh.actors == {path: built[path] for path in fresh.actors}
+            expected = sorted(built, key=lambda path: getattr(built[path], by), reverse=True)[:3]
+            assert [getattr(built[path], by) for path in fresh.actors] == [getattr(built[path], by)
+                                                                            for path in expected]
+        assert system.statistics().actors == built  # the same instant: the same figures, built on lookup
+
+
+async def test_a_read_in_slices_has_each_slices_figures_of_that_slices_instant(
+        autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    import runtime._system
+
+    monkeypatch.setattr(runtime._system, "STATISTICS_SLICE", 1)
+    async with ActorSystem(metrics=Metrics(sample_every=1)) as system:
+        servers = [await system.spawn(Server, name=f"s{n}") for n in range(4)]
+        for server in servers:
+            server.tell(0.5)
+            server.tell(0.5)
+        await trio.sleep(3.0)
+        instants: list[float] = []
+        read_now = system.now
+
+        def later() -> float:  # each slice a second after the one before
+            autojump_clock.jump(1.0)
+            instants.append(read_now())
+            return instants[-1]
+
+        monkeypatch.setattr(system, "now", later)
+        gathered = await system.gather_statistics()
+        monkeypatch.undo()
+        for n, server in enumerate(servers):  # slice n is read at the n-th instant, and worked out at it
+            stats = gathered.actors[f"s{n}"]
+            assert stats.arrival_rate == server._target.figures.read(instants[n], 2)[0]
+            assert stats.mean_queue_length == server._target.figures.read(instants[n], 2)[3]
+        assert len({gathered.actors[f"s{n}"].arrival_rate for n in range(4)}) == 4
+
+
+async def test_the_top_k_by_mailbox_length_captures_only_those_and_ranks_as_a_whole_snapshot_would(
+        autojump_clock: trio.testing.MockClock) -> None:
+    gate = trio.Event()
+    async with ActorSystem() as system:
+        actors = [await system.spawn(Gate, gate, [], name=f"g{n}") for n in range(8)]
+        for n, actor in enumerate(actors):
+            for _ in range(1 + n % 3):  # ties: 1, 2 or 3 in the mailbox
+                actor.tell("wait")
+        await trio.testing.wait_all_tasks_blocked()
+        whole = system.statistics()
+        for k in (1, 3, 4, 7):
+            top = system.statistics(top=k)
+            assert list(top.actors) == list(whole.top(k).actors)  # the same actors, in the same order
+            assert top.actors == {path: whole.actors[path] for path in top.actors}
+        assert list(system.statistics(top=8).actors) == list(whole.actors)  # no more than k: the whole, in order
+        assert list(system.statistics("g2", top=5).actors) == ["g2"]
+        gate.set()
+
+
+async def test_a_parked_actor_stopped_by_its_parent_in_place_is_not_read_from_its_capture(
+        autojump_clock: trio.testing.MockClock) -> None:
+    class Sink(Actor):
+        async def receive(self, message: Any) -> None:
+            return None
+
+    class Parent(Actor):
+        async def on_start(self) -> None:
+            self.child = await self.spawn(Sink, name="child")
+
+        async def receive(self, message: Any) -> None:
+            return None
+
+    async with ActorSystem(metrics=Metrics(window=8.0, buckets=4, tick=0.5, sample_every=1)) as system:
+        parent = await system.spawn(Parent, name="parent")
+        child = system.lookup("parent/child")
+        assert child is not None
+        child.tell(None)
+        child.tell(None)
+        await trio.sleep(3.0)
+        cell = child._target
+        assert not cell.figures.active
+        assert system.statistics().actors["parent/child"].state == "running"
+        assert cell.figures.parked_row is not None
+        await system.stop(parent)  # the idle child is stopped in place, never taken by a runner
+        assert cell.statistics().state == "stopped"
+        assert "parent/child" not in system.statistics().actors

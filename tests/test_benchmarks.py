@@ -178,3 +178,17 @@ def test_the_physical_floors_are_measured_beside_the_runtime() -> None:
     assert all(0 < value < float("inf") for value in row.values())
     cell_class = physical._cell_class()
     assert len(cell_class.__slots__) == row["cell_fields"] > len(Cell.__slots__)
+
+
+def test_the_scale_benchmark_reads_and_scrapes_at_a_small_size() -> None:
+    """``benchmarks/scale.py`` at 50 actors: every figure measured, the scrape answered, before and once parked."""
+    import trio
+
+    from benchmarks import scale
+
+    row = trio.run(scale._at_size, 50, 1)
+    assert set(row) == {"statistics_ms", "parked_ms", "top20_ms", "scrape_ms", "scrape_bytes", "status", "stall_ms",
+                        "settled_stall_ms"}
+    assert row["status"] == 200
+    assert row["scrape_bytes"] > 0
+    assert all(0 <= value < float("inf") for value in row.values())

@@ -359,17 +359,19 @@ class Cell(MailboxQueue):
         return True
 
     def _set_handler(self, handler: Callable[[Any], Any] | None) -> None:
-        """Handle the next messages with ``handler``; ``None`` is the instance's own ``receive``, which the run
-        loop calls through the class (so no actor holds a bound method of its own)."""
+        """Handle the next messages with ``handler``; ``None`` is the instance's own ``receive``, bound when the
+        first message comes (so an actor that is never sent anything holds no bound method)."""
         self._handler = handler
         if handler is None and self.instance is not None:
             handler = self.instance.__class__.receive
         self._inline = self.spec.stop_timeout is None and never_suspends(handler)
 
     def _receiver(self) -> Callable[[Any], Any]:
-        """The handler of the next message as a function of the message (see ``_set_handler``)."""
+        """The handler of the next message (see ``_set_handler``)."""
         handler = self._handler
-        return self.instance.receive if handler is None else handler
+        if handler is None:
+            handler = self._handler = self.instance.receive
+        return handler
 
     def _undeliverable(self, message: Any, sender: ActorRef | None, mark: Any, reason: str) -> None:
         """Record a dead letter, and fail the ask waiting on it so that it never hangs.
@@ -507,10 +509,9 @@ class Cell(MailboxQueue):
                             result = await methods.run(instance, message, self._receiver())
                     else:
                         handler = self._handler
-                        if handler is None:  # the actor's own receive (built: actor_class is its class)
-                            result = await self.actor_class.receive(self.instance, message)  # type: ignore[union-attr]
-                        else:
-                            result = await handler(message)
+                        if handler is None:
+                            handler = self._receiver()
+                        result = await handler(message)
                 else:
                     result = await self._handle_killable(message, mark)
                     if result is _KILLED:

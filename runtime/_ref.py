@@ -107,7 +107,7 @@ class ActorRef(Generic[A_co]):
             return
         n = cell._arrivals = cell._arrivals + 1
         sender = _current()
-        if sender is cell._last and n & cell._mask and message.__class__ is not tuple:
+        if message.__class__ is not tuple and sender is cell._last and n & cell._mask:
             cell._queue.append(message)
         else:
             cell._queue.append((message, sender, None, None if n & cell._mask else cell._stamp()))

@@ -43,7 +43,7 @@ class Metrics:
     tick: float = 0.25
     """Seconds between two metrics ticks: each one chooses which of an actor's next messages are timed, and
     parks the actors that have been quiet for a whole window."""
-    sample_every: int = 32
+    sample_every: int = 64
     """One message in this many is timed (queued, started, finished), a power of two; every message is, while an
     actor receives fewer than this many a tick on average over the window."""
     enabled: bool = True

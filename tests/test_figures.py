@@ -115,9 +115,9 @@ def test_bad_metrics_arguments(kwargs: dict[str, Any]) -> None:
 
 
 async def test_a_quiet_actor_still_gets_waits_and_handling_times(autojump_clock: trio.testing.MockClock) -> None:
-    async with ActorSystem() as system:  # the default: one message in 32 timed, plus one per tick
+    async with ActorSystem() as system:  # the default: one message in 64 timed, plus one per tick
         server = await system.spawn(Server, name="quiet")
-        for _ in range(20):  # one message a second: 20 messages, fewer than one in 32
+        for _ in range(20):  # one message a second: 20 messages, fewer than one in 64
             server.tell(0.25)
             await trio.sleep(1.0)
         stats = system.statistics().actors["quiet"]

@@ -530,7 +530,9 @@ class Figures:
         self._span, self._horizon = _shape(metrics)
         """A bucket that started longer ago than this has left the window."""
         self._tick = metrics.tick
-        self._buckets: deque[_Bucket] = deque([_Bucket(now, arrivals)])
+        self._buckets: list[_Bucket] = [_Bucket(now, arrivals)]
+        """Oldest first; a list (at most ``buckets`` + 1 of them), a tenth of a deque's size for an actor that had
+        one message."""
         self._start = now
         self._arrivals0 = arrivals
         """The first bucket's start and arrival count, kept beside it: a read touches no bucket."""
@@ -608,7 +610,7 @@ class Figures:
         buckets = self._buckets
         oldest = now - self._horizon
         while buckets and buckets[0].start < oldest:
-            b = buckets.popleft()
+            b = buckets.pop(0)
             self._left -= b.left
             self._wait_sum -= b.wait_sum
             self._service_sum -= b.service_sum

@@ -64,7 +64,6 @@ def open_item(item: QueueItem, sender: ActorRef | None) -> Envelope:
     return item if item.__class__ is tuple else (item, sender, None, None)
 
 
-
 class _WatchMark:
     """Marks a queued ``Terminated`` so that ``unwatch`` can discard it before it is handled."""
 

@@ -509,9 +509,13 @@ class Cell(MailboxQueue):
                             result = await methods.run(instance, message, self._receiver())
                     else:
                         handler = self._handler
-                        if handler is None:
-                            handler = self._receiver()
-                        result = await handler(message)
+                        if handler is None and not self._handled:  # its first run: no bound method for it yet
+                            instance = self.instance
+                            result = await instance.__class__.receive(instance, message)
+                        else:
+                            if handler is None:
+                                handler = self._receiver()
+                            result = await handler(message)
                 else:
                     result = await self._handle_killable(message, mark)
                     if result is _KILLED:

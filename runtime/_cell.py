@@ -359,8 +359,9 @@ class Cell(MailboxQueue):
         return True
 
     def _set_handler(self, handler: Callable[[Any], Any] | None) -> None:
-        """Handle the next messages with ``handler``; ``None`` is the instance's own ``receive``, bound when the
-        first message comes (so an actor that is never sent anything holds no bound method)."""
+        """Handle the next messages with ``handler``; ``None`` is the instance's own ``receive``, which the actor's
+        first run calls through its class and later runs bind once (so an actor sent one message holds no bound
+        method)."""
         self._handler = handler
         if handler is None and self.instance is not None:
             handler = self.instance.__class__.receive

@@ -15,7 +15,7 @@ import pickle
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -87,6 +87,31 @@ async def read_line(stream: trio.abc.ReceiveStream, buffer: bytearray) -> str:
     line, _, rest = bytes(buffer).partition(b"\n")
     buffer[:] = rest
     return line.decode()
+
+
+@asynccontextmanager
+async def peer_process(*args: str) -> AsyncIterator[tuple[trio.Process, Callable[[], Awaitable[str]]]]:
+    """``tests/peer_node.py args...`` as an OS process of its own: the process, and a reader of the next line it
+    prints. It is killed and reaped on the way out, whatever happened."""
+    process = await trio.lowlevel.open_process(
+        [sys.executable, str(HERE / "peer_node.py"), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    stdout = process.stdout
+    assert stdout is not None
+    buffer = bytearray()
+
+    async def next_line() -> str:
+        return await read_line(stdout, buffer)
+
+    try:
+        yield process, next_line
+    finally:
+        process.kill()
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
+            await process.wait()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
 
 
 def cluster_name() -> str:
@@ -832,16 +857,10 @@ async def test_two_processes_ask_each_other_and_a_kill_fails_the_pending_ask(
         await a.spawn(Greeter, name="greeter")
         probe = await Probe.spawn(a)
         watcher = await a.spawn(Watcher, probe.ref)
-        process = await trio.lowlevel.open_process(
-            [sys.executable, str(HERE / "peer_node.py"), broker, cluster, "b", str(secret_file), str(HEARTBEAT),
-             "a"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-        try:
-            assert process.stdout is not None
-            buffer = bytearray()
+        async with peer_process(broker, cluster, "b", str(secret_file), str(HEARTBEAT), "a") as (process, next_line):
             with trio.fail_after(30):
-                assert await read_line(process.stdout, buffer) == "greetings, b"  # b resolved a's actor, asked it
-                assert await read_line(process.stdout, buffer) == "ready"
+                assert await next_line() == "greetings, b"  # b resolved a's actor, asked it
+                assert await next_line() == "ready"
                 peer = await a.wait_node("b")
                 assert peer.pid == process.pid
                 ref = await a.resolve("b", "echo")
@@ -857,10 +876,3 @@ async def test_two_processes_ask_each_other_and_a_kill_fails_the_pending_ask(
                 terminated = await probe.expect(Terminated)
             assert terminated.ref is ref
             assert isinstance(terminated.reason, NodeDown)
-        finally:
-            process.kill()
-            with trio.CancelScope(shield=True), trio.move_on_after(10):
-                await process.wait()
-            for stream in (process.stdin, process.stdout):
-                if stream is not None:
-                    await trio.aclose_forcefully(stream)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,7 +19,7 @@ import pytest
 import trio
 from amqp_support import broker as broker  # the session's RabbitMQ (skips without one)
 from helpers import kill_during_ask
-from test_peers import HEARTBEAT, SECRET, Watcher, cluster_name, read_line, until
+from test_peers import HEARTBEAT, SECRET, Watcher, cluster_name, peer_process, until
 
 from actors import (
     Actor,
@@ -39,7 +37,6 @@ from actors.testing import Probe
 
 pytestmark = pytest.mark.deadline(90)
 
-HERE = pathlib.Path(__file__).resolve().parent
 
 
 class Echo(Actor):
@@ -255,16 +252,11 @@ async def test_a_node_with_a_worker_in_another_process(broker: str, tmp_path: pa
         b.events.subscribe(events.ref, NodeUp, NodeDown)
         probe = await Probe.spawn(b)
         watcher = await b.spawn(Watcher, probe.ref)
-        process = await trio.lowlevel.open_process(
-            [sys.executable, str(HERE / "peer_node.py"), broker, cluster, "a", str(secret_file), str(HEARTBEAT),
-             "b", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-        try:
-            assert process.stdout is not None
-            buffer = bytearray()
+        async with peer_process(broker, cluster, "a", str(secret_file), str(HEARTBEAT), "b", "1") as (process,
+                                                                                                    next_line):
             with trio.fail_after(30):
-                assert await read_line(process.stdout, buffer) == "greetings, a"
-                assert await read_line(process.stdout, buffer) == "ready"
+                assert await next_line() == "greetings, a"
+                assert await next_line() == "ready"
                 worker = await b.wait_node("a.w1")
                 assert (worker.kind, worker.head) == ("peer", "a")
                 assert worker.pid != process.pid
@@ -304,10 +296,3 @@ async def test_a_node_with_a_worker_in_another_process(broker: str, tmp_path: pa
                 assert "greeter" in stalled.actors
             finally:
                 os.kill(process.pid, signal.SIGCONT)
-        finally:
-            process.kill()
-            with trio.CancelScope(shield=True), trio.move_on_after(10):
-                await process.wait()
-            for stream in (process.stdin, process.stdout):
-                if stream is not None:
-                    await trio.aclose_forcefully(stream)

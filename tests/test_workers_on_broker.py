@@ -38,7 +38,6 @@ from actors.testing import Probe
 pytestmark = pytest.mark.deadline(90)
 
 
-
 class Echo(Actor):
     """Answers ``"pid"`` with its process id, ``"nodes"`` with the nodes its system knows, asks ``ref`` for
     ``("ask", ref, x)`` and answers with what it got, tells ``ref`` x for ``("tell", ref, x)``; never answers

@@ -681,8 +681,8 @@ class Cell(MailboxQueue):
             q = self._queue = deque()
         if not q:
             self._last = stash[-1][1]  # the sender of the item now queued last
-        elif q[0].__class__ is not tuple:
-            q[0] = (q[0], self._from, None, None)  # its sender was that of the envelope taken out before it
+        else:
+            self._seal_head(q, self._from)  # its sender was that of the envelope taken out before it
         q.extendleft(reversed(stash))
         if not self.scheduled and self.state != STARTING:
             self._ready()

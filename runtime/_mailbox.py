@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
+from ._envelope import open_item
 from ._exceptions import ActorStopped, MailboxFull
 from ._show import show
 
@@ -157,20 +158,25 @@ class MailboxQueue:
             return (item, self._from, None, None)
         if not q:
             self._last = self._from  # so that what is queued next by itself is read as from ``_from``
-        elif q[0].__class__ is not tuple:
-            q[0] = (q[0], item[1], None, None)  # it followed the envelope taken out: it keeps that sender
+        else:
+            self._seal_head(q, item[1])  # it followed the envelope taken out: it keeps that sender
         return item
+
+    @staticmethod
+    def _seal_head(q: deque[QueueItem], sender: ActorRef | None) -> None:
+        """Give the first item, if it was queued by itself, an envelope of its own with ``sender`` (that of the
+        envelope before it), so that taking that envelope out, or putting others in front, keeps its sender."""
+        if q[0].__class__ is not tuple:
+            q[0] = (q[0], sender, None, None)
 
     def _open_all(self, items: deque[QueueItem]) -> list[Envelope]:
         """The envelopes of a whole queue, in order (for a stop's dead letters)."""
         sender = self._from
         envelopes = []
         for item in items:
-            if item.__class__ is tuple:
-                sender = item[1]
-                envelopes.append(item)
-            else:
-                envelopes.append((item, sender, None, None))
+            envelope = open_item(item, sender)
+            sender = envelope[1]
+            envelopes.append(envelope)
         return envelopes
 
     def has_room(self) -> bool:

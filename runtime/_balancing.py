@@ -48,7 +48,7 @@ class Member(Cell):
 
     def idle(self) -> bool:
         """Whether it is running, with no runner, nothing queued and nothing being handled."""
-        return self.state == RUNNING and not self.scheduled and not self._queue and not self._sysq
+        return self.state == RUNNING and not self.scheduled and not self.mailbox_length and not self._sysq
 
     def has_work(self) -> bool:
         """Whether a runner should run it again; with an empty mailbox, it takes the shared queue's next message

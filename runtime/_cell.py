@@ -25,6 +25,7 @@ from ._address import Address
 from ._calls import Call
 from ._dispatcher import current_actor, never_suspends
 from ._envelope import (
+    NO_ITEM,
     WATCH_MARK,
     ChildExited,
     ChildFailed,
@@ -44,7 +45,7 @@ from ._envelope import (
     open_item,
 )
 from ._exceptions import ActorFailed, ActorStopped, MailboxFull, NameTaken
-from ._figures import ActorStatistics, Captured, Figures, expand, from_row
+from ._figures import PENDING, ActorStatistics, Captured, Figures, expand, from_row
 from ._lease import Lease
 from ._lifecycle import RESTARTING, RUNNING, STARTING, STATE_NAMES, STOPPED, STOPPING, SUSPENDED
 from ._mailbox import MailboxQueue
@@ -129,8 +130,6 @@ class CallForwarder(ActorBase, Generic[W]):
 
 _DROP = object()
 _KILLED = object()
-_NO_MESSAGE = object()
-"""``Cell._env`` between messages (a message told by itself may be ``None``)."""
 
 STOP_SLICE = 256
 """Children a parent stops in its own runner (see ``Cell._stop_children``) between two checkpoints."""
@@ -231,7 +230,7 @@ class Cell(MailboxQueue):
         """Children by name: cells, or handles on children that run on another node."""
         self._rare = _NONE_YET
         """What few actors use (watchers, timers, a stash, ...): shared defaults until ``_own()`` is first called."""
-        self._env: QueueItem = _NO_MESSAGE
+        self._env: QueueItem = NO_ITEM
         self._deferred = False
         self._handled = 0
         self.figures: Any = None
@@ -428,7 +427,11 @@ class Cell(MailboxQueue):
             return False
         if self._sysq:
             return True
-        return state == RUNNING and bool(self._queue)
+        if state != RUNNING:
+            return False
+        if self._queue:
+            return True
+        return self._single is not NO_ITEM
 
     # -- the loop --------------------------------------------------------------------------------------------
 
@@ -444,7 +447,7 @@ class Cell(MailboxQueue):
             return 1
         taken = 0
         skipped = 0
-        q = self._queue or ()
+        q = self._queue or self.open_queue()
         peak = self._peak
         bounded = self._capacity is not None
         killable = self.spec.stop_timeout is not None
@@ -457,7 +460,7 @@ class Cell(MailboxQueue):
                 await self._system_message(self._sysq.popleft())
                 if self.state != RUNNING and not self._sysq:
                     break
-                q = self._queue or ()
+                q = self._queue or self.open_queue()
                 continue
             length = len(q)
             if not length:
@@ -536,8 +539,13 @@ class Cell(MailboxQueue):
                 self._refused(message, open_item(env, self._from)[1], result)
             if stamp is not None:
                 self.figures.add_sample(stamp, started, self.system.now(), self._arrivals)
+        if not self._handled and not q:
+            # The end of its first run, with nothing queued: an actor sent one message (as each of a million may
+            # be) gives its queue back, so that it keeps none; the next message made to wait keeps one for good.
+            self._queue = None
+            self.slow = True
         self._handled += taken - skipped
-        self._env = _NO_MESSAGE
+        self._env = NO_ITEM
         if peak > self._peak:
             self._peak = peak
         return taken or 1
@@ -610,7 +618,7 @@ class Cell(MailboxQueue):
 
     def _current_env(self, what: str) -> Envelope:
         env = self._env
-        if env is _NO_MESSAGE or current_actor.get() is not self.ref:
+        if env is NO_ITEM or current_actor.get() is not self.ref:
             raise RuntimeError(f"{what} works only inside the actor's own receive(), while it handles a message")
         return open_item(env, self._from)
 
@@ -619,7 +627,7 @@ class Cell(MailboxQueue):
         """The current message's sender: an actor's ref, a reply ref during an ask, or ``None``."""
         env: Envelope = self._env
         if env.__class__ is not tuple:  # between messages, or a message queued by itself
-            return None if env is _NO_MESSAGE else self._from
+            return None if env is NO_ITEM else self._from
         mark = env[2]
         if mark.__class__ is int and not self._deferred:
             return ReplyRef(self, mark, self.system.correlations)
@@ -676,8 +684,8 @@ class Cell(MailboxQueue):
         if not stash:
             return
         self._rare.stash = None
-        q = self._queue
-        if q is None:
+        q = self.open_queue()
+        if not isinstance(q, deque):
             q = self._queue = deque()
         if not q:
             self._last = stash[-1][1]  # the sender of the item now queued last
@@ -878,7 +886,7 @@ class Cell(MailboxQueue):
     # -- system messages -------------------------------------------------------------------------------------
 
     async def _system_message(self, message: SystemMessage) -> None:
-        self._env = _NO_MESSAGE
+        self._env = NO_ITEM
         cls = message.__class__
         if cls is Stop:
             await self._on_stop_request(message.reason, message.origin, message.deadline)  # type: ignore[union-attr]
@@ -1261,7 +1269,7 @@ class Cell(MailboxQueue):
                 lease.revoke()
         if rare.open_replies:  # the error is made only for someone to fail: a million stops make none
             self._fail_open_replies(ActorStopped(f"{self.ref!r} {why}"))
-        q = self._queue
+        q = self.open_queue()
         if q:
             self._queue = None
             for message, sender, mark, _ in self._open_all(q):
@@ -1309,14 +1317,13 @@ class Cell(MailboxQueue):
         because it measures more actors than a tick can visit in its share of the loop).
 
         Returns ``False`` once the actor has been idle at ``Figures.idle_limit`` ticks in a row: it is *parked* (the
-        tick stops visiting it) and gives back its empty queue; the next message makes a new one and has the system
-        measure it again.
+        tick stops visiting it) and gives back its empty queue, as an actor that was never sent anything has none;
+        the next message has the system measure it again.
         """
-        q = self._queue
-        length = 0 if q is None else len(q)
+        length = self.mailbox_length
         figures = self.figures
-        if not figures:  # pending: this is its first tick
-            figures = self.figures = figures.made(self.system.metrics)
+        if figures is PENDING:  # this is its first tick
+            figures = self.figures = self.system.made_figures(self)
         arrivals = self._arrivals
         # Until the next tick, time every message of a quiet actor (so it still gets exact figures), else one in
         # ``sample_every``; each timed message stands for the arrivals since the previous one. (Timing "the next
@@ -1330,9 +1337,8 @@ class Cell(MailboxQueue):
         if figures.idle_ticks < figures.idle_limit:
             return True
         figures.park(now, arrivals)
-        if q is not None:
-            self._queue = None
-            self.slow = True
+        self._queue = None  # (empty: the single message, if any, would have been counted)
+        self.slow = True
         return False
 
     def statistics(self) -> ActorStatistics:
@@ -1361,8 +1367,7 @@ class Cell(MailboxQueue):
             sums = figures.sums(now)
         else:
             sums = None
-        q = self._queue
-        length = 0 if q is None else len(q)
+        length = self.mailbox_length
         peak = self._peak
         by_state: dict[str, int] | None = None
         if children:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._ref import ActorRef
 
 __all__ = [
+    "NO_ITEM",
     "WATCH_MARK",
     "ChildExited",
     "ChildFailed",
@@ -57,6 +58,10 @@ Envelope = tuple[Any, "ActorRef | None", Any, "tuple[float, int] | None"]
 QueueItem = Any
 """What a user lane holds: an :data:`Envelope`, or a message that is not a plain ``tuple`` standing for
 ``(message, sender, None, None)``, where ``sender`` is that of the envelope before it."""
+
+
+NO_ITEM: Any = object()
+"""Where a queue item may be, none: a message told by itself may be ``None``."""
 
 
 def open_item(item: QueueItem, sender: ActorRef | None) -> Envelope:

@@ -27,9 +27,24 @@ from typing import Any, Final
 
 import attrs
 
-__all__ = ["FIGURES_OFF", "RANKABLE", "ActorStatistics", "Captured", "ClassStatistics", "Figures", "Metrics",
-           "PendingFigures", "Row", "StatisticsRows", "Sums", "SystemStatistics", "class_name", "derived", "expand",
-           "from_row"]
+__all__ = [
+    "FIGURES_OFF",
+    "PENDING",
+    "RANKABLE",
+    "ActorStatistics",
+    "Captured",
+    "ClassStatistics",
+    "Figures",
+    "Metrics",
+    "Row",
+    "StatisticsRows",
+    "Sums",
+    "SystemStatistics",
+    "class_name",
+    "derived",
+    "expand",
+    "from_row",
+]
 
 
 @attrs.frozen
@@ -421,42 +436,35 @@ class SystemStatistics:
         return result
 
 
-class _Off:
-    """The figures of an actor in a system with ``Metrics(enabled=False)``: nothing to keep."""
+class _NoFigures:
+    """What an actor's ``figures`` holds when there are none to keep yet: false, and ``active`` like measured
+    figures (the actor needs no measuring again)."""
+
+    __slots__ = ("_name",)
 
     active = True
+
+    def __init__(self, name: str) -> None:
+        self._name = name
 
     def __bool__(self) -> bool:
         return False
 
+    def __repr__(self) -> str:
+        return self._name
 
-FIGURES_OFF = _Off()
 
+FIGURES_OFF: Final = _NoFigures("FIGURES_OFF")
+"""The figures of an actor in a system with ``Metrics(enabled=False)``: nothing to keep."""
 
-class PendingFigures:
-    """The figures of an actor that has been scheduled but not yet visited by a metrics tick: when and at which
-    arrival count it was first scheduled, from which that tick makes its :class:`Figures`.
+PENDING: Final = _NoFigures("PENDING")
+"""The figures of an actor that has been scheduled but not yet visited by a metrics tick. When and at which arrival
+count it was first scheduled is kept by the system beside it, as a tuple of two atoms (which the collector stops
+tracking), from which that tick makes its :class:`Figures`.
 
-    So the first message to an idle actor (one to each of a million, say) makes one small object, not a whole set
-    of figures with its buckets: the tick makes those, within its share of the loop. A timed message before that
-    has them made at once; until then, its statistics read as zeros.
-    """
-
-    __slots__ = ("arrivals", "since")
-
-    active = True
-    """Like measured figures: the actor is with the tick already."""
-
-    def __init__(self, since: float, arrivals: int) -> None:
-        self.since = since
-        self.arrivals = arrivals
-
-    def __bool__(self) -> bool:
-        return False
-
-    def made(self, metrics: Metrics) -> Figures:
-        """The actor's figures, as they would have been made when it was first scheduled."""
-        return Figures(self.since, self.arrivals, metrics)
+So the first message to an idle actor (one to each of a million, say) makes nothing that lives on: the tick makes
+the figures, within its share of the loop. A timed message before that has them made at once; until then, its
+statistics read as zeros."""
 
 
 class _Bucket:
@@ -495,7 +503,7 @@ than the interval between ticks."""
 
 class Figures:
     """The sampled measurements of one actor, kept in window buckets. Made by the first metrics tick after it was
-    first sent a message (see :class:`PendingFigures`).
+    first sent a message (see :data:`PENDING`).
 
     Every figure is read off three sums over the window, all made of the same timed messages: the weighted count
     of messages that left, the weighted sum of their waits and that of their handling times. A timed message is

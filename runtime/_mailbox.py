@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
-from ._envelope import open_item
+from ._envelope import NO_ITEM, open_item
 from ._exceptions import ActorStopped, MailboxFull
 from ._show import show
 
@@ -59,10 +59,12 @@ UNBOUNDED = Mailbox()
 class MailboxQueue:
     """Two lanes: system messages (stop, supervision, watch) always before user messages.
 
-    The user lane is a deque created on the first message, so an actor that was never sent anything costs no
-    queue. ``slow`` is ``False`` while a message can be appended with no check at all (unbounded, accepting, with a
-    queue): then :meth:`~runtime.ActorRef.tell` appends inline, the only copy of the fast path. Everything else goes
-    through :meth:`deliver`.
+    The user lane is a deque made when a second message is queued before the first is taken: an actor that was
+    never sent anything costs no queue, and one sent a single message keeps it in ``_single`` (a million idle
+    actors told one message each make no deque at all; see :meth:`open_queue`). ``slow`` is ``False`` while a
+    message can be appended with no check at all (unbounded, accepting, with a queue): then
+    :meth:`~runtime.ActorRef.tell` appends inline, the only copy of the fast path. Everything else goes through
+    :meth:`deliver`.
 
     A subclass provides the four hooks: ``_accepting`` (whether user messages are still taken), ``_stamp`` (the
     time a sampled message is queued at, and its arrival number), ``_ready`` (hand the actor to its
@@ -70,10 +72,12 @@ class MailboxQueue:
     """
 
     __slots__ = ("_arrivals", "_capacity", "_from", "_last", "_mask", "_overflow", "_peak", "_putters", "_queue",
-                 "_sysq", "scheduled", "slow")
+                 "_single", "_sysq", "scheduled", "slow")
 
     def __init__(self, mailbox: Mailbox, mask: int) -> None:
         self._queue: deque[QueueItem] | None = None
+        self._single: QueueItem = NO_ITEM
+        """The one queued item of a mailbox without a queue (``NO_ITEM`` if none)."""
         self._sysq: deque[SystemMessage] | None = None
         self._capacity = mailbox.capacity
         self._overflow = mailbox.overflow
@@ -111,7 +115,23 @@ class MailboxQueue:
     def mailbox_length(self) -> int:
         """User messages queued now (the one being handled is not counted)."""
         q = self._queue
-        return 0 if q is None else len(q)
+        if q is None:
+            return 0 if self._single is NO_ITEM else 1
+        return len(q)
+
+    def open_queue(self) -> deque[QueueItem] | tuple[()]:
+        """The queue a run takes messages from: the deque, made now if the mailbox holds its one message in
+        ``_single``; ``()`` when nothing is queued."""
+        q = self._queue
+        if q is None:
+            return () if self._single is NO_ITEM else self._queue_single()
+        return q
+
+    def _queue_single(self) -> deque[QueueItem]:
+        """Make the queue, holding the one item that waited in ``_single``."""
+        q = self._queue = deque((self._single,))
+        self._single = NO_ITEM
+        return q
 
     def deliver(self, message: Any, sender: ActorRef | None, mark: Any) -> None:
         """Queue a user message with every check; never blocks. A closed mailbox dead-letters it.
@@ -123,18 +143,23 @@ class MailboxQueue:
             self._undeliverable(message, sender, mark, "stopped")
             return
         q = self._queue
-        if q is None:
-            q = self._queue = deque()
+        if q is None and self._single is not NO_ITEM:
+            q = self._queue_single()
         cap = self._capacity
-        self.slow = cap is not None
-        if cap is not None and len(q) >= cap and not self._overflowed(message, sender, mark, q, cap):
-            return
+        if q is not None:
+            self.slow = cap is not None
+            if cap is not None and len(q) >= cap and not self._overflowed(message, sender, mark, q, cap):
+                return
         n = self._arrivals = self._arrivals + 1
         if sender is self._last and mark is None and n & self._mask and message.__class__ is not tuple:
-            q.append(message)
+            item = message
         else:
-            q.append((message, sender, mark, None if n & self._mask else self._stamp()))
+            item = (message, sender, mark, None if n & self._mask else self._stamp())
             self._last = sender
+        if q is None:  # an empty mailbox without a queue: the message waits by itself (``slow`` stays True)
+            self._single = item
+        else:
+            q.append(item)
         if not self.scheduled:
             self._ready()
 
@@ -182,8 +207,7 @@ class MailboxQueue:
     def has_room(self) -> bool:
         """Whether a bounded mailbox can take one more message without its overflow policy."""
         cap = self._capacity
-        q = self._queue
-        return cap is None or q is None or len(q) < cap
+        return cap is None or self.mailbox_length < cap
 
     async def send(self, message: Any, sender: ActorRef | None) -> None:
         """Queue a user message once a bounded mailbox has room (backpressure); raise ``ActorStopped`` if the actor

@@ -26,10 +26,10 @@ from ._events import EventStream
 from ._exceptions import ActorFailed
 from ._figures import (
     FIGURES_OFF,
+    PENDING,
     RANKABLE,
     Figures,
     Metrics,
-    PendingFigures,
     StatisticsRows,
     SystemStatistics,
     class_name,
@@ -170,7 +170,9 @@ class ActorSystem:
         self._batch = batch
         self._dead_letters = 0
         self._timer_generation = 0
-        self._measured: set[Cell] = set()
+        self._measured: dict[Cell, tuple[float, int] | None] = {}
+        """The cells the metrics tick visits; for those whose figures are pending, when and at which arrival count
+        they were first scheduled."""
         self._extensions: dict[object, Any] = {}
         self._measure_wakeup: trio.Event | None = None
         self._failure: ActorFailed | None = None
@@ -666,28 +668,39 @@ class ActorSystem:
     def measure(self, cell: Cell, arrivals: int, *, pending: bool = True) -> None:
         """Keep figures for ``cell``: when it is first scheduled, and when it is scheduled again after parking.
 
-        The first time, the figures are *pending* (:class:`~runtime._figures.PendingFigures`), made by the next
-        metrics tick, unless ``pending`` is false: a timed message (``Cell._stamp``) needs them at once.
+        The first time, the figures are *pending* (:data:`~runtime._figures.PENDING`), made by the next metrics
+        tick, unless ``pending`` is false: a timed message (``Cell._stamp``) needs them at once.
         """
         if not self.metrics.enabled:
             cell.figures = FIGURES_OFF
             return
         figures = cell.figures
         if figures is None:
-            cell.figures = PendingFigures(self.now(), arrivals) if pending else Figures(self.now(), arrivals,
-                                                                                       self.metrics)
-        elif not figures:  # pending, and a timed message needs them now: it is measured already
-            cell.figures = figures.made(self.metrics)
+            if pending:
+                cell.figures = PENDING
+                self._measured[cell] = (self.now(), arrivals)
+            else:
+                cell.figures = Figures(self.now(), arrivals, self.metrics)
+                self._measured[cell] = None
+        elif figures is PENDING:  # and a timed message needs them now: it is measured already
+            cell.figures = self.made_figures(cell)
             return
         else:
             figures.resume(self.now(), arrivals)
-        self._measured.add(cell)
+            self._measured[cell] = None
         if self._measure_wakeup is not None:
             self._measure_wakeup.set()
 
+    def made_figures(self, cell: Cell) -> Figures:
+        """The figures of ``cell``, pending until now, as they would have been made when it was first scheduled."""
+        measured = self._measured
+        since, arrivals = measured[cell]  # type: ignore[misc]
+        measured[cell] = None
+        return Figures(since, arrivals, self.metrics)
+
     def forget(self, cell: Cell) -> None:
         """A cell stopped: stop keeping its figures, and stop finding it for other nodes."""
-        self._measured.discard(cell)
+        self._measured.pop(cell, None)
         figures = cell.figures
         if figures.__class__ is Figures:  # (a parked actor stopped in place: its capture says it runs)
             figures.parked_row = None
@@ -721,7 +734,7 @@ class ActorSystem:
                 now = self.now()
                 for cell in cells[start:start + STATISTICS_SLICE]:
                     if cell in measured and not cell.sample_figures(now, ticks):  # (it may have stopped meanwhile)
-                        measured.discard(cell)
+                        del measured[cell]
             # A pass over very many actors (a million told one message each) takes longer than a tick: then tick
             # less often, so that the tick keeps to TICK_SHARE of the loop, and count each visit as the ticks it
             # stands for (an actor is parked after as many idle ticks either way).

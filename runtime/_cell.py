@@ -449,6 +449,7 @@ class Cell(MailboxQueue):
         skipped = 0
         q = self._queue or self.open_queue()
         peak = self._peak
+        arrived = -1  # the arrival count when the queue's length was last looked at (-1: never)
         bounded = self._capacity is not None
         killable = self.spec.stop_timeout is not None
         poison = PoisonPill
@@ -462,69 +463,70 @@ class Cell(MailboxQueue):
                     break
                 q = self._queue or self.open_queue()
                 continue
-            length = len(q)
-            if not length:
+            if not q:
                 break
-            if length > peak:
-                peak = length
-            env = q.popleft()  # type: ignore[union-attr]
-            if env.__class__ is tuple:
-                message, self._from, mark, stamp = env
-            else:  # from the sender of the envelope before it, not an ask, not timed: queued by itself
-                message = env
-                mark = stamp = None
+            if self._arrivals != arrived:  # (else the queue is shorter than when last looked at)
+                arrived = self._arrivals
+                if len(q) > peak:
+                    peak = len(q)
+            env = q.popleft()
             taken += 1
             if bounded and self._putters:
                 self._putters.unpark()
-            if mark is not None and mark.__class__ is not int:
-                message = self._unwrap(message, mark)
-                if message is _DROP:
-                    skipped += 1
-                    continue
-                mark = None
-                env = (message, env[1], None, stamp)
-            if message.__class__ is poison:
+            if env.__class__ is tuple:
+                message, self._from, mark, stamp = env
+                if mark is not None and mark.__class__ is not int:
+                    message = self._unwrap(message, mark)
+                    if message is _DROP:
+                        skipped += 1
+                        continue
+                    mark = None
+                    env = (message, env[1], None, stamp)
+            else:  # from the sender of the envelope before it, not an ask, not timed: queued by itself
+                message = env
+                mark = stamp = None
+            cls = message.__class__
+            if cls is poison:
                 skipped += 1
                 self.request_stop(None, "self")
                 if mark is not None:
                     self.system.correlations.answer(mark, None)  # the pill is accepted: the actor stops after it
                 continue
             self._env = env
-            if stamp is not None:
+            if stamp:  # (a tuple, or None)
                 started = self.system.now()
             try:
-                if not killable:
-                    if message.__class__ is call:
-                        # Methods.run's fast path, inlined: a method this class has run before, by the same owner.
-                        # (The table is looked up here, not before the loop: a run without calls pays nothing.)
-                        owner, method, args, kwargs = message
-                        instance = self.instance
-                        methods = self.system.methods
-                        names = methods.by_class.get(instance.__class__)
-                        entry = None if names is None else names.get(method)
-                        if entry is not None and entry[0] == owner and entry[1].__class__ is FunctionType:
-                            if kwargs or len(args) > 1:
-                                result = await entry[1](instance, *args, **kwargs)
-                            elif args:  # a plain call costs a third less than a starred one (no new tuple)
-                                result = await entry[1](instance, args[0])
-                            else:
-                                result = await entry[1](instance)
-                        else:
-                            result = await methods.run(instance, message, self._receiver())
-                    else:
-                        handler = self._handler
-                        if handler is None and not self._handled:  # its first run: no bound method for it yet
-                            instance = self.instance
-                            result = await instance.__class__.receive(instance, message)
-                        else:
-                            if handler is None:
-                                handler = self._receiver()
-                            result = await handler(message)
-                else:
+                if killable:
                     result = await self._handle_killable(message, mark)
                     if result is _KILLED:
                         skipped += 1
                         continue
+                elif cls is call:
+                    # Methods.run's fast path, inlined: a method this class has run before, by the same owner.
+                    # (The table is looked up here, not before the loop: a run without calls pays nothing.)
+                    owner, method, args, kwargs = message
+                    instance = self.instance
+                    methods = self.system.methods
+                    names = methods.by_class.get(instance.__class__)
+                    entry = None if names is None else names.get(method)
+                    if entry is not None and entry[0] == owner and entry[1].__class__ is FunctionType:
+                        if kwargs or len(args) > 1:
+                            result = await entry[1](instance, *args, **kwargs)
+                        elif args:  # a plain call costs a third less than a starred one (no new tuple)
+                            result = await entry[1](instance, args[0])
+                        else:
+                            result = await entry[1](instance)
+                    else:
+                        result = await methods.run(instance, message, self._receiver())
+                else:
+                    handler = self._handler
+                    if handler is not None:
+                        result = await handler(message)
+                    elif self._handled:
+                        result = await self._receiver()(message)
+                    else:  # its first run: no bound method for it yet
+                        instance = self.instance
+                        result = await instance.__class__.receive(instance, message)
             except BaseException as exc:
                 if not isinstance(exc, Exception) and _ends_the_runner(exc):
                     raise
@@ -537,7 +539,7 @@ class Cell(MailboxQueue):
                 self._answer(mark, result)
             elif result is not None and result.__class__ is Reply:
                 self._refused(message, open_item(env, self._from)[1], result)
-            if stamp is not None:
+            if stamp:
                 self.figures.add_sample(stamp, started, self.system.now(), self._arrivals)
         if not self._handled and not q:
             # The end of its first run, with nothing queued: an actor sent one message (as each of a million may
@@ -692,6 +694,8 @@ class Cell(MailboxQueue):
         else:
             self._seal_head(q, self._from)  # its sender was that of the envelope taken out before it
         q.extendleft(reversed(stash))
+        if len(q) > self._peak:  # (the run loop looks at the length again only when a message arrives)
+            self._peak = len(q)
         if not self.scheduled and self.state != STARTING:
             self._ready()
 

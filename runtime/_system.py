@@ -167,6 +167,7 @@ class ActorSystem:
         self._class_names: dict[type | None, str] = {}
         self._solo = Node(self.node_id, "head", os.getpid())
         self._system_token: Any = None
+        self._actor_token: Any = None
         self._batch = batch
         self._dead_letters = 0
         self._timer_generation = 0
@@ -192,6 +193,9 @@ class ActorSystem:
             raise RuntimeError(f"{self!r} can be entered only once")
         self.now = trio.lowlevel.current_clock().current_time
         self._system_token = current_system.set(self)
+        # Outside any actor, say so in the caller's context rather than leave the variable unset: CPython caches
+        # a context variable's value, not its absence, so every tell from the caller would look it up otherwise.
+        self._actor_token = current_actor.set(None) if current_actor.get() is None else None
         self._nursery_cm = trio.open_nursery()
         host = await self._nursery_cm.__aenter__()
         # Not host.start(): in an already cancelled caller, start() would wait for the shielded host to exit.
@@ -218,7 +222,7 @@ class ActorSystem:
                 self._running = False
                 nursery.cancel_scope.cancel()
                 await self._nursery_cm.__aexit__(None, None, None)
-                current_system.reset(self._system_token)
+                self._leave_context()
                 raise
         self._body_scope = trio.CancelScope()
         self._body_scope.__enter__()
@@ -250,12 +254,18 @@ class ActorSystem:
                 await self.cluster.reap()
             self._nursery.cancel_scope.cancel()
             await self._nursery_cm.__aexit__(None, None, None)
-            current_system.reset(self._system_token)
+            self._leave_context()
         if self._failure is not None:
             if exc is not None and not isinstance(exc, trio.Cancelled):
                 raise self._failure from exc
             raise self._failure
         return bool(suppressed)
+
+    def _leave_context(self) -> None:
+        """Undo what entering set in the caller's context."""
+        current_system.reset(self._system_token)
+        if self._actor_token is not None:
+            current_actor.reset(self._actor_token)
 
     async def _host(self, ready: trio.Event) -> None:
         """Own the nursery of the runners, the timer service and the figures, shielded from the caller.

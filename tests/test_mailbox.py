@@ -295,6 +295,35 @@ async def test_mailbox_statistics(actor_system: ActorSystem) -> None:
     assert (stats.handled, stats.mailbox_length, stats.peak_mailbox_length) == (4, 0, 3)
 
 
+class Grows(Actor):
+    """``("burst", n)`` tells itself ``n`` messages at once; ``"keep"`` is stashed; ``"release"`` unstashes."""
+
+    async def receive(self, message: Any) -> None:
+        if message == "keep":
+            self.stash()
+        elif message == "release":
+            self.unstash_all()
+        elif isinstance(message, tuple):
+            for n in range(message[1]):
+                self.ref.tell(n)
+
+
+async def test_the_peak_counts_what_an_actor_queues_for_itself_and_what_it_unstashes(
+        actor_system: ActorSystem) -> None:
+    ref = await actor_system.spawn(Grows, name="grows")
+    ref.tell(("burst", 5))  # 5 queued while it handles the burst, in the same run (no checkpoint between)
+    await trio.testing.wait_all_tasks_blocked()
+    assert actor_system.statistics().actors["grows"].peak_mailbox_length == 5
+    for _ in range(7):  # one at a time: never more than one queued
+        ref.tell("keep")
+        await trio.testing.wait_all_tasks_blocked()
+    assert actor_system.statistics().actors["grows"].peak_mailbox_length == 5
+    ref.tell("release")  # the 7 kept come back at once
+    await trio.testing.wait_all_tasks_blocked()
+    stats = actor_system.statistics().actors["grows"]
+    assert (stats.handled, stats.mailbox_length, stats.peak_mailbox_length) == (1 + 5 + 7 + 1 + 7, 0, 7)
+
+
 async def test_an_actor_that_never_had_a_message_shows_zeros(actor_system: ActorSystem) -> None:
     gate = trio.Event()
     await actor_system.spawn(Gate, gate, [], name="idle")

@@ -1333,7 +1333,7 @@ class Cell(MailboxQueue):
         # ``sample_every``; each timed message stands for the arrivals since the previous one. (Timing "the next
         # message after a tick" instead sampled a message that had seen no arrival since the tick, so a shorter
         # queue than the average: W came out short.)
-        self._mask = figures.timing_mask(now, arrivals, self.system.sample_mask)
+        self.set_mask(figures.timing_mask(now, arrivals, self.system.sample_mask))
         if length or self.scheduled:
             figures.idle_ticks = 0
             return True

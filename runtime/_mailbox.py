@@ -71,8 +71,8 @@ class MailboxQueue:
     dispatcher) and ``_undeliverable`` (dead-letter a message, failing its ask).
     """
 
-    __slots__ = ("_arrivals", "_capacity", "_from", "_last", "_mask", "_overflow", "_peak", "_putters", "_queue",
-                 "_single", "_sysq", "scheduled", "slow")
+    __slots__ = ("_arrivals", "_capacity", "_due", "_from", "_last", "_mask", "_overflow", "_peak", "_putters",
+                 "_queue", "_single", "_sysq", "scheduled", "slow")
 
     def __init__(self, mailbox: Mailbox, mask: int) -> None:
         self._queue: deque[QueueItem] | None = None
@@ -86,6 +86,10 @@ class MailboxQueue:
         self._peak = 0
         self._mask = mask
         """Arrival numbers ``n`` with ``n & mask == 0`` are stamped; ``-1`` stamps none, ``0`` every one."""
+        self._due = mask + 1
+        """The arrival number of the next message to stamp (one comparison a message, where ``n & mask`` is a
+        generic operation in CPython): set from ``_mask`` whenever that changes, and moved on by :meth:`_timed`.
+        ``0`` (with a mask of ``-1``) is never reached."""
         self.scheduled = False
         """Whether the actor is with the dispatcher (queued to run, or running)."""
         self.slow = True
@@ -105,6 +109,16 @@ class MailboxQueue:
 
     def _ready(self) -> None:
         raise NotImplementedError
+
+    def _timed(self) -> tuple[float, int]:
+        """The stamp of the arrival that was due to be timed, and the next one due."""
+        self._due = self._arrivals + self._mask + 1
+        return self._stamp()
+
+    def set_mask(self, mask: int) -> None:
+        """Stamp, from the next arrival on, those whose number ``n`` has ``n & mask == 0``."""
+        self._mask = mask
+        self._due = (self._arrivals | mask) + 1
 
     def _undeliverable(self, message: Any, sender: ActorRef | None, mark: Any, reason: str) -> None:
         raise NotImplementedError
@@ -151,10 +165,10 @@ class MailboxQueue:
             if cap is not None and len(q) >= cap and not self._overflowed(message, sender, mark, q, cap):
                 return
         n = self._arrivals = self._arrivals + 1
-        if sender is self._last and mark is None and n & self._mask and message.__class__ is not tuple:
+        if sender is self._last and mark is None and n != self._due and message.__class__ is not tuple:
             item = message
         else:
-            item = (message, sender, mark, None if n & self._mask else self._stamp())
+            item = (message, sender, mark, None if n != self._due else self._timed())
             self._last = sender
         if q is None:  # an empty mailbox without a queue: the message waits by itself (``slow`` stays True)
             self._single = item

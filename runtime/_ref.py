@@ -107,10 +107,10 @@ class ActorRef(Generic[A_co]):
             return
         n = cell._arrivals = cell._arrivals + 1
         sender = _current()
-        if message.__class__ is not tuple and sender is cell._last and n & cell._mask:
+        if message.__class__ is not tuple and sender is cell._last and n != cell._due:
             cell._queue.append(message)
         else:
-            cell._queue.append((message, sender, None, None if n & cell._mask else cell._stamp()))
+            cell._queue.append((message, sender, None, None if n != cell._due else cell._timed()))
             cell._last = sender
         if not cell.scheduled:
             cell._ready()

@@ -363,3 +363,19 @@ def test_the_sampling_mask_picks_which_arrivals_are_stamped(mask: int, stamped: 
         lane.deliver(n, None, None)
     assert lane.stamped == stamped  # arrival number n (from 1) is stamped when n & mask == 0
     assert lane.mailbox_length == 8
+
+
+def test_a_new_mask_picks_from_the_next_arrival_on() -> None:
+    lane = Lane(3)
+    for n in range(5):
+        lane.deliver(n, None, None)  # arrival 4 stamped
+    lane.set_mask(0)
+    for n in range(3):
+        lane.deliver(n, None, None)  # 6, 7, 8: every one
+    lane.set_mask(3)
+    for n in range(9):
+        lane.deliver(n, None, None)  # 9 .. 17: 12 and 16 (n & 3 == 0), not the first after the change
+    lane.set_mask(-1)
+    for n in range(8):
+        lane.deliver(n, None, None)  # none
+    assert lane.stamped == [3, 5, 6, 7, 11, 15]  # the queue's length as each joined: its arrival number - 1

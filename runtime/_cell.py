@@ -455,14 +455,16 @@ class Cell(MailboxQueue):
         poison = PoisonPill
         call = Call
         while taken < budget:
-            if self._sysq:
-                taken += 1
-                skipped += 1
-                await self._system_message(self._sysq.popleft())
-                if self.state != RUNNING and not self._sysq:
-                    break
-                q = self._queue or self.open_queue()
-                continue
+            if self._sysq is not None:  # (a test for None is one step; the truth of None is a call)
+                if self._sysq:
+                    taken += 1
+                    skipped += 1
+                    await self._system_message(self._sysq.popleft())
+                    if self.state != RUNNING and not self._sysq:
+                        break
+                    q = self._queue or self.open_queue()
+                    continue
+                self._sysq = None
             if not q:
                 break
             if self._arrivals != arrived:  # (else the queue is shorter than when last looked at)
@@ -493,7 +495,7 @@ class Cell(MailboxQueue):
                     self.system.correlations.answer(mark, None)  # the pill is accepted: the actor stops after it
                 continue
             self._env = env
-            if stamp:  # (a tuple, or None)
+            if stamp is not None:
                 started = self.system.now()
             try:
                 if killable:
@@ -539,7 +541,7 @@ class Cell(MailboxQueue):
                 self._answer(mark, result)
             elif result is not None and result.__class__ is Reply:
                 self._refused(message, open_item(env, self._from)[1], result)
-            if stamp:
+            if stamp is not None:
                 self.figures.add_sample(stamp, started, self.system.now(), self._arrivals)
         if not self._handled and not q:
             # The end of its first run, with nothing queued: an actor sent one message (as each of a million may

@@ -61,8 +61,8 @@ class MailboxQueue:
 
     The user lane is a deque made when a second message is queued before the first is taken: an actor that was
     never sent anything costs no queue, and one sent a single message keeps it in ``_single`` (a million idle
-    actors told one message each keep no deque: see :meth:`open_queue` and the end of ``Cell.run``). ``slow`` is ``False`` while a
-    message can be appended with no check at all (unbounded, accepting, with a queue): then
+    actors told one message each keep no deque: see :meth:`open_queue` and the end of ``Cell.run``). ``slow`` is
+    ``False`` while a message can be appended with no check at all (unbounded, accepting, with a queue): then
     :meth:`~runtime.ActorRef.tell` appends inline, the only copy of the fast path. Everything else goes through
     :meth:`deliver`.
 

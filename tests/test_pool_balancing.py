@@ -17,6 +17,7 @@ from helpers import Server, poisson_load
 from actors import (
     Actor,
     ActorFailed,
+    ActorRef,
     ActorStopped,
     ActorSystem,
     Autoscale,
@@ -56,6 +57,12 @@ class Worker(Actor):
     async def double(self, value: int) -> tuple[str, int]:
         """A method to call through the pool."""
         return self.ref.name, 2 * value
+
+
+def give(pool: ActorRef, jobs: range, seconds: float) -> None:
+    """Tell ``pool`` the job ``(n, seconds)`` for each ``n`` in ``jobs``."""
+    for n in jobs:
+        pool.tell((n, seconds))
 
 
 class Echo(Actor):
@@ -144,8 +151,7 @@ async def test_no_message_waits_while_a_routee_is_free(autojump_clock: trio.test
     async with ActorSystem() as system:
         pool = await system.spawn(Pool, Worker, log, size=2, routing="balancing")
         pool.tell(("long", 10.0))
-        for n in range(5):
-            pool.tell((n, 1.0))
+        give(pool, range(5), 1.0)
         await trio.sleep(1.5)
         assert "waiting=3" in repr(pool._target.instance)  # type: ignore[union-attr]
         await trio.sleep(20.0)
@@ -163,8 +169,7 @@ async def test_a_message_goes_to_an_idle_routee_at_once_and_in_order(autojump_cl
         for n in range(3):
             pool.tell((n, 5.0))
             await trio.sleep(1.0)  # each finds an idle routee
-        for n in range(3, 9):
-            pool.tell((n, 1.0))  # all busy: these wait, in order
+        give(pool, range(3, 9), 1.0)  # all busy: these wait, in order
         await trio.sleep(30.0)
     starts = {name: start for name, _, start, _ in log}
     assert [starts[n] for n in range(3)] == [0.0, 1.0, 2.0]
@@ -242,8 +247,7 @@ async def test_broadcast_poison_pill_works_off_the_shared_queue_first(
         pool = await system.spawn(Pool, Worker, log, size=2, routing="balancing")
         probe = await Probe.spawn(system)
         await probe.watch(pool)
-        for n in range(6):
-            pool.tell((n, 1.0))
+        give(pool, range(6), 1.0)
         pool.tell(Broadcast(PoisonPill()))
         with trio.fail_after(10):
             await probe.expect_terminated(pool)
@@ -257,8 +261,7 @@ async def test_resizing_down_leaves_no_message_behind(autojump_clock: trio.testi
     log: list[tuple[Any, str, float, float]] = []
     async with ActorSystem() as system:
         pool = await system.spawn(Pool, Worker, log, size=4, routing="balancing")
-        for n in range(12):
-            pool.tell((n, 2.0))
+        give(pool, range(12), 2.0)
         await trio.sleep(1.0)  # four held, eight waiting
         assert len(await pool.ask(Resize(2))) == 2
         await trio.sleep(30.0)
@@ -275,8 +278,7 @@ async def test_resizing_up_puts_the_new_routees_to_work_on_what_waits(
     log: list[tuple[Any, str, float, float]] = []
     async with ActorSystem() as system:
         pool = await system.spawn(Pool, Worker, log, size=1, routing="balancing")
-        for n in range(4):
-            pool.tell((n, 4.0))
+        give(pool, range(4), 4.0)
         await trio.sleep(1.0)
         await pool.ask(Resize(4))
         await trio.sleep(10.0)
@@ -287,12 +289,10 @@ async def test_a_failing_routee_is_restarted_and_the_others_go_on(autojump_clock
     log: list[tuple[Any, str, float, float]] = []
     async with ActorSystem() as system:
         pool = await system.spawn(Pool, Worker, log, size=2, routing="balancing")
-        for n in range(3):
-            pool.tell((n, 1.0))
+        give(pool, range(3), 1.0)
         with pytest.raises(ActorFailed):
             await pool.ask(("boom", 0.0))
-        for n in range(3, 8):
-            pool.tell((n, 1.0))
+        give(pool, range(3, 8), 1.0)
         await trio.sleep(20.0)
         stats = system.statistics()
         assert sum(stats.actors[f"{pool.path}/routee-{n}"].restarts for n in (1, 2)) == 1
